@@ -1,0 +1,55 @@
+# Third-party dependencies. Debian packages on developer/CI machines; on the GPU machines (no package
+# registry) the same headers are carried in a folder named by DS_DEPS_DIR (see scripts/device/).
+
+set(DS_DEPS_DIR "" CACHE PATH "Extra prefix holding include/ (nlohmann, CLI, gloo) and googletest/ sources")
+if(DS_DEPS_DIR)
+  list(PREPEND CMAKE_PREFIX_PATH ${DS_DEPS_DIR})
+endif()
+
+# nlohmann-json (header-only)
+find_package(nlohmann_json 3.10 QUIET)
+if(NOT TARGET nlohmann_json::nlohmann_json)
+  find_path(DS_NLOHMANN_INCLUDE nlohmann/json.hpp HINTS ${DS_DEPS_DIR}/include REQUIRED)
+  add_library(nlohmann_json::nlohmann_json INTERFACE IMPORTED GLOBAL)
+  set_target_properties(nlohmann_json::nlohmann_json PROPERTIES INTERFACE_INCLUDE_DIRECTORIES ${DS_NLOHMANN_INCLUDE})
+endif()
+
+# CLI11 (header-only)
+find_package(CLI11 QUIET CONFIG)
+if(NOT TARGET CLI11::CLI11)
+  find_path(DS_CLI11_INCLUDE CLI/CLI.hpp HINTS ${DS_DEPS_DIR}/include REQUIRED)
+  add_library(CLI11::CLI11 INTERFACE IMPORTED GLOBAL)
+  set_target_properties(CLI11::CLI11 PROPERTIES INTERFACE_INCLUDE_DIRECTORIES ${DS_CLI11_INCLUDE})
+endif()
+
+if(DS_WITH_TORCH)
+  if(NOT Torch_DIR)
+    find_package(Python3 COMPONENTS Interpreter)
+    if(Python3_FOUND)
+      execute_process(COMMAND ${Python3_EXECUTABLE} -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
+                      OUTPUT_VARIABLE DS_TORCH_PREFIX OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+      if(DS_TORCH_PREFIX)
+        list(APPEND CMAKE_PREFIX_PATH ${DS_TORCH_PREFIX})
+      endif()
+    endif()
+  endif()
+  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  # Naming the architectures skips Caffe2's try_run GPU probe, which fails on machines without a GPU.
+  if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST} AND NOT TORCH_CUDA_ARCH_LIST)
+    set(TORCH_CUDA_ARCH_LIST "9.0")
+  endif()
+  set(CMAKE_CUDA_STANDARD 17)
+  find_package(Torch 2.11 REQUIRED)
+  # LibTorch's wheel ships ProcessGroupGloo.hpp but not the gloo headers it includes (the gloo code itself is
+  # inside libtorch_cpu); Debian's libgloo-dev provides compatible headers. Never link Debian's libgloo.
+  find_path(DS_GLOO_INCLUDE gloo/algorithm.h HINTS ${DS_DEPS_DIR}/include)
+  if(NOT DS_GLOO_INCLUDE)
+    message(FATAL_ERROR "gloo headers not found: install Debian's libgloo-dev (scripts/setup.sh does)")
+  endif()
+  find_package(ZLIB REQUIRED)
+  if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+    set(DS_TORCH_HAS_CUDA ON)
+  endif()
+endif()

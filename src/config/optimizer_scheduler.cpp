@@ -1,0 +1,158 @@
+// Parsing of the `optimizer` and `scheduler` sections. Which params are legal depends on the type, so each
+// type reads its own keys and anything else is an unknown-key error naming the closest legal key.
+#include "src/config/sections.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "deepspeed/util/strings.h"
+
+namespace deepspeed::config {
+
+using util::cat;
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// Scalar or per-group list (DeepSpeed's _format_param).
+void read_number_or_list(Section& params, const char* key, std::vector<double>& field) {
+  const Json* v = params.raw(key);
+  if (!v) return;
+  if (v->is_array()) {
+    params.read(key, field);
+    if (field.empty()) params.fail(key, "expected a number or a non-empty list of numbers, got []");
+    return;
+  }
+  double value = 0;
+  params.read(key, value);
+  field = {value};
+}
+
+}  // namespace
+
+void parse_optimizer(Section& root, OptimizerConfig& out) {
+  Section section = root.child("optimizer");
+  if (!section.present()) return;
+  std::string type;
+  if (!section.read("type", type)) section.fail("type", "missing; expected one of \"Adam\", \"AdamW\", \"SGD\", \"Lamb\"");
+  const std::string name = lower(type);
+  static const std::vector<std::string> kLater = {"onebitadam", "zerooneadam", "onebitlamb", "adagrad", "lion",
+                                                  "muadam", "muadamw", "musgd", "muon", "rmsprop"};
+  if (std::find(kLater.begin(), kLater.end(), name) != kLater.end()) {
+    section.fail("type", cat("\"", type, "\" is a DeepSpeed optimizer that deepspeed.cpp does not implement yet "
+                                         "(available: Adam, AdamW, SGD, Lamb)"));
+  }
+  if (name != "adam" && name != "adamw" && name != "sgd" && name != "lamb") {
+    const std::string hint = util::closest_match(type, {"Adam", "AdamW", "SGD", "Lamb"});
+    section.fail("type", cat("\"", type, "\" is not a supported DeepSpeed Optimizer (available: Adam, AdamW, SGD, Lamb)",
+                             hint.empty() ? "" : cat("; did you mean \"", hint, "\"?")));
+  }
+  out.type = name;
+
+  Section params = section.child("params");
+  if (params.has("max_grad_norm")) {
+    params.fail("max_grad_norm",
+                "'max_grad_norm' is not supported as an optimizer parameter, please switch to using the deepspeed "
+                "parameter 'gradient_clipping'");
+  }
+  const Range non_negative{.min = 0.0};
+  const bool has_lr = params.read("lr", out.lr, non_negative);
+  params.read("weight_decay", out.weight_decay, non_negative);
+  if (name == "sgd") {
+    if (!has_lr) params.fail("lr", "SGD needs a learning rate (optimizer.params.lr)");
+    params.read("momentum", out.momentum, non_negative);
+    params.read("dampening", out.dampening);
+    params.read("nesterov", out.nesterov);
+    if (out.nesterov && (out.momentum <= 0 || out.dampening != 0)) {
+      params.fail("nesterov", "Nesterov momentum requires a momentum and zero dampening");
+    }
+  } else {
+    params.read("betas", out.betas, 2);
+    for (double b : out.betas) {
+      if (b < 0 || b >= 1) params.fail("betas", cat("each beta must be in [0, 1), got ", util::py_float_list(out.betas)));
+    }
+    params.read("eps", out.eps, non_negative);
+    params.read("bias_correction", out.bias_correction);
+    if (name == "lamb") {
+      params.read("max_coeff", out.max_coeff, non_negative);
+      params.read("min_coeff", out.min_coeff, non_negative);
+      params.unsupported("eps_inside_sqrt");
+    } else {
+      params.read("adam_w_mode", out.adam_w_mode);
+      params.read("torch_adam", out.torch_adam);
+      params.read("amsgrad", out.amsgrad);
+      if (out.amsgrad && !out.torch_adam) {
+        params.fail("amsgrad", "FusedAdam does not support the AMSGrad variant; set \"torch_adam\": true to use it");
+      }
+      params.unsupported("fp32_optimizer_states");
+      // "AdamW" always means decoupled weight decay; "Adam" does unless adam_w_mode is false.
+      if (name == "adamw") out.adam_w_mode = true;
+    }
+  }
+  params.finish();
+  section.finish();
+}
+
+void parse_scheduler(Section& root, SchedulerConfig& out) {
+  Section section = root.child("scheduler");
+  if (!section.present()) return;
+  static const std::vector<std::string> kTypes = {"WarmupLR", "WarmupDecayLR", "WarmupCosineLR", "OneCycle",
+                                                  "LRRangeTest"};
+  if (!section.has("type")) section.fail("type", "missing; expected one of WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle, LRRangeTest");
+  section.read_choice("type", out.type, kTypes);
+  Section params = section.child("params");
+  const Range positive{.min = 0.0, .above = true};
+  const Range non_negative{.min = 0.0};
+  const std::string& t = out.type;
+  if (t == "WarmupLR" || t == "WarmupDecayLR") {
+    read_number_or_list(params, "warmup_min_lr", out.warmup_min_lr);
+    read_number_or_list(params, "warmup_max_lr", out.warmup_max_lr);
+  }
+  if (t == "WarmupLR" || t == "WarmupDecayLR" || t == "WarmupCosineLR") {
+    params.read("warmup_num_steps", out.warmup_num_steps, non_negative);
+    params.read_choice("warmup_type", out.warmup_type, {"log", "linear"});
+  }
+  if (t == "WarmupDecayLR" || t == "WarmupCosineLR") {
+    if (!params.read("total_num_steps", out.total_num_steps, positive)) {
+      params.fail("total_num_steps", cat("required by ", t));
+    }
+    if (out.total_num_steps < out.warmup_num_steps) {
+      root.diagnostics().warnings.push_back(cat(root.diagnostics().source, ": scheduler.params.total_num_steps (",
+                                                out.total_num_steps, ") is less than warmup_num_steps (",
+                                                out.warmup_num_steps, ")"));
+    }
+  }
+  if (t == "WarmupCosineLR") {
+    params.read("warmup_min_ratio", out.warmup_min_ratio, non_negative);
+    params.read("cos_min_ratio", out.cos_min_ratio, non_negative);
+  }
+  if (t == "OneCycle") {
+    if (!params.read("cycle_min_lr", out.cycle_min_lr, non_negative)) params.fail("cycle_min_lr", "required by OneCycle");
+    if (!params.read("cycle_max_lr", out.cycle_max_lr, non_negative)) params.fail("cycle_max_lr", "required by OneCycle");
+    params.read("decay_lr_rate", out.decay_lr_rate, non_negative);
+    params.read("cycle_first_step_size", out.cycle_first_step_size, positive);
+    params.read("cycle_second_step_size", out.cycle_second_step_size, positive);
+    params.read("cycle_first_stair_count", out.cycle_first_stair_count, non_negative);
+    params.read("cycle_second_stair_count", out.cycle_second_stair_count, non_negative);
+    params.read("decay_step_size", out.decay_step_size, non_negative);
+    params.read("cycle_momentum", out.cycle_momentum);
+    params.read("cycle_min_mom", out.cycle_min_mom, non_negative);
+    params.read("cycle_max_mom", out.cycle_max_mom, non_negative);
+    params.read("decay_mom_rate", out.decay_mom_rate, non_negative);
+  }
+  if (t == "LRRangeTest") {
+    params.read("lr_range_test_min_lr", out.lr_range_test_min_lr, non_negative);
+    params.read("lr_range_test_step_size", out.lr_range_test_step_size, positive);
+    params.read("lr_range_test_step_rate", out.lr_range_test_step_rate, non_negative);
+    params.read("lr_range_test_staircase", out.lr_range_test_staircase);
+  }
+  params.read("last_batch_iteration", out.last_batch_iteration, Range{.min = -1.0});
+  params.finish();
+  section.finish();
+}
+
+}  // namespace deepspeed::config
