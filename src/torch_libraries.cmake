@@ -1,6 +1,47 @@
-# LibTorch-based layers.
-file(GLOB DS_DATA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/data/*.cpp)
-if(DS_DATA_SOURCES)
-  ds_library(ds_data ${DS_DATA_SOURCES})
-  target_link_libraries(ds_data PUBLIC ds_util torch)
+# LibTorch-based layers. Each is a static library; `deepspeed` (alias DeepSpeedCpp::deepspeed when installed)
+# is what user programs link.
+
+# comm: process group (c10d Gloo / NCCL), rendezvous from the environment.
+ds_library(ds_comm comm/dist_env.cpp comm/communicator.cpp comm/init.cpp comm/gloo_backend.cpp
+           comm/nccl_backend.cpp)
+target_link_libraries(ds_comm PUBLIC ds_util torch)
+target_include_directories(ds_comm PRIVATE ${DS_GLOO_INCLUDE})
+find_path(DS_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include
+          ${DS_TORCH_PREFIX}/../../nvidia/nccl/include)
+if(DS_NCCL_INCLUDE AND DS_TORCH_HAS_CUDA)
+  target_compile_definitions(ds_comm PRIVATE DS_WITH_NCCL)
+  target_include_directories(ds_comm PRIVATE ${DS_NCCL_INCLUDE})
+  message(STATUS "deepspeed.cpp: NCCL backend enabled (${DS_NCCL_INCLUDE})")
+else()
+  message(STATUS "deepspeed.cpp: no nccl.h found; GPU ranks will report that NCCL is missing")
 endif()
+
+# zero: flat buffers, partition and bucket arithmetic, gradient reduction.
+ds_library(ds_zero zero/bucket_plan.cpp zero/grad_allreduce.cpp)
+target_link_libraries(ds_zero PUBLIC ds_comm)
+
+# optim: optimizers, clipping (the LR schedules are ds_schedules, torch-free).
+ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/sgd.cpp optim/clip.cpp)
+target_link_libraries(ds_optim PUBLIC ds_config ds_schedules torch)
+
+# data: sampler, datasets, loader.
+file(GLOB DS_DATA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/data/*.cpp)
+if(NOT DS_DATA_SOURCES)
+  return()  # TEMP until the data layer lands
+endif()
+ds_library(ds_data ${DS_DATA_SOURCES})
+target_link_libraries(ds_data PUBLIC ds_util torch)
+
+# engine: initialize(), Engine, timers.
+ds_library(ds_engine engine/arguments.cpp engine/engine.cpp engine/initialize.cpp engine/module_sync.cpp
+           engine/timers.cpp)
+target_link_libraries(ds_engine PUBLIC ds_optim ds_zero ds_data ds_comm CLI11::CLI11)
+execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
+                OUTPUT_VARIABLE DS_GIT_HASH OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+execute_process(COMMAND git rev-parse --abbrev-ref HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
+                OUTPUT_VARIABLE DS_GIT_BRANCH OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+set_source_files_properties(engine/initialize.cpp PROPERTIES COMPILE_DEFINITIONS
+  "DS_VERSION=\"${PROJECT_VERSION}\";DS_GIT_HASH=\"${DS_GIT_HASH}\";DS_GIT_BRANCH=\"${DS_GIT_BRANCH}\"")
+
+add_library(deepspeed INTERFACE)
+target_link_libraries(deepspeed INTERFACE ds_engine)

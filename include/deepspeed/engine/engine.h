@@ -1,0 +1,120 @@
+#pragma once
+/// \file
+/// The training engine returned by deepspeed::initialize(). A cheap, copyable handle: copies share one engine.
+///
+///   auto out = engine(x);          // forward (timers, precision, ZeRO parameter handling)
+///   engine.backward(loss);         // scales by 1/GAS, runs autograd, reduces gradients on the boundary
+///   engine.step();                 // every micro-batch; updates only at the accumulation boundary
+///
+/// All ranks must call forward/backward/step the same number of times in the same order: they contain
+/// collectives on the accumulation boundary. Calls are made from one thread.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/any.h>
+
+#include "deepspeed/config/config.h"
+
+namespace deepspeed {
+
+namespace comm {
+class Communicator;
+}
+namespace optim {
+class Optimizer;
+class LRScheduler;
+}  // namespace optim
+
+class EngineImpl;
+
+class Engine {
+ public:
+  Engine() = default;
+  explicit Engine(std::shared_ptr<EngineImpl> impl) : impl_(std::move(impl)) {}
+
+  /// Runs the wrapped module's forward. R is the module's return type (at::Tensor by default).
+  template <typename R = at::Tensor, typename... Args>
+  R forward(Args&&... args) {
+    ForwardScope scope(*this);
+    return any_module().template forward<R>(std::forward<Args>(args)...);
+  }
+  template <typename R = at::Tensor, typename... Args>
+  R operator()(Args&&... args) {
+    return forward<R>(std::forward<Args>(args)...);
+  }
+
+  /// Scales `loss` by 1/gradient_accumulation_steps (scale_wrt_gas), applies the loss scale (fp16), runs
+  /// autograd, and on the accumulation boundary averages gradients across data-parallel ranks. Returns the
+  /// scaled loss, as DeepSpeed does.
+  at::Tensor backward(const at::Tensor& loss, bool retain_graph = false, bool scale_wrt_gas = true);
+
+  /// Call after every backward. On the accumulation boundary: clip, optimizer step, zero gradients, LR schedule
+  /// (skipped on fp16 overflow), progress lines. Always advances the micro-step counter.
+  void step();
+
+  bool is_gradient_accumulation_boundary() const;
+  /// Overrides the boundary decision for the next step (DeepSpeed's set_gradient_accumulation_boundary).
+  void set_gradient_accumulation_boundary(bool is_boundary);
+
+  std::vector<double> get_lr() const;
+  /// DeepSpeed's get_mom() as printed: "[(0.9, 0.999)]" for Adam, "[0.9]" for SGD.
+  std::string get_mom() const;
+  /// Global gradient norm of the last optimizer step (nullopt before the first).
+  std::optional<double> get_global_grad_norm() const;
+  /// False on non-boundary micro-steps and on fp16 overflow.
+  bool was_step_applied() const;
+
+  void train(bool on = true);
+  void eval() { train(false); }
+  void zero_grad();
+
+  std::int64_t global_steps() const;
+  std::int64_t global_samples() const;
+  std::int64_t micro_steps() const;
+  std::int64_t skipped_steps() const;
+
+  int local_rank() const;
+  int global_rank() const;
+  int world_size() const;
+  int dp_world_size() const { return world_size(); }
+  c10::Device device() const;
+
+  std::int64_t train_batch_size() const;
+  std::int64_t train_micro_batch_size_per_gpu() const;
+  std::int64_t gradient_accumulation_steps() const;
+  int zero_optimization_stage() const;
+  bool fp16_enabled() const;
+  bool bfloat16_enabled() const;
+
+  const config::Config& config() const;
+  std::shared_ptr<torch::nn::Module> module() const;
+  optim::Optimizer& optimizer() const;
+  std::shared_ptr<comm::Communicator> communicator() const;
+
+  EngineImpl& impl() const { return *impl_; }
+  explicit operator bool() const { return static_cast<bool>(impl_); }
+
+ private:
+  /// Brackets a forward: timers, throughput timer, autocast.
+  class ForwardScope {
+   public:
+    explicit ForwardScope(Engine& engine);
+    ~ForwardScope();
+    ForwardScope(const ForwardScope&) = delete;
+    ForwardScope& operator=(const ForwardScope&) = delete;
+
+   private:
+    EngineImpl& impl_;
+  };
+
+  torch::nn::AnyModule& any_module();
+
+  std::shared_ptr<EngineImpl> impl_;
+};
+
+}  // namespace deepspeed

@@ -1,0 +1,122 @@
+#pragma once
+/// \file
+/// Optimizers over groups of tensors. An optimizer updates each parameter from its `.grad()`; it knows nothing
+/// about ranks, shards or precision: ZeRO hands it fp32 master shards whose `.grad()` is the reduced gradient
+/// shard, stage 0 hands it the model's parameters. Implementations: FusedAdam (LibTorch's fused multi-tensor
+/// Adam/AdamW kernels, CPU and CUDA), TorchAdam (per-tensor reference, DeepSpeed's `torch_adam`), SGD.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "deepspeed/config/config.h"
+#include "deepspeed/optim/schedule_target.h"
+
+namespace deepspeed::optim {
+
+/// Per-group hyperparameters (the fields a DeepSpeed param_group dict carries).
+struct Hyper {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool adam_w_mode = true;       ///< decoupled weight decay (AdamW) vs L2 (Adam)
+  bool bias_correction = true;
+  bool amsgrad = false;
+  double momentum = 0.0;         ///< SGD
+  double dampening = 0.0;        ///< SGD
+  bool nesterov = false;         ///< SGD
+  double max_coeff = 10.0;       ///< Lamb
+  double min_coeff = 0.01;       ///< Lamb
+
+  static Hyper from_config(const config::OptimizerConfig& c);
+};
+
+struct ParamGroup {
+  std::vector<at::Tensor> params;
+  Hyper hyper;
+};
+
+/// Named state tensors of one parameter ("step", "exp_avg", "exp_avg_sq", "momentum_buffer", ...).
+using ParamState = std::map<std::string, at::Tensor>;
+
+class Optimizer : public ScheduleTarget {
+ public:
+  explicit Optimizer(std::vector<ParamGroup> groups);
+  ~Optimizer() override = default;
+
+  /// DeepSpeed's class name for logs ("FusedAdam", "SGD", ...).
+  virtual std::string name() const = 0;
+
+  /// Updates every parameter whose grad() is defined. Call on all ranks that own the parameters; runs on the
+  /// current CUDA stream for device tensors. Parameters are updated in place (their storage is kept).
+  virtual void step() = 0;
+
+  /// Zeroes gradients in place (set_to_none=false keeps views into flat gradient buffers intact).
+  void zero_grad(bool set_to_none = false);
+
+  std::vector<ParamGroup>& param_groups() { return groups_; }
+  const std::vector<ParamGroup>& param_groups() const { return groups_; }
+
+  /// State of parameter i of group g (created empty on first use).
+  ParamState& state(std::size_t group, std::size_t index);
+  const std::vector<std::vector<ParamState>>& all_state() const { return state_; }
+  std::vector<std::vector<ParamState>>& all_state() { return state_; }
+
+  // ScheduleTarget
+  std::size_t num_groups() const override { return groups_.size(); }
+  double lr(std::size_t group) const override { return groups_.at(group).hyper.lr; }
+  void set_lr(std::size_t group, double lr) override { groups_.at(group).hyper.lr = lr; }
+  bool has_momentum() const override { return true; }
+  double momentum(std::size_t group) const override;
+  void set_momentum(std::size_t group, double momentum) override;
+
+  /// DeepSpeed's get_mom(): [(β1, β2)] per group for the Adam family, [momentum] for SGD, as printed.
+  virtual std::string momentum_repr() const;
+
+ protected:
+  /// True for optimizers whose momentum hyperparameter is SGD's `momentum` rather than β1.
+  virtual bool momentum_is_sgd() const { return false; }
+
+  std::vector<ParamGroup> groups_;
+  std::vector<std::vector<ParamState>> state_;
+};
+
+/// Adam/AdamW through LibTorch's fused multi-tensor kernels (at::_fused_adam_/_fused_adamw_), one launch per
+/// (device, dtype) bucket per group. Falls back to the reference loop when bias_correction is off.
+class FusedAdam : public Optimizer {
+ public:
+  using Optimizer::Optimizer;
+  std::string name() const override { return "FusedAdam"; }
+  void step() override;
+};
+
+/// Per-tensor Adam/AdamW written with plain tensor ops: DeepSpeed's `torch_adam` path, and the reference the
+/// fused path is tested against. Supports amsgrad.
+class TorchAdam : public Optimizer {
+ public:
+  using Optimizer::Optimizer;
+  std::string name() const override;
+  void step() override;
+};
+
+/// SGD with momentum, dampening, Nesterov and L2 weight decay (torch.optim.SGD semantics).
+class Sgd : public Optimizer {
+ public:
+  using Optimizer::Optimizer;
+  std::string name() const override { return "SGD"; }
+  void step() override;
+  std::string momentum_repr() const override;
+
+ protected:
+  bool momentum_is_sgd() const override { return true; }
+};
+
+/// Builds the optimizer named by the config (DeepSpeed's _configure_basic_optimizer).
+std::unique_ptr<Optimizer> make_optimizer(const config::OptimizerConfig& config, std::vector<ParamGroup> groups);
+
+}  // namespace deepspeed::optim

@@ -1,0 +1,132 @@
+#include "deepspeed/comm/communicator.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+
+#include "deepspeed/util/error.h"
+#include "deepspeed/util/strings.h"
+
+namespace deepspeed::comm {
+
+using util::cat;
+
+namespace {
+
+c10d::ReduceOp to_c10d(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum: return c10d::ReduceOp(c10d::ReduceOp::SUM);
+    case ReduceOp::kMax: return c10d::ReduceOp(c10d::ReduceOp::MAX);
+    case ReduceOp::kMin: return c10d::ReduceOp(c10d::ReduceOp::MIN);
+  }
+  return c10d::ReduceOp(c10d::ReduceOp::SUM);
+}
+
+std::string human_bytes(std::int64_t bytes) {
+  if (bytes >= (1 << 20)) return cat(util::py_float(static_cast<double>(bytes * 10 / (1 << 20)) / 10), " MiB");
+  if (bytes >= (1 << 10)) return cat(util::py_float(static_cast<double>(bytes * 10 / (1 << 10)) / 10), " KiB");
+  return cat(bytes, " B");
+}
+
+}  // namespace
+
+const char* backend_name(BackendKind kind) {
+  switch (kind) {
+    case BackendKind::kGloo: return "gloo";
+    case BackendKind::kNccl: return "nccl";
+    case BackendKind::kNone: return "none";
+  }
+  return "none";
+}
+
+Work::Work(c10::intrusive_ptr<c10d::Work> work, std::string description, int rank)
+    : work_(std::move(work)), description_(std::move(description)), rank_(rank) {}
+Work::~Work() = default;
+Work::Work(Work&&) noexcept = default;
+Work& Work::operator=(Work&&) noexcept = default;
+
+void Work::wait() {
+  if (!work_) return;
+  auto work = std::move(work_);
+  try {
+    work->wait();
+  } catch (const std::exception& e) {
+    throw JobError(cat("collective ", description_, " failed on rank ", rank_, ": ", describe(e),
+                       " (a peer rank probably stopped or diverged; see that rank's error)"));
+  }
+}
+
+Communicator::Communicator(DistEnv env, BackendKind kind, std::chrono::milliseconds timeout,
+                           c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::Backend> backend,
+                           c10::Device device)
+    : env_(std::move(env)), kind_(kind), timeout_(timeout), store_(std::move(store)), backend_(std::move(backend)),
+      device_(device) {}
+
+Communicator::~Communicator() = default;
+
+Work Communicator::launch(c10::intrusive_ptr<c10d::Work> work, const char* op, const at::Tensor& tensor) {
+  const auto bytes = static_cast<std::int64_t>(tensor.numel()) * static_cast<std::int64_t>(tensor.element_size());
+  return Work(std::move(work),
+              cat(op, " #", ++sequence_, " (", human_bytes(bytes), " ", tensor.scalar_type(), ", ", backend_name(kind_),
+                  ", timeout ", timeout_.count() / 1000.0, " s)"),
+              env_.rank);
+}
+
+Work Communicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
+  if (!backend_) return {};
+  std::vector<at::Tensor> tensors{tensor};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = to_c10d(op);
+  opts.timeout = timeout_;
+  return launch(backend_->allreduce(tensors, opts), "all_reduce", tensor);
+}
+
+Work Communicator::broadcast(at::Tensor& tensor, int root) {
+  if (!backend_) return {};
+  std::vector<at::Tensor> tensors{tensor};
+  c10d::BroadcastOptions opts;
+  opts.rootRank = root;
+  opts.timeout = timeout_;
+  return launch(backend_->broadcast(tensors, opts), "broadcast", tensor);
+}
+
+Work Communicator::all_gather(at::Tensor& output, at::Tensor& input) {
+  TORCH_CHECK(output.numel() == input.numel() * world_size(), "all_gather: output must hold world_size inputs");
+  if (!backend_) {
+    output.copy_(input.reshape(output.sizes()));
+    return {};
+  }
+  c10d::AllgatherOptions opts;
+  opts.timeout = timeout_;
+  return launch(backend_->_allgather_base(output, input, opts), "all_gather", output);
+}
+
+Work Communicator::reduce_scatter(at::Tensor& output, at::Tensor& input, ReduceOp op) {
+  TORCH_CHECK(input.numel() == output.numel() * world_size(), "reduce_scatter: input must hold world_size outputs");
+  if (!backend_) {
+    output.copy_(input.reshape(output.sizes()));
+    return {};
+  }
+  c10d::ReduceScatterOptions opts;
+  opts.reduceOp = to_c10d(op);
+  opts.timeout = timeout_;
+  return launch(backend_->_reduce_scatter_base(output, input, opts), "reduce_scatter", input);
+}
+
+void Communicator::barrier() {
+  if (!backend_) return;
+  // A one-element all-reduce instead of c10d's barrier: it honours our timeout and error wording, and NCCL's
+  // barrier needs device guessing that all-reduce does not.
+  at::Tensor t = at::zeros({1}, at::TensorOptions().device(device_));
+  all_reduce(t).wait();
+}
+
+double Communicator::all_reduce_scalar(double value, ReduceOp op) {
+  if (!backend_) return value;
+  at::Tensor t = at::full({1}, value, at::TensorOptions().dtype(at::kDouble).device(device_));
+  all_reduce(t, op).wait();
+  return t.item<double>();
+}
+
+}  // namespace deepspeed::comm

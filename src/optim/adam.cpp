@@ -1,0 +1,110 @@
+// Adam and AdamW: the fused multi-tensor path and the per-tensor reference it is tested against.
+#include <cmath>
+#include <map>
+#include <tuple>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include "deepspeed/optim/optimizer.h"
+
+namespace deepspeed::optim {
+
+namespace {
+
+// Moments live beside the parameter, in its dtype and device; "step" is a float32 tensor on the same device
+// because the fused CUDA kernel reads it there (the same layout torch.optim uses, so states interchange).
+void init_adam_state(ParamState& s, const at::Tensor& p, bool amsgrad) {
+  if (s.count("exp_avg")) return;
+  s["step"] = at::zeros({}, p.options().dtype(at::kFloat));
+  s["exp_avg"] = at::zeros_like(p, at::MemoryFormat::Preserve);
+  s["exp_avg_sq"] = at::zeros_like(p, at::MemoryFormat::Preserve);
+  if (amsgrad) s["max_exp_avg_sq"] = at::zeros_like(p, at::MemoryFormat::Preserve);
+}
+
+void reference_adam_step(at::Tensor& p, ParamState& s, const Hyper& h) {
+  at::Tensor grad = p.grad();
+  auto& step = s["step"];
+  step.add_(1);
+  const double t = step.item<double>();
+  if (h.weight_decay != 0) {
+    if (h.adam_w_mode) p.mul_(1 - h.lr * h.weight_decay);
+    else grad = grad.add(p, h.weight_decay);
+  }
+  auto& m = s["exp_avg"];
+  auto& v = s["exp_avg_sq"];
+  m.lerp_(grad, 1 - h.beta1);
+  v.mul_(h.beta2).addcmul_(grad, grad, 1 - h.beta2);
+  const double bc1 = h.bias_correction ? 1 - std::pow(h.beta1, t) : 1.0;
+  const double bc2 = h.bias_correction ? 1 - std::pow(h.beta2, t) : 1.0;
+  at::Tensor second = v;
+  if (h.amsgrad) {
+    auto& vmax = s["max_exp_avg_sq"];
+    at::maximum_out(vmax, vmax, v);
+    second = vmax;
+  }
+  const auto denom = (second.sqrt() / std::sqrt(bc2)).add_(h.eps);
+  p.addcdiv_(m, denom, -h.lr / bc1);
+}
+
+}  // namespace
+
+void FusedAdam::step() {
+  at::NoGradGuard no_grad;
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    auto& group = groups_[gi];
+    const Hyper& h = group.hyper;
+    // The fused kernels need every list to share one device and dtype.
+    struct Lists {
+      std::vector<at::Tensor> params, grads, m, v, vmax, steps;
+    };
+    std::map<std::tuple<int, int, int>, Lists> buckets;
+    for (std::size_t i = 0; i < group.params.size(); ++i) {
+      auto& p = group.params[i];
+      if (!p.grad().defined()) continue;
+      auto& s = state(gi, i);
+      init_adam_state(s, p, h.amsgrad);
+      if (!h.bias_correction) {
+        reference_adam_step(p, s, h);
+        continue;
+      }
+      auto& l = buckets[{static_cast<int>(p.device().type()), p.device().index(), static_cast<int>(p.scalar_type())}];
+      l.params.push_back(p);
+      l.grads.push_back(p.grad());
+      l.m.push_back(s["exp_avg"]);
+      l.v.push_back(s["exp_avg_sq"]);
+      if (h.amsgrad) l.vmax.push_back(s["max_exp_avg_sq"]);
+      l.steps.push_back(s["step"]);
+    }
+    for (auto& [key, l] : buckets) {
+      at::_foreach_add_(l.steps, 1);
+      // at::_fused_adam(w)_ is overloaded (double lr / Tensor lr); pick the double-lr form explicitly.
+      using Fn = void (*)(at::TensorList, at::TensorList, at::TensorList, at::TensorList, at::TensorList,
+                          at::TensorList, double, double, double, double, double, bool, bool,
+                          const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
+      const Fn fn = h.adam_w_mode ? static_cast<Fn>(&at::_fused_adamw_) : static_cast<Fn>(&at::_fused_adam_);
+      fn(l.params, l.grads, l.m, l.v, l.vmax, l.steps, h.lr, h.beta1, h.beta2, h.weight_decay, h.eps, h.amsgrad,
+         /*maximize=*/false, std::nullopt, std::nullopt);
+    }
+  }
+}
+
+std::string TorchAdam::name() const {
+  return groups_.empty() || groups_[0].hyper.adam_w_mode ? "AdamW" : "Adam";
+}
+
+void TorchAdam::step() {
+  at::NoGradGuard no_grad;
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    auto& group = groups_[gi];
+    for (std::size_t i = 0; i < group.params.size(); ++i) {
+      auto& p = group.params[i];
+      if (!p.grad().defined()) continue;
+      auto& s = state(gi, i);
+      init_adam_state(s, p, group.hyper.amsgrad);
+      reference_adam_step(p, s, group.hyper);
+    }
+  }
+}
+
+}  // namespace deepspeed::optim

@@ -1,0 +1,178 @@
+// ds_config.json parsing: DeepSpeed's keys, defaults and rules, and our one-line errors.
+#include <gtest/gtest.h>
+
+#include "deepspeed/config/config.h"
+
+using deepspeed::ConfigError;
+using deepspeed::config::Json;
+using deepspeed::config::parse_config;
+using deepspeed::config::parse_json_text;
+
+namespace {
+
+deepspeed::config::Config parse(const std::string& text, int world_size = 1) {
+  return parse_config(parse_json_text(text, "ds_config.json"), "ds_config.json", world_size);
+}
+
+// The error message of parsing `text`, or "" if it parsed.
+std::string error_of(const std::string& text, int world_size = 1) {
+  try {
+    parse(text, world_size);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(ConfigTest, DefaultsMatchDeepSpeed) {
+  const auto c = parse(R"({"train_batch_size": 8})");
+  EXPECT_EQ(c.batch.train_batch_size, 8);
+  EXPECT_EQ(c.batch.micro_batch_per_gpu, 8);
+  EXPECT_EQ(c.batch.gradient_accumulation_steps, 1);
+  EXPECT_FALSE(c.steps_per_print.has_value());  // None since DeepSpeed 0.15.4
+  EXPECT_EQ(c.gradient_clipping, 0.0);
+  EXPECT_EQ(c.gradient_predivide_factor, 1.0);
+  EXPECT_FALSE(c.prescale_gradients);
+  EXPECT_FALSE(c.wall_clock_breakdown);
+  EXPECT_EQ(c.zero.stage, 0);
+  EXPECT_EQ(c.zero.reduce_bucket_size, 500000000);
+  EXPECT_EQ(c.zero.stage3_prefetch_bucket_size, 50000000);
+  EXPECT_FALSE(c.zero.overlap());
+  EXPECT_EQ(c.fp16.initial_scale_power, 16);
+  EXPECT_EQ(c.fp16.loss_scale_window, 1000);
+  EXPECT_EQ(c.fp16.hysteresis, 2);
+  EXPECT_EQ(c.fp16.min_loss_scale, 1.0);
+  EXPECT_TRUE(c.optimizer.type.empty());
+  EXPECT_TRUE(c.scheduler.type.empty());
+}
+
+TEST(ConfigTest, BatchTriadAnyTwoGiveTheThird) {
+  auto c = parse(R"({"train_batch_size": 32, "train_micro_batch_size_per_gpu": 4})", 2);
+  EXPECT_EQ(c.batch.gradient_accumulation_steps, 4);
+  c = parse(R"({"train_batch_size": 32, "gradient_accumulation_steps": 2})", 4);
+  EXPECT_EQ(c.batch.micro_batch_per_gpu, 4);
+  c = parse(R"({"train_micro_batch_size_per_gpu": 3, "gradient_accumulation_steps": 5})", 3);
+  EXPECT_EQ(c.batch.train_batch_size, 45);
+  c = parse(R"({"train_micro_batch_size_per_gpu": 3})", 2);
+  EXPECT_EQ(c.batch.train_batch_size, 6);
+  EXPECT_EQ(c.batch.gradient_accumulation_steps, 1);
+  c = parse(R"({"train_batch_size": 12, "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2})", 3);
+  EXPECT_EQ(c.batch.train_batch_size, 12);
+}
+
+TEST(ConfigTest, BatchTriadMismatchUsesDeepSpeedWording) {
+  const auto e = error_of(R"({"train_batch_size": 8, "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1})");
+  EXPECT_NE(e.find("Check batch related parameters. train_batch_size is not equal to micro_batch_per_gpu * "
+                   "gradient_acc_step * world_size 8 != 2 * 1 * 1"), std::string::npos) << e;
+  // Integer division leaves a remainder: DeepSpeed derives GAS 1 and then fails the check.
+  EXPECT_NE(error_of(R"({"train_batch_size": 10, "train_micro_batch_size_per_gpu": 4})").find("10 != 4 * 2 * 1"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"gradient_accumulation_steps": 2})")
+                .find("Either train_batch_size or train_micro_batch_size_per_gpu needs to be provided"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"train_batch_size": 3})", 4).find("Micro batch size per gpu: 0 has to be greater than 0"),
+            std::string::npos);
+}
+
+TEST(ConfigTest, UnknownKeyNamesPathAndClosestKey) {
+  auto e = error_of(R"({"train_batch_size": 8, "zero_optimization": {"stgae": 0}})");
+  EXPECT_EQ(e, "ds_config.json: zero_optimization.stgae: unknown key (did you mean \"zero_optimization.stage\"?)");
+  e = error_of(R"({"train_batch_sise": 8})");
+  EXPECT_NE(e.find("train_batch_sise: unknown key (did you mean \"train_batch_size\"?)"), std::string::npos) << e;
+  e = error_of(R"({"train_batch_size": 8, "optimizer": {"type": "Adam", "params": {"betas1": [0.9, 0.99]}}})");
+  EXPECT_NE(e.find("optimizer.params.betas1: unknown key (did you mean \"optimizer.params.betas\"?)"), std::string::npos) << e;
+  e = error_of(R"({"train_batch_size": 8, "completely_unrelated": 1})");
+  EXPECT_EQ(e, "ds_config.json: completely_unrelated: unknown key");
+}
+
+TEST(ConfigTest, AutoValueIsAnError) {
+  const auto e = error_of(R"({"train_batch_size": "auto"})");
+  EXPECT_NE(e.find("ds_config.json: train_batch_size: \"auto\" is filled in by tools that wrap DeepSpeed"),
+            std::string::npos) << e;
+  EXPECT_NE(error_of(R"({"train_batch_size": 8, "optimizer": {"type": "AdamW", "params": {"lr": "auto"}}})")
+                .find("optimizer.params.lr: \"auto\""), std::string::npos);
+}
+
+TEST(ConfigTest, UnimplementedDeepSpeedKeysWarn) {
+  const auto c = parse(R"({"train_batch_size": 8, "tensorboard": {"enabled": true}, "flops_profiler": {"enabled": false},
+                           "zero_optimization": {"stage": 0, "zero_quantized_weights": true}})");
+  ASSERT_EQ(c.warnings.size(), 2u);
+  EXPECT_NE(c.warnings[0].find("zero_optimization.zero_quantized_weights"), std::string::npos);
+  EXPECT_NE(c.warnings[1].find("tensorboard is a DeepSpeed setting that deepspeed.cpp does not implement yet"),
+            std::string::npos) << c.warnings[1];
+}
+
+TEST(ConfigTest, CommentsAcceptedDuplicatesRejected) {
+  const auto c = parse("{\n // batch\n \"train_batch_size\": 4, /* block */ \"steps_per_print\": 10\n}");
+  EXPECT_EQ(*c.steps_per_print, 10);
+  const auto e = error_of(R"({"train_batch_size": 4, "optimizer": {"type": "SGD", "params": {"lr": 1, "lr": 2}}})");
+  EXPECT_EQ(e, "ds_config.json: optimizer.params.lr: duplicate key");
+  EXPECT_NE(error_of("{\"train_batch_size\": 4,}").find("ds_config.json: not valid JSON"), std::string::npos);
+}
+
+TEST(ConfigTest, TypeAndRangeErrors) {
+  EXPECT_EQ(error_of(R"({"train_batch_size": 8, "gradient_clipping": -1})"),
+            "ds_config.json: gradient_clipping: expected a number >= 0.0, got -1");
+  EXPECT_EQ(error_of(R"({"train_batch_size": 8, "wall_clock_breakdown": "yes"})"),
+            "ds_config.json: wall_clock_breakdown: expected true or false, got \"yes\"");
+  EXPECT_EQ(error_of(R"({"train_batch_size": 2.5})"),
+            "ds_config.json: train_batch_size: expected an integer > 0, got 2.5");
+  EXPECT_EQ(error_of(R"({"train_batch_size": 8, "zero_optimization": {"stage": 5}})"),
+            "ds_config.json: zero_optimization.stage: expected an integer in [0, 3], got 5");
+  EXPECT_EQ(error_of(R"({"train_batch_size": 8, "communication_data_type": "fp8"})"),
+            "ds_config.json: communication_data_type: expected one of \"fp16\", \"bf16\", \"fp32\", got \"fp8\" "
+            "(did you mean \"fp16\"?)");
+  // 5e8 is a float in JSON but an integral one: accepted for integer keys.
+  EXPECT_EQ(parse(R"({"train_batch_size": 8, "zero_optimization": {"reduce_bucket_size": 5e7}})").zero.reduce_bucket_size,
+            50000000);
+}
+
+TEST(ConfigTest, OptimizerSemantics) {
+  auto c = parse(R"({"train_batch_size": 8, "optimizer": {"type": "Adam", "params": {"lr": 0.01, "weight_decay": 0.1}}})");
+  EXPECT_EQ(c.optimizer.type, "adam");
+  EXPECT_TRUE(c.optimizer.adam_w_mode);  // DeepSpeed's Adam decouples weight decay unless told otherwise
+  EXPECT_DOUBLE_EQ(c.optimizer.lr, 0.01);
+  c = parse(R"({"train_batch_size": 8, "optimizer": {"type": "Adam", "params": {"adam_w_mode": false}}})");
+  EXPECT_FALSE(c.optimizer.adam_w_mode);
+  c = parse(R"({"train_batch_size": 8, "optimizer": {"type": "AdamW", "params": {"adam_w_mode": false}}})");
+  EXPECT_TRUE(c.optimizer.adam_w_mode);  // AdamW is always decoupled
+  c = parse(R"({"train_batch_size": 8, "optimizer": {"type": "SGD", "params": {"lr": 0.1, "momentum": 0.9}}})");
+  EXPECT_EQ(c.optimizer.type, "sgd");
+  EXPECT_NE(error_of(R"({"train_batch_size": 8, "optimizer": {"type": "Adam", "params": {"max_grad_norm": 1.0}}})")
+                .find("'max_grad_norm' is not supported as an optimizer parameter, please switch to using the deepspeed "
+                      "parameter 'gradient_clipping'"), std::string::npos);
+  EXPECT_NE(error_of(R"({"train_batch_size": 8, "optimizer": {"type": "Adamm"}})").find("did you mean \"Adam\"?"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"train_batch_size": 8, "optimizer": {"type": "SGD", "params": {"momentum": 0.9}}})")
+                .find("optimizer.params.lr: SGD needs a learning rate"), std::string::npos);
+  EXPECT_NE(error_of(R"({"train_batch_size": 8, "optimizer": {"type": "SGD", "params": {"lr": 1, "betas": [0.9, 0.9]}}})")
+                .find("optimizer.params.betas: unknown key"), std::string::npos);
+}
+
+TEST(ConfigTest, PrecisionAndZeroRules) {
+  EXPECT_NE(error_of(R"({"train_batch_size": 8, "fp16": {"enabled": true}, "bf16": {"enabled": true}})")
+                .find("bfloat16 and fp16 modes cannot be simultaneously enabled"), std::string::npos);
+  const auto c = parse(R"({"train_batch_size": 8, "bfloat16": {"enabled": false}, "zero_optimization": {"stage": 0}})");
+  EXPECT_FALSE(c.bf16.enabled);
+  EXPECT_EQ(parse(R"({"train_batch_size": 8, "zero_optimization": false})").zero.stage, 0);
+}
+
+TEST(ConfigTest, ZeroStagesNotYetImplementedAreClearErrors) {
+  const auto e = error_of(R"({"train_batch_size": 8, "zero_optimization": {"stage": 2}})");
+  EXPECT_NE(e.find("zero_optimization.stage: ZeRO stage 2 is not supported yet by deepspeed.cpp"), std::string::npos) << e;
+}
+
+TEST(ConfigTest, DumpHasDeepSpeedLayout) {
+  const auto c = parse(R"({"train_batch_size": 8, "steps_per_print": 5, "optimizer": {"type": "Adam", "params": {"lr": 0.001}}})");
+  const auto lines = deepspeed::config::dump_lines(c);
+  ASSERT_GT(lines.size(), 3u);
+  EXPECT_EQ(lines[0], "DeepSpeedEngine configuration:");
+  bool found = false;
+  for (const auto& l : lines) {
+    if (l == "  train_batch_size ............. 8") found = true;
+  }
+  EXPECT_TRUE(found);
+  EXPECT_EQ(lines.back().rfind("  json = {\n    \"optimizer\":{", 0), 0u) << lines.back();
+}
