@@ -18,18 +18,22 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Scalar or per-group list (DeepSpeed's _format_param).
-void read_number_or_list(Section& params, const char* key, std::vector<double>& field) {
+// Scalar or per-group list (DeepSpeed's _format_param). A scalar is stored as a one-element list, which the
+// schedule broadcasts to every group. `non_negative` applies to each element.
+void read_number_or_list(Section& params, const char* key, std::vector<double>& field, bool non_negative = false) {
   const Json* v = params.raw(key);
   if (!v) return;
-  if (v->is_array()) {
-    params.read(key, field);
-    if (field.empty()) params.fail(key, "expected a number or a non-empty list of numbers, got []");
+  if (!v->is_array()) {
+    double value = 0;
+    params.read(key, value, non_negative ? Range{.min = 0.0} : Range{});
+    field = {value};
     return;
   }
-  double value = 0;
-  params.read(key, value);
-  field = {value};
+  params.read(key, field);
+  if (field.empty()) params.fail(key, "expected a number or a non-empty list of numbers, got []");
+  if (non_negative && std::any_of(field.begin(), field.end(), [](double x) { return x < 0; })) {
+    params.fail(key, cat("expected numbers >= 0, got ", util::py_float_list(field)));
+  }
 }
 
 }  // namespace
@@ -102,7 +106,18 @@ void parse_scheduler(Section& root, SchedulerConfig& out) {
   if (!section.present()) return;
   static const std::vector<std::string> kTypes = {"WarmupLR", "WarmupDecayLR", "WarmupCosineLR", "OneCycle",
                                                   "LRRangeTest"};
+  // DeepSpeed falls back to torch.optim.lr_scheduler for any other name; say so rather than "unknown".
+  static const std::vector<std::string> kTorch = {
+      "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",
+      "SequentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler", "ReduceLROnPlateau", "CyclicLR",
+      "CosineAnnealingWarmRestarts", "OneCycleLR"};
   if (!section.has("type")) section.fail("type", "missing; expected one of WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle, LRRangeTest");
+  if (const Json* type = section.raw("type");
+      type->is_string() && std::find(kTorch.begin(), kTorch.end(), type->get<std::string>()) != kTorch.end()) {
+    section.fail("type", cat("\"", type->get<std::string>(), "\" is a torch.optim.lr_scheduler class, which deepspeed.cpp "
+                             "does not implement (available: WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle, "
+                             "LRRangeTest)"));
+  }
   section.read_choice("type", out.type, kTypes);
   Section params = section.child("params");
   const Range positive{.min = 0.0, .above = true};
@@ -113,17 +128,16 @@ void parse_scheduler(Section& root, SchedulerConfig& out) {
     read_number_or_list(params, "warmup_max_lr", out.warmup_max_lr);
   }
   if (t == "WarmupLR" || t == "WarmupDecayLR" || t == "WarmupCosineLR") {
-    params.read("warmup_num_steps", out.warmup_num_steps, non_negative);
+    // DeepSpeed: "warmup_num_steps must be a positive integer"; 1 is accepted and then treated as 2.
+    params.read("warmup_num_steps", out.warmup_num_steps, positive);
+    // DeepSpeed only warns and uses "log" for an unknown type; a typo here is an error instead.
     params.read_choice("warmup_type", out.warmup_type, {"log", "linear"});
   }
   if (t == "WarmupDecayLR" || t == "WarmupCosineLR") {
+    // A required constructor argument in DeepSpeed (TypeError when missing). The warning for
+    // total_num_steps < warmup_num_steps is logged by the schedule, where DeepSpeed logs it.
     if (!params.read("total_num_steps", out.total_num_steps, positive)) {
       params.fail("total_num_steps", cat("required by ", t));
-    }
-    if (out.total_num_steps < out.warmup_num_steps) {
-      root.diagnostics().warnings.push_back(cat(root.diagnostics().source, ": scheduler.params.total_num_steps (",
-                                                out.total_num_steps, ") is less than warmup_num_steps (",
-                                                out.warmup_num_steps, ")"));
     }
   }
   if (t == "WarmupCosineLR") {
@@ -131,21 +145,24 @@ void parse_scheduler(Section& root, SchedulerConfig& out) {
     params.read("cos_min_ratio", out.cos_min_ratio, non_negative);
   }
   if (t == "OneCycle") {
-    if (!params.read("cycle_min_lr", out.cycle_min_lr, non_negative)) params.fail("cycle_min_lr", "required by OneCycle");
-    if (!params.read("cycle_max_lr", out.cycle_max_lr, non_negative)) params.fail("cycle_max_lr", "required by OneCycle");
+    if (!params.has("cycle_min_lr")) params.fail("cycle_min_lr", "required by OneCycle");
+    if (!params.has("cycle_max_lr")) params.fail("cycle_max_lr", "required by OneCycle");
+    read_number_or_list(params, "cycle_min_lr", out.cycle_min_lr, /*non_negative=*/true);
+    read_number_or_list(params, "cycle_max_lr", out.cycle_max_lr, /*non_negative=*/true);
     params.read("decay_lr_rate", out.decay_lr_rate, non_negative);
     params.read("cycle_first_step_size", out.cycle_first_step_size, positive);
-    params.read("cycle_second_step_size", out.cycle_second_step_size, positive);
+    // 0 is legal in DeepSpeed: the lr then rises over the whole cycle and drops to the decay phase.
+    params.read("cycle_second_step_size", out.cycle_second_step_size, non_negative);
     params.read("cycle_first_stair_count", out.cycle_first_stair_count, non_negative);
     params.read("cycle_second_stair_count", out.cycle_second_stair_count, non_negative);
     params.read("decay_step_size", out.decay_step_size, non_negative);
     params.read("cycle_momentum", out.cycle_momentum);
-    params.read("cycle_min_mom", out.cycle_min_mom, non_negative);
-    params.read("cycle_max_mom", out.cycle_max_mom, non_negative);
+    read_number_or_list(params, "cycle_min_mom", out.cycle_min_mom, /*non_negative=*/true);
+    read_number_or_list(params, "cycle_max_mom", out.cycle_max_mom, /*non_negative=*/true);
     params.read("decay_mom_rate", out.decay_mom_rate, non_negative);
   }
   if (t == "LRRangeTest") {
-    params.read("lr_range_test_min_lr", out.lr_range_test_min_lr, non_negative);
+    read_number_or_list(params, "lr_range_test_min_lr", out.lr_range_test_min_lr, /*non_negative=*/true);
     params.read("lr_range_test_step_size", out.lr_range_test_step_size, positive);
     params.read("lr_range_test_step_rate", out.lr_range_test_step_rate, non_negative);
     params.read("lr_range_test_staircase", out.lr_range_test_staircase);

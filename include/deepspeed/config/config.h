@@ -37,30 +37,33 @@ struct OptimizerConfig {
 /// `scheduler`: {"type": ..., "params": {...}}; DeepSpeed's five schedules (runtime/lr_schedules.py).
 struct SchedulerConfig {
   std::string type;  ///< "" = none; WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle, LRRangeTest
-  // WarmupLR, WarmupDecayLR (a number or one value per parameter group)
+  // Lists hold one value per parameter group; a single value (a JSON number) applies to every group.
+  // WarmupLR, WarmupDecayLR
   std::vector<double> warmup_min_lr = {0.0};
-  std::vector<double> warmup_max_lr = {0.001};
-  std::int64_t warmup_num_steps = 1000;
+  /// Empty = not given: WarmupLR then keeps each group's optimizer lr as its max (DeepSpeed's default None);
+  /// WarmupDecayLR uses 0.001.
+  std::vector<double> warmup_max_lr;
+  std::int64_t warmup_num_steps = 1000;  ///< > 0; the schedules use max(2, warmup_num_steps)
   std::string warmup_type = "log";  ///< "log" or "linear"
   std::int64_t total_num_steps = 0; ///< required by WarmupDecayLR and WarmupCosineLR
   // WarmupCosineLR (ratios of the optimizer's configured lr)
   double warmup_min_ratio = 0.0;
   double cos_min_ratio = 0.0001;
   // OneCycle
-  double cycle_min_lr = 0.0;  ///< required
-  double cycle_max_lr = 0.0;  ///< required
+  std::vector<double> cycle_min_lr;  ///< required
+  std::vector<double> cycle_max_lr;  ///< required
   double decay_lr_rate = 0.0;
-  std::int64_t cycle_first_step_size = 2000;
-  std::optional<std::int64_t> cycle_second_step_size;  ///< default: cycle_first_step_size
-  std::int64_t cycle_first_stair_count = 0;
+  std::int64_t cycle_first_step_size = 2000;             ///< > 0
+  std::optional<std::int64_t> cycle_second_step_size;    ///< >= 0; default: cycle_first_step_size
+  std::int64_t cycle_first_stair_count = 0;              ///< 0 = continuous
   std::optional<std::int64_t> cycle_second_stair_count;  ///< default: cycle_first_stair_count
-  std::int64_t decay_step_size = 0;
-  bool cycle_momentum = true;
-  double cycle_min_mom = 0.8;
-  double cycle_max_mom = 0.9;
+  std::int64_t decay_step_size = 0;                      ///< 0 = no decay after the cycle
+  bool cycle_momentum = true;  ///< only acts on optimizers with betas (Adam family), never on SGD
+  std::vector<double> cycle_min_mom = {0.8};
+  std::vector<double> cycle_max_mom = {0.9};
   double decay_mom_rate = 0.0;
   // LRRangeTest
-  double lr_range_test_min_lr = 1e-3;
+  std::vector<double> lr_range_test_min_lr = {1e-3};
   std::int64_t lr_range_test_step_size = 2000;
   double lr_range_test_step_rate = 1.0;
   bool lr_range_test_staircase = false;
