@@ -74,6 +74,8 @@ class Optimizer : public ScheduleTarget {
   bool has_momentum() const override { return true; }
   double momentum(std::size_t group) const override;
   void set_momentum(std::size_t group, double momentum) override;
+  bool has_betas() const override { return !momentum_is_sgd(); }
+  void set_beta2(std::size_t group, double beta2) override { groups_.at(group).hyper.beta2 = beta2; }
 
   /// DeepSpeed's get_mom(): [(β1, β2)] per group for the Adam family, [momentum] for SGD, as printed.
   virtual std::string momentum_repr() const;

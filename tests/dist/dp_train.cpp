@@ -1,0 +1,108 @@
+// Multi-rank training driver for the equivalence tests. Under the launcher, each rank trains on its share of
+// every global batch; run alone with --micro equal to the global batch, it is the single-process reference.
+// Rank 0 saves the final parameters; --compare checks two such files.
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/serialize.h>
+
+#include "deepspeed/deepspeed.h"
+
+namespace {
+
+// Parameter sizes 7·13, 13, 13·5, 5 and 3: none divides evenly by 2, 3 or 4 ranks.
+struct TinyNetImpl : torch::nn::Module {
+  TinyNetImpl()
+      : fc1(register_module("fc1", torch::nn::Linear(7, 13))), fc2(register_module("fc2", torch::nn::Linear(13, 5))),
+        gain(register_parameter("gain", torch::ones({3}))) {}
+  torch::Tensor forward(torch::Tensor x) {
+    auto h = torch::tanh(fc1(x));
+    return fc2(h) * gain.sum() / 3.0;
+  }
+  torch::nn::Linear fc1, fc2;
+  torch::Tensor gain;
+};
+TORCH_MODULE(TinyNet);
+
+int compare(const std::string& a, const std::string& b, double rtol) {
+  at::Tensor x, y;
+  torch::load(x, a);
+  torch::load(y, b);
+  const double err = ((x - y).abs().max() / (y.abs().max() + 1e-30)).item<double>();
+  std::printf("max relative difference %.3e (tolerance %.1e) over %lld values\n", err, rtol,
+              static_cast<long long>(x.numel()));
+  return x.sizes() == y.sizes() && err <= rtol ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dp_train"};
+  int steps = 6, micro = 2, gas = 1, stall_rank = -1;
+  double clip = 0.0, rtol = 1e-5;
+  std::string out, optimizer = "AdamW";
+  std::vector<std::string> compare_files;
+  app.add_option("--steps", steps);
+  app.add_option("--micro", micro);
+  app.add_option("--gas", gas);
+  app.add_option("--clip", clip);
+  app.add_option("--optimizer", optimizer);
+  app.add_option("--out", out);
+  app.add_option("--stall-rank", stall_rank, "this rank skips the first all-reduce (timeout test)");
+  app.add_option("--compare", compare_files)->expected(2);
+  app.add_option("--rtol", rtol);
+  auto ds_args = deepspeed::add_config_arguments(app);
+  deepspeed::parse_arguments(app, argc, argv);
+  if (!compare_files.empty()) return compare(compare_files[0], compare_files[1], rtol);
+
+  auto comm = deepspeed::comm::init_distributed();
+  const int ws = comm->world_size();
+  const int rank = comm->rank();
+  if (rank == stall_rank) {
+    std::this_thread::sleep_for(std::chrono::seconds(60));
+    return 0;
+  }
+
+  deepspeed::config::Json config = {
+      {"train_micro_batch_size_per_gpu", micro},
+      {"gradient_accumulation_steps", gas},
+      {"gradient_clipping", clip},
+      {"optimizer", {{"type", optimizer}, {"params", {{"lr", 0.05}, {"weight_decay", 0.01}}}}},
+      {"scheduler", {{"type", "WarmupLR"}, {"params", {{"warmup_num_steps", 3}, {"warmup_type", "linear"}}}}},
+  };
+  if (optimizer == "SGD") config["optimizer"]["params"]["momentum"] = 0.9;
+
+  torch::manual_seed(7);
+  TinyNet net;
+  if (rank != 0) {
+    // Different initial weights on other ranks: initialize() must broadcast rank 0's.
+    for (auto& p : net->parameters()) p.data().uniform_(-3, 3);
+  }
+  deepspeed::InitializeOptions options;
+  options.config = config;
+  auto [engine, opt, loader, sched] = deepspeed::initialize(ds_args, net, net->parameters(), nullptr, options);
+
+  const std::int64_t global_batch = static_cast<std::int64_t>(micro) * gas * ws;
+  torch::manual_seed(42);
+  const auto x = torch::randn({steps * global_batch, 7});
+  const auto y = torch::randn({steps * global_batch, 5});
+  for (int s = 0; s < steps; ++s) {
+    for (int m = 0; m < gas; ++m) {
+      const std::int64_t start = s * global_batch + (static_cast<std::int64_t>(m) * ws + rank) * micro;
+      auto loss = torch::nn::functional::mse_loss(engine(x.slice(0, start, start + micro).to(engine.device())),
+                                                  y.slice(0, start, start + micro).to(engine.device()));
+      engine.backward(loss);
+      engine.step();
+    }
+  }
+  if (rank == 0 && !out.empty()) {
+    std::vector<at::Tensor> flat;
+    for (auto& p : net->parameters()) flat.push_back(p.detach().cpu().reshape(-1));
+    torch::save(at::cat(flat), out);
+  }
+  return 0;
+}
