@@ -26,9 +26,6 @@ target_link_libraries(ds_optim PUBLIC ds_config ds_schedules torch)
 
 # data: sampler, datasets, loader.
 file(GLOB DS_DATA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/data/*.cpp)
-if(NOT DS_DATA_SOURCES)
-  return()  # TEMP until the data layer lands
-endif()
 ds_library(ds_data ${DS_DATA_SOURCES})
 target_link_libraries(ds_data PUBLIC ds_util torch)
 

@@ -11,7 +11,7 @@
 
 #include "deepspeed/deepspeed.h"
 #include "examples/cifar10/net.h"
-#include "examples/common/datasets.h"
+#include "common/datasets.h"
 
 namespace {
 
@@ -60,9 +60,9 @@ int main(int argc, char** argv) {
   deepspeed::parse_arguments(app, argc, argv);
 
   const bool cifar = opt.dataset == "cifar10";
-  if (opt.data_dir.empty()) opt.data_dir = cifar ? "data/cifar-10-batches-bin" : examples::kFashionMnistDir;
-  auto trainset = cifar ? examples::load_cifar10(opt.data_dir, true) : examples::load_fashion_mnist(opt.data_dir, true);
-  auto testset = cifar ? examples::load_cifar10(opt.data_dir, false) : examples::load_fashion_mnist(opt.data_dir, false);
+  if (opt.data_dir.empty()) opt.data_dir = cifar ? "data/cifar-10-batches-bin" : deepspeed::examples::kFashionMnistDir;
+  auto trainset = cifar ? deepspeed::examples::load_cifar10(opt.data_dir, true) : deepspeed::examples::load_fashion_mnist(opt.data_dir, true);
+  auto testset = cifar ? deepspeed::examples::load_cifar10(opt.data_dir, false) : deepspeed::examples::load_fashion_mnist(opt.data_dir, false);
 
   torch::manual_seed(1234);
   Net net(cifar ? 3 : 1, cifar ? 32 : 28);
