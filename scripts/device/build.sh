@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run ON the GPU machine (through the device tool, carrying .devdeps): configures and builds into build-dev/
+# against the machine's own LibTorch (/opt/torch/.venv). Prints nothing but errors and a summary.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH=/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+deps=$PWD/.devdeps
+if [ ! -f build-dev/build.ninja ]; then
+  cmake -S . -B build-dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DDS_DEPS_DIR="$deps" \
+    -DPython3_EXECUTABLE="$(command -v python3)" -DTORCH_CUDA_ARCH_LIST=9.0 \
+    -DZLIB_INCLUDE_DIR="$deps/include" -DZLIB_LIBRARY="$deps/lib/libz.so" >build-dev.cmake.log 2>&1 \
+    || { tail -40 build-dev.cmake.log; exit 1; }
+fi
+ninja -C build-dev "$@" >build-dev.ninja.log 2>&1 || { grep -E "error|Error" -A5 build-dev.ninja.log | head -80; exit 1; }
+echo "build-dev: ok ($(grep -c '^\[' build-dev.ninja.log) steps)"
