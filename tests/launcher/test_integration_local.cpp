@@ -1,4 +1,5 @@
 // Integration tests: single-node launches through the real `deepspeed` binary (CPU mode, fake_rank ranks).
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -33,6 +34,9 @@ TEST_F(LauncherTest, ThreeCpuRanksGetTheirEnvironmentAndLocalRank) {
     EXPECT_EQ(env["NCCL_NVLS_ENABLE"], "0");
     EXPECT_EQ(env["CUDA_VISIBLE_DEVICES"], "5");  // CPU mode leaves it as it was
     EXPECT_EQ(env["LAUNCHER_TEST_MARK"], "kept");
+    cpu_set_t set;
+    ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    EXPECT_EQ(env["OMP_NUM_THREADS"], std::to_string(std::max(1, CPU_COUNT(&set) / 3)));  // cores split, no oversubscription
     const auto argv = rank_argv(rank);
     ASSERT_EQ(argv.size(), 8u);
     EXPECT_EQ(argv[1], "--local_rank=" + std::to_string(rank));
@@ -44,11 +48,13 @@ TEST_F(LauncherTest, ThreeCpuRanksGetTheirEnvironmentAndLocalRank) {
 }
 
 TEST_F(LauncherTest, DefaultCpuModeIsOneRankAndNoLocalRankDropsTheArgument) {
-  const auto r = run(std::vector<std::string>{"--no_local_rank"} + fake_rank(), {{"NCCL_NVLS_ENABLE", "1"}});
+  const auto r = run(std::vector<std::string>{"--no_local_rank"} + fake_rank(),
+                     {{"NCCL_NVLS_ENABLE", "1"}, {"OMP_NUM_THREADS", "7"}});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(rank_argv(0), fake_rank());
   EXPECT_EQ(rank_env(0)["WORLD_SIZE"], "1");
   EXPECT_EQ(rank_env(0)["NCCL_NVLS_ENABLE"], "1");  // the user's choice wins
+  EXPECT_EQ(rank_env(0)["OMP_NUM_THREADS"], "7");
   EXPECT_FALSE(std::filesystem::exists(out_dir() + "/rank1.txt"));
 }
 
