@@ -4,6 +4,10 @@
 # Gloo CPU ranks by default; DS_ACCELERATOR=cuda runs the same check on GPUs over NCCL.
 set -euo pipefail
 build=$1 ranks=$2 gas=$3 clip=$4 optimizer=$5 port=$6
+if [ "${DS_ACCELERATOR:-cpu}" = cuda ] && [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -lt "$ranks" ]; then
+  echo "skipped: needs $ranks GPUs"
+  exit 77
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 micro=2
