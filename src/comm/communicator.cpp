@@ -73,8 +73,21 @@ Work Communicator::launch(c10::intrusive_ptr<c10d::Work> work, const char* op, c
               env_.rank);
 }
 
+bool Communicator::local_only() const {
+  if (shut_down_) throw JobError(cat("rank ", env_.rank, ": collective called after destroy_process_group()"));
+  return !backend_;
+}
+
+void Communicator::shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (backend_) backend_->shutdown();
+  backend_.reset();
+  store_.reset();
+}
+
 Work Communicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
-  if (!backend_) return {};
+  if (local_only()) return {};
   std::vector<at::Tensor> tensors{tensor};
   c10d::AllreduceOptions opts;
   opts.reduceOp = to_c10d(op);
@@ -83,7 +96,7 @@ Work Communicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
 }
 
 Work Communicator::broadcast(at::Tensor& tensor, int root) {
-  if (!backend_) return {};
+  if (local_only()) return {};
   std::vector<at::Tensor> tensors{tensor};
   c10d::BroadcastOptions opts;
   opts.rootRank = root;
@@ -93,7 +106,7 @@ Work Communicator::broadcast(at::Tensor& tensor, int root) {
 
 Work Communicator::all_gather(at::Tensor& output, at::Tensor& input) {
   TORCH_CHECK(output.numel() == input.numel() * world_size(), "all_gather: output must hold world_size inputs");
-  if (!backend_) {
+  if (local_only()) {
     output.copy_(input.reshape(output.sizes()));
     return {};
   }
@@ -104,7 +117,7 @@ Work Communicator::all_gather(at::Tensor& output, at::Tensor& input) {
 
 Work Communicator::reduce_scatter(at::Tensor& output, at::Tensor& input, ReduceOp op) {
   TORCH_CHECK(input.numel() == output.numel() * world_size(), "reduce_scatter: input must hold world_size outputs");
-  if (!backend_) {
+  if (local_only()) {
     output.copy_(input.reshape(output.sizes()));
     return {};
   }
@@ -115,7 +128,7 @@ Work Communicator::reduce_scatter(at::Tensor& output, at::Tensor& input, ReduceO
 }
 
 void Communicator::barrier() {
-  if (!backend_) return;
+  if (local_only()) return;
   // A one-element all-reduce instead of c10d's barrier: it honours our timeout and error wording, and NCCL's
   // barrier needs device guessing that all-reduce does not.
   at::Tensor t = at::zeros({1}, at::TensorOptions().device(device_));
@@ -123,7 +136,7 @@ void Communicator::barrier() {
 }
 
 double Communicator::all_reduce_scalar(double value, ReduceOp op) {
-  if (!backend_) return value;
+  if (local_only()) return value;
   at::Tensor t = at::full({1}, value, at::TensorOptions().dtype(at::kDouble).device(device_));
   all_reduce(t, op).wait();
   return t.item<double>();

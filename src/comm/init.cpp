@@ -1,5 +1,6 @@
 // Rendezvous and process-group creation. The Gloo and NCCL constructors live in their own files so that
 // only those translation units need the gloo / NCCL headers.
+#include <cstdlib>
 #include <mutex>
 
 #include <ATen/Context.h>
@@ -70,7 +71,20 @@ std::shared_ptr<Communicator> init_distributed(const InitOptions& options) {
     kind = kind == BackendKind::kNccl ? BackendKind::kNccl : BackendKind::kNone;
   }
   g_current = std::make_shared<Communicator>(dist, kind, timeout, store, backend, device);
+  // Registered after CUDA and NCCL are initialised, so it runs before their own exit handlers: NCCL's
+  // communicators must be destroyed while the CUDA driver is still loaded.
+  static const bool registered = [] { return std::atexit(destroy_process_group) == 0; }();
+  (void)registered;
   return g_current;
+}
+
+void destroy_process_group() {
+  std::shared_ptr<Communicator> current;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    current = g_current;
+  }
+  if (current) current->shutdown();
 }
 
 std::shared_ptr<Communicator> current_communicator() {

@@ -90,8 +90,13 @@ class Communicator {
   /// The c10d store, for rendezvous-style exchanges (checkpoint tags).
   c10d::Store& store() { return *store_; }
 
+  /// Shuts the process group down (NCCL communicators destroyed). Later collectives throw JobError.
+  void shutdown();
+
  private:
   Work launch(c10::intrusive_ptr<c10d::Work> work, const char* op, const at::Tensor& tensor);
+  /// True in a one-process world (collectives are identities); throws after shutdown().
+  bool local_only() const;
 
   DistEnv env_;
   BackendKind kind_;
@@ -100,6 +105,7 @@ class Communicator {
   c10::intrusive_ptr<c10d::Backend> backend_;
   c10::Device device_;
   std::uint64_t sequence_ = 0;
+  bool shut_down_ = false;
 };
 
 /// Sets up the job's process group from the environment (dist_env.h). Collective: every rank calls it once,
@@ -110,5 +116,9 @@ std::shared_ptr<Communicator> init_distributed(const InitOptions& options = {});
 
 /// The communicator made by init_distributed(), or nullptr.
 std::shared_ptr<Communicator> current_communicator();
+
+/// Shuts down the job's process group (PyTorch's destroy_process_group). Called automatically at exit —
+/// before the CUDA runtime unloads, which NCCL's own teardown needs — so programs need not call it.
+void destroy_process_group();
 
 }  // namespace deepspeed::comm
