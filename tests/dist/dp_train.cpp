@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
     for (auto& p : net->parameters()) p.data().uniform_(-3, 3);
   }
   deepspeed::InitializeOptions options;
-  options.config = config;
+  if (ds_args->deepspeed_config.empty()) options.config = config;
   auto [engine, opt, loader, sched] = deepspeed::initialize(ds_args, net, net->parameters(), nullptr, options);
 
   const std::int64_t global_batch = static_cast<std::int64_t>(micro) * gas * ws;
