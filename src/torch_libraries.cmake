@@ -17,16 +17,16 @@ else()
 endif()
 
 # zero: flat buffers, partition and bucket arithmetic, gradient reduction.
-ds_library(ds_zero zero/bucket_plan.cpp zero/grad_allreduce.cpp)
+ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp)
 target_link_libraries(ds_zero PUBLIC ds_comm)
 
 # optim: optimizers, clipping (the LR schedules are ds_schedules, torch-free).
 ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/sgd.cpp optim/clip.cpp)
 target_link_libraries(ds_optim PUBLIC ds_config ds_schedules torch)
 
-# precision: loss scaling (pure), master weights.
-ds_library(ds_precision precision/loss_scaler.cpp)
-target_link_libraries(ds_precision PUBLIC ds_config)
+# precision: loss scaling (pure arithmetic), master weights.
+ds_library(ds_precision precision/loss_scaler.cpp precision/master_params.cpp)
+target_link_libraries(ds_precision PUBLIC ds_config ds_zero)
 
 # data: sampler, datasets, loader.
 file(GLOB DS_DATA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/data/*.cpp)

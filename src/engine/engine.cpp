@@ -1,6 +1,9 @@
 #include "deepspeed/engine/engine.h"
 
+#include <cmath>
+
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include "deepspeed/optim/clip.h"
 #include "deepspeed/util/logging.h"
@@ -21,9 +24,11 @@ const std::vector<std::string> kGlobalTimers = {"fwd", "bwd", "bwd_inner", "bwd_
 
 EngineImpl::EngineImpl(Parts parts)
     : config(std::move(parts.config)), comm(std::move(parts.comm)), any_module(std::move(parts.any_module)),
-      module(std::move(parts.module)), trainable(std::move(parts.trainable)), optimizer(std::move(parts.optimizer)),
-      scheduler(std::move(parts.scheduler)), reducer(std::move(parts.reducer)), has_dataloader_(parts.has_dataloader),
-      timers_(comm->device(), config.wall_clock_breakdown),
+      module(std::move(parts.module)), model_dtype(parts.model_dtype), flat_groups(std::move(parts.flat_groups)),
+      reducer(std::move(parts.reducer)), master(std::move(parts.master)), optimizer(std::move(parts.optimizer)),
+      scheduler(std::move(parts.scheduler)),
+      loss_scaler(config.fp16.enabled ? precision::LossScaler(config.fp16) : precision::LossScaler()),
+      has_dataloader_(parts.has_dataloader), timers_(comm->device(), config.wall_clock_breakdown),
       throughput_(comm->device(), config.throughput_timer.enabled, config.throughput_timer.synchronized,
                   config.batch.train_batch_size, config.steps_per_print) {}
 
@@ -43,16 +48,23 @@ void EngineImpl::end_forward() {
   timers_.stop("fwd_microstep");
 }
 
+at::Tensor EngineImpl::cast_input(const at::Tensor& x) const {
+  if (model_dtype == at::kFloat || !x.defined() || x.scalar_type() != at::kFloat) return x;
+  return x.to(model_dtype);
+}
+
 at::Tensor EngineImpl::backward(const at::Tensor& loss, bool retain_graph, bool scale_wrt_gas) {
   timers_.start("bwd_microstep");
   timers_.start("bwd");
   const auto gas = config.batch.gradient_accumulation_steps;
   at::Tensor scaled = scale_wrt_gas && gas > 1 ? loss / static_cast<double>(gas) : loss;
+  // fp16: the loss is scaled in fp32 so small gradients survive the 16-bit backward.
+  at::Tensor to_differentiate = config.fp16.enabled ? scaled.to(at::kFloat) * loss_scaler.scale() : scaled;
 
   timers_.start("bwd_inner_microstep");
   timers_.start("bwd_inner");
   reducer->prepare_backward(is_boundary());
-  scaled.backward({}, retain_graph);
+  to_differentiate.backward({}, retain_graph);
   timers_.stop("bwd_inner");
   timers_.stop("bwd_inner_microstep");
 
@@ -67,17 +79,52 @@ at::Tensor EngineImpl::backward(const at::Tensor& loss, bool retain_graph, bool 
   return scaled.detach();
 }
 
-void EngineImpl::take_model_step() {
-  if (config.gradient_clipping > 0.0) {
-    const auto grads = reducer->gradient_tensors();
-    const double norm = optim::l2_norm(grads);
-    optim::clip_by_norm(grads, config.gradient_clipping, norm);
-    global_grad_norm = norm;
+bool EngineImpl::prepare_gradients(const std::vector<at::Tensor>& grads) {
+  const bool need_norm = config.gradient_clipping > 0.0 || config.fp16.enabled;
+  if (!need_norm) return true;
+  double squared = optim::squared_l2_norm(grads);
+  if (reducer->sharded()) squared = comm->all_reduce_scalar(squared, comm::ReduceOp::kSum);
+  const double scale = loss_scaler.scale();
+  const double norm = std::sqrt(squared) / scale;
+  if (config.fp16.enabled) {
+    // Every rank must agree to skip: a non-finite norm anywhere is an overflow everywhere.
+    const bool overflow = comm->all_reduce_scalar(std::isfinite(norm) ? 0.0 : 1.0, comm::ReduceOp::kMax) > 0;
+    if (overflow) {
+      const double attempted = scale;
+      const std::string message = loss_scaler.update(true, comm->rank());
+      if (comm->rank() == 0) {
+        DS_LOG(kInfo, message);
+        if (!reducer->sharded()) {
+          DS_LOG_DIST(kInfo, "Overflow detected. Skipping step. Attempted loss scale: ",
+                      static_cast<std::int64_t>(attempted), ", reducing to ",
+                      static_cast<std::int64_t>(loss_scaler.scale()));
+        }
+      }
+      return false;
+    }
   }
-  optimizer->step();
+  global_grad_norm = norm;
+  double coefficient = 1.0 / scale;
+  if (config.gradient_clipping > 0.0) coefficient *= std::min(1.0, config.gradient_clipping / (norm + 1e-6));
+  if (coefficient != 1.0) {
+    at::NoGradGuard no_grad;
+    for (at::Tensor g : grads) g.mul_(coefficient);
+  }
+  return true;
+}
+
+void EngineImpl::take_model_step() {
+  const auto grads = master ? master->attach_gradients(reducer->gradients()) : reducer->gradients();
+  step_applied = prepare_gradients(grads);
+  if (step_applied) {
+    optimizer->step();
+    if (master) master->write_back();
+    if (config.fp16.enabled) loss_scaler.update(false, comm->rank());
+    if (scheduler) scheduler->step();
+  } else {
+    ++skipped_steps;
+  }
   reducer->zero_grad();
-  step_applied = true;
-  if (scheduler) scheduler->step();
   if (config.steps_per_print && (global_steps + 1) % *config.steps_per_print == 0) report_progress(global_steps + 1);
   ++global_steps;
   global_samples += config.batch.train_batch_size;
@@ -133,6 +180,7 @@ bool Engine::was_step_applied() const { return impl_->step_applied; }
 
 void Engine::train(bool on) { impl_->module->train(on); }
 void Engine::zero_grad() { impl_->reducer->zero_grad(); }
+at::Tensor Engine::cast_input(const at::Tensor& x) const { return impl_->cast_input(x); }
 
 std::int64_t Engine::global_steps() const { return impl_->global_steps; }
 std::int64_t Engine::global_samples() const { return impl_->global_samples; }

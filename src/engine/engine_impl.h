@@ -1,6 +1,7 @@
 #pragma once
 // Internal: the engine's state and the orchestration of forward/backward/step. Each feature lives in its own
-// component (reducer, optimizer, scheduler, timers); this class only sequences them.
+// component (flat groups, reducer, master weights, loss scaler, optimizer, scheduler, timers); this class
+// only sequences them.
 #include <memory>
 #include <optional>
 
@@ -12,7 +13,10 @@
 #include "deepspeed/engine/timers.h"
 #include "deepspeed/optim/lr_schedules.h"
 #include "deepspeed/optim/optimizer.h"
-#include "deepspeed/zero/grad_allreduce.h"
+#include "deepspeed/precision/loss_scaler.h"
+#include "deepspeed/precision/master_params.h"
+#include "deepspeed/zero/flat_group.h"
+#include "deepspeed/zero/grad_reducer.h"
 
 namespace deepspeed {
 
@@ -23,23 +27,26 @@ class EngineImpl {
     std::shared_ptr<comm::Communicator> comm;
     torch::nn::AnyModule any_module;
     std::shared_ptr<torch::nn::Module> module;
-    std::vector<at::Tensor> trainable;  ///< parameters the optimizer updates (requires_grad)
+    at::ScalarType model_dtype = at::kFloat;
+    std::vector<std::unique_ptr<zero::FlatGroup>> flat_groups;
+    std::unique_ptr<zero::GradientReducer> reducer;
+    std::unique_ptr<precision::MasterParams> master;
     std::shared_ptr<optim::Optimizer> optimizer;
     std::shared_ptr<optim::LRScheduler> scheduler;
-    std::unique_ptr<zero::GradientReducer> reducer;
     bool has_dataloader = false;
   };
   explicit EngineImpl(Parts parts);
 
   void begin_forward();
   void end_forward();
+  /// Float32 tensor arguments are cast to the model's dtype under fp16/bf16.
+  at::Tensor cast_input(const at::Tensor& x) const;
   at::Tensor backward(const at::Tensor& loss, bool retain_graph, bool scale_wrt_gas);
   void step();
   bool is_boundary() const;
 
   /// Called by the data loader each time it yields a micro-batch (DeepSpeed starts its throughput timer there).
   void on_batch_fetched() { throughput_.start(); }
-  void on_epoch_end() { throughput_.update_epoch_count(); }
 
   void report_progress(std::int64_t step) const;
 
@@ -47,10 +54,13 @@ class EngineImpl {
   std::shared_ptr<comm::Communicator> comm;
   torch::nn::AnyModule any_module;
   std::shared_ptr<torch::nn::Module> module;
-  std::vector<at::Tensor> trainable;
+  at::ScalarType model_dtype;
+  std::vector<std::unique_ptr<zero::FlatGroup>> flat_groups;
+  std::unique_ptr<zero::GradientReducer> reducer;
+  std::unique_ptr<precision::MasterParams> master;
   std::shared_ptr<optim::Optimizer> optimizer;
   std::shared_ptr<optim::LRScheduler> scheduler;
-  std::unique_ptr<zero::GradientReducer> reducer;
+  precision::LossScaler loss_scaler;
 
   std::int64_t global_steps = 0;
   std::int64_t global_samples = 0;
@@ -62,6 +72,8 @@ class EngineImpl {
 
  private:
   void take_model_step();
+  /// Unscale, overflow check, clip. Returns false when the step must be skipped (fp16 overflow).
+  bool prepare_gradients(const std::vector<at::Tensor>& grads);
 
   bool has_dataloader_;
   engine::WallClockTimers timers_;

@@ -35,15 +35,6 @@ config::Config load_config(const Arguments& args, const InitializeOptions& optio
   return config::parse_config(config::load_json_file(args.deepspeed_config), args.deepspeed_config, world_size);
 }
 
-void check_supported(const config::Config& c) {
-  if (c.fp16.enabled) {
-    throw ConfigError(cat(c.source, ": fp16.enabled: fp16 training is not supported yet by deepspeed.cpp"));
-  }
-  if (c.bf16.enabled) {
-    throw ConfigError(cat(c.source, ": bf16.enabled: bf16 training is not supported yet by deepspeed.cpp"));
-  }
-}
-
 std::optional<at::ScalarType> to_scalar_type(std::optional<config::DType> d) {
   if (!d) return std::nullopt;
   switch (*d) {
@@ -54,20 +45,70 @@ std::optional<at::ScalarType> to_scalar_type(std::optional<config::DType> d) {
   return std::nullopt;
 }
 
-std::unique_ptr<zero::GradientReducer> make_reducer(const config::Config& c, std::vector<at::Tensor> params,
-                                                    std::shared_ptr<comm::Communicator> comm) {
+at::ScalarType model_dtype_of(const config::Config& c) {
+  if (c.fp16.enabled) return at::kHalf;
+  if (c.bf16.enabled) return at::kBFloat16;
+  return at::kFloat;
+}
+
+// DeepSpeed's data_types.grad_accum_dtype default: fp32 for bf16 without ZeRO, else the model's dtype.
+at::ScalarType accumulation_dtype(const config::Config& c, at::ScalarType model_dtype) {
+  if (auto chosen = to_scalar_type(c.grad_accum_dtype)) return *chosen;
+  if (model_dtype == at::kBFloat16 && c.zero.stage == 0) return at::kFloat;
+  return model_dtype;
+}
+
+struct GradientPath {
+  std::vector<std::unique_ptr<zero::FlatGroup>> flat_groups;
+  std::unique_ptr<zero::GradientReducer> reducer;
+  std::unique_ptr<precision::MasterParams> master;
+  std::vector<std::vector<at::Tensor>> optimizer_params;
+};
+
+// Flat buffers, gradient reduction and master weights for the configured stage and precision.
+GradientPath build_gradient_path(const config::Config& c, std::vector<std::vector<at::Tensor>> groups,
+                                 at::ScalarType model_dtype, const std::shared_ptr<comm::Communicator>& comm) {
+  GradientPath path;
   zero::ReducerOptions options;
-  // Stage 0 overlaps its all-reduce with backward (DeepSpeed's does not); a bucket the size of DeepSpeed's
-  // 5e8-element default would leave nothing to overlap, so cap it unless the user chose a smaller one.
-  options.bucket_numel = std::min<std::int64_t>(c.zero.reduce_bucket_size, std::int64_t{1} << 23);
+  options.stage = c.zero.stage;
+  options.accum_dtype = accumulation_dtype(c, model_dtype);
+  options.communication_dtype = to_scalar_type(c.communication_data_type);
   options.prescale_gradients = c.prescale_gradients;
   options.gradient_predivide_factor = c.gradient_predivide_factor;
-  options.communication_dtype = to_scalar_type(c.communication_data_type);
   const char* reference = std::getenv("DS_REFERENCE_REDUCER");
   if (reference && std::string(reference) == "1") {
-    return std::make_unique<zero::NaiveAllReduce>(std::move(params), std::move(comm), options);
+    if (c.zero.stage != 0 || model_dtype != at::kFloat) {
+      throw UsageError("DS_REFERENCE_REDUCER=1 (the per-tensor all-reduce reference) supports fp32 stage 0 only");
+    }
+    std::vector<at::Tensor> all;
+    for (const auto& g : groups) all.insert(all.end(), g.begin(), g.end());
+    path.reducer = std::make_unique<zero::NaiveAllReduce>(std::move(all), comm, options);
+    path.optimizer_params = std::move(groups);
+    return path;
   }
-  return std::make_unique<zero::BucketedAllReduce>(std::move(params), std::move(comm), options);
+  zero::FlatOptions flat;
+  // Stage 0 overlaps its all-reduce with backward (DeepSpeed's does not); a bucket the size of DeepSpeed's
+  // 5e8-element default would leave nothing to overlap, so cap it unless the user chose a smaller one.
+  flat.bucket_numel = c.zero.stage == 0 ? std::min<std::int64_t>(c.zero.reduce_bucket_size, std::int64_t{1} << 23)
+                                        : c.zero.reduce_bucket_size;
+  flat.world_size = c.zero.stage == 0 ? 1 : comm->world_size();
+  const std::size_t num_groups = groups.size();
+  path.flat_groups = zero::build_flat_groups(groups, flat);
+  std::vector<zero::FlatGroup*> raw;
+  for (auto& g : path.flat_groups) raw.push_back(g.get());
+  path.reducer = std::make_unique<zero::BucketReducer>(raw, comm, options);
+  path.master = std::make_unique<precision::MasterParams>(raw, c.zero.stage, comm);
+  path.optimizer_params = path.master->optimizer_params(num_groups);
+  return path;
+}
+
+void check_zero_optimizer(const config::Config& c, bool client_optimizer) {
+  // DeepSpeed's ZeRO is tested with Adam-style optimizers; others need an explicit opt-in.
+  const bool tested = !client_optimizer && (c.optimizer.type == "adam" || c.optimizer.type == "adamw");
+  if (c.zero.stage > 0 && !tested && !c.zero_allow_untested_optimizer) {
+    throw ConfigError(cat(c.source, ": zero_allow_untested_optimizer: You are using an untested ZeRO Optimizer. "
+                                    "Please add <\"zero_allow_untested_optimizer\": true> in the configuration file to use it."));
+  }
 }
 
 }  // namespace
@@ -84,18 +125,25 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
   DS_LOG_DIST(kInfo, "DeepSpeed info: version=", DS_VERSION, ", git-hash=", DS_GIT_HASH, ", git-branch=", DS_GIT_BRANCH);
   config::Config cfg = load_config(args, options, comm->world_size());
   for (const auto& warning : cfg.warnings) DS_LOG_DIST(kWarning, warning);
-  check_supported(cfg);
+  const at::ScalarType model_dtype = model_dtype_of(cfg);
 
   module->to(comm->device());
+  if (model_dtype != at::kFloat) module->to(model_dtype);
   broadcast_module_state(*module, *comm);
 
-  // Parameter groups: explicit ones, else one group of the given (trainable) parameters.
-  std::vector<optim::ParamGroup> groups = std::move(options.param_groups);
-  if (groups.empty()) groups.push_back(optim::ParamGroup{std::move(model_parameters), {}});
-  std::vector<at::Tensor> trainable;
-  for (auto& g : groups) {
+  // Parameter groups: explicit ones, else one group of the given parameters; frozen ones are left alone.
+  std::vector<optim::ParamGroup> user_groups = std::move(options.param_groups);
+  if (user_groups.empty()) user_groups.push_back(optim::ParamGroup{std::move(model_parameters), {}});
+  std::vector<std::vector<at::Tensor>> trainable;
+  for (auto& g : user_groups) {
     std::erase_if(g.params, [](const at::Tensor& p) { return !p.requires_grad(); });
-    trainable.insert(trainable.end(), g.params.begin(), g.params.end());
+    trainable.push_back(g.params);
+  }
+  check_zero_optimizer(cfg, static_cast<bool>(options.optimizer));
+  GradientPath path = build_gradient_path(cfg, std::move(trainable), model_dtype, comm);
+  std::vector<optim::ParamGroup> groups;
+  for (std::size_t i = 0; i < user_groups.size(); ++i) {
+    groups.push_back(optim::ParamGroup{path.optimizer_params[i], user_groups[i].hyper});
   }
 
   std::shared_ptr<optim::Optimizer> optimizer;
@@ -110,6 +158,15 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
                                       "InitializeOptions::optimizer"));
   }
   DS_LOG_DIST(kInfo, "DeepSpeed Basic Optimizer = ", optimizer->name());
+  if (cfg.zero.stage > 0) {
+    DS_LOG_DIST(kInfo, "Creating ", model_dtype, " ZeRO stage ", cfg.zero.stage, " optimizer");
+  } else if (cfg.fp16.enabled) {
+    DS_LOG_DIST(kInfo, cfg.fp16.loss_scale == 0 ? std::string("Creating fp16 optimizer with dynamic loss scale")
+                                                : cat("Creating fp16 optimizer with static loss scale: ",
+                                                      util::py_float(cfg.fp16.loss_scale)));
+  } else if (cfg.bf16.enabled) {
+    DS_LOG_DIST(kInfo, "Creating BF16 optimizer");
+  }
   DS_LOG_DIST(kInfo, "DeepSpeed Final Optimizer = ", optimizer->name());
 
   std::shared_ptr<optim::LRScheduler> scheduler;
@@ -119,12 +176,14 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
   }
 
   EngineImpl::Parts parts;
-  parts.reducer = make_reducer(cfg, trainable, comm);
   parts.config = std::move(cfg);
   parts.comm = comm;
   parts.any_module = std::move(any_module);
   parts.module = module;
-  parts.trainable = std::move(trainable);
+  parts.model_dtype = model_dtype;
+  parts.flat_groups = std::move(path.flat_groups);
+  parts.reducer = std::move(path.reducer);
+  parts.master = std::move(path.master);
   parts.optimizer = optimizer;
   parts.scheduler = scheduler;
   parts.has_dataloader = training_data != nullptr;

@@ -52,3 +52,35 @@ TEST(BucketPlanTest, EveryParameterPlacedOnceWithoutOverlap) {
   }
   for (int c : cover) EXPECT_LE(c, 1);
 }
+
+TEST(BucketPlanTest, ShardsCoverEveryElementOnceForUnevenSizes) {
+  for (int ws : {1, 2, 3, 4}) {
+    std::vector<std::int64_t> numels = {91, 13, 65, 5, 3, 1000, 7};
+    std::vector<std::size_t> order(numels.size());
+    std::iota(order.rbegin(), order.rend(), 0);
+    const auto plan = plan_buckets(numels, order, 100, 4, ws);
+    std::int64_t shard = 0;
+    for (const auto& b : plan.buckets) {
+      EXPECT_EQ(b.numel % (4 * ws), 0);
+      EXPECT_EQ(b.chunk * ws, b.numel);
+      EXPECT_EQ(b.shard_offset, shard);
+      shard += b.chunk;
+    }
+    EXPECT_EQ(plan.shard_numel, shard);
+    for (std::size_t i = 0; i < numels.size(); ++i) {
+      std::int64_t covered = 0;
+      for (int r = 0; r < ws; ++r) {
+        const auto part = plan.owned_part(i, numels[i], r);
+        covered += part.end - part.begin;
+        for (std::int64_t x = part.begin; x < part.end; ++x) {
+          int owner = -1;
+          const auto pos = plan.shard_position(x, &owner);
+          EXPECT_EQ(owner, r);
+          EXPECT_GE(pos, 0);
+          EXPECT_LT(pos, plan.shard_numel);
+        }
+      }
+      EXPECT_EQ(covered, numels[i]) << "ws=" << ws << " param " << i;
+    }
+  }
+}

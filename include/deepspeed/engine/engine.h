@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -41,7 +42,7 @@ class Engine {
   template <typename R = at::Tensor, typename... Args>
   R forward(Args&&... args) {
     ForwardScope scope(*this);
-    return any_module().template forward<R>(std::forward<Args>(args)...);
+    return any_module().template forward<R>(prepare_input(std::forward<Args>(args))...);
   }
   template <typename R = at::Tensor, typename... Args>
   R operator()(Args&&... args) {
@@ -113,6 +114,14 @@ class Engine {
   };
 
   torch::nn::AnyModule& any_module();
+  /// Under fp16/bf16, float32 tensor arguments are cast to the model's dtype (DeepSpeed does this only with
+  /// fp16.auto_cast; a dtype mismatch is otherwise the first error users hit).
+  at::Tensor cast_input(const at::Tensor& x) const;
+  template <typename T>
+  decltype(auto) prepare_input(T&& x) const {
+    if constexpr (std::is_same_v<std::decay_t<T>, at::Tensor>) return cast_input(x);
+    else return std::forward<T>(x);
+  }
 
   std::shared_ptr<EngineImpl> impl_;
 };

@@ -1,0 +1,51 @@
+#pragma once
+/// \file
+/// The weights the optimizer updates and how they reach the model.
+///
+///   stage 0, fp32 model    the model's own parameters (no copy)
+///   stage 0, 16-bit model  an fp32 copy of every parameter (flat), written back into the model after each step
+///   stages 1–2             an fp32 copy of this rank's shard only; after the step each rank writes its chunk of
+///                          every bucket into the model's flat parameters and the buckets are all-gathered
+///
+/// Gradients follow the same shapes: attach_gradients() points the optimizer tensors' .grad() at fp32 views of
+/// the reducer's output, or at fp32 copies when the reducer accumulated in 16 bits.
+
+#include <memory>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "deepspeed/comm/communicator.h"
+#include "deepspeed/zero/flat_group.h"
+
+namespace deepspeed::precision {
+
+class MasterParams {
+ public:
+  /// `stage` 0–2. `groups` must outlive this object. Collective for stages 1–2? No: construction is local.
+  MasterParams(std::vector<zero::FlatGroup*> groups, int stage, std::shared_ptr<comm::Communicator> comm);
+
+  /// Per optimizer param group: the tensors the optimizer updates.
+  std::vector<std::vector<at::Tensor>> optimizer_params(std::size_t num_optimizer_groups) const;
+
+  /// Gives every optimizer tensor its fp32 gradient from `reduced` (one tensor per FlatGroup, as
+  /// GradientReducer::gradients() returns; per-parameter gradients when the model's own parameters are
+  /// optimized and no flat gradients exist). Returns the fp32 gradient tensors (for norms and scaling).
+  std::vector<at::Tensor> attach_gradients(const std::vector<at::Tensor>& reduced);
+
+  /// Makes the model's parameters equal the updated masters. Collective for stages 1–2 (all-gather).
+  void write_back();
+
+  /// True when the optimizer works on copies (16-bit model, or any sharded stage).
+  bool has_copies() const { return copies_; }
+
+ private:
+  std::vector<zero::FlatGroup*> groups_;
+  int stage_;
+  std::shared_ptr<comm::Communicator> comm_;
+  bool copies_ = false;
+  std::vector<at::Tensor> master_;                   // per group: [total] (stage 0) or [shard] (stages 1–2)
+  std::vector<std::vector<at::Tensor>> master_views_;  // stage 0: per group, per parameter views
+};
+
+}  // namespace deepspeed::precision

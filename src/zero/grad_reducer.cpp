@@ -1,0 +1,284 @@
+#include "deepspeed/zero/grad_reducer.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+namespace deepspeed::zero {
+
+Averaging Averaging::deepspeed(int world_size, bool prescale_gradients, double predivide_factor) {
+  const double ws = world_size;
+  // engine.allreduce_bucket: prescale divides by the world size up front; otherwise divide by the predivide
+  // factor before the sum and by world_size/factor after it, which bounds fp16 overflow for large worlds.
+  if (prescale_gradients) return {1.0 / ws, 1.0};
+  return {1.0 / predivide_factor, predivide_factor == ws ? 1.0 : predivide_factor / ws};
+}
+
+struct BucketReducer::GroupState {
+  bool grads_are_views = false;
+  at::Tensor full;   // stages 0–1: [total_numel] in accum dtype
+  at::Tensor shard;  // stages 1–2: [shard_numel] in accum dtype
+  std::vector<int> pending;
+  std::vector<char> counted;
+  std::vector<comm::Work> works;
+  std::vector<at::Tensor> input;   // per bucket: what was sent (a cast copy or a stage-2 staging buffer)
+  std::vector<at::Tensor> output;  // per bucket: reduce-scatter result, or the cast all-reduce buffer
+  std::vector<char> launched;
+};
+
+struct BucketReducer::Shared {
+  std::mutex mutex;
+  BucketReducer* owner = nullptr;
+};
+
+namespace {
+
+struct ReadyHook : torch::autograd::PostAccumulateGradHook {
+  ReadyHook(std::weak_ptr<void> alive, std::function<void()> notify)
+      : alive(std::move(alive)), notify(std::move(notify)) {}
+  void operator()(const torch::autograd::Variable&) override {
+    if (auto keep = alive.lock()) notify();
+  }
+  std::weak_ptr<void> alive;
+  std::function<void()> notify;
+};
+
+}  // namespace
+
+BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<comm::Communicator> comm,
+                             ReducerOptions options)
+    : comm_(std::move(comm)), options_(options),
+      averaging_(Averaging::deepspeed(comm_->world_size(), options.prescale_gradients,
+                                      options.gradient_predivide_factor)),
+      groups_(std::move(groups)), shared_(std::make_shared<Shared>()) {
+  shared_->owner = this;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    const FlatGroup& group = *groups_[g];
+    auto state = std::make_unique<GroupState>();
+    const auto opts = group.param_flat.options().dtype(options_.accum_dtype);
+    if (options_.stage <= 1) {
+      state->full = at::zeros({group.plan.total_numel}, opts);
+      state->grads_are_views = group.param_flat.scalar_type() == options_.accum_dtype;
+    }
+    if (options_.stage >= 1) state->shard = at::zeros({group.plan.shard_numel}, opts);
+    const std::size_t nb = group.plan.buckets.size();
+    state->pending.assign(nb, 0);
+    state->counted.assign(group.params.size(), 0);
+    state->works.resize(nb);
+    state->input.resize(nb);
+    state->output.resize(nb);
+    state->launched.assign(nb, 0);
+    state_.push_back(std::move(state));
+    for (std::size_t i = 0; i < group.params.size(); ++i) {
+      Shared* shared = shared_.get();
+      torch::autograd::impl::set_post_acc_grad_hooks(
+          group.params[i], std::make_unique<ReadyHook>(std::weak_ptr<void>(shared_), [shared, g, i] {
+            std::lock_guard<std::mutex> lock(shared->mutex);
+            if (shared->owner) shared->owner->on_gradient_ready(g, i);
+          }));
+    }
+  }
+  attach_gradient_views();
+}
+
+BucketReducer::~BucketReducer() {
+  {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    shared_->owner = nullptr;
+  }
+  for (auto* group : groups_) {
+    for (auto& p : group->params) torch::autograd::impl::set_post_acc_grad_hooks(p, nullptr);
+  }
+}
+
+std::size_t BucketReducer::num_buckets() const {
+  std::size_t n = 0;
+  for (const auto* g : groups_) n += g->plan.buckets.size();
+  return n;
+}
+
+void BucketReducer::attach_gradient_views() {
+  // The user may have reset grads (module->zero_grad() sets them to None): put the views back, keeping the
+  // values a foreign tensor held.
+  at::NoGradGuard no_grad;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    if (!state_[g]->grads_are_views) continue;
+    const FlatGroup& group = *groups_[g];
+    for (std::size_t i = 0; i < group.params.size(); ++i) {
+      auto p = group.params[i];
+      const auto view = group.view_of(state_[g]->full, i);
+      const auto& grad = p.grad();
+      if (grad.defined() && grad.data_ptr() == view.data_ptr()) continue;
+      if (grad.defined()) view.copy_(grad);
+      p.mutable_grad() = view;
+    }
+  }
+}
+
+void BucketReducer::prepare_backward(bool boundary) {
+  attach_gradient_views();
+  std::lock_guard<std::mutex> lock(shared_->mutex);
+  // Stage 2 reduces every micro-step; stages 0–1 only when the accumulation window closes.
+  armed_ = options_.stage == 2 || boundary;
+  next_group_ = next_bucket_ = 0;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    auto& s = *state_[g];
+    std::fill(s.counted.begin(), s.counted.end(), 0);
+    std::fill(s.launched.begin(), s.launched.end(), 0);
+    for (std::size_t b = 0; b < s.pending.size(); ++b) {
+      s.pending[b] = static_cast<int>(groups_[g]->plan.buckets[b].members.size());
+    }
+  }
+}
+
+at::Tensor BucketReducer::staging(std::size_t g, std::size_t b) {
+  auto& s = *state_[g];
+  if (!s.input[b].defined()) {
+    const auto dtype = options_.communication_dtype.value_or(options_.accum_dtype);
+    s.input[b] = at::zeros({groups_[g]->plan.buckets[b].numel}, groups_[g]->param_flat.options().dtype(dtype));
+  }
+  return s.input[b];
+}
+
+void BucketReducer::on_gradient_ready(std::size_t g, std::size_t i) {
+  auto& s = *state_[g];
+  const FlatGroup& group = *groups_[g];
+  auto p = group.params[i];
+  if (!s.grads_are_views && p.grad().defined()) {
+    at::NoGradGuard no_grad;
+    if (options_.stage == 2) {
+      const auto& bucket = group.plan.buckets[group.plan.bucket_of[i]];
+      staging(g, group.plan.bucket_of[i])
+          .narrow(0, group.plan.offset[i] - bucket.offset, p.numel())
+          .copy_(p.grad().reshape(-1));
+    } else {
+      group.view_of(s.full, i).add_(p.grad());
+    }
+    p.mutable_grad().reset();  // the copy holds it now; free the parameter-dtype gradient
+  }
+  if (!armed_ || s.counted[i]) return;
+  s.counted[i] = 1;
+  --s.pending[group.plan.bucket_of[i]];
+  launch_ready_locked();
+}
+
+void BucketReducer::launch_ready_locked() {
+  while (next_group_ < groups_.size()) {
+    auto& s = *state_[next_group_];
+    if (next_bucket_ == s.pending.size()) {
+      ++next_group_;
+      next_bucket_ = 0;
+      continue;
+    }
+    if (s.pending[next_bucket_] > 0) return;
+    launch(next_group_, next_bucket_++);
+  }
+}
+
+void BucketReducer::launch(std::size_t g, std::size_t b) {
+  at::NoGradGuard no_grad;
+  auto& s = *state_[g];
+  const FlatGroup& group = *groups_[g];
+  const auto comm_dtype = options_.communication_dtype.value_or(options_.accum_dtype);
+  at::Tensor input;
+  if (options_.stage == 2) {
+    input = staging(g, b);
+  } else {
+    input = group.bucket(s.full, b);
+    if (input.scalar_type() != comm_dtype) s.input[b] = input = input.to(comm_dtype);
+  }
+  if (averaging_.before != 1.0) input.mul_(averaging_.before);
+  if (options_.stage == 0) {
+    s.works[b] = comm_->all_reduce(input);
+    if (s.input[b].defined()) s.output[b] = input;
+  } else {
+    s.output[b] = at::empty({group.plan.buckets[b].chunk}, input.options());
+    s.works[b] = comm_->reduce_scatter(s.output[b], input);
+  }
+  s.launched[b] = 1;
+}
+
+void BucketReducer::finish_backward() {
+  {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    if (!armed_) return;
+    // Parameters that took no part in this backward still have (zero or accumulated) gradients to reduce.
+    for (auto& s : state_) std::fill(s->pending.begin(), s->pending.end(), 0);
+    launch_ready_locked();
+    armed_ = false;
+  }
+  at::NoGradGuard no_grad;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    auto& s = *state_[g];
+    const FlatGroup& group = *groups_[g];
+    for (std::size_t b = 0; b < s.works.size(); ++b) {
+      s.works[b].wait();
+      if (options_.stage == 0) {
+        at::Tensor bucket = group.bucket(s.full, b);
+        if (s.output[b].defined()) bucket.copy_(s.output[b]);
+        if (averaging_.after != 1.0) bucket.mul_(averaging_.after);
+      } else {
+        at::Tensor chunk = group.chunk_in_shard(s.shard, b);
+        // Stage 1 reduces the whole window once; stage 2 adds one micro-step at a time.
+        if (options_.stage == 1) chunk.copy_(s.output[b]).mul_(averaging_.after);
+        else chunk.add_(s.output[b], averaging_.after);
+      }
+      s.input[b] = at::Tensor();
+      s.output[b] = at::Tensor();
+    }
+  }
+}
+
+void BucketReducer::zero_grad() {
+  attach_gradient_views();
+  for (auto& s : state_) {
+    if (s->full.defined()) s->full.zero_();
+    if (s->shard.defined()) s->shard.zero_();
+  }
+}
+
+std::vector<at::Tensor> BucketReducer::gradients() {
+  std::vector<at::Tensor> out;
+  for (auto& s : state_) out.push_back(options_.stage == 0 ? s->full : s->shard);
+  return out;
+}
+
+NaiveAllReduce::NaiveAllReduce(std::vector<at::Tensor> params, std::shared_ptr<comm::Communicator> comm,
+                               ReducerOptions options)
+    : params_(std::move(params)), comm_(std::move(comm)), options_(options) {}
+
+void NaiveAllReduce::finish_backward() {
+  if (!armed_ || comm_->world_size() == 1) return;
+  armed_ = false;
+  at::NoGradGuard no_grad;
+  const auto avg = Averaging::deepspeed(comm_->world_size(), options_.prescale_gradients,
+                                        options_.gradient_predivide_factor);
+  for (auto& p : params_) {
+    // Every rank must issue the same collectives: a parameter unused here gets a zero gradient first.
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    at::Tensor grad = p.grad();
+    grad.mul_(avg.before);
+    comm_->all_reduce(grad).wait();
+    grad.mul_(avg.after);
+  }
+}
+
+void NaiveAllReduce::zero_grad() {
+  for (auto& p : params_) {
+    if (p.grad().defined()) p.mutable_grad().zero_();
+  }
+}
+
+std::vector<at::Tensor> NaiveAllReduce::gradients() {
+  std::vector<at::Tensor> grads;
+  for (auto& p : params_) {
+    if (p.grad().defined()) grads.push_back(p.grad());
+  }
+  return grads;
+}
+
+}  // namespace deepspeed::zero
