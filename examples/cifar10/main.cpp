@@ -22,6 +22,7 @@ struct Options {
   int log_interval = 2000;
   std::string dataset = "fashion-mnist";
   std::string data_dir;
+  std::int64_t max_steps = -1;  // stop after this many micro-steps (tests, smoke runs)
 };
 
 // Test accuracy over this rank's shard of the test set, summed across ranks.
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
   app.add_option("--dataset", opt.dataset, "fashion-mnist (default) or cifar10")
       ->check(CLI::IsMember({"fashion-mnist", "cifar10"}));
   app.add_option("--data-dir", opt.data_dir, "dataset directory (default: Debian's dataset-fashion-mnist)");
+  app.add_option("--max-steps", opt.max_steps, "stop after this many micro-steps (default: all epochs)");
   auto ds_args = deepspeed::add_config_arguments(app);
   deepspeed::parse_arguments(app, argc, argv);
 
@@ -73,10 +75,12 @@ int main(int argc, char** argv) {
   auto [engine, optimizer, trainloader, scheduler] = deepspeed::initialize(ds_args, net, parameters, trainset);
   const bool rank0 = engine.global_rank() == 0;
 
-  for (int epoch = 0; epoch < opt.epochs; ++epoch) {
+  std::int64_t micro_steps = 0;
+  for (int epoch = 0; epoch < opt.epochs && micro_steps != opt.max_steps; ++epoch) {
     double running_loss = 0.0;
     std::int64_t i = 0;
     for (auto& batch : *trainloader) {
+      if (micro_steps++ == opt.max_steps) break;
       auto inputs = batch.data.to(engine.device());
       auto labels = batch.target.to(engine.device());
       auto outputs = engine(inputs);

@@ -3,6 +3,7 @@
 // Rank 0 saves the final parameters; --compare checks two such files.
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <thread>
 
 #include <ATen/ATen.h>
@@ -11,6 +12,8 @@
 #include <torch/serialize.h>
 
 #include "deepspeed/deepspeed.h"
+#include "deepspeed/util/strings.h"
+#include "src/engine/engine_impl.h"
 
 namespace {
 
@@ -42,7 +45,8 @@ int compare(const std::string& a, const std::string& b, double rtol) {
 
 int main(int argc, char** argv) {
   CLI::App app{"dp_train"};
-  int steps = 6, micro = 2, gas = 1, stall_rank = -1;
+  int steps = 6, micro = 2, gas = 1, stall_rank = -1, stage = 0, overflow_step = -1, overflow_rank = 0;
+  std::string dtype = "fp32";
   double clip = 0.0, rtol = 1e-5;
   std::string out, optimizer = "AdamW";
   std::vector<std::string> compare_files;
@@ -53,6 +57,10 @@ int main(int argc, char** argv) {
   app.add_option("--optimizer", optimizer);
   app.add_option("--out", out);
   app.add_option("--stall-rank", stall_rank, "this rank skips the first all-reduce (timeout test)");
+  app.add_option("--dtype", dtype)->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
+  app.add_option("--stage", stage);
+  app.add_option("--overflow-step", overflow_step, "micro-step at which --overflow-rank's loss becomes inf");
+  app.add_option("--overflow-rank", overflow_rank);
   app.add_option("--compare", compare_files)->expected(2);
   app.add_option("--rtol", rtol);
   auto ds_args = deepspeed::add_config_arguments(app);
@@ -75,6 +83,9 @@ int main(int argc, char** argv) {
       {"scheduler", {{"type", "WarmupLR"}, {"params", {{"warmup_num_steps", 3}, {"warmup_type", "linear"}}}}},
   };
   if (optimizer == "SGD") config["optimizer"]["params"]["momentum"] = 0.9;
+  if (dtype == "fp16") config["fp16"] = {{"enabled", true}, {"initial_scale_power", 8}, {"hysteresis", 1}};
+  if (dtype == "bf16") config["bf16"] = {{"enabled", true}};
+  if (stage > 0) config["zero_optimization"] = {{"stage", stage}, {"reduce_bucket_size", 40}};
 
   torch::manual_seed(7);
   TinyNet net;
@@ -93,16 +104,20 @@ int main(int argc, char** argv) {
   for (int s = 0; s < steps; ++s) {
     for (int m = 0; m < gas; ++m) {
       const std::int64_t start = s * global_batch + (static_cast<std::int64_t>(m) * ws + rank) * micro;
-      auto loss = torch::nn::functional::mse_loss(engine(x.slice(0, start, start + micro).to(engine.device())),
-                                                  y.slice(0, start, start + micro).to(engine.device()));
+      auto out = engine(x.slice(0, start, start + micro).to(engine.device()));
+      auto loss = torch::nn::functional::mse_loss(out.to(torch::kFloat), y.slice(0, start, start + micro).to(engine.device()));
+      if (s * gas + m == overflow_step && rank == overflow_rank) loss = loss * std::numeric_limits<double>::infinity();
       engine.backward(loss);
       engine.step();
     }
   }
-  if (rank == 0 && !out.empty()) {
+  std::printf("rank %d: skipped=%lld loss_scale=%s\n", rank, static_cast<long long>(engine.skipped_steps()),
+              deepspeed::util::py_float(engine.impl().loss_scaler.scale()).c_str());
+  if (!out.empty()) {
     std::vector<at::Tensor> flat;
-    for (auto& p : net->parameters()) flat.push_back(p.detach().cpu().reshape(-1));
-    torch::save(at::cat(flat), out);
+    for (auto& p : net->parameters()) flat.push_back(p.detach().cpu().to(torch::kFloat).reshape(-1));
+    // Rank 0 writes OUT; the others OUT.rankN, so tests can check that ranks stayed identical.
+    torch::save(at::cat(flat), rank == 0 ? out : out + ".rank" + std::to_string(rank));
   }
   return 0;
 }
