@@ -76,11 +76,13 @@ int main(int argc, char** argv) {
   const bool rank0 = engine.global_rank() == 0;
 
   std::int64_t micro_steps = 0;
-  for (int epoch = 0; epoch < opt.epochs && micro_steps != opt.max_steps; ++epoch) {
+  const auto done = [&] { return opt.max_steps >= 0 && micro_steps >= opt.max_steps; };
+  for (int epoch = 0; epoch < opt.epochs && !done(); ++epoch) {
     double running_loss = 0.0;
     std::int64_t i = 0;
     for (auto& batch : *trainloader) {
-      if (micro_steps++ == opt.max_steps) break;
+      if (done()) break;
+      ++micro_steps;
       auto inputs = batch.data.to(engine.device());
       auto labels = batch.target.to(engine.device());
       auto outputs = engine(inputs);

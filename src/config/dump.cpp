@@ -1,6 +1,7 @@
 // DeepSpeed's "DeepSpeedEngine configuration:" dump (runtime/config.py print()): sorted attribute rows padded
 // with dots to column 29, then the user's JSON with sorted keys, indent 4 and "key":value separators.
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "deepspeed/config/config.h"
@@ -71,6 +72,9 @@ void dump_json(const Json& v, int indent, std::string& out) {
   }
 }
 
+// 2**p as Python prints it: an int.
+std::string power_of_two(int p) { return p < 63 ? std::to_string(1LL << p) : util::py_float(std::ldexp(1.0, p)); }
+
 std::string optional_dtype(const std::optional<DType>& d) { return d ? dtype_name(*d) : "None"; }
 
 std::string zero_repr(const ZeroConfig& z) {
@@ -115,7 +119,7 @@ std::vector<std::string> dump_lines(const Config& c) {
       {"communication_data_type", optional_dtype(c.communication_data_type)},
       {"dynamic_loss_scale_args",
        c.fp16.enabled && c.fp16.loss_scale == 0
-           ? cat("{'init_scale': ", 1ull << c.fp16.initial_scale_power, ", 'scale_window': ", c.fp16.loss_scale_window,
+           ? cat("{'init_scale': ", power_of_two(c.fp16.initial_scale_power), ", 'scale_window': ", c.fp16.loss_scale_window,
                  ", 'delayed_shift': ", c.fp16.hysteresis, ", 'consecutive_hysteresis': ",
                  py_bool(c.fp16.consecutive_hysteresis), ", 'min_scale': ", util::py_float(c.fp16.min_loss_scale), "}")
            : std::string("None")},
@@ -126,7 +130,7 @@ std::vector<std::string> dump_lines(const Config& c) {
       {"gradient_accumulation_steps", cat(c.batch.gradient_accumulation_steps)},
       {"gradient_clipping", util::py_float(c.gradient_clipping)},
       {"gradient_predivide_factor", util::py_float(c.gradient_predivide_factor)},
-      {"initial_dynamic_scale", cat(1ull << c.fp16.initial_scale_power)},
+      {"initial_dynamic_scale", power_of_two(c.fp16.initial_scale_power)},
       {"load_universal_checkpoint", py_bool(c.checkpoint.load_universal)},
       {"loss_scale", util::py_float(c.fp16.loss_scale)},
       {"optimizer_name", c.optimizer.type.empty() ? "None" : c.optimizer.type},

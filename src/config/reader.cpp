@@ -206,6 +206,11 @@ void Section::unsupported(std::string_view key, std::string_view note) {
                                        note.empty() ? "" : cat(" (", note, ")")));
 }
 
+void Section::unsupported_unless(std::string_view key, const Json& deepspeed_default) {
+  const Json* v = lookup(key);
+  if (v && *v != deepspeed_default) unsupported(key);
+}
+
 const Json* Section::deprecated(std::string_view key, std::string_view replacement) {
   const Json* v = lookup_value(key);
   if (v) {

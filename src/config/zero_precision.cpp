@@ -24,6 +24,8 @@ void parse_offload(Section offload, OffloadConfig& out, bool is_param) {
     offload.read("fast_init", out.fast_init);
     offload.read("ratio", out.ratio, Range{.min = 0.0, .max = 1.0});
   }
+  offload.unsupported("super_offload");
+  offload.unsupported("cpuadam_cores_perc");
   if (out.device == "nvme" && out.nvme_path.empty()) offload.fail("nvme_path", "required when device is \"nvme\"");
   offload.finish();
 }
@@ -50,6 +52,8 @@ void parse_precision(Section& root, Fp16Config& fp16, Bf16Config& bf16) {
   b.read("enabled", bf16.enabled);
   b.read("immediate_grad_update", bf16.immediate_grad_update);
   b.unsupported("check_grad_overflow");
+  b.unsupported("bf16_master_weights_and_grads");
+  b.unsupported("bf16_optimizer_states");
   b.finish();
 
   if (fp16.enabled && bf16.enabled) root.fail("bf16", "bfloat16 and fp16 modes cannot be simultaneously enabled");
@@ -72,15 +76,26 @@ void parse_zero(Section& root, ZeroConfig& out) {
     z.read("allgather_bucket_size", out.allgather_bucket_size, Range{.min = 1.0});
     z.read("overlap_comm", out.overlap_comm);
     z.read("load_from_fp32_weights", out.load_from_fp32_weights);
-    z.read("round_robin_gradients", out.round_robin_gradients);
     z.read("ignore_unused_parameters", out.ignore_unused_parameters);
     z.read("sub_group_size", out.sub_group_size, Range{.min = 1.0});
-    z.read("stage3_prefetch_bucket_size", out.stage3_prefetch_bucket_size, Range{.min = 0.0});
-    z.read("stage3_param_persistence_threshold", out.stage3_param_persistence_threshold, Range{.min = 0.0});
-    z.read("stage3_model_persistence_threshold", out.stage3_model_persistence_threshold, Range{.min = 0.0});
-    z.read("stage3_max_live_parameters", out.stage3_max_live_parameters, Range{.min = 0.0});
-    z.read("stage3_max_reuse_distance", out.stage3_max_reuse_distance, Range{.min = 0.0});
+    // DeepSpeed's pydantic model accepts both the stage3_ aliases and the field names.
+    const auto either = [&z](const char* alias, const char* field, auto& out, Range range) {
+      if (z.has(alias) && z.has(field)) z.fail(field, std::string("given twice, also as ") + alias);
+      z.read(alias, out, range);
+      z.read(field, out, range);
+    };
+    either("stage3_prefetch_bucket_size", "prefetch_bucket_size", out.stage3_prefetch_bucket_size, Range{.min = 0.0});
+    either("stage3_param_persistence_threshold", "param_persistence_threshold", out.stage3_param_persistence_threshold,
+           Range{.min = 0.0});
+    either("stage3_model_persistence_threshold", "model_persistence_threshold", out.stage3_model_persistence_threshold,
+           Range{.min = 0.0});
+    either("stage3_max_live_parameters", "max_live_parameters", out.stage3_max_live_parameters, Range{.min = 0.0});
+    either("stage3_max_reuse_distance", "max_reuse_distance", out.stage3_max_reuse_distance, Range{.min = 0.0});
+    if (z.has("stage3_gather_16bit_weights_on_model_save") && z.has("gather_16bit_weights_on_model_save")) {
+      z.fail("gather_16bit_weights_on_model_save", "given twice, also as stage3_gather_16bit_weights_on_model_save");
+    }
     z.read("stage3_gather_16bit_weights_on_model_save", out.stage3_gather_16bit_weights_on_model_save);
+    z.read("gather_16bit_weights_on_model_save", out.stage3_gather_16bit_weights_on_model_save);
     parse_offload(z.child("offload_optimizer"), out.offload_optimizer, false);
     parse_offload(z.child("offload_param"), out.offload_param, true);
 
@@ -103,27 +118,22 @@ void parse_zero(Section& root, ZeroConfig& out) {
       z.read("cpu_offload_use_pin_memory", on);
       out.offload_optimizer.pin_memory = out.offload_param.pin_memory = on;
     }
-    for (const char* key : {"stage3_module_granularity_threshold", "stage3_use_all_reduce_for_fetch_params",
-                            "use_multi_rank_bucket_allreduce", "zero_hpz_partition_size", "zero_quantized_weights",
-                            "zero_quantized_nontrainable_weights", "zero_quantized_gradients", "zeropp_loco_param",
-                            "mics_shard_size", "mics_hierarchical_params_gather", "memory_efficient_linear",
-                            "pipeline_loading_checkpoint", "override_module_apply", "elastic_checkpoint",
-                            "legacy_stage1", "log_trace_cache_warnings", "gather_16bit_weights_on_model_save"}) {
-      // zero_hpz_partition_size 1 and mics_shard_size -1 are DeepSpeed's "off" values; warn only on others.
-      const Json* v = z.raw(key);
-      if (!v) continue;
-      const bool off = (v->is_boolean() && !v->get<bool>()) || v->is_null() ||
-                       (std::string(key) == "zero_hpz_partition_size" && *v == 1) ||
-                       (std::string(key) == "mics_shard_size" && *v == -1) ||
-                       (std::string(key) == "stage3_module_granularity_threshold" && *v == 0);
-      if (!off) z.unsupported(key);
-    }
+    // Present with anything but DeepSpeed's own default → a warning naming them.
+    const std::vector<std::pair<const char*, Json>> not_implemented = {
+        {"stage3_module_granularity_threshold", 0}, {"module_granularity_threshold", 0},
+        {"stage3_use_all_reduce_for_fetch_params", false}, {"use_all_reduce_for_fetch_params", false},
+        {"use_multi_rank_bucket_allreduce", true}, {"zero_hpz_partition_size", 1}, {"zero_quantized_weights", false},
+        {"zero_quantized_nontrainable_weights", false}, {"zero_quantized_gradients", false},
+        {"zeropp_loco_param", nullptr}, {"mics_shard_size", -1}, {"mics_hierarchical_params_gather", false},
+        {"memory_efficient_linear", true}, {"pipeline_loading_checkpoint", false}, {"override_module_apply", true},
+        {"elastic_checkpoint", false}, {"legacy_stage1", false}, {"log_trace_cache_warnings", false},
+        {"zenflow", nullptr}, {"round_robin_gradients", false}};
+    for (const auto& [key, deepspeed_default] : not_implemented) z.unsupported_unless(key, deepspeed_default);
     z.finish();
   }
   if (out.stage > kMaxImplementedZeroStage) {
     throw ConfigError(cat(root.diagnostics().source, ": zero_optimization.stage: ZeRO stage ", out.stage,
-                          " is not supported yet by deepspeed.cpp (this build implements stages 0-",
-                          kMaxImplementedZeroStage, ")"));
+                          " is not supported yet by deepspeed.cpp (highest available: ", kMaxImplementedZeroStage, ")"));
   }
   if (out.offload_optimizer.device != "none" || out.offload_param.device != "none") {
     throw ConfigError(cat(root.diagnostics().source,

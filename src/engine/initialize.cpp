@@ -143,7 +143,7 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
   GradientPath path = build_gradient_path(cfg, std::move(trainable), model_dtype, comm);
   std::vector<optim::ParamGroup> groups;
   for (std::size_t i = 0; i < user_groups.size(); ++i) {
-    groups.push_back(optim::ParamGroup{path.optimizer_params[i], user_groups[i].hyper});
+    groups.push_back(optim::ParamGroup{path.optimizer_params[i], user_groups[i].hyper, user_groups[i].overrides});
   }
 
   std::shared_ptr<optim::Optimizer> optimizer;

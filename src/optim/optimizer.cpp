@@ -25,6 +25,15 @@ Hyper Hyper::from_config(const config::OptimizerConfig& c) {
   return h;
 }
 
+void GroupOverrides::apply_to(Hyper& h) const {
+  if (lr) h.lr = *lr;
+  if (weight_decay) h.weight_decay = *weight_decay;
+  if (beta1) h.beta1 = *beta1;
+  if (beta2) h.beta2 = *beta2;
+  if (eps) h.eps = *eps;
+  if (momentum) h.momentum = *momentum;
+}
+
 Optimizer::Optimizer(std::vector<ParamGroup> groups) : groups_(std::move(groups)) {
   // DeepSpeed drops param groups without parameters ("Removing param_group that has no 'params'").
   std::erase_if(groups_, [](const ParamGroup& g) { return g.params.empty(); });
@@ -68,7 +77,10 @@ std::string Optimizer::momentum_repr() const {
 
 std::unique_ptr<Optimizer> make_optimizer(const config::OptimizerConfig& config, std::vector<ParamGroup> groups) {
   const Hyper defaults = Hyper::from_config(config);
-  for (auto& g : groups) g.hyper = defaults;
+  for (auto& g : groups) {
+    g.hyper = defaults;
+    g.overrides.apply_to(g.hyper);
+  }
   if (config.type == "adam" || config.type == "adamw") {
     if (config.torch_adam || config.amsgrad) return std::make_unique<TorchAdam>(std::move(groups));
     return std::make_unique<FusedAdam>(std::move(groups));

@@ -155,3 +155,21 @@ TEST(ClipTest, ClipsToMaxNormLikeDeepSpeed) {
   EXPECT_NEAR(optim::l2_norm(grads), 4.0 / (4.0 + 1e-6), 1e-6);  // fp32 gradients
   EXPECT_EQ(optim::clip_by_norm(grads, 10.0, 1.0), 1.0);  // never scales up
 }
+
+TEST(OptimizerTest, GroupOverridesSurviveTheConfig) {
+  auto decay = make_params(7);
+  auto no_decay = make_params(8);
+  config::OptimizerConfig c;
+  c.type = "adamw";
+  c.lr = 0.01;
+  c.weight_decay = 0.1;
+  optim::ParamGroup plain{decay, {}, {}};
+  optim::ParamGroup biases{no_decay, {}, {}};
+  biases.overrides.weight_decay = 0.0;
+  biases.overrides.lr = 0.5;
+  auto opt = optim::make_optimizer(c, {plain, biases});
+  EXPECT_EQ(opt->param_groups()[0].hyper.weight_decay, 0.1);
+  EXPECT_EQ(opt->param_groups()[1].hyper.weight_decay, 0.0);
+  EXPECT_EQ(opt->param_groups()[1].hyper.lr, 0.5);
+  EXPECT_EQ(opt->param_groups()[1].hyper.beta1, 0.9);
+}

@@ -45,8 +45,11 @@ std::vector<std::string> pdsh_prefix(const WorldInfo& world, const std::vector<s
 }  // namespace
 
 EnvVars select_exports(const std::vector<std::string>& environ) {
-  static const std::vector<std::string> prefixes = {"NCCL", "PYTHON", "MLFLOW", "MV2", "UCX", "DEEPSPEED_"};
-  static const std::vector<std::string> exact = {"DS_ACCELERATOR", "DS_KILL_GRACE_SECONDS"};
+  // DeepSpeed's prefixes, plus what our ranks read: every rank of a job must see the same DS_* switches
+  // (a reducer choice that differs between nodes would deadlock) and the same Gloo/OpenMP settings.
+  static const std::vector<std::string> prefixes = {"NCCL", "PYTHON", "MLFLOW", "MV2", "UCX", "DEEPSPEED_", "DS_",
+                                                    "GLOO_", "TORCH_"};
+  static const std::vector<std::string> exact = {"OMP_NUM_THREADS"};
   const bool aisc = find_env(environ, "AISC_JOB_NAME") != nullptr;
   EnvVars exports;
   for (const auto& entry : environ) {

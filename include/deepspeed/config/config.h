@@ -114,7 +114,6 @@ struct ZeroConfig {
   std::int64_t allgather_bucket_size = 500000000;  ///< elements
   std::optional<bool> overlap_comm;                ///< default: true iff stage 3 (see overlap())
   bool load_from_fp32_weights = true;
-  bool round_robin_gradients = false;
   bool ignore_unused_parameters = true;
   std::int64_t sub_group_size = 1000000000;
   std::int64_t stage3_prefetch_bucket_size = 50000000;

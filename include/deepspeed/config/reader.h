@@ -73,6 +73,9 @@ class Section {
   /// A DeepSpeed key this implementation does not act on: a warning if it is present (and, for an object,
   /// not {"enabled": false}).
   void unsupported(std::string_view key, std::string_view note = "");
+  /// Like unsupported(), but quiet when the value equals DeepSpeed's default (setting the default to the
+  /// default changes nothing, so there is nothing to warn about).
+  void unsupported_unless(std::string_view key, const Json& deepspeed_default);
   /// A key DeepSpeed still accepts under an old name: warn and return the value for the caller to map.
   const Json* deprecated(std::string_view key, std::string_view replacement);
 

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,9 +37,17 @@ struct Hyper {
   static Hyper from_config(const config::OptimizerConfig& c);
 };
 
+/// Values one parameter group sets for itself, overriding the configured optimizer's (the keys of a
+/// torch param_group dict, e.g. weight_decay 0 for biases and norms).
+struct GroupOverrides {
+  std::optional<double> lr, weight_decay, beta1, beta2, eps, momentum;
+  void apply_to(Hyper& hyper) const;
+};
+
 struct ParamGroup {
   std::vector<at::Tensor> params;
-  Hyper hyper;
+  Hyper hyper;               ///< resolved hyperparameters (make_optimizer fills them from the config)
+  GroupOverrides overrides;  ///< applied on top of the config by make_optimizer
 };
 
 /// Named state tensors of one parameter ("step", "exp_avg", "exp_avg_sq", "momentum_buffer", ...).
@@ -118,7 +127,8 @@ class Sgd : public Optimizer {
   bool momentum_is_sgd() const override { return true; }
 };
 
-/// Builds the optimizer named by the config (DeepSpeed's _configure_basic_optimizer).
+/// Builds the optimizer named by the config (DeepSpeed's _configure_basic_optimizer). Each group's hyper is the
+/// config's values with the group's overrides applied.
 std::unique_ptr<Optimizer> make_optimizer(const config::OptimizerConfig& config, std::vector<ParamGroup> groups);
 
 }  // namespace deepspeed::optim
