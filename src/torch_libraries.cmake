@@ -21,7 +21,7 @@ ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cp
 target_link_libraries(ds_zero PUBLIC ds_comm)
 
 # optim: optimizers, clipping (the LR schedules are ds_schedules, torch-free).
-ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/sgd.cpp optim/clip.cpp)
+ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/sgd.cpp optim/clip.cpp optim/state_dict.cpp)
 target_link_libraries(ds_optim PUBLIC ds_config ds_schedules torch)
 
 # precision: loss scaling (pure arithmetic), master weights.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
 
 #include "deepspeed/config/config.h"
 #include "deepspeed/optim/schedule_target.h"
@@ -88,6 +89,14 @@ class Optimizer : public ScheduleTarget {
 
   /// DeepSpeed's get_mom(): [(β1, β2)] per group for the Adam family, [momentum] for SGD, as printed.
   virtual std::string momentum_repr() const;
+
+  /// PyTorch's optimizer state_dict layout, so torch.load shows what users expect:
+  /// {"state": {index: {"step": t, "exp_avg": t, ...}}, "param_groups": [{"lr": .., "betas": (..), ...,
+  ///  "params": [index, ...]}]}. Indices count parameters across groups in order. Tensors are on the CPU.
+  c10::IValue state_dict() const;
+  /// Restores what state_dict() produced for an optimizer over the same parameter shapes. Tensors are moved
+  /// to each parameter's device and dtype. Throws UsageError when the layout does not match.
+  void load_state_dict(const c10::IValue& state);
 
  protected:
   /// True for optimizers whose momentum hyperparameter is SGD's `momentum` rather than β1.
