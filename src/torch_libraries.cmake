@@ -28,6 +28,10 @@ target_link_libraries(ds_optim PUBLIC ds_config ds_schedules torch)
 ds_library(ds_precision precision/loss_scaler.cpp precision/master_params.cpp)
 target_link_libraries(ds_precision PUBLIC ds_config ds_zero)
 
+# checkpoint: file layout, crash-safe writes, shard re-cutting.
+ds_library(ds_checkpoint checkpoint/files.cpp checkpoint/reshard.cpp)
+target_link_libraries(ds_checkpoint PUBLIC ds_zero)
+
 # data: sampler, datasets, loader.
 file(GLOB DS_DATA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/data/*.cpp)
 ds_library(ds_data ${DS_DATA_SOURCES})
@@ -35,8 +39,8 @@ target_link_libraries(ds_data PUBLIC ds_util torch)
 
 # engine: initialize(), Engine, timers.
 ds_library(ds_engine engine/arguments.cpp engine/engine.cpp engine/initialize.cpp engine/module_sync.cpp
-           engine/timers.cpp)
-target_link_libraries(ds_engine PUBLIC ds_optim ds_precision ds_zero ds_data ds_comm CLI11::CLI11)
+           engine/timers.cpp engine/checkpoint.cpp engine/checkpoint_zero.cpp)
+target_link_libraries(ds_engine PUBLIC ds_optim ds_precision ds_checkpoint ds_zero ds_data ds_comm CLI11::CLI11)
 execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
                 OUTPUT_VARIABLE DS_GIT_HASH OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
 execute_process(COMMAND git rev-parse --abbrev-ref HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}

@@ -28,6 +28,7 @@ EngineImpl::EngineImpl(Parts parts)
       reducer(std::move(parts.reducer)), master(std::move(parts.master)), optimizer(std::move(parts.optimizer)),
       scheduler(std::move(parts.scheduler)),
       loss_scaler(config.fp16.enabled ? precision::LossScaler(config.fp16) : precision::LossScaler()),
+      bucket_numel(parts.bucket_numel),
       has_dataloader_(parts.has_dataloader), timers_(comm->device(), config.wall_clock_breakdown),
       throughput_(comm->device(), config.throughput_timer.enabled, config.throughput_timer.synchronized,
                   config.batch.train_batch_size, config.steps_per_print) {}

@@ -34,6 +34,7 @@ class EngineImpl {
     std::shared_ptr<optim::Optimizer> optimizer;
     std::shared_ptr<optim::LRScheduler> scheduler;
     bool has_dataloader = false;
+    std::int64_t bucket_numel = 0;
   };
   explicit EngineImpl(Parts parts);
 
@@ -61,6 +62,8 @@ class EngineImpl {
   std::shared_ptr<optim::Optimizer> optimizer;
   std::shared_ptr<optim::LRScheduler> scheduler;
   precision::LossScaler loss_scaler;
+  std::int64_t bucket_numel = 0;  ///< the flat layout's bucket size (checkpoints record it)
+  std::int64_t alignment = 16;
 
   std::int64_t global_steps = 0;
   std::int64_t global_samples = 0;
@@ -79,5 +82,9 @@ class EngineImpl {
   engine::WallClockTimers timers_;
   engine::ThroughputTimer throughput_;
 };
+
+/// Restores ZeRO stage 1–2 optimizer shards and masters from a checkpoint directory, re-cutting them when the
+/// checkpoint was written by a different number of ranks (src/engine/checkpoint_zero.cpp).
+void load_zero_shards(EngineImpl& engine, const std::string& dir);
 
 }  // namespace deepspeed

@@ -59,6 +59,7 @@ at::ScalarType accumulation_dtype(const config::Config& c, at::ScalarType model_
 }
 
 struct GradientPath {
+  std::int64_t bucket_numel = 0;
   std::vector<std::unique_ptr<zero::FlatGroup>> flat_groups;
   std::unique_ptr<zero::GradientReducer> reducer;
   std::unique_ptr<precision::MasterParams> master;
@@ -92,6 +93,7 @@ GradientPath build_gradient_path(const config::Config& c, std::vector<std::vecto
   flat.bucket_numel = c.zero.stage == 0 ? std::min<std::int64_t>(c.zero.reduce_bucket_size, std::int64_t{1} << 23)
                                         : c.zero.reduce_bucket_size;
   flat.world_size = c.zero.stage == 0 ? 1 : comm->world_size();
+  path.bucket_numel = flat.bucket_numel;
   const std::size_t num_groups = groups.size();
   path.flat_groups = zero::build_flat_groups(groups, flat);
   std::vector<zero::FlatGroup*> raw;
@@ -187,6 +189,7 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
   parts.optimizer = optimizer;
   parts.scheduler = scheduler;
   parts.has_dataloader = training_data != nullptr;
+  parts.bucket_numel = path.bucket_numel;
   auto impl = std::make_shared<EngineImpl>(std::move(parts));
 
   std::shared_ptr<data::DataLoader> loader;

@@ -1,5 +1,7 @@
 #include "deepspeed/precision/master_params.h"
 
+#include <map>
+
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
@@ -25,6 +27,27 @@ MasterParams::MasterParams(std::vector<zero::FlatGroup*> groups, int stage, std:
         g->chunk_in_shard(shard, b).copy_(g->chunk_in_full(g->param_flat, b, comm_->rank()));
       }
       master_.push_back(shard);
+    }
+  }
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> MasterParams::shard_slots() const {
+  std::vector<std::pair<std::size_t, std::size_t>> slots;
+  std::map<std::size_t, std::size_t> used;
+  for (auto* g : groups_) slots.emplace_back(g->optimizer_group, used[g->optimizer_group]++);
+  return slots;
+}
+
+void MasterParams::refresh_from_model() {
+  at::NoGradGuard no_grad;
+  for (std::size_t g = 0; g < master_.size(); ++g) {
+    auto* group = groups_[g];
+    if (stage_ == 0) {
+      master_[g].copy_(group->param_flat);
+    } else {
+      for (std::size_t b = 0; b < group->plan.buckets.size(); ++b) {
+        group->chunk_in_shard(master_[g], b).copy_(group->chunk_in_full(group->param_flat, b, comm_->rank()));
+      }
     }
   }
 }

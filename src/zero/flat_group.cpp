@@ -26,6 +26,18 @@ at::Tensor FlatGroup::chunk_in_shard(const at::Tensor& shard, std::size_t b) con
   return shard.narrow(0, plan.buckets[b].shard_offset, plan.buckets[b].chunk);
 }
 
+std::vector<std::int64_t> FlatGroup::numels() const {
+  std::vector<std::int64_t> n;
+  for (const auto& p : params) n.push_back(p.numel());
+  return n;
+}
+
+BucketPlan plan_group(const std::vector<std::int64_t>& numels, const FlatOptions& options) {
+  std::vector<std::size_t> order(numels.size());
+  std::iota(order.rbegin(), order.rend(), 0);  // reverse registration order ≈ the order backward finishes them
+  return plan_buckets(numels, order, options.bucket_numel, options.alignment, options.world_size);
+}
+
 std::vector<std::unique_ptr<FlatGroup>> build_flat_groups(const std::vector<std::vector<at::Tensor>>& param_groups,
                                                           const FlatOptions& options) {
   std::vector<std::unique_ptr<FlatGroup>> groups;
@@ -46,11 +58,7 @@ std::vector<std::unique_ptr<FlatGroup>> build_flat_groups(const std::vector<std:
     }
   }
   for (auto& group : groups) {
-    std::vector<std::int64_t> numels;
-    for (const auto& p : group->params) numels.push_back(p.numel());
-    std::vector<std::size_t> order(numels.size());
-    std::iota(order.rbegin(), order.rend(), 0);  // reverse registration order ≈ the order backward finishes them
-    group->plan = plan_buckets(numels, order, options.bucket_numel, options.alignment, options.world_size);
+    group->plan = plan_group(group->numels(), options);
     group->param_flat = at::zeros({group->plan.total_numel}, group->params[0].options().requires_grad(false));
     for (std::size_t i = 0; i < group->params.size(); ++i) {
       auto view = group->view_of(group->param_flat, i);

@@ -3,6 +3,7 @@
 // Rank 0 saves the final parameters; --compare checks two such files.
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
 #include <limits>
 #include <thread>
 
@@ -50,6 +51,9 @@ int main(int argc, char** argv) {
   double clip = 0.0, rtol = 1e-5;
   std::string out, optimizer = "AdamW";
   std::vector<std::string> compare_files;
+  std::string save_dir, load_dir;
+  std::vector<int> save_at;
+  bool exit_after_save = false, print_losses = false;
   app.add_option("--steps", steps);
   app.add_option("--micro", micro);
   app.add_option("--gas", gas);
@@ -62,6 +66,11 @@ int main(int argc, char** argv) {
   app.add_option("--overflow-step", overflow_step, "micro-step at which --overflow-rank's loss becomes inf");
   app.add_option("--overflow-rank", overflow_rank);
   app.add_option("--compare", compare_files)->expected(2);
+  app.add_option("--save-dir", save_dir);
+  app.add_option("--save-at", save_at, "save after these optimizer steps");
+  app.add_flag("--exit-after-save", exit_after_save);
+  app.add_option("--load-dir", load_dir, "resume from the latest checkpoint here");
+  app.add_flag("--print-losses", print_losses);
   app.add_option("--rtol", rtol);
   auto ds_args = deepspeed::add_config_arguments(app);
   deepspeed::parse_arguments(app, argc, argv);
@@ -101,14 +110,35 @@ int main(int argc, char** argv) {
   torch::manual_seed(42);
   const auto x = torch::randn({steps * global_batch, 7});
   const auto y = torch::randn({steps * global_batch, 5});
-  for (int s = 0; s < steps; ++s) {
+  int first_step = 0;
+  if (!load_dir.empty()) {
+    auto loaded = engine.load_checkpoint(load_dir);
+    if (!loaded.load_path) {
+      std::fprintf(stderr, "no checkpoint in %s\n", load_dir.c_str());
+      return 3;
+    }
+    first_step = static_cast<int>(engine.global_steps());
+    if (rank == 0) {
+      std::printf("resumed from %s at step %d, client epoch=%lld note=%s\n", loaded.load_path->c_str(), first_step,
+                  static_cast<long long>(loaded.client_state.at("epoch").toInt()),
+                  loaded.client_state.at("note").toStringRef().c_str());
+    }
+  }
+  for (int s = first_step; s < steps; ++s) {
+    double step_loss = 0;
     for (int m = 0; m < gas; ++m) {
       const std::int64_t start = s * global_batch + (static_cast<std::int64_t>(m) * ws + rank) * micro;
       auto out = engine(x.slice(0, start, start + micro).to(engine.device()));
       auto loss = torch::nn::functional::mse_loss(out.to(torch::kFloat), y.slice(0, start, start + micro).to(engine.device()));
       if (s * gas + m == overflow_step && rank == overflow_rank) loss = loss * std::numeric_limits<double>::infinity();
+      step_loss += loss.item<double>();
       engine.backward(loss);
       engine.step();
+    }
+    if (print_losses && rank == 0) std::printf("step %d loss %.9g\n", s + 1, step_loss / gas);
+    if (std::find(save_at.begin(), save_at.end(), s + 1) != save_at.end()) {
+      engine.save_checkpoint(save_dir, std::nullopt, {{"epoch", static_cast<std::int64_t>(7)}, {"note", std::string("hello")}});
+      if (exit_after_save) return 0;
     }
   }
   std::printf("rank %d: skipped=%lld loss_scale=%s\n", rank, static_cast<long long>(engine.skipped_steps()),

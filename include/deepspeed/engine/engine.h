@@ -9,6 +9,7 @@
 /// All ranks must call forward/backward/step the same number of times in the same order: they contain
 /// collectives on the accumulation boundary. Calls are made from one thread.
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/any.h>
 
@@ -32,6 +34,15 @@ class LRScheduler;
 }  // namespace optim
 
 class EngineImpl;
+
+/// User data stored with a checkpoint (DeepSpeed's client_state): ints, floats, strings, tensors, lists, dicts.
+using ClientState = std::map<std::string, c10::IValue>;
+
+/// What load_checkpoint() found: the checkpoint directory (nullopt if there was none) and the client state.
+struct LoadedCheckpoint {
+  std::optional<std::string> load_path;
+  ClientState client_state;
+};
 
 class Engine {
  public:
@@ -57,6 +68,21 @@ class Engine {
   /// Call after every backward. On the accumulation boundary: clip, optimizer step, zero gradients, LR schedule
   /// (skipped on fp16 overflow), progress lines. Always advances the micro-step counter.
   void step();
+
+  /// DeepSpeed's save_checkpoint (layout: include/deepspeed/checkpoint/files.h). Collective: every rank must
+  /// call it with the same save_dir and tag (default "global_step<N>"); it returns when the checkpoint is
+  /// complete on disk. A crash during the save leaves the previous checkpoint loadable.
+  void save_checkpoint(const std::string& save_dir, std::optional<std::string> tag = std::nullopt,
+                       const ClientState& client_state = {}, bool save_latest = true);
+
+  /// DeepSpeed's load_checkpoint. Collective. Restores weights, optimizer and master state, loss scale,
+  /// LR schedule and counters, so training continues exactly as if uninterrupted. ZeRO stage 1–2 checkpoints
+  /// load on any number of ranks (the shards are re-cut); changing the ZeRO stage between stage 0 and 1–2 is
+  /// not supported (load_module_only=true loads the weights alone). No `latest` and no tag → a warning and
+  /// {nullopt, {}}, as in DeepSpeed.
+  LoadedCheckpoint load_checkpoint(const std::string& load_dir, std::optional<std::string> tag = std::nullopt,
+                                   bool load_module_strict = true, bool load_optimizer_states = true,
+                                   bool load_lr_scheduler_states = true, bool load_module_only = false);
 
   bool is_gradient_accumulation_boundary() const;
   /// Overrides the boundary decision for the next step (DeepSpeed's set_gradient_accumulation_boundary).

@@ -38,6 +38,15 @@ class MasterParams {
 
   /// True when the optimizer works on copies (16-bit model, or any sharded stage).
   bool has_copies() const { return copies_; }
+  int stage() const { return stage_; }
+
+  /// Per FlatGroup: the fp32 master ([total_numel] for stage 0, this rank's [shard_numel] for stages 1–2);
+  /// empty when the optimizer works on the model's parameters. For checkpoints; writing them changes training.
+  std::vector<at::Tensor>& masters() { return master_; }
+  /// Stages 1–2: per FlatGroup, (optimizer group, position in it) of its shard tensor.
+  std::vector<std::pair<std::size_t, std::size_t>> shard_slots() const;
+  /// Sets the masters from the model's current weights (after loading weights without optimizer state).
+  void refresh_from_model();
 
  private:
   std::vector<zero::FlatGroup*> groups_;

@@ -26,6 +26,7 @@ struct FlatGroup {
   at::Tensor bucket(const at::Tensor& flat, std::size_t b) const;
   at::Tensor chunk_in_full(const at::Tensor& flat, std::size_t b, int rank) const;
   at::Tensor chunk_in_shard(const at::Tensor& shard, std::size_t b) const;
+  std::vector<std::int64_t> numels() const;
 };
 
 struct FlatOptions {
@@ -33,6 +34,10 @@ struct FlatOptions {
   std::int64_t alignment = 16;
   int world_size = 1;
 };
+
+/// The layout build_flat_groups() uses for parameters of these sizes (reverse registration order), so a
+/// checkpoint written under one world size can be re-laid-out under another.
+BucketPlan plan_group(const std::vector<std::int64_t>& numels, const FlatOptions& options);
 
 /// Groups the parameters of each optimizer group by (dtype, device), plans their buckets in reverse
 /// registration order, allocates the flat buffers and re-points every parameter at its view (values kept).
