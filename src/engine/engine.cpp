@@ -125,6 +125,7 @@ void EngineImpl::take_model_step() {
   } else {
     ++skipped_steps;
   }
+  if (master) master->release_gradients();
   reducer->zero_grad();
   if (config.steps_per_print && (global_steps + 1) % *config.steps_per_print == 0) report_progress(global_steps + 1);
   ++global_steps;

@@ -87,6 +87,15 @@ std::vector<at::Tensor> MasterParams::attach_gradients(const std::vector<at::Ten
   return grads;
 }
 
+void MasterParams::release_gradients() {
+  for (auto& views : master_views_) {
+    for (auto& v : views) v.mutable_grad().reset();
+  }
+  if (stage_ > 0) {
+    for (auto& m : master_) m.mutable_grad().reset();
+  }
+}
+
 void MasterParams::write_back() {
   if (!copies_) return;
   at::NoGradGuard no_grad;

@@ -64,7 +64,10 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
       state->full = at::zeros({group.plan.total_numel}, opts);
       state->grads_are_views = group.param_flat.scalar_type() == options_.accum_dtype;
     }
-    if (options_.stage >= 1) state->shard = at::zeros({group.plan.shard_numel}, opts);
+    // Stage 2 accumulates into its shard every micro-step, so it lives for the whole run. Stage 1 fills its
+    // shard once per window (allocated at the boundary, freed at zero_grad), keeping model states at
+    // DeepSpeed's 4Ψ + 12Ψ/N between steps.
+    if (options_.stage == 2) state->shard = at::zeros({group.plan.shard_numel}, opts);
     const std::size_t nb = group.plan.buckets.size();
     state->pending.assign(nb, 0);
     state->counted.assign(group.params.size(), 0);
@@ -222,6 +225,7 @@ void BucketReducer::finish_backward() {
         if (s.output[b].defined()) bucket.copy_(s.output[b]);
         if (averaging_.after != 1.0) bucket.mul_(averaging_.after);
       } else {
+        if (!s.shard.defined()) s.shard = at::zeros({group.plan.shard_numel}, s.full.options());
         at::Tensor chunk = group.chunk_in_shard(s.shard, b);
         // Stage 1 reduces the whole window once; stage 2 adds one micro-step at a time.
         if (options_.stage == 1) chunk.copy_(s.output[b]).mul_(averaging_.after);
@@ -237,7 +241,8 @@ void BucketReducer::zero_grad() {
   attach_gradient_views();
   for (auto& s : state_) {
     if (s->full.defined()) s->full.zero_();
-    if (s->shard.defined()) s->shard.zero_();
+    if (options_.stage == 1) s->shard = at::Tensor();
+    else if (s->shard.defined()) s->shard.zero_();
   }
 }
 

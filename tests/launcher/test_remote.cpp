@@ -44,10 +44,12 @@ AgentCommand sample_command(const std::string& agent_path, const std::string& cw
 TEST(LauncherExports, SelectsDeepSpeedPrefixesAndHonoursAisc) {
   const std::vector<std::string> env{"NCCL_DEBUG=INFO", "PATH=/bin", "PYTHONPATH=/p", "UCX_TLS=tcp", "HOME=/h",
                                      "DEEPSPEED_LOG_LEVEL=debug", "DS_ACCELERATOR=cpu", "NCCL_IB_HCA=mlx5",
-                                     "MY_NCCL=x", "DS_OTHER=1"};
+                                     "MY_NCCL=x", "DS_OTHER=1", "OMP_NUM_THREADS=4", "GLOO_SOCKET_IFNAME=eth0"};
+  // Ranks on every node must see the same DS_* switches and Gloo/OpenMP settings as the local ones.
   EXPECT_EQ(select_exports(env), (EnvVars{{"NCCL_DEBUG", "INFO"}, {"PYTHONPATH", "/p"}, {"UCX_TLS", "tcp"},
                                           {"DEEPSPEED_LOG_LEVEL", "debug"}, {"DS_ACCELERATOR", "cpu"},
-                                          {"NCCL_IB_HCA", "mlx5"}}));
+                                          {"NCCL_IB_HCA", "mlx5"}, {"DS_OTHER", "1"}, {"OMP_NUM_THREADS", "4"},
+                                          {"GLOO_SOCKET_IFNAME", "eth0"}}));
   auto aisc = env;
   aisc.push_back("AISC_JOB_NAME=j");
   const auto exports = select_exports(aisc);

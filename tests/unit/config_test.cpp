@@ -160,8 +160,9 @@ TEST(ConfigTest, PrecisionAndZeroRules) {
 }
 
 TEST(ConfigTest, ZeroStagesNotYetImplementedAreClearErrors) {
-  const auto e = error_of(R"({"train_batch_size": 8, "zero_optimization": {"stage": 2}})");
-  EXPECT_NE(e.find("zero_optimization.stage: ZeRO stage 2 is not supported yet by deepspeed.cpp"), std::string::npos) << e;
+  EXPECT_EQ(parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": 2}})").zero.stage, 2);
+  const auto e = error_of(R"({"train_batch_size": 8, "zero_optimization": {"stage": 3}})");
+  EXPECT_NE(e.find("zero_optimization.stage: ZeRO stage 3 is not supported yet by deepspeed.cpp"), std::string::npos) << e;
 }
 
 TEST(ConfigTest, DumpHasDeepSpeedLayout) {

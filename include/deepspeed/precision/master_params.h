@@ -33,6 +33,9 @@ class MasterParams {
   /// optimized and no flat gradients exist). Returns the fp32 gradient tensors (for norms and scaling).
   std::vector<at::Tensor> attach_gradients(const std::vector<at::Tensor>& reduced);
 
+  /// Drops the optimizer tensors' gradients (transient fp32 copies would otherwise live until the next step).
+  void release_gradients();
+
   /// Makes the model's parameters equal the updated masters. Collective for stages 1–2 (all-gather).
   void write_back();
 
