@@ -1,4 +1,5 @@
-// DeepSpeedCPUAdam through the Optimizer interface; the arithmetic lives in cpu_adam_kernel.cpp.
+// DeepSpeedCPUAdam through the Optimizer interface; dispatch is in cpu_adam_kernel.cpp, arithmetic in the
+// per-ISA files.
 #include "deepspeed/optim/cpu_adam.h"
 
 #include <stdexcept>
@@ -18,7 +19,6 @@ void init_state(ParamState& s, const at::Tensor& p) {
   s["exp_avg"] = at::zeros_like(p, at::MemoryFormat::Contiguous);
   s["exp_avg_sq"] = at::zeros_like(p, at::MemoryFormat::Contiguous);
 }
-
 
 }  // namespace
 
