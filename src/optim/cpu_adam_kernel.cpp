@@ -15,17 +15,21 @@ namespace deepspeed::optim {
 
 namespace {
 
+// __builtin_cpu_init() makes the checks valid even when called from another static initialiser (libgcc's own
+// initialiser may not have run yet); it is idempotent. libgcc also checks that the OS saves the AVX state.
 bool has_avx512() {
+  __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl");
 }
 bool has_avx2() {
+  __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
-// Elements per OpenMP work item. 64Ki fp32 elements keep each item's five streams (~1.4 MB) in L2-sized
-// pieces while leaving thousands of items for load balance on 100M-parameter shards; a multiple of every
-// vector width, so only the shard's last item has a tail.
+// Elements per OpenMP work item: ~1 MB of traffic each, so scheduling costs nothing measurable, yet shards of
+// a few hundred thousand elements still split across threads (smaller ones stay on the caller: waking the
+// team costs more than it saves). A multiple of every vector width, so only a shard's last item has a tail.
 constexpr std::size_t kBlock = std::size_t{1} << 16;
 
 detail::AdamConsts fold_constants(const Hyper& h, std::int64_t step) {
