@@ -155,9 +155,7 @@ int main(int argc, char** argv) {
               cpu_model().c_str(), omp_get_num_procs(), TORCH_VERSION, at::get_num_threads(), omp_get_max_threads());
   std::printf("kernel ISA: %s; OpenMP runtime(s) mapped: %s\n", optim::cpu_isa_name(optim::best_cpu_isa()),
               mapped_openmp().c_str());
-  const Bandwidth bw = stream_bandwidth(5);
-  std::printf("STREAM-style bandwidth (%d threads, 512 MiB arrays): copy %.1f GB/s, in-place update %.1f GB/s\n\n",
-              omp_get_max_threads(), bw.copy / 1e9, bw.update / 1e9);
+  std::printf("\n");
 
   std::vector<optim::CpuIsa> isas;
   for (auto isa : {optim::CpuIsa::kAvx512, optim::CpuIsa::kAvx2, optim::CpuIsa::kScalar}) {
@@ -227,6 +225,11 @@ int main(int argc, char** argv) {
     }
     std::printf("\n");
   }
-  std::printf("median of interleaved iterations; GB/s = B/param x params / time; STREAM-style figures above for scale\n");
+  // Measured last: on the VM this was developed on, the layout its large buffers leave behind measurably
+  // slowed the rows that ran after it.
+  const Bandwidth bw = stream_bandwidth(5);
+  std::printf("STREAM-style bandwidth (%d threads, 512 MiB arrays): copy %.1f GB/s, in-place update %.1f GB/s\n",
+              omp_get_max_threads(), bw.copy / 1e9, bw.update / 1e9);
+  std::printf("rows: median of interleaved iterations; GB/s = B/param x params / time\n");
   return 0;
 }
