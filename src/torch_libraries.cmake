@@ -21,8 +21,19 @@ ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cp
 target_link_libraries(ds_zero PUBLIC ds_comm)
 
 # optim: optimizers, clipping (the LR schedules are ds_schedules, torch-free).
-ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/sgd.cpp optim/clip.cpp optim/state_dict.cpp)
+ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/sgd.cpp optim/clip.cpp optim/state_dict.cpp
+           optim/lamb.cpp optim/cpu_adam.cpp optim/cpu_adam_kernel.cpp optim/cpu_adam_scalar.cpp
+           optim/cpu_adam_avx2.cpp optim/cpu_adam_avx512.cpp)
 target_link_libraries(ds_optim PUBLIC ds_config ds_schedules torch)
+# CPU Adam: the ISA files pick their instruction set with `#pragma GCC target`, so no -march here. Contraction
+# is off so the scalar reference keeps the SIMD paths' exact operation order (tests compare bitwise).
+set_source_files_properties(optim/cpu_adam_scalar.cpp optim/cpu_adam_avx2.cpp optim/cpu_adam_avx512.cpp
+                            PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")
+# OpenMP for the CPU Adam tiles. GCC's -fopenmp links libgomp.so.1 by soname; LibTorch's wheel ships its own
+# libgomp.so.1 beside libtorch_cpu.so, and since our binaries' RUNPATH names that directory the loader maps
+# that one copy for both (bench/cpu_adam_bench prints the libgomp paths it finds mapped, to check).
+find_package(OpenMP REQUIRED COMPONENTS CXX)
+target_link_libraries(ds_optim PRIVATE OpenMP::OpenMP_CXX)
 
 # precision: loss scaling (pure arithmetic), master weights.
 ds_library(ds_precision precision/loss_scaler.cpp precision/master_params.cpp)

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "deepspeed/optim/lamb.h"
 #include "deepspeed/util/error.h"
 #include "deepspeed/util/strings.h"
 
@@ -86,6 +87,7 @@ std::unique_ptr<Optimizer> make_optimizer(const config::OptimizerConfig& config,
     return std::make_unique<FusedAdam>(std::move(groups));
   }
   if (config.type == "sgd") return std::make_unique<Sgd>(std::move(groups));
+  if (config.type == "lamb") return std::make_unique<FusedLamb>(std::move(groups));
   throw ConfigError(util::cat("optimizer.type: \"", config.type, "\" is not implemented yet"));
 }
 

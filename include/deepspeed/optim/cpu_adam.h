@@ -1,0 +1,109 @@
+#pragma once
+/// \file
+/// DeepSpeedCPUAdam: Adam/AdamW on the CPU over fp32 master parameters and fp32 moments, the optimizer of
+/// ZeRO-Offload. Its kernel fuses, in one pass over memory, the up-cast of 16-bit gradients, the moment and
+/// parameter update, and the down-cast of the updated parameters into a 16-bit copy (the buffer the GPU's
+/// bf16/fp16 weights are refreshed from). The pass is memory-bound, so touching each byte once is the point.
+///
+/// Two layers: a raw kernel over flat shards (pointers + length) that ZeRO calls on its partitions, and the
+/// `CpuAdam` optimizer that drives the same kernel through the Optimizer interface.
+///
+/// Arithmetic is fp32 in a fixed order (FMA where the SIMD path uses FMA), so the AVX-512, AVX2 and scalar
+/// paths produce bit-identical results for any length and any thread count. 16-bit write-back rounds to
+/// nearest-even, as at::kBFloat16 / at::kHalf conversions do.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "deepspeed/optim/optimizer.h"
+
+namespace deepspeed::optim {
+
+/// Element type of a gradient or parameter-copy buffer handed to the CPU Adam kernel.
+enum class ElemType : std::uint8_t { kFloat32, kBFloat16, kFloat16 };
+
+/// Instruction set of a CPU Adam kernel. Chosen at run time; the library is built without -march flags.
+enum class CpuIsa : std::uint8_t { kScalar, kAvx2, kAvx512 };
+
+/// Best kernel this CPU runs: AVX-512 (needs avx512f+bw+vl), else AVX2 (needs avx2+fma+f16c), else scalar.
+CpuIsa best_cpu_isa();
+/// Whether this CPU can run kernels of `isa`.
+bool cpu_isa_supported(CpuIsa isa);
+/// "AVX512", "AVX2" or "scalar" (DeepSpeed's log wording).
+const char* cpu_isa_name(CpuIsa isa);
+
+/// One flat shard as the kernel sees it. All arrays hold `numel` elements and must not overlap; no alignment
+/// is required. `params`, `exp_avg`, `exp_avg_sq` are fp32 and updated in place. `grads` is read only.
+/// `param_copy` (optional; nullptr = none) receives the updated parameters in `copy_type`.
+struct CpuAdamShard {
+  float* params = nullptr;
+  const void* grads = nullptr;
+  ElemType grad_type = ElemType::kFloat32;
+  float* exp_avg = nullptr;
+  float* exp_avg_sq = nullptr;
+  void* param_copy = nullptr;
+  ElemType copy_type = ElemType::kBFloat16;
+  std::size_t numel = 0;
+};
+
+/// Execution knobs of the kernel.
+struct CpuAdamExec {
+  CpuIsa isa = best_cpu_isa();  ///< must satisfy cpu_isa_supported()
+  /// Split the shard over OpenMP threads (omp_get_max_threads(); set it with omp_set_num_threads or
+  /// at::set_num_threads, which share LibTorch's libgomp). Small shards always run on the calling thread.
+  bool parallel = true;
+};
+
+/// One Adam step on a shard, DeepSpeed's Adam_Optimizer::Step semantics: with `h.adam_w_mode` the decay is
+/// decoupled (p *= 1 - lr·wd), otherwise it is L2 (g += wd·p); decay applies only when weight_decay > 0;
+/// denominator sqrt(v)/sqrt(1-β2^t) + eps. Constants are folded in double and rounded to fp32 the way
+/// torch.optim and FusedAdam round them, so the offloaded step tracks the on-device one to fp32 noise.
+/// `step` is 1-based (the count after incrementing). h.amsgrad is rejected. Thread-safe for disjoint shards;
+/// `exec.parallel` splits one shard over OpenMP threads.
+void cpu_adam_step(const Hyper& h, std::int64_t step, const CpuAdamShard& shard, const CpuAdamExec& exec = {});
+
+/// Tensor form of cpu_adam_step: `params`, `exp_avg`, `exp_avg_sq` contiguous fp32 CPU tensors of equal numel;
+/// `grads` contiguous CPU fp32, bf16 or fp16 of the same numel; `param_copy` undefined (no write-back) or a
+/// contiguous CPU bf16/fp16 tensor of the same numel (may be pinned memory). Throws std::invalid_argument on
+/// any other layout.
+void cpu_adam_step(const Hyper& h, std::int64_t step, const at::Tensor& params, const at::Tensor& grads,
+                   const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq, const at::Tensor& param_copy = {},
+                   const CpuAdamExec& exec = {});
+
+/// DeepSpeed's DeepSpeedCPUAdam over fp32 CPU parameters. State per parameter: "step" (0-dim fp32 CPU tensor,
+/// the torch.optim layout), "exp_avg", "exp_avg_sq" (fp32, shaped like the parameter).
+class CpuAdam : public Optimizer {
+ public:
+  /// Every parameter must be a contiguous fp32 CPU tensor; throws std::invalid_argument otherwise, or when a
+  /// group asks for amsgrad.
+  explicit CpuAdam(std::vector<ParamGroup> groups, CpuIsa isa = best_cpu_isa());
+
+  std::string name() const override { return "DeepSpeedCPUAdam"; }
+
+  /// Updates every parameter whose grad() is defined. grad() may be fp32, bf16 or fp16 (ZeRO-Offload points
+  /// it at the 16-bit gradient buffer it copied from the GPU; the up-cast happens inside the kernel). A copy
+  /// registered with set_param_copy() is rewritten from the updated parameter in the same pass.
+  void step() override;
+
+  /// Steps one parameter with an explicit gradient (fp32/bf16/fp16, contiguous CPU, same numel) and optional
+  /// 16-bit copy to write the updated values into; increments that parameter's step count.
+  void step_fused(std::size_t group, std::size_t index, const at::Tensor& grad, const at::Tensor& param_copy = {});
+
+  /// Registers (or clears, with an undefined tensor) the 16-bit tensor step() writes parameter (group, index)
+  /// into: contiguous CPU bf16/fp16 of the parameter's numel.
+  void set_param_copy(std::size_t group, std::size_t index, at::Tensor copy);
+
+  CpuIsa isa() const { return exec_.isa; }
+  /// Threads are OpenMP's; `parallel=false` keeps each step on the calling thread.
+  void set_parallel(bool parallel) { exec_.parallel = parallel; }
+
+ private:
+  CpuAdamExec exec_;
+  std::vector<std::vector<at::Tensor>> copies_;
+};
+
+}  // namespace deepspeed::optim

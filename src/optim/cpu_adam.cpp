@@ -1,0 +1,72 @@
+// DeepSpeedCPUAdam through the Optimizer interface; dispatch is in cpu_adam_kernel.cpp, arithmetic in the
+// per-ISA files.
+#include "deepspeed/optim/cpu_adam.h"
+
+#include <stdexcept>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+namespace deepspeed::optim {
+
+namespace {
+
+// "step" is a CPU fp32 scalar, the layout torch.optim uses when not capturable, so state dicts interchange
+// with FusedAdam/TorchAdam on CPU.
+void init_state(ParamState& s, const at::Tensor& p) {
+  if (s.count("exp_avg")) return;
+  s["step"] = at::zeros({}, at::TensorOptions().dtype(at::kFloat));
+  s["exp_avg"] = at::zeros_like(p, at::MemoryFormat::Contiguous);
+  s["exp_avg_sq"] = at::zeros_like(p, at::MemoryFormat::Contiguous);
+}
+
+}  // namespace
+
+CpuAdam::CpuAdam(std::vector<ParamGroup> groups, CpuIsa isa) : Optimizer(std::move(groups)) {
+  if (!cpu_isa_supported(isa)) throw std::invalid_argument(std::string("CpuAdam: CPU lacks ") + cpu_isa_name(isa));
+  exec_.isa = isa;
+  for (const auto& g : groups_) {
+    if (g.hyper.amsgrad) throw std::invalid_argument("DeepSpeedCPUAdam does not support amsgrad");
+    for (const auto& p : g.params) {
+      if (!p.device().is_cpu() || p.scalar_type() != at::kFloat || !p.is_contiguous()) {
+        throw std::invalid_argument(
+            "DeepSpeedCPUAdam: parameters must be contiguous fp32 CPU tensors (enable offload_optimizer: cpu)");
+      }
+    }
+    copies_.emplace_back(g.params.size());
+  }
+}
+
+void CpuAdam::step() {
+  at::NoGradGuard no_grad;
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    for (std::size_t i = 0; i < groups_[gi].params.size(); ++i) {
+      const at::Tensor& p = groups_[gi].params[i];
+      if (!p.grad().defined()) continue;
+      step_fused(gi, i, p.grad().contiguous(), copies_[gi][i]);
+    }
+  }
+}
+
+void CpuAdam::step_fused(std::size_t group, std::size_t index, const at::Tensor& grad, const at::Tensor& param_copy) {
+  at::Tensor& p = groups_.at(group).params.at(index);
+  ParamState& s = state(group, index);
+  init_state(s, p);
+  // The count advances only once the kernel accepted the buffers, so a rejected call can be retried.
+  const auto t = static_cast<std::int64_t>(s["step"].item<float>()) + 1;
+  cpu_adam_step(groups_[group].hyper, t, p, grad, s["exp_avg"], s["exp_avg_sq"], param_copy, exec_);
+  s["step"].fill_(static_cast<double>(t));
+}
+
+void CpuAdam::set_param_copy(std::size_t group, std::size_t index, at::Tensor copy) {
+  const at::Tensor& p = groups_.at(group).params.at(index);
+  if (copy.defined() &&
+      (!copy.device().is_cpu() || !copy.is_contiguous() || copy.numel() != p.numel() ||
+       (copy.scalar_type() != at::kBFloat16 && copy.scalar_type() != at::kHalf))) {
+    throw std::invalid_argument("CpuAdam::set_param_copy: copy must be a contiguous CPU bf16/fp16 tensor of the "
+                                "parameter's numel");
+  }
+  copies_.at(group).at(index) = std::move(copy);
+}
+
+}  // namespace deepspeed::optim
