@@ -49,8 +49,8 @@ ds_library(ds_data ${DS_DATA_SOURCES})
 target_link_libraries(ds_data PUBLIC ds_util torch)
 
 # engine: initialize(), Engine, timers.
-ds_library(ds_engine engine/arguments.cpp engine/engine.cpp engine/initialize.cpp engine/module_sync.cpp
-           engine/timers.cpp engine/checkpoint.cpp engine/checkpoint_zero.cpp)
+ds_library(ds_engine engine/arguments.cpp engine/checkpointing.cpp engine/engine.cpp engine/initialize.cpp
+           engine/module_sync.cpp engine/timers.cpp engine/checkpoint.cpp engine/checkpoint_zero.cpp)
 target_link_libraries(ds_engine PUBLIC ds_optim ds_precision ds_checkpoint ds_zero ds_data ds_comm CLI11::CLI11)
 execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
                 OUTPUT_VARIABLE DS_GIT_HASH OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)

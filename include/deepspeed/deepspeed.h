@@ -24,6 +24,7 @@
 #include "deepspeed/config/config.h"
 #include "deepspeed/data/dataloader.h"
 #include "deepspeed/data/dataset.h"
+#include "deepspeed/engine/checkpointing.h"
 #include "deepspeed/engine/engine.h"
 #include "deepspeed/optim/lr_schedules.h"
 #include "deepspeed/optim/optimizer.h"

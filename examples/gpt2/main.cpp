@@ -1,0 +1,203 @@
+// GPT-2 pre-training with deepspeed.cpp, after nanoGPT / llm.c:
+//
+//   deepspeed --num_gpus 8 ./build/examples/gpt2 --deepspeed_config examples/gpt2/ds_config_124M.json \
+//       --data fineweb_train_000001.bin --max-steps 100
+//   DS_ACCELERATOR=cpu deepspeed --num_gpus 2 ./build/examples/gpt2 \
+//       --deepspeed_config examples/gpt2/ds_config_tiny_cpu.json --model tiny --max-steps 50
+//
+// --data takes an llm.c / nanoGPT token file (.bin) or any text file, read as bytes (vocabulary 256). Without
+// it the example trains on a text file shipped by Debian (see data.h). Rank 0 logs, every --log-interval
+// optimizer steps, the loss (mean over ranks and micro-batches), the global token rate, MFU against the H100's
+// 989 TFLOP/s bf16 peak and peak memory.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+#include <ATen/ATen.h>
+
+#include "deepspeed/deepspeed.h"
+#include "deepspeed/engine/checkpointing.h"
+#include "deepspeed/engine/timers.h"
+#include "examples/gpt2/data.h"
+#include "examples/gpt2/model.h"
+
+namespace gpt2 = deepspeed::examples::gpt2;
+
+namespace {
+
+struct Options {
+  std::string model = "124M";
+  std::string data;
+  std::string data_format = "auto";
+  std::string sampling = "random";
+  std::int64_t seq_len = 0;  // 0: the model's block_size
+  std::int64_t max_steps = -1;
+  int log_interval = 10;
+  bool activation_checkpointing = false;
+  std::optional<std::int64_t> n_layer, n_embd, n_head, vocab, block_size;
+  double dropout = 0.0;
+  std::uint64_t seed = 1337;
+  int local_rank = -1;
+};
+
+gpt2::GPTConfig model_config(const Options& opt, const gpt2::TokenFile& tokens) {
+  // "tiny": a CPU-sized model for smoke runs and tests.
+  std::optional<gpt2::GPTConfig> c = opt.model == "tiny" ? std::optional<gpt2::GPTConfig>(gpt2::GPTConfig{
+                                                               .vocab_size = 50304, .block_size = 64, .n_layer = 2,
+                                                               .n_head = 2, .n_embd = 64})
+                                                         : gpt2::preset(opt.model);
+  if (!c) throw deepspeed::UsageError("--model: unknown model \"" + opt.model + "\"");
+  if (tokens.format() == gpt2::TokenFormat::kBytes) c->vocab_size = 256;
+  if (opt.n_layer) c->n_layer = *opt.n_layer;
+  if (opt.n_embd) c->n_embd = *opt.n_embd;
+  if (opt.n_head) c->n_head = *opt.n_head;
+  if (opt.vocab) c->vocab_size = *opt.vocab;
+  if (opt.block_size) c->block_size = *opt.block_size;
+  c->dropout = opt.dropout;
+  c->activation_checkpointing = opt.activation_checkpointing;
+  return *c;
+}
+
+// Weight decay on matrices (linear weights, embeddings) only, as nanoGPT and llm.c do: not on biases and
+// LayerNorm parameters.
+std::vector<deepspeed::optim::ParamGroup> param_groups(gpt2::GPT& model) {
+  deepspeed::optim::ParamGroup decay, no_decay;
+  no_decay.overrides.weight_decay = 0.0;
+  for (auto& p : model->parameters()) (p.dim() >= 2 ? decay : no_decay).params.push_back(p);
+  return {decay, no_decay};
+}
+
+double peak_memory_gib(c10::Device device) {
+  if (device.is_cuda()) return static_cast<double>(deepspeed::engine::max_memory_allocated(device)) / (1 << 30);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / (1 << 20);  // kilobytes → GiB (this process's RSS)
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"GPT-2"};
+  Options opt;
+  app.add_option("--model", opt.model, "124M (default), 350M, 774M, 1.5B, gpt2[-medium|-large|-xl], or tiny");
+  app.add_option("--data", opt.data, "token file (.bin, llm.c or raw uint16) or text file (bytes); default: " +
+                                         gpt2::default_text_file());
+  app.add_option("--data-format", opt.data_format, "auto (default), llmc, uint16 or bytes")
+      ->check(CLI::IsMember({"auto", "llmc", "uint16", "bytes"}));
+  app.add_option("--sampling", opt.sampling, "random (default) or sequential windows")
+      ->check(CLI::IsMember({"random", "sequential"}));
+  app.add_option("--seq_len", opt.seq_len, "tokens per sample (default: the model's block_size)");
+  app.add_option("--max-steps", opt.max_steps, "stop after this many optimizer steps (default: one pass over the data)");
+  app.add_option("--log-interval", opt.log_interval, "log every N optimizer steps (default 10)")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--activation-checkpointing", opt.activation_checkpointing, "recompute each block in backward");
+  app.add_option("--n_layer", opt.n_layer, "override the preset's layers");
+  app.add_option("--n_embd", opt.n_embd, "override the preset's width");
+  app.add_option("--n_head", opt.n_head, "override the preset's heads");
+  app.add_option("--vocab", opt.vocab, "override the vocabulary (default 50304 for tokens, 256 for bytes)");
+  app.add_option("--block_size", opt.block_size, "override the longest sequence (position embeddings)");
+  app.add_option("--dropout", opt.dropout, "dropout probability (default 0)");
+  app.add_option("--seed", opt.seed, "initialisation and sampling seed (default 1337)");
+  app.add_option("--local_rank", opt.local_rank, "local rank passed from distributed launcher");
+  auto ds_args = deepspeed::add_config_arguments(app);
+  deepspeed::parse_arguments(app, argc, argv);
+
+  // Errors below (UsageError) end the program with one line and exit code 2 (parse_arguments installed the handler).
+  if (opt.data.empty()) opt.data = gpt2::default_text_file();
+  if (opt.data.empty()) throw deepspeed::UsageError("--data: no default text file found; pass a token or text file");
+  auto tokens = gpt2::TokenFile::open(opt.data, gpt2::parse_token_format(opt.data_format));
+  const gpt2::GPTConfig cfg = model_config(opt, *tokens);
+  const std::int64_t seq_len = opt.seq_len > 0 ? opt.seq_len : cfg.block_size;
+  if (seq_len > cfg.block_size) {
+    throw deepspeed::UsageError("--seq_len " + std::to_string(seq_len) + " exceeds the block_size " +
+                                std::to_string(cfg.block_size));
+  }
+  auto trainset = std::make_shared<gpt2::TokenWindows>(
+      tokens, seq_len, opt.sampling == "random" ? gpt2::TokenWindows::Sampling::kRandom : gpt2::TokenWindows::Sampling::kSequential,
+      /*num_windows=*/0, opt.seed, cfg.vocab_size);
+
+  torch::manual_seed(opt.seed);
+  gpt2::GPT model(cfg);
+  deepspeed::InitializeOptions init;
+  init.param_groups = param_groups(model);
+  init.data_seed = opt.seed;
+  auto [engine, optimizer, trainloader, scheduler] =
+      deepspeed::initialize(ds_args, model, model->parameters(), trainset, std::move(init));
+  // DeepSpeed leaves this to the program (Megatron calls deepspeed.checkpointing.configure); so do we.
+  deepspeed::checkpointing::configure(engine.config().activation_checkpointing);
+  torch::manual_seed(opt.seed + engine.global_rank());  // dropout masks differ per rank
+
+  const auto comm = engine.communicator();
+  const bool rank0 = engine.global_rank() == 0;
+  const int world = engine.world_size();
+  const double flops_per_token = gpt2::flops_per_token(cfg, seq_len);
+  if (rank0) {
+    std::printf("gpt2: %s, %lld layers, d=%lld, %lld heads, vocab %lld, seq_len %lld, %.2fM parameters, "
+                "%.3g FLOPs/token, activation checkpointing %s\n",
+                opt.model.c_str(), static_cast<long long>(cfg.n_layer), static_cast<long long>(cfg.n_embd),
+                static_cast<long long>(cfg.n_head), static_cast<long long>(cfg.vocab_size),
+                static_cast<long long>(seq_len), gpt2::num_parameters(cfg) / 1e6, flops_per_token,
+                cfg.activation_checkpointing ? "on" : "off");
+    std::printf("gpt2: data %s (%s, %lld tokens, %zu windows)\n", opt.data.c_str(),
+                gpt2::token_format_name(tokens->format()), static_cast<long long>(tokens->size()), trainset->size());
+    std::fflush(stdout);
+  }
+  if (trainloader->size() == 0) throw deepspeed::UsageError("gpt2: no micro-batches for this rank; use more data");
+
+  const std::int64_t steps_per_pass =
+      static_cast<std::int64_t>(trainloader->size()) / engine.gradient_accumulation_steps();
+  const std::int64_t max_steps = opt.max_steps >= 0 ? opt.max_steps : std::max<std::int64_t>(1, steps_per_pass);
+  const c10::Device device = engine.device();
+
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device));
+  double tokens_seen = 0, micro_batches = 0;
+  deepspeed::engine::synchronize_device(device);
+  auto interval_start = std::chrono::steady_clock::now();
+  std::int64_t last_logged = 0;
+
+  while (engine.global_steps() < max_steps) {
+    for (auto& batch : *trainloader) {
+      auto x = batch.data.to(device, /*non_blocking=*/true);
+      auto y = batch.target.to(device, /*non_blocking=*/true);
+      auto loss = gpt2::lm_loss(engine(x), y);
+      engine.backward(loss);
+      const std::int64_t before = engine.global_steps();
+      engine.step();
+      loss_sum += loss.detach();
+      tokens_seen += static_cast<double>(x.numel());
+      micro_batches += 1;
+      const std::int64_t step = engine.global_steps();
+      if (step == before) continue;
+      if (step == 1 || step % opt.log_interval == 0 || step == max_steps) {
+        // Every rank takes part: the sums are all-reduced.
+        deepspeed::engine::synchronize_device(device);
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - interval_start).count();
+        const double loss_all = comm->all_reduce_scalar(loss_sum.item<double>(), deepspeed::comm::ReduceOp::kSum);
+        const double batches_all = comm->all_reduce_scalar(micro_batches, deepspeed::comm::ReduceOp::kSum);
+        const double tokens_all = comm->all_reduce_scalar(tokens_seen, deepspeed::comm::ReduceOp::kSum);
+        const double tok_per_s = tokens_all / seconds;
+        if (rank0) {
+          char mfu[32] = "n/a";
+          if (device.is_cuda()) {
+            std::snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * gpt2::mfu(flops_per_token, tok_per_s, world));
+          }
+          std::printf("step %lld/%lld | loss %.4f | lr %.4e | %.0f tok/s | MFU %s | %.1f ms/step | peak mem %.2f GiB\n",
+                      static_cast<long long>(step), static_cast<long long>(max_steps), loss_all / batches_all,
+                      engine.get_lr().at(0), tok_per_s, mfu, 1e3 * seconds / static_cast<double>(step - last_logged),
+                      peak_memory_gib(device));
+          std::fflush(stdout);
+        }
+        loss_sum.zero_();
+        tokens_seen = micro_batches = 0;
+        last_logged = step;
+        interval_start = std::chrono::steady_clock::now();
+      }
+      if (step >= max_steps) break;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,125 @@
+#include "examples/gpt2/model.h"
+
+#include <cmath>
+#include <string>
+
+#include <ATen/ops/arange.h>
+#include <ATen/ops/cross_entropy_loss.h>
+#include <ATen/ops/gelu.h>
+#include <ATen/ops/linear.h>
+#include <ATen/ops/scaled_dot_product_attention.h>
+#include <torch/nn/init.h>
+
+#include "deepspeed/engine/checkpointing.h"
+#include "deepspeed/util/error.h"
+
+namespace deepspeed::examples::gpt2 {
+namespace {
+
+constexpr double kInitStd = 0.02;
+
+torch::nn::Linear linear(std::int64_t in, std::int64_t out, double std) {
+  torch::nn::Linear l(in, out);
+  at::NoGradGuard no_grad;
+  torch::nn::init::normal_(l->weight, 0.0, std);
+  torch::nn::init::zeros_(l->bias);
+  return l;
+}
+
+torch::nn::LayerNorm layer_norm(std::int64_t d) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(1e-5));
+}
+
+// GPT-2 scales the weights of the projections that write into the residual stream, so its variance does not
+// grow with depth: 2 such writes per block.
+double residual_std(const GPTConfig& c) { return kInitStd / std::sqrt(2.0 * static_cast<double>(c.n_layer)); }
+
+}  // namespace
+
+CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& c)
+    : n_head_(c.n_head), n_embd_(c.n_embd), dropout_(c.dropout) {
+  c_attn = register_module("c_attn", linear(c.n_embd, 3 * c.n_embd, kInitStd));
+  c_proj = register_module("c_proj", linear(c.n_embd, c.n_embd, residual_std(c)));
+  resid_dropout_ = register_module("resid_dropout", torch::nn::Dropout(c.dropout));
+}
+
+at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x) {
+  const std::int64_t b = x.size(0), t = x.size(1), hd = n_embd_ / n_head_;
+  auto qkv = c_attn(x).split(n_embd_, 2);
+  auto heads = [&](const at::Tensor& z) { return z.view({b, t, n_head_, hd}).transpose(1, 2); };  // [B, H, T, hd]
+  at::Tensor y = at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), /*attn_mask=*/{},
+                                                  is_training() ? dropout_ : 0.0, /*is_causal=*/true);
+  y = y.transpose(1, 2).contiguous().view({b, t, n_embd_});
+  return resid_dropout_(c_proj(y));
+}
+
+MlpImpl::MlpImpl(const GPTConfig& c) {
+  c_fc = register_module("c_fc", linear(c.n_embd, 4 * c.n_embd, kInitStd));
+  c_proj = register_module("c_proj", linear(4 * c.n_embd, c.n_embd, residual_std(c)));
+  dropout_ = register_module("dropout", torch::nn::Dropout(c.dropout));
+}
+
+at::Tensor MlpImpl::forward(const at::Tensor& x) { return dropout_(c_proj(at::gelu(c_fc(x), "tanh"))); }
+
+BlockImpl::BlockImpl(const GPTConfig& c) {
+  ln_1 = register_module("ln_1", layer_norm(c.n_embd));
+  attn = register_module("attn", CausalSelfAttention(c));
+  ln_2 = register_module("ln_2", layer_norm(c.n_embd));
+  mlp = register_module("mlp", Mlp(c));
+}
+
+at::Tensor BlockImpl::forward(const at::Tensor& x) {
+  at::Tensor h = x + attn(ln_1(x));
+  return h + mlp(ln_2(h));
+}
+
+GPTImpl::GPTImpl(GPTConfig c) : config_(c) {
+  if (c.vocab_size <= 0 || c.block_size <= 0 || c.n_layer <= 0 || c.n_head <= 0 || c.n_embd <= 0) {
+    throw UsageError("gpt2: vocab, block_size, n_layer, n_head and n_embd must be positive");
+  }
+  if (c.n_embd % c.n_head != 0) {
+    throw UsageError("gpt2: n_embd " + std::to_string(c.n_embd) + " is not divisible by n_head " +
+                     std::to_string(c.n_head));
+  }
+  if (c.dropout < 0 || c.dropout >= 1) throw UsageError("gpt2: dropout must be in [0, 1)");
+  wte = register_module("wte", torch::nn::Embedding(c.vocab_size, c.n_embd));
+  wpe = register_module("wpe", torch::nn::Embedding(c.block_size, c.n_embd));
+  {
+    at::NoGradGuard no_grad;
+    torch::nn::init::normal_(wte->weight, 0.0, kInitStd);
+    torch::nn::init::normal_(wpe->weight, 0.0, kInitStd);
+  }
+  drop_ = register_module("drop", torch::nn::Dropout(c.dropout));
+  h = register_module("h", torch::nn::ModuleList());
+  for (std::int64_t i = 0; i < c.n_layer; ++i) {
+    blocks.emplace_back(c);
+    h->push_back(blocks.back());
+  }
+  ln_f = register_module("ln_f", layer_norm(c.n_embd));
+}
+
+at::Tensor GPTImpl::forward(const at::Tensor& idx) {
+  if (idx.dim() != 2) throw UsageError("gpt2: expected token ids [batch, time], got " + std::to_string(idx.dim()) + " dims");
+  const std::int64_t t = idx.size(1);
+  if (t > config_.block_size) {
+    throw UsageError("gpt2: sequence of " + std::to_string(t) + " tokens exceeds block_size " +
+                     std::to_string(config_.block_size));
+  }
+  const at::Tensor pos = at::arange(t, idx.options().dtype(at::kLong));
+  at::Tensor x = drop_(wte(idx) + wpe(pos));
+  for (auto& block : blocks) {
+    if (config_.activation_checkpointing && is_training()) {
+      x = checkpointing::checkpoint([b = block.ptr()](const at::Tensor& in) { return b->forward(in); }, x);
+    } else {
+      x = block(x);
+    }
+  }
+  // The LM head is the token embedding, transposed: both uses accumulate into one gradient.
+  return at::linear(ln_f(x), wte->weight);
+}
+
+at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& targets) {
+  return at::cross_entropy_loss(logits.flatten(0, 1).to(at::kFloat), targets.flatten());
+}
+
+}  // namespace deepspeed::examples::gpt2

@@ -1,0 +1,290 @@
+// The GPT-2 example's pieces: model shapes, initial loss, gradients (tied embedding, checkpointed vs plain),
+// parameter and FLOP arithmetic, and the token readers.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/utils.h>
+
+#include "deepspeed/engine/checkpointing.h"
+#include "deepspeed/util/error.h"
+#include "examples/gpt2/data.h"
+#include "examples/gpt2/gpt_config.h"
+#include "examples/gpt2/model.h"
+
+namespace gpt2 = deepspeed::examples::gpt2;
+
+namespace {
+
+gpt2::GPTConfig tiny(double dropout = 0.0, bool checkpointing = false) {
+  return gpt2::GPTConfig{.vocab_size = 97, .block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 32,
+                         .dropout = dropout, .activation_checkpointing = checkpointing};
+}
+
+// Nodes of the autograd graph behind `t` whose name contains `what`.
+int count_nodes(const at::Tensor& t, const std::string& what) {
+  std::vector<torch::autograd::Node*> stack{t.grad_fn().get()};
+  std::set<torch::autograd::Node*> seen;
+  int n = 0;
+  while (!stack.empty()) {
+    auto* node = stack.back();
+    stack.pop_back();
+    if (node == nullptr || !seen.insert(node).second) continue;
+    n += node->name().find(what) != std::string::npos;
+    for (const auto& edge : node->next_edges()) stack.push_back(edge.function.get());
+  }
+  return n;
+}
+
+std::int64_t count(gpt2::GPT& model) {
+  std::int64_t n = 0;
+  for (const auto& p : model->parameters()) n += p.numel();
+  return n;
+}
+
+TEST(Gpt2Model, ShapesAndInitialLoss) {
+  torch::manual_seed(0);
+  gpt2::GPT model(tiny());
+  const at::Tensor idx = at::randint(97, {3, 16}, at::kLong);
+  const at::Tensor logits = model(idx);
+  EXPECT_EQ(logits.sizes(), (std::vector<std::int64_t>{3, 16, 97}));
+  // N(0, 0.02) weights make every logit small: the prediction is nearly uniform.
+  const double loss = gpt2::lm_loss(logits, at::randint(97, {3, 16}, at::kLong)).item<double>();
+  EXPECT_NEAR(loss, std::log(97.0), 0.05);
+  EXPECT_EQ(model(idx.narrow(1, 0, 5)).size(1), 5);  // shorter sequences use the first positions
+  EXPECT_THROW(model(at::zeros({1, 17}, at::kLong)), deepspeed::UsageError);
+  EXPECT_THROW(gpt2::GPT(gpt2::GPTConfig{.n_head = 5}), deepspeed::UsageError);  // 768 % 5 != 0
+}
+
+TEST(Gpt2Model, ParameterCountAndResidualInit) {
+  torch::manual_seed(0);
+  gpt2::GPT small(tiny());
+  EXPECT_EQ(count(small), gpt2::num_parameters(tiny()));
+  gpt2::GPT model(*gpt2::preset("124M"));
+  EXPECT_EQ(count(model), 124475904);  // nanoGPT's figure for GPT-2 small with the padded vocabulary
+  // Residual projections start at 0.02/sqrt(2·12); the others at 0.02.
+  EXPECT_NEAR(model->blocks[0]->attn->c_proj->weight.std().item<double>(), 0.02 / std::sqrt(24.0), 2e-4);
+  EXPECT_NEAR(model->blocks[0]->mlp->c_proj->weight.std().item<double>(), 0.02 / std::sqrt(24.0), 2e-4);
+  EXPECT_NEAR(model->blocks[0]->mlp->c_fc->weight.std().item<double>(), 0.02, 2e-4);
+  EXPECT_NEAR(model->wte->weight.std().item<double>(), 0.02, 2e-4);
+  EXPECT_EQ(model->blocks[0]->attn->c_attn->bias.abs().sum().item<double>(), 0.0);
+}
+
+TEST(Gpt2Model, GradientsFiniteAndTiedEmbeddingGetsBothUses) {
+  torch::manual_seed(1);
+  gpt2::GPT model(tiny());
+  // One sequence using only tokens 0..19: rows 20..96 of wte are touched by the LM head alone.
+  const at::Tensor idx = at::randint(20, {1, 16}, at::kLong);
+  const at::Tensor targets = at::randint(97, {1, 16}, at::kLong);
+  gpt2::lm_loss(model(idx), targets).backward();
+  for (const auto& p : model->named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_TRUE(at::isfinite(p.value().grad()).all().item<bool>()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+  }
+  const at::Tensor total = model->wte->weight.grad().clone();
+
+  // The two uses separately: the head through a detached copy of the weight, the lookup through the
+  // position embedding's gradient (x0 = wte[idx] + wpe[pos], so dL/dx0 = dL/dwpe for a batch of one).
+  model->zero_grad();
+  at::Tensor head_weight = model->wte->weight.detach().clone().requires_grad_(true);
+  at::Tensor x = model->wte(idx) + model->wpe(at::arange(16, at::kLong));
+  for (auto& b : model->blocks) x = b(x);
+  gpt2::lm_loss(at::linear(model->ln_f(x), head_weight), targets).backward();
+  const at::Tensor lookup = at::zeros_like(total).index_add_(0, idx[0], model->wpe->weight.grad().narrow(0, 0, 16));
+  EXPECT_TRUE(at::allclose(total, head_weight.grad() + lookup, 1e-5, 1e-7));
+  EXPECT_GT(lookup.abs().sum().item<double>(), 0.0);
+  EXPECT_GT(head_weight.grad().narrow(0, 20, 77).abs().sum().item<double>(), 0.0);
+  EXPECT_TRUE(at::allclose(total.narrow(0, 20, 77), head_weight.grad().narrow(0, 20, 77)));
+}
+
+TEST(Gpt2Model, CheckpointedMatchesPlain) {
+  deepspeed::checkpointing::reset();
+  const at::Tensor idx = at::randint(97, {2, 16}, at::kLong);
+  const at::Tensor targets = at::randint(97, {2, 16}, at::kLong);
+  auto grads = [&](bool checkpointing) {
+    torch::manual_seed(3);
+    gpt2::GPT model(tiny(/*dropout=*/0.1, checkpointing));
+    torch::manual_seed(4);  // the dropout masks
+    const at::Tensor loss = gpt2::lm_loss(model(idx), targets);
+    EXPECT_EQ(count_nodes(loss, "CheckpointFunction"), checkpointing ? 2 : 0);  // one per block
+    (void)at::rand({5});  // moves the generator on before backward, as the next layer's dropout would
+    loss.backward();
+    std::vector<at::Tensor> out{loss.detach()};
+    for (const auto& p : model->parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  const auto plain = grads(false);
+  const auto ckpt = grads(true);
+  ASSERT_EQ(plain.size(), ckpt.size());
+  for (std::size_t i = 0; i < plain.size(); ++i) {
+    EXPECT_TRUE(at::allclose(plain[i], ckpt[i], 1e-5, 1e-7)) << "tensor " << i;
+  }
+}
+
+TEST(Gpt2Flops, HandComputed) {
+  const auto c124 = *gpt2::preset("124M");
+  // N without the position embedding: 50304·768 + 12·(12·768² + 13·768) + 2·768.
+  EXPECT_EQ(gpt2::num_parameters(c124, false), 38633472 + 85054464 + 1536);
+  EXPECT_EQ(gpt2::num_parameters(c124), 123689472 + 786432);
+  // 6·123,689,472 + 12·12·768·1024 = 742,136,832 + 113,246,208.
+  EXPECT_DOUBLE_EQ(gpt2::flops_per_token(c124, 1024), 855383040.0);
+  EXPECT_DOUBLE_EQ(gpt2::flops_per_token(c124, 512), 742136832.0 + 56623104.0);
+  // 1M tokens/s on 8 GPUs: 8.5538304e14 / (8 · 989e12).
+  EXPECT_NEAR(gpt2::mfu(855383040.0, 1e6, 8), 0.10811211, 1e-8);
+  EXPECT_NEAR(gpt2::mfu(855383040.0, 1e6, 1, 312e12), 2.74161231, 1e-8);  // an A100's peak, one GPU
+  // GPT-2 XL: 50304·1600 + 48·(12·1600² + 13·1600) + 3200; nanoGPT reports 1555.97M with 50257 tokens.
+  const auto xl = *gpt2::preset("gpt2-xl");
+  EXPECT_EQ(gpt2::num_parameters(xl, false), 1556048000);
+  EXPECT_EQ(gpt2::num_parameters(gpt2::GPTConfig{.vocab_size = 50257, .n_layer = 48, .n_head = 25, .n_embd = 1600},
+                                 false),
+            1555972800);
+  EXPECT_EQ(gpt2::num_parameters(*gpt2::preset("350M"), false), 353822720);
+  EXPECT_EQ(gpt2::preset("774M")->n_embd, 1280);
+  EXPECT_EQ(gpt2::preset("774M")->n_layer, 36);
+  EXPECT_FALSE(gpt2::preset("7B"));
+}
+
+// A scratch directory removed with its files (std::filesystem::remove_all is unusable with LibTorch's wheel).
+class TokenFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/gpt2_test_XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    for (const auto& f : files_) ::unlink(f.c_str());
+    ::rmdir(dir_.c_str());
+  }
+  std::string write(const std::string& name, const void* data, std::size_t bytes) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary).write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+    files_.push_back(path);
+    return path;
+  }
+  template <typename T>
+  std::string write_llmc(const std::string& name, int version, const std::vector<T>& tokens, int claimed = -1) {
+    std::vector<char> buf(1024 + tokens.size() * sizeof(T));
+    const std::int32_t header[3] = {20240520, version, claimed >= 0 ? claimed : static_cast<std::int32_t>(tokens.size())};
+    std::memcpy(buf.data(), header, sizeof header);
+    std::memcpy(buf.data() + 1024, tokens.data(), tokens.size() * sizeof(T));
+    return write(name, buf.data(), buf.size());
+  }
+  std::string dir_;
+  std::vector<std::string> files_;
+};
+
+std::vector<std::int64_t> read_all(const gpt2::TokenFile& f, std::int64_t offset, std::int64_t n) {
+  std::vector<std::int64_t> out(n);
+  f.read(offset, out);
+  return out;
+}
+
+TEST_F(TokenFiles, RawUint16) {
+  std::vector<std::uint16_t> tokens(1000);
+  for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::uint16_t>((i * 7919) % 65536);
+  const auto path = write("train.bin", tokens.data(), tokens.size() * 2);
+  auto f = gpt2::TokenFile::open(path);
+  EXPECT_EQ(f->format(), gpt2::TokenFormat::kRaw16);
+  ASSERT_EQ(f->size(), 1000);
+  EXPECT_EQ(read_all(*f, 995, 5), (std::vector<std::int64_t>{tokens[995], tokens[996], tokens[997], tokens[998], tokens[999]}));
+  EXPECT_THROW(read_all(*f, 996, 5), std::out_of_range);
+
+  gpt2::TokenWindows windows(f, 10);
+  ASSERT_EQ(windows.size(), 99u);  // (1000 - 1) / 10
+  const auto sample = windows.get(3);
+  for (int t = 0; t < 10; ++t) {
+    EXPECT_EQ(sample.data[t].item<std::int64_t>(), tokens[30 + t]);
+    EXPECT_EQ(sample.target[t].item<std::int64_t>(), tokens[31 + t]);
+  }
+  const std::size_t idx[] = {98, 0};
+  const auto batch = windows.get_batch(idx);
+  EXPECT_EQ(batch.data.sizes(), (std::vector<std::int64_t>{2, 10}));
+  EXPECT_EQ(batch.target[0][9].item<std::int64_t>(), tokens[990]);
+  EXPECT_EQ(batch.data.scalar_type(), at::kLong);
+  // Tokens beyond the model's vocabulary are caught on the host.
+  gpt2::TokenWindows small_vocab(f, 10, gpt2::TokenWindows::Sampling::kSequential, 0, 0, 50257);
+  EXPECT_THROW(small_vocab.get_batch(idx), deepspeed::UsageError);
+}
+
+TEST_F(TokenFiles, LlmcHeaderFormats) {
+  std::vector<std::uint16_t> t16{50256, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  auto f16 = gpt2::TokenFile::open(write_llmc("v1.bin", 1, t16));
+  EXPECT_EQ(f16->format(), gpt2::TokenFormat::kLlmc);
+  EXPECT_EQ(f16->bytes_per_token(), 2);
+  EXPECT_EQ(read_all(*f16, 0, 11), std::vector<std::int64_t>(t16.begin(), t16.end()));
+
+  std::vector<std::uint32_t> t32{128000, 70000, 5, 6};
+  auto f32 = gpt2::TokenFile::open(write_llmc("v2.bin", 2, t32));
+  EXPECT_EQ(f32->bytes_per_token(), 4);
+  EXPECT_EQ(read_all(*f32, 0, 4), (std::vector<std::int64_t>{128000, 70000, 5, 6}));
+
+  EXPECT_THROW(gpt2::TokenFile::open(write_llmc("short.bin", 1, t16, 12)), deepspeed::UsageError);
+  EXPECT_THROW(gpt2::TokenFile::open(write_llmc("v9.bin", 9, t16)), deepspeed::UsageError);
+  EXPECT_THROW(gpt2::TokenFile::open(write("odd.bin", "abc", 3)), deepspeed::UsageError);
+  EXPECT_THROW(gpt2::TokenFile::open(write("raw.bin", t16.data(), 22), gpt2::TokenFormat::kLlmc),
+               deepspeed::UsageError);
+  EXPECT_THROW(gpt2::TokenFile::open(dir_ + "/absent.bin"), deepspeed::UsageError);
+}
+
+TEST_F(TokenFiles, RandomWindowsAreDeterministicAndInRange) {
+  std::vector<std::uint16_t> tokens(500);
+  for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<std::uint16_t>(i);
+  auto f = gpt2::TokenFile::open(write("seq.bin", tokens.data(), 1000));
+  using S = gpt2::TokenWindows::Sampling;
+  gpt2::TokenWindows a(f, 32, S::kRandom, 1000, 7), b(f, 32, S::kRandom, 1000, 7), c(f, 32, S::kRandom, 1000, 8);
+  EXPECT_EQ(a.size(), 1000u);  // more windows than fit sequentially: they overlap
+  int differ = 0;
+  std::int64_t lo = 1 << 30, hi = -1;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a.window_start(i), b.window_start(i));
+    differ += a.window_start(i) != c.window_start(i);
+    lo = std::min(lo, a.window_start(i));
+    hi = std::max(hi, a.window_start(i));
+  }
+  EXPECT_GT(differ, 900);
+  EXPECT_GE(lo, 0);
+  EXPECT_LE(hi, 500 - 33);  // the last full window of 33 tokens
+  EXPECT_GT(hi, 400);       // and they spread over the file
+  const auto s = a.get(17);  // a window of consecutive tokens, target shifted by one
+  EXPECT_TRUE(at::equal(s.target, s.data + 1));
+  EXPECT_THROW(gpt2::TokenWindows(f, 500), deepspeed::UsageError);  // 500 tokens < one window of 501
+}
+
+TEST_F(TokenFiles, ByteLevelText) {
+  const std::string text = "The quick brown fox jumps over the lazy dog.\n";
+  auto f = gpt2::TokenFile::open(write("fox.txt", text.data(), text.size()));
+  EXPECT_EQ(f->format(), gpt2::TokenFormat::kBytes);
+  ASSERT_EQ(f->size(), static_cast<std::int64_t>(text.size()));
+  const auto all = read_all(*f, 0, f->size());
+  for (std::size_t i = 0; i < text.size(); ++i) EXPECT_EQ(all[i], static_cast<unsigned char>(text[i]));
+  // Forced byte reading of a .bin name; a vocabulary below 'z' is refused.
+  auto forced = gpt2::TokenFile::open(write("fox.bin", text.data(), text.size()), gpt2::TokenFormat::kBytes);
+  EXPECT_EQ(forced->size(), f->size());
+  gpt2::TokenWindows w(f, 8, gpt2::TokenWindows::Sampling::kSequential, 0, 0, 100);
+  EXPECT_THROW(w.get(0), deepspeed::UsageError);  // 'h' = 104
+  EXPECT_EQ(gpt2::parse_token_format("uint16"), gpt2::TokenFormat::kRaw16);
+  EXPECT_THROW(gpt2::parse_token_format("utf8"), deepspeed::UsageError);
+}
+
+TEST(Gpt2Data, DefaultTextFileShipsWithDebian) {
+  const std::string path = gpt2::default_text_file();
+  ASSERT_FALSE(path.empty()) << "none of the Debian text files is installed";
+  auto f = gpt2::TokenFile::open(path);
+  EXPECT_EQ(f->format(), gpt2::TokenFormat::kBytes);
+  EXPECT_GT(f->size(), 30000);
+}
+
+}  // namespace
