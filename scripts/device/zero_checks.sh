@@ -18,6 +18,7 @@ bash scripts/device/build.sh >"$out/build.log" 2>&1 || { cat "$out/build.log"; e
 stamp "built"
 (cd build-dev && ctest -L gpu --output-on-failure >"$out/ctest_gpu.log" 2>&1)
 grep -E "tests passed|\*\*\*|Failed  |Passed" "$out/ctest_gpu.log" | head -40
+for t in build-dev/tests/*test; do "$t" --gtest_filter='*Cuda*:*Gpu*' 2>&1 | grep -E "^\[  (PASSED|FAILED|  OK|SKIPPED) " ; done | sort | uniq -c | head
 stamp "gpu tests"
 bin=build-dev/bin/deepspeed
 $bin --num_gpus 2 build-dev/examples/cifar10 --deepspeed_config examples/cifar10/ds_config.json --epochs 3 \
