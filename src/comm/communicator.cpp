@@ -129,10 +129,12 @@ Work Communicator::reduce_scatter(at::Tensor& output, at::Tensor& input, ReduceO
 
 void Communicator::barrier() {
   if (local_only()) return;
-  // A one-element all-reduce instead of c10d's barrier: it honours our timeout and error wording, and NCCL's
-  // barrier needs device guessing that all-reduce does not.
+  // A one-element all-reduce instead of c10d's barrier: it honours our timeout and error wording. Reading the
+  // result blocks the host: under NCCL, Work::wait() only orders the current stream, and a barrier that
+  // returns before the peers arrive (e.g. before committing a checkpoint) is no barrier.
   at::Tensor t = at::zeros({1}, at::TensorOptions().device(device_));
   all_reduce(t).wait();
+  (void)t.item<float>();
 }
 
 double Communicator::all_reduce_scalar(double value, ReduceOp op) {

@@ -82,6 +82,7 @@ class Communicator {
   Work all_gather(at::Tensor& output, at::Tensor& input);
   /// input.numel() == world_size × output.numel(); rank r receives the reduction of [r·n, (r+1)·n).
   Work reduce_scatter(at::Tensor& output, at::Tensor& input, ReduceOp op = ReduceOp::kSum);
+  /// Blocks the calling thread until every rank has reached it (also under NCCL).
   void barrier();
 
   /// Synchronous all-reduce of one number (flags, norms). Every rank must call it.
