@@ -1,4 +1,4 @@
-// Model-state memory and step time of ZeRO stages 0–2 on a deep bf16 MLP (≈1.07B parameters by default),
+// Model-state memory and step time of ZeRO stages 0–3 on a deep bf16 MLP (≈1.07B parameters by default),
 // one process per GPU through the launcher:
 //
 //   deepspeed --num_gpus 4 build/bench/zero_bench --stage 2 [--layers 64 --width 4096 --micro 8 --steps 10]
@@ -14,21 +14,25 @@
 
 #include "deepspeed/deepspeed.h"
 #include "deepspeed/engine/timers.h"
+#include "deepspeed/zero/unit.h"
 
 namespace {
 
 struct DeepMlpImpl : torch::nn::Module {
   DeepMlpImpl(int layers, int width) {
     for (int i = 0; i < layers; ++i) {
-      blocks->push_back(torch::nn::Linear(torch::nn::LinearOptions(width, width).bias(false)));
+      torch::nn::Linear layer(torch::nn::LinearOptions(width, width).bias(false));
+      blocks->push_back(layer);
+      units.emplace_back(layer);  // a ZeRO-3 unit per layer (no effect in stages 0-2)
     }
     register_module("blocks", blocks);
   }
   at::Tensor forward(at::Tensor x) {
-    for (const auto& block : *blocks) x = at::relu(block->as<torch::nn::Linear>()->forward(x));
+    for (auto& unit : units) x = at::relu(unit(x));
     return x;
   }
   torch::nn::ModuleList blocks;
+  std::vector<deepspeed::zero::Unit> units;
 };
 TORCH_MODULE(DeepMlp);
 
@@ -79,7 +83,10 @@ int main(int argc, char** argv) {
     if (step == 1) model_state_bytes = deepspeed::engine::memory_allocated(device);
   }
   const int n = engine.world_size();
-  const double formula = stage == 0 ? 16.0 * psi : stage == 1 ? 4.0 * psi + 12.0 * psi / n : 2.0 * psi + 14.0 * psi / n;
+  const double formula = stage == 0   ? 16.0 * psi
+                         : stage == 1 ? 4.0 * psi + 12.0 * psi / n
+                         : stage == 2 ? 2.0 * psi + 14.0 * psi / n
+                                      : 16.0 * psi / n;
   if (engine.global_rank() == 0) {
     const double ms = total_ms / std::max(1, steps - 2);
     std::printf("| %d | %d | %.3fB | %.2f | %.2f | %.3f | %.2f | %.1f | %.0f |\n", stage, n, psi / 1e9,

@@ -17,7 +17,8 @@ else()
 endif()
 
 # zero: flat buffers, partition and bucket arithmetic, gradient reduction.
-ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp)
+ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp zero/unit.cpp
+           zero/partitioned_params.cpp zero/storage.cpp)
 target_link_libraries(ds_zero PUBLIC ds_comm)
 
 # optim: optimizers, clipping (the LR schedules are ds_schedules, torch-free).
@@ -50,7 +51,8 @@ target_link_libraries(ds_data PUBLIC ds_util torch)
 
 # engine: initialize(), Engine, timers.
 ds_library(ds_engine engine/arguments.cpp engine/checkpointing.cpp engine/engine.cpp engine/initialize.cpp
-           engine/module_sync.cpp engine/timers.cpp engine/checkpoint.cpp engine/checkpoint_zero.cpp)
+           engine/module_sync.cpp engine/timers.cpp engine/checkpoint.cpp engine/checkpoint_zero.cpp
+           engine/gathered_parameters.cpp)
 target_link_libraries(ds_engine PUBLIC ds_optim ds_precision ds_checkpoint ds_zero ds_data ds_comm CLI11::CLI11)
 execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
                 OUTPUT_VARIABLE DS_GIT_HASH OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)

@@ -26,6 +26,7 @@
 #include "deepspeed/data/dataset.h"
 #include "deepspeed/engine/checkpointing.h"
 #include "deepspeed/engine/engine.h"
+#include "deepspeed/engine/gathered_parameters.h"
 #include "deepspeed/optim/lr_schedules.h"
 #include "deepspeed/optim/optimizer.h"
 #include "deepspeed/util/error.h"

@@ -10,6 +10,6 @@ void parse_precision(Section& root, Fp16Config& fp16, Bf16Config& bf16);
 void parse_zero(Section& root, ZeroConfig& out);
 
 /// The highest ZeRO stage this build implements; higher stages are a clear config error until they land.
-inline constexpr int kMaxImplementedZeroStage = 2;
+inline constexpr int kMaxImplementedZeroStage = 3;
 
 }  // namespace deepspeed::config

@@ -1,6 +1,7 @@
 // Engine::save_checkpoint / load_checkpoint: what goes into DeepSpeed's checkpoint files and back. File
 // layout and crash safety live in src/checkpoint/files.cpp; shard re-cutting in src/checkpoint/reshard.cpp.
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include <ATen/ATen.h>
@@ -57,11 +58,25 @@ void Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
   const std::string stage_dir = ckpt::staging_dir(save_dir, name);
   const int stage = e.config.zero.stage;
 
+  // ZeRO-3 weights are whole only inside their unit: gather one unit at a time (all ranks), rank 0 copies.
+  auto module_state = new_dict();
+  {
+    const auto named = e.module->named_parameters();
+    const std::size_t units = e.partitioned ? e.partitioned->num_units() : 1;
+    for (std::size_t u = 0; u < units; ++u) {
+      if (e.partitioned) e.partitioned->gather(u);
+      if (comm.rank() == 0) {
+        for (const auto& item : named) {
+          const bool in_unit = !e.partitioned || e.partitioned->unit_of(item.value()).value_or(0) == u;
+          if (in_unit) module_state.insert(item.key(), item.value().detach().cpu().clone());
+        }
+      }
+      if (e.partitioned && u != 0) e.partitioned->release(u);
+    }
+  }
   if (comm.rank() == 0) {
     auto state = new_dict();
-    auto module_state = new_dict();
     c10::impl::GenericList buffer_names(c10::StringType::get());
-    for (const auto& item : e.module->named_parameters()) module_state.insert(item.key(), item.value().detach().cpu().clone());
     for (const auto& item : e.module->named_buffers()) {
       module_state.insert(item.key(), item.value().detach().cpu().clone());
       buffer_names.push_back(item.key());
@@ -101,7 +116,7 @@ void Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
     layout.insert("bucket_numel", e.bucket_numel);
     layout.insert("alignment", e.alignment);
     c10::impl::GenericList numels(c10::AnyType::get());
-    for (const auto& g : e.flat_groups) numels.push_back(c10::List<std::int64_t>(g->numels()));
+    for (const auto* g : e.layout_groups()) numels.push_back(c10::List<std::int64_t>(g->numels()));
     layout.insert("group_numels", numels);
     inner.insert("layout", layout);
     auto file = new_dict();
@@ -152,7 +167,17 @@ LoadedCheckpoint Engine::load_checkpoint(const std::string& load_dir, std::optio
       target.detach().copy_(value);
       seen.insert(key);
     };
-    for (const auto& item : e.module->named_parameters()) restore(item.key(), item.value());
+    const std::size_t units = e.partitioned ? e.partitioned->num_units() : 1;
+    for (std::size_t u = 0; u < units; ++u) {
+      if (e.partitioned) e.partitioned->gather(u);
+      for (const auto& item : e.module->named_parameters()) {
+        if (!e.partitioned || e.partitioned->unit_of(item.value()).value_or(0) == u) restore(item.key(), item.value());
+      }
+      if (e.partitioned) {
+        e.partitioned->update_shards_from_full(u);
+        if (u != 0) e.partitioned->release(u);
+      }
+    }
     for (const auto& item : e.module->named_buffers()) restore(item.key(), item.value());
     if (load_module_strict) {
       for (const auto& item : saved) {
@@ -168,10 +193,10 @@ LoadedCheckpoint Engine::load_checkpoint(const std::string& load_dir, std::optio
   const int stage = e.config.zero.stage;
   if (load_module_only || !load_optimizer_states) {
     if (e.master) e.master->refresh_from_model();
-  } else if ((saved_stage == 0) != (stage == 0)) {
+  } else if ((saved_stage == 0) != (stage == 0) || (saved_stage == 3) != (stage == 3)) {
     throw UsageError(cat("load_checkpoint: '", dir, "' was saved with ZeRO stage ", saved_stage,
-                         " and this engine runs stage ", stage, "; optimizer state cannot move between stage 0 and "
-                         "stages 1-2 (load_module_only=true loads the weights alone)"));
+                         " and this engine runs stage ", stage, "; optimizer state moves between stages 1 and 2 only, "
+                         "not to or from stage 0 or 3 (load_module_only=true loads the weights alone)"));
   } else if (stage == 0) {
     const auto optimizer = get(state, "optimizer", model_file).toGenericDict();
     e.optimizer->load_state_dict(get(optimizer, "optimizer_state_dict", model_file));

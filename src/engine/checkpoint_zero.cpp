@@ -55,12 +55,13 @@ void load_zero_shards(EngineImpl& e, const std::string& dir) {
   const std::int64_t saved_bucket = field(layout, "bucket_numel", first.path).toInt();
   const std::int64_t saved_alignment = field(layout, "alignment", first.path).toInt();
   const auto saved_numels = field(layout, "group_numels", first.path).toList();
-  if (saved_numels.size() != e.flat_groups.size()) {
+  const auto groups = e.layout_groups();
+  if (saved_numels.size() != groups.size()) {
     throw UsageError(cat("load_checkpoint: '", dir, "' has ", saved_numels.size(), " parameter groups, the model ",
-                         e.flat_groups.size()));
+                         groups.size()));
   }
-  for (std::size_t g = 0; g < e.flat_groups.size(); ++g) {
-    if (saved_numels.get(g).toIntVector() != e.flat_groups[g]->numels()) {
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    if (saved_numels.get(g).toIntVector() != groups[g]->numels()) {
       throw UsageError(cat("load_checkpoint: '", dir, "' was saved from a model with other parameter sizes"));
     }
   }
@@ -71,7 +72,7 @@ void load_zero_shards(EngineImpl& e, const std::string& dir) {
     const ShardFile own = rank == 0 ? first : read_shard(dir, rank);
     e.optimizer->load_state_dict(field(own.inner, "base_optimizer_state", own.path));
     const auto masters = field(own.inner, "fp32_flat_groups", own.path).toList();
-    for (std::size_t g = 0; g < e.flat_groups.size(); ++g) e.master->masters()[g].copy_(masters.get(g).toTensor());
+    for (std::size_t g = 0; g < groups.size(); ++g) e.master->masters()[g].copy_(masters.get(g).toTensor());
     return;
   }
 
@@ -81,10 +82,10 @@ void load_zero_shards(EngineImpl& e, const std::string& dir) {
   auto base = field(first.inner, "base_optimizer_state", first.path).toGenericDict().copy();
   c10::impl::GenericDict state(c10::IntType::get(), c10::AnyType::get());
   const auto slots = e.master->shard_slots();
-  for (std::size_t g = 0; g < e.flat_groups.size(); ++g) {
-    const auto numels = e.flat_groups[g]->numels();
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const auto numels = groups[g]->numels();
     const auto old_plan = zero::plan_group(numels, {saved_bucket, saved_alignment, saved_ranks});
-    const auto& new_plan = e.flat_groups[g]->plan;
+    const auto& new_plan = groups[g]->plan;
     const auto recut = [&](const std::vector<at::Tensor>& shards) {
       return ckpt::shard_of(ckpt::unshard(shards, old_plan, numels), new_plan, rank);
     };

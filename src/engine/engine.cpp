@@ -25,7 +25,7 @@ const std::vector<std::string> kGlobalTimers = {"fwd", "bwd", "bwd_inner", "bwd_
 EngineImpl::EngineImpl(Parts parts)
     : config(std::move(parts.config)), comm(std::move(parts.comm)), any_module(std::move(parts.any_module)),
       module(std::move(parts.module)), model_dtype(parts.model_dtype), flat_groups(std::move(parts.flat_groups)),
-      reducer(std::move(parts.reducer)), master(std::move(parts.master)), optimizer(std::move(parts.optimizer)),
+      partitioned(std::move(parts.partitioned)), reducer(std::move(parts.reducer)), master(std::move(parts.master)), optimizer(std::move(parts.optimizer)),
       scheduler(std::move(parts.scheduler)),
       loss_scaler(config.fp16.enabled ? precision::LossScaler(config.fp16) : precision::LossScaler()),
       bucket_numel(parts.bucket_numel),
@@ -40,6 +40,7 @@ bool EngineImpl::is_boundary() const {
 
 void EngineImpl::begin_forward() {
   if (!has_dataloader_) throughput_.start();
+  if (partitioned) partitioned->begin_forward();
   timers_.start("fwd_microstep");
   timers_.start("fwd");
 }
@@ -65,6 +66,7 @@ at::Tensor EngineImpl::backward(const at::Tensor& loss, bool retain_graph, bool 
   timers_.start("bwd_inner_microstep");
   timers_.start("bwd_inner");
   reducer->prepare_backward(is_boundary());
+  if (partitioned) partitioned->begin_backward();
   to_differentiate.backward({}, retain_graph);
   timers_.stop("bwd_inner");
   timers_.stop("bwd_inner_microstep");
@@ -72,6 +74,7 @@ at::Tensor EngineImpl::backward(const at::Tensor& loss, bool retain_graph, bool 
   timers_.start("bwd_allreduce_microstep");
   timers_.start("bwd_allreduce");
   reducer->finish_backward();
+  if (partitioned) partitioned->end_backward();
   timers_.stop("bwd_allreduce");
   timers_.stop("bwd_allreduce_microstep");
 
@@ -130,6 +133,13 @@ void EngineImpl::take_model_step() {
   if (config.steps_per_print && (global_steps + 1) % *config.steps_per_print == 0) report_progress(global_steps + 1);
   ++global_steps;
   global_samples += config.batch.train_batch_size;
+}
+
+std::vector<zero::FlatGroup*> EngineImpl::layout_groups() const {
+  if (partitioned) return partitioned->groups();
+  std::vector<zero::FlatGroup*> groups;
+  for (const auto& g : flat_groups) groups.push_back(g.get());
+  return groups;
 }
 
 void EngineImpl::report_progress(std::int64_t step) const {

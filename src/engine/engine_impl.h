@@ -17,6 +17,7 @@
 #include "deepspeed/precision/master_params.h"
 #include "deepspeed/zero/flat_group.h"
 #include "deepspeed/zero/grad_reducer.h"
+#include "deepspeed/zero/partitioned_params.h"
 
 namespace deepspeed {
 
@@ -29,6 +30,7 @@ class EngineImpl {
     std::shared_ptr<torch::nn::Module> module;
     at::ScalarType model_dtype = at::kFloat;
     std::vector<std::unique_ptr<zero::FlatGroup>> flat_groups;
+    std::unique_ptr<zero::PartitionedParams> partitioned;
     std::unique_ptr<zero::GradientReducer> reducer;
     std::unique_ptr<precision::MasterParams> master;
     std::shared_ptr<optim::Optimizer> optimizer;
@@ -50,6 +52,8 @@ class EngineImpl {
   void on_batch_fetched() { throughput_.start(); }
 
   void report_progress(std::int64_t step) const;
+  /// The FlatGroups the master weights and optimizer state follow, in the reducer's order (ZeRO-3: the units').
+  std::vector<zero::FlatGroup*> layout_groups() const;
 
   config::Config config;
   std::shared_ptr<comm::Communicator> comm;
@@ -57,6 +61,7 @@ class EngineImpl {
   std::shared_ptr<torch::nn::Module> module;
   at::ScalarType model_dtype;
   std::vector<std::unique_ptr<zero::FlatGroup>> flat_groups;
+  std::unique_ptr<zero::PartitionedParams> partitioned;  ///< ZeRO-3 only; outlives reducer and master
   std::unique_ptr<zero::GradientReducer> reducer;
   std::unique_ptr<precision::MasterParams> master;
   std::shared_ptr<optim::Optimizer> optimizer;

@@ -1,5 +1,8 @@
 // deepspeed::initialize(): builds the engine's parts in DeepSpeed's order and prints its start-up lines.
+#include <map>
+
 #include <ATen/ATen.h>
+#include <torch/nn/modules/container/sequential.h>
 #include <c10/core/GradMode.h>
 
 #include "deepspeed/deepspeed.h"
@@ -61,14 +64,82 @@ at::ScalarType accumulation_dtype(const config::Config& c, at::ScalarType model_
 struct GradientPath {
   std::int64_t bucket_numel = 0;
   std::vector<std::unique_ptr<zero::FlatGroup>> flat_groups;
+  std::unique_ptr<zero::PartitionedParams> partitioned;
   std::unique_ptr<zero::GradientReducer> reducer;
   std::unique_ptr<precision::MasterParams> master;
   std::vector<std::vector<at::Tensor>> optimizer_params;
 };
 
+// A forward-only module that runs a Unit: what a top-level Sequential's children are replaced with.
+struct UnitModuleImpl : torch::nn::Module {
+  explicit UnitModuleImpl(zero::Unit unit) : unit(std::move(unit)) {}
+  at::Tensor forward(at::Tensor x) { return unit(x); }
+  zero::Unit unit;
+};
+
+// ZeRO-3 units: those the model declared, else one per child of a top-level Sequential.
+std::vector<zero::Unit> find_units(const std::shared_ptr<torch::nn::Module>& module) {
+  auto units = zero::Unit::claim(*module);
+  if (!units.empty()) return units;
+  if (auto sequential = std::dynamic_pointer_cast<torch::nn::SequentialImpl>(module)) {
+    for (auto& child : *sequential) {
+      zero::Unit unit(child);
+      units.push_back(unit);
+      child = torch::nn::AnyModule(std::make_shared<UnitModuleImpl>(unit));
+    }
+    zero::Unit::claim(*module);  // the wrappers were recorded too; they are ours now
+  }
+  return units;
+}
+
+// ZeRO-3: partition every unit's parameters (unit 0 = the root, parameters in no unit).
+GradientPath build_partitioned_path(const config::Config& c, const std::vector<std::vector<at::Tensor>>& groups,
+                                    const std::shared_ptr<torch::nn::Module>& module, zero::ReducerOptions options,
+                                    const std::shared_ptr<comm::Communicator>& comm) {
+  GradientPath path;
+  const auto units = find_units(module);
+  std::map<const c10::TensorImpl*, std::pair<std::size_t, std::size_t>> where;  // param → (optimizer group, index)
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    for (std::size_t i = 0; i < groups[g].size(); ++i) where[groups[g][i].unsafeGetTensorImpl()] = {g, i};
+  }
+  std::vector<std::vector<std::vector<at::Tensor>>> unit_params(units.size() + 1,
+                                                               std::vector<std::vector<at::Tensor>>(groups.size()));
+  for (std::size_t u = 0; u < units.size(); ++u) {
+    for (const auto& p : units[u].module()->parameters()) {
+      auto it = where.find(p.unsafeGetTensorImpl());
+      if (it == where.end()) continue;  // frozen, or already in an earlier unit
+      unit_params[u + 1][it->second.first].push_back(p);
+      where.erase(it);
+    }
+  }
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    for (const auto& p : groups[g]) {
+      if (where.count(p.unsafeGetTensorImpl())) unit_params[0][g].push_back(p);
+    }
+  }
+  zero::PartitionOptions partition;
+  partition.bucket_numel = c.zero.reduce_bucket_size;
+  partition.max_live_parameters = c.zero.stage3_max_live_parameters;
+  partition.persistence_threshold = c.zero.stage3_param_persistence_threshold;
+  partition.prefetch = c.zero.stage3_prefetch_bucket_size > 0;
+  path.partitioned = std::make_unique<zero::PartitionedParams>(unit_params, comm, partition);
+  for (std::size_t u = 0; u < units.size(); ++u) units[u].bind(path.partitioned.get(), u + 1);
+  const auto raw = path.partitioned->groups();
+  auto reducer = std::make_unique<zero::BucketReducer>(raw, comm, options);
+  zero::PartitionedParams* partitioned = path.partitioned.get();
+  reducer->on_group_done([partitioned, raw](std::size_t g) { partitioned->on_unit_gradients_done(raw[g]->unit); });
+  path.reducer = std::move(reducer);
+  path.master = std::make_unique<precision::MasterParams>(raw, 3, comm, partitioned);
+  path.optimizer_params = path.master->optimizer_params(groups.size());
+  path.bucket_numel = partition.bucket_numel;
+  DS_LOG_DIST(kInfo, "ZeRO-3: ", units.size(), " units + root, ", raw.size(), " parameter groups");
+  return path;
+}
+
 // Flat buffers, gradient reduction and master weights for the configured stage and precision.
 GradientPath build_gradient_path(const config::Config& c, std::vector<std::vector<at::Tensor>> groups,
-                                 at::ScalarType model_dtype, const std::shared_ptr<comm::Communicator>& comm) {
+                                 at::ScalarType model_dtype, const std::shared_ptr<comm::Communicator>& comm,
+                                 const std::shared_ptr<torch::nn::Module>& module) {
   GradientPath path;
   zero::ReducerOptions options;
   options.stage = c.zero.stage;
@@ -87,6 +158,7 @@ GradientPath build_gradient_path(const config::Config& c, std::vector<std::vecto
     path.optimizer_params = std::move(groups);
     return path;
   }
+  if (c.zero.stage == 3) return build_partitioned_path(c, groups, module, options, comm);
   zero::FlatOptions flat;
   // Stage 0 overlaps its all-reduce with backward (DeepSpeed's does not); a bucket the size of DeepSpeed's
   // 5e8-element default would leave nothing to overlap, so cap it unless the user chose a smaller one.
@@ -142,7 +214,7 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
     trainable.push_back(g.params);
   }
   check_zero_optimizer(cfg, static_cast<bool>(options.optimizer));
-  GradientPath path = build_gradient_path(cfg, std::move(trainable), model_dtype, comm);
+  GradientPath path = build_gradient_path(cfg, std::move(trainable), model_dtype, comm, module);
   std::vector<optim::ParamGroup> groups;
   for (std::size_t i = 0; i < user_groups.size(); ++i) {
     groups.push_back(optim::ParamGroup{path.optimizer_params[i], user_groups[i].hyper, user_groups[i].overrides});
@@ -184,6 +256,7 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
   parts.module = module;
   parts.model_dtype = model_dtype;
   parts.flat_groups = std::move(path.flat_groups);
+  parts.partitioned = std::move(path.partitioned);
   parts.reducer = std::move(path.reducer);
   parts.master = std::move(path.master);
   parts.optimizer = optimizer;

@@ -7,8 +7,9 @@
 
 namespace deepspeed::precision {
 
-MasterParams::MasterParams(std::vector<zero::FlatGroup*> groups, int stage, std::shared_ptr<comm::Communicator> comm)
-    : groups_(std::move(groups)), stage_(stage), comm_(std::move(comm)) {
+MasterParams::MasterParams(std::vector<zero::FlatGroup*> groups, int stage, std::shared_ptr<comm::Communicator> comm,
+                           zero::PartitionedParams* partitioned)
+    : groups_(std::move(groups)), stage_(stage), comm_(std::move(comm)), partitioned_(partitioned) {
   at::NoGradGuard no_grad;
   for (auto* g : groups_) {
     if (g->param_flat.scalar_type() != at::kFloat || stage_ > 0) copies_ = true;
@@ -21,6 +22,8 @@ MasterParams::MasterParams(std::vector<zero::FlatGroup*> groups, int stage, std:
       std::vector<at::Tensor> views;
       for (std::size_t i = 0; i < g->params.size(); ++i) views.push_back(g->view_of(master_.back(), i));
       master_views_.push_back(std::move(views));
+    } else if (stage_ == 3) {
+      master_.push_back(g->param_shard.to(fp32, /*non_blocking=*/false, /*copy=*/true));
     } else {
       at::Tensor shard = at::empty({g->plan.shard_numel}, fp32);
       for (std::size_t b = 0; b < g->plan.buckets.size(); ++b) {
@@ -44,6 +47,8 @@ void MasterParams::refresh_from_model() {
     auto* group = groups_[g];
     if (stage_ == 0) {
       master_[g].copy_(group->param_flat);
+    } else if (stage_ == 3) {
+      master_[g].copy_(group->param_shard);
     } else {
       for (std::size_t b = 0; b < group->plan.buckets.size(); ++b) {
         group->chunk_in_shard(master_[g], b).copy_(group->chunk_in_full(group->param_flat, b, comm_->rank()));
@@ -101,6 +106,11 @@ void MasterParams::write_back() {
   at::NoGradGuard no_grad;
   if (stage_ == 0) {
     for (std::size_t g = 0; g < groups_.size(); ++g) groups_[g]->param_flat.copy_(master_[g]);
+    return;
+  }
+  if (stage_ == 3) {
+    for (std::size_t g = 0; g < groups_.size(); ++g) groups_[g]->param_shard.copy_(master_[g]);
+    if (partitioned_) partitioned_->invalidate();
     return;
   }
   // Each rank refreshes its own chunk of every bucket, then every bucket is all-gathered (all in flight at

@@ -5,12 +5,14 @@
 #include <tuple>
 
 #include <ATen/ATen.h>
+#include <c10/util/accumulate.h>
 #include <c10/core/GradMode.h>
 
 namespace deepspeed::zero {
 
 at::Tensor FlatGroup::view_of(const at::Tensor& flat, std::size_t i) const {
-  return flat.narrow(0, plan.offset[i], params[i].numel()).view(params[i].sizes());
+  const auto numel = c10::multiply_integers(shapes[i]);
+  return flat.narrow(0, plan.offset[i], static_cast<std::int64_t>(numel)).view(shapes[i]);
 }
 
 at::Tensor FlatGroup::bucket(const at::Tensor& flat, std::size_t b) const {
@@ -28,7 +30,7 @@ at::Tensor FlatGroup::chunk_in_shard(const at::Tensor& shard, std::size_t b) con
 
 std::vector<std::int64_t> FlatGroup::numels() const {
   std::vector<std::int64_t> n;
-  for (const auto& p : params) n.push_back(p.numel());
+  for (const auto& shape : shapes) n.push_back(static_cast<std::int64_t>(c10::multiply_integers(shape)));
   return n;
 }
 
@@ -55,6 +57,7 @@ std::vector<std::unique_ptr<FlatGroup>> build_flat_groups(const std::vector<std:
         it = by_key.emplace(key, groups.back().get()).first;
       }
       it->second->params.push_back(p);
+      it->second->shapes.push_back(p.sizes().vec());
     }
   }
   for (auto& group : groups) {

@@ -28,6 +28,7 @@ struct BucketReducer::GroupState {
   std::vector<at::Tensor> input;   // per bucket: what was sent (a cast copy or a stage-2 staging buffer)
   std::vector<at::Tensor> output;  // per bucket: reduce-scatter result, or the cast all-reduce buffer
   std::vector<char> launched;
+  std::size_t counted_total = 0;
 };
 
 struct BucketReducer::Shared {
@@ -67,7 +68,7 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     // Stage 2 accumulates into its shard every micro-step, so it lives for the whole run. Stage 1 fills its
     // shard once per window (allocated at the boundary, freed at zero_grad), keeping model states at
     // DeepSpeed's 4Ψ + 12Ψ/N between steps.
-    if (options_.stage == 2) state->shard = at::zeros({group.plan.shard_numel}, opts);
+    if (options_.stage >= 2) state->shard = at::zeros({group.plan.shard_numel}, opts);
     const std::size_t nb = group.plan.buckets.size();
     state->pending.assign(nb, 0);
     state->counted.assign(group.params.size(), 0);
@@ -126,12 +127,13 @@ void BucketReducer::prepare_backward(bool boundary) {
   attach_gradient_views();
   std::lock_guard<std::mutex> lock(shared_->mutex);
   // Stage 2 reduces every micro-step; stages 0–1 only when the accumulation window closes.
-  armed_ = options_.stage == 2 || boundary;
+  armed_ = options_.stage >= 2 || boundary;
   next_group_ = next_bucket_ = 0;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     auto& s = *state_[g];
     std::fill(s.counted.begin(), s.counted.end(), 0);
     std::fill(s.launched.begin(), s.launched.end(), 0);
+    s.counted_total = 0;
     for (std::size_t b = 0; b < s.pending.size(); ++b) {
       s.pending[b] = static_cast<int>(groups_[g]->plan.buckets[b].members.size());
     }
@@ -153,7 +155,7 @@ void BucketReducer::on_gradient_ready(std::size_t g, std::size_t i) {
   auto p = group.params[i];
   if (!s.grads_are_views && p.grad().defined()) {
     at::NoGradGuard no_grad;
-    if (options_.stage == 2) {
+    if (options_.stage >= 2) {
       const auto& bucket = group.plan.buckets[group.plan.bucket_of[i]];
       staging(g, group.plan.bucket_of[i])
           .narrow(0, group.plan.offset[i] - bucket.offset, p.numel())
@@ -167,6 +169,7 @@ void BucketReducer::on_gradient_ready(std::size_t g, std::size_t i) {
   s.counted[i] = 1;
   --s.pending[group.plan.bucket_of[i]];
   launch_ready_locked();
+  if (group_done_ && ++s.counted_total == group.params.size()) group_done_(g);
 }
 
 void BucketReducer::launch_ready_locked() {
@@ -188,7 +191,7 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
   const FlatGroup& group = *groups_[g];
   const auto comm_dtype = options_.communication_dtype.value_or(options_.accum_dtype);
   at::Tensor input;
-  if (options_.stage == 2) {
+  if (options_.stage >= 2) {
     input = staging(g, b);
   } else {
     input = group.bucket(s.full, b);

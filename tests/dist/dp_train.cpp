@@ -18,17 +18,19 @@
 
 namespace {
 
-// Parameter sizes 7·13, 13, 13·5, 5 and 3: none divides evenly by 2, 3 or 4 ranks.
+// Parameter sizes 7·13, 13, 13·5, 5 and 3: none divides evenly by 2, 3 or 4 ranks. fc1 and fc2 are ZeRO-3
+// units; `gain` belongs to none (the root unit).
 struct TinyNetImpl : torch::nn::Module {
   TinyNetImpl()
       : fc1(register_module("fc1", torch::nn::Linear(7, 13))), fc2(register_module("fc2", torch::nn::Linear(13, 5))),
-        gain(register_parameter("gain", torch::ones({3}))) {}
+        gain(register_parameter("gain", torch::ones({3}))), unit1(fc1), unit2(fc2) {}
   torch::Tensor forward(torch::Tensor x) {
-    auto h = torch::tanh(fc1(x));
-    return fc2(h) * gain.sum() / 3.0;
+    auto h = torch::tanh(unit1(x));
+    return unit2(h) * gain.sum() / 3.0;
   }
   torch::nn::Linear fc1, fc2;
   torch::Tensor gain;
+  deepspeed::zero::Unit unit1, unit2;
 };
 TORCH_MODULE(TinyNet);
 
@@ -53,7 +55,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> compare_files;
   std::string save_dir, load_dir;
   std::vector<int> save_at;
-  bool exit_after_save = false, print_losses = false;
+  bool exit_after_save = false, print_losses = false, no_prefetch = false, zero3_checks = false;
   app.add_option("--steps", steps);
   app.add_option("--micro", micro);
   app.add_option("--gas", gas);
@@ -71,6 +73,8 @@ int main(int argc, char** argv) {
   app.add_flag("--exit-after-save", exit_after_save);
   app.add_option("--load-dir", load_dir, "resume from the latest checkpoint here");
   app.add_flag("--print-losses", print_losses);
+  app.add_flag("--no-prefetch", no_prefetch, "ZeRO-3 without prefetching (stage3_prefetch_bucket_size 0)");
+  app.add_flag("--zero3-checks", zero3_checks, "after training: numel 0 outside units, GatheredParameters edits");
   app.add_option("--rtol", rtol);
   auto ds_args = deepspeed::add_config_arguments(app);
   deepspeed::parse_arguments(app, argc, argv);
@@ -94,7 +98,12 @@ int main(int argc, char** argv) {
   if (optimizer == "SGD") config["optimizer"]["params"]["momentum"] = 0.9;
   if (dtype == "fp16") config["fp16"] = {{"enabled", true}, {"initial_scale_power", 8}, {"hysteresis", 1}};
   if (dtype == "bf16") config["bf16"] = {{"enabled", true}};
-  if (stage > 0) config["zero_optimization"] = {{"stage", stage}, {"reduce_bucket_size", 40}};
+  if (stage > 0) {
+    config["zero_optimization"] = {{"stage", stage}, {"reduce_bucket_size", 40}};
+    // Small models: keep units partitioned (DeepSpeed's default threshold would make them persistent).
+    if (stage == 3) config["zero_optimization"]["stage3_param_persistence_threshold"] = 0;
+    if (no_prefetch) config["zero_optimization"]["stage3_prefetch_bucket_size"] = 0;
+  }
 
   torch::manual_seed(7);
   TinyNet net;
@@ -141,9 +150,29 @@ int main(int argc, char** argv) {
       if (exit_after_save) return 0;
     }
   }
+  if (zero3_checks) {
+    // Outside its unit a partitioned parameter holds nothing; the root's stay whole.
+    const bool empty_outside = net->fc1->weight.numel() == 0 && net->fc2->bias.numel() == 0 && net->gain.numel() == 3;
+    {
+      deepspeed::GatheredParameters whole(engine, {net->fc1->weight}, /*modifier_rank=*/0);
+      if (net->fc1->weight.numel() != 91) return 10;
+      if (rank == 0) net->fc1->weight.detach().fill_(0.25);  // an edit on rank 0 only
+    }
+    {
+      deepspeed::GatheredParameters whole(engine, {net->fc1->weight});
+      if (net->fc1->weight.detach().ne(0.25).any().item<bool>()) return 11;  // every rank sees rank 0's edit
+    }
+    // Training goes on from the edited weights (the master weights took the edit too).
+    auto loss = torch::nn::functional::mse_loss(engine(x.slice(0, 0, micro).to(engine.device())).to(torch::kFloat),
+                                                y.slice(0, 0, micro).to(engine.device()));
+    engine.backward(loss);
+    if (!empty_outside) return 12;
+    std::printf("rank %d: zero3 checks ok\n", rank);
+  }
   std::printf("rank %d: skipped=%lld loss_scale=%s\n", rank, static_cast<long long>(engine.skipped_steps()),
               deepspeed::util::py_float(engine.impl().loss_scaler.scale()).c_str());
   if (!out.empty()) {
+    deepspeed::GatheredParameters whole(engine, net->parameters());
     std::vector<at::Tensor> flat;
     for (auto& p : net->parameters()) flat.push_back(p.detach().cpu().to(torch::kFloat).reshape(-1));
     // Rank 0 writes OUT; the others OUT.rankN, so tests can check that ranks stayed identical.

@@ -21,8 +21,8 @@ compare() {  # compare NAME A B RTOL
 }
 
 # 1. Save at step 3, stop, resume: the remaining losses and the final weights are bit-identical to an
-#    uninterrupted run (stage 0 fp32, stage 1 fp16, stage 2 bf16).
-for cfg in "0 fp32" "1 fp16" "2 bf16"; do
+#    uninterrupted run (stage 0 fp32, stage 1 fp16, stage 2 bf16, stage 3 bf16).
+for cfg in "0 fp32" "1 fp16" "2 bf16" "3 bf16"; do
   set -- $cfg
   common=(--steps 6 --micro 2 --gas 2 --stage "$1" --dtype "$2" --print-losses)
   launch 2 "${common[@]}" --out "$work/full.pt" || { cat "$work/log"; fail "uninterrupted run"; }
@@ -50,6 +50,15 @@ for cfg in "3 2 2 2" "4 3 1 1" "1 12 1 2"; do
     || { cat "$work/log"; fail "resume on $1 ranks"; }
   compare "2 ranks (stage 2) -> $1 ranks (stage $4)" "$work/reshard.pt" "$work/reference.pt" 1e-5
 done
+
+# ZeRO-3 shards re-cut the same way: saved on 2 ranks, resumed on 3.
+rm -rf "$work/ck"
+launch 2 --steps 6 --micro 3 --gas 2 --stage 3 --save-dir "$work/ck" --save-at 3 --exit-after-save || fail "stage-3 save"
+if [ "$available" -ge 3 ]; then
+  launch 3 --steps 6 --micro 2 --gas 2 --stage 3 --load-dir "$work/ck" --out "$work/reshard.pt" \
+    || { cat "$work/log"; fail "stage-3 resume on 3 ranks"; }
+  compare "2 ranks -> 3 ranks (stage 3)" "$work/reshard.pt" "$work/reference.pt" 1e-5
+fi
 
 # 3. A rank dies while saving: the job fails, `latest` still names the previous checkpoint, and it loads.
 rm -rf "$work/ck"

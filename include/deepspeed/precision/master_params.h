@@ -6,6 +6,8 @@
 ///   stage 0, 16-bit model  an fp32 copy of every parameter (flat), written back into the model after each step
 ///   stages 1–2             an fp32 copy of this rank's shard only; after the step each rank writes its chunk of
 ///                          every bucket into the model's flat parameters and the buckets are all-gathered
+///   stage 3                an fp32 copy of this rank's shard; after the step it is written into the 16-bit
+///                          parameter shard, and gathered copies are dropped (the next use re-gathers)
 ///
 /// Gradients follow the same shapes: attach_gradients() points the optimizer tensors' .grad() at fp32 views of
 /// the reducer's output, or at fp32 copies when the reducer accumulated in 16 bits.
@@ -17,13 +19,15 @@
 
 #include "deepspeed/comm/communicator.h"
 #include "deepspeed/zero/flat_group.h"
+#include "deepspeed/zero/partitioned_params.h"
 
 namespace deepspeed::precision {
 
 class MasterParams {
  public:
-  /// `stage` 0–2. `groups` must outlive this object. Collective for stages 1–2? No: construction is local.
-  MasterParams(std::vector<zero::FlatGroup*> groups, int stage, std::shared_ptr<comm::Communicator> comm);
+  /// `stage` 0–3; `groups` (and `partitioned`, for stage 3) must outlive this object. Construction is local.
+  MasterParams(std::vector<zero::FlatGroup*> groups, int stage, std::shared_ptr<comm::Communicator> comm,
+               zero::PartitionedParams* partitioned = nullptr);
 
   /// Per optimizer param group: the tensors the optimizer updates.
   std::vector<std::vector<at::Tensor>> optimizer_params(std::size_t num_optimizer_groups) const;
@@ -55,6 +59,7 @@ class MasterParams {
   std::vector<zero::FlatGroup*> groups_;
   int stage_;
   std::shared_ptr<comm::Communicator> comm_;
+  zero::PartitionedParams* partitioned_ = nullptr;
   bool copies_ = false;
   std::vector<at::Tensor> master_;                   // per group: [total] (stage 0) or [shard] (stages 1–2)
   std::vector<std::vector<at::Tensor>> master_views_;  // stage 0: per group, per parameter views

@@ -16,9 +16,14 @@ namespace deepspeed::zero {
 struct FlatGroup {
   std::size_t optimizer_group = 0;  ///< index of the optimizer param group these parameters belong to
   std::vector<at::Tensor> params;   ///< the model's parameters, in registration order
+  std::vector<std::vector<std::int64_t>> shapes;  ///< their full shapes (ZeRO-3 parameters are empty when released)
   BucketPlan plan;
   at::Tensor param_flat;            ///< model dtype, [plan.total_numel]; params are views into it
   std::vector<at::Tensor> param_views;
+  /// ZeRO-3 only: the ZeRO-3 unit the group belongs to, and this rank's shard of param_flat (model dtype,
+  /// [plan.shard_numel]); param_flat's storage is then empty except while the unit is gathered.
+  std::size_t unit = 0;
+  at::Tensor param_shard;
 
   /// A view of `flat` (a tensor with this group's flat layout) shaped like parameter i.
   at::Tensor view_of(const at::Tensor& flat, std::size_t i) const;
@@ -26,7 +31,7 @@ struct FlatGroup {
   at::Tensor bucket(const at::Tensor& flat, std::size_t b) const;
   at::Tensor chunk_in_full(const at::Tensor& flat, std::size_t b, int rank) const;
   at::Tensor chunk_in_shard(const at::Tensor& shard, std::size_t b) const;
-  std::vector<std::int64_t> numels() const;
+  std::vector<std::int64_t> numels() const;  ///< full element counts, from `shapes`
 };
 
 struct FlatOptions {

@@ -14,11 +14,13 @@
 ///            rank keeps its chunk in the gradient shard
 ///   stage 2  no full gradient buffer: each micro-step every bucket is staged, reduce-scattered, and its
 ///            chunk added into the shard (DeepSpeed's every-micro-step reduction)
+///   stage 3  as stage 2, over the ZeRO-3 units' groups
 ///
 /// When parameters' dtype equals `accum_dtype` (stages 0–1), their .grad() are views into the flat gradient
 /// buffer and autograd accumulates in place; otherwise the hook adds each .grad() into the buffer and frees
 /// it. NaiveAllReduce is the stage-0 reference: one blocking all-reduce per parameter after backward.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -38,7 +40,7 @@ struct Averaging {
 };
 
 struct ReducerOptions {
-  int stage = 0;                                      ///< 0, 1 or 2
+  int stage = 0;                                      ///< 0–3
   at::ScalarType accum_dtype = at::kFloat;            ///< full buffer (stages 0–1) and shard dtype
   std::optional<at::ScalarType> communication_dtype;  ///< nullopt: accum_dtype
   bool prescale_gradients = false;
@@ -74,6 +76,9 @@ class BucketReducer : public GradientReducer {
   bool sharded() const override { return options_.stage > 0; }
 
   std::size_t num_buckets() const;
+  /// Called (on autograd's thread) when every parameter of group g has its gradient in this backward; ZeRO-3
+  /// releases the unit's weights there.
+  void on_group_done(std::function<void(std::size_t)> callback) { group_done_ = std::move(callback); }
   /// Called from the parameter hooks (autograd's thread).
   void on_gradient_ready(std::size_t group, std::size_t index);
 
@@ -93,6 +98,7 @@ class BucketReducer : public GradientReducer {
   std::shared_ptr<Shared> shared_;  // what the hooks hold
   bool armed_ = false;
   std::size_t next_group_ = 0, next_bucket_ = 0;
+  std::function<void(std::size_t)> group_done_;
 };
 
 class NaiveAllReduce : public GradientReducer {

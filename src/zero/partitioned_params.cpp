@@ -1,0 +1,205 @@
+#include "deepspeed/zero/partitioned_params.h"
+
+#include <algorithm>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include "src/zero/storage.h"
+
+namespace deepspeed::zero {
+
+struct PartitionedParams::UnitState {
+  std::vector<FlatGroup*> groups;
+  std::int64_t numel = 0;
+  bool persistent = false;
+  bool gathered = false;
+  bool in_flight = false;
+  std::vector<comm::Work> works;
+  std::size_t groups_done = 0;  // this backward
+};
+
+PartitionedParams::PartitionedParams(const std::vector<std::vector<std::vector<at::Tensor>>>& units,
+                                     std::shared_ptr<comm::Communicator> comm, PartitionOptions options)
+    : comm_(std::move(comm)), options_(options) {
+  at::NoGradGuard no_grad;
+  const FlatOptions flat{options_.bucket_numel, options_.alignment, comm_->world_size()};
+  for (std::size_t u = 0; u < units.size(); ++u) {
+    auto state = std::make_unique<UnitState>();
+    for (auto& group : build_flat_groups(units[u], flat)) {
+      group->unit = u;
+      group->param_shard = at::empty({group->plan.shard_numel}, group->param_flat.options());
+      for (std::size_t b = 0; b < group->plan.buckets.size(); ++b) {
+        group->chunk_in_shard(group->param_shard, b).copy_(group->chunk_in_full(group->param_flat, b, comm_->rank()));
+      }
+      state->numel += group->plan.total_numel;
+      state->groups.push_back(group.get());
+      groups_.push_back(std::move(group));
+    }
+    state->persistent = u == 0 || state->numel <= options_.persistence_threshold;
+    state->gathered = true;  // build_flat_groups left the full values in place
+    live_numel_ += state->numel;
+    units_.push_back(std::move(state));
+  }
+  for (std::size_t u = 0; u < units_.size(); ++u) {
+    if (!units_[u]->persistent) release_locked(u);
+  }
+}
+
+PartitionedParams::~PartitionedParams() = default;
+
+std::vector<FlatGroup*> PartitionedParams::groups() {
+  // Backward finishes later units first; the root (embeddings, head) is used at both ends: put it last.
+  std::vector<FlatGroup*> out;
+  for (std::size_t u = units_.size(); u-- > 1;) out.insert(out.end(), units_[u]->groups.begin(), units_[u]->groups.end());
+  if (!units_.empty()) out.insert(out.end(), units_[0]->groups.begin(), units_[0]->groups.end());
+  return out;
+}
+
+std::optional<std::size_t> PartitionedParams::unit_of(const at::Tensor& param) const {
+  for (const auto& g : groups_) {
+    for (const auto& p : g->params) {
+      if (p.unsafeGetTensorImpl() == param.unsafeGetTensorImpl()) return g->unit;
+    }
+  }
+  return std::nullopt;
+}
+
+void PartitionedParams::start_gather_locked(std::size_t u) {
+  auto& unit = *units_[u];
+  if (unit.gathered || unit.in_flight) return;
+  for (auto* g : unit.groups) {
+    resize_storage(g->param_flat, g->plan.total_numel * static_cast<std::int64_t>(g->param_flat.element_size()));
+    for (std::size_t b = 0; b < g->plan.buckets.size(); ++b) {
+      at::Tensor output = g->bucket(g->param_flat, b);
+      at::Tensor input = g->chunk_in_shard(g->param_shard, b);
+      unit.works.push_back(comm_->all_gather(output, input));
+    }
+  }
+  unit.in_flight = true;
+  live_numel_ += unit.numel;
+}
+
+void PartitionedParams::finish_gather_locked(std::size_t u) {
+  auto& unit = *units_[u];
+  if (unit.gathered) return;
+  start_gather_locked(u);
+  for (auto& w : unit.works) w.wait();
+  unit.works.clear();
+  unit.in_flight = false;
+  at::NoGradGuard no_grad;
+  for (auto* g : unit.groups) {
+    for (std::size_t i = 0; i < g->params.size(); ++i) g->params[i].set_data(g->param_views[i]);
+  }
+  unit.gathered = true;
+}
+
+void PartitionedParams::release_locked(std::size_t u) {
+  auto& unit = *units_[u];
+  if (unit.in_flight) finish_gather_locked(u);  // never free storage a collective is still writing
+  if (!unit.gathered) return;
+  at::NoGradGuard no_grad;
+  for (auto* g : unit.groups) {
+    const auto empty = at::empty({0}, g->param_flat.options());
+    for (auto& p : g->params) p.set_data(empty);
+    resize_storage(g->param_flat, 0);
+  }
+  unit.gathered = false;
+  live_numel_ -= unit.numel;
+}
+
+void PartitionedParams::prefetch_locked(std::optional<std::size_t> u) {
+  if (!options_.prefetch || !u || *u >= units_.size()) return;
+  auto& unit = *units_[*u];
+  if (unit.gathered || unit.in_flight) return;
+  if (live_numel_ + unit.numel > options_.max_live_parameters) return;
+  start_gather_locked(*u);
+}
+
+void PartitionedParams::gather(std::size_t u) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  finish_gather_locked(u);
+}
+
+void PartitionedParams::release(std::size_t u) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  release_locked(u);
+}
+
+void PartitionedParams::begin_forward() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  finish_gather_locked(0);
+}
+
+void PartitionedParams::before_forward(std::size_t u) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  if (!order_recorded_ && !backward_active_) order_.push_back(u);
+  finish_gather_locked(u);
+  if (order_recorded_ && !backward_active_) {
+    const auto it = std::find(order_.begin(), order_.end(), u);
+    if (it != order_.end() && it + 1 != order_.end()) prefetch_locked(*(it + 1));
+  }
+}
+
+void PartitionedParams::after_forward(std::size_t u, std::vector<at::Tensor>& outputs) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  if (at::GradMode::is_enabled()) {
+    for (auto& out : outputs) {
+      if (!out.defined() || !out.requires_grad()) continue;
+      // The gradient of the unit's output arrives just before the unit's own backward needs its weights.
+      out.register_hook([this, u](const at::Tensor& grad) {
+        std::lock_guard<std::recursive_mutex> hook_lock(mutex_);
+        finish_gather_locked(u);
+        const auto it = std::find(order_.begin(), order_.end(), u);
+        if (it != order_.end() && it != order_.begin()) prefetch_locked(*(it - 1));
+        return grad;
+      });
+    }
+  }
+  // During backward (activation checkpointing re-runs forwards) the weights must stay until the gradients are in.
+  if (!backward_active_ && !units_[u]->persistent) release_locked(u);
+}
+
+void PartitionedParams::begin_backward() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  order_recorded_ = true;
+  backward_active_ = true;
+  for (auto& unit : units_) unit->groups_done = 0;
+}
+
+void PartitionedParams::on_unit_gradients_done(std::size_t u) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  auto& unit = *units_[u];
+  if (++unit.groups_done < unit.groups.size()) return;
+  if (!unit.persistent) release_locked(u);
+}
+
+void PartitionedParams::end_backward() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  backward_active_ = false;
+  for (std::size_t u = 0; u < units_.size(); ++u) {
+    if (!units_[u]->persistent) release_locked(u);
+  }
+}
+
+void PartitionedParams::invalidate() {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  for (std::size_t u = 0; u < units_.size(); ++u) {
+    release_locked(u);
+    // Persistent units (the root, small units) stay whole between steps, as DeepSpeed's persistent
+    // parameters do: refresh them from the new shards now.
+    if (units_[u]->persistent) finish_gather_locked(u);
+  }
+}
+
+void PartitionedParams::update_shards_from_full(std::size_t u) {
+  std::lock_guard<std::recursive_mutex> lock(mutex_);
+  at::NoGradGuard no_grad;
+  for (auto* g : units_[u]->groups) {
+    for (std::size_t b = 0; b < g->plan.buckets.size(); ++b) {
+      g->chunk_in_shard(g->param_shard, b).copy_(g->chunk_in_full(g->param_flat, b, comm_->rank()));
+    }
+  }
+}
+
+}  // namespace deepspeed::zero
