@@ -35,6 +35,7 @@ struct Options {
   std::string sampling = "random";
   std::int64_t seq_len = 0;  // 0: the model's block_size
   std::int64_t max_steps = -1;
+  std::int64_t warmup_steps = 0;  // steps excluded from the final summary's timing
   int log_interval = 10;
   bool activation_checkpointing = false;
   std::optional<std::int64_t> n_layer, n_embd, n_head, vocab, block_size;
@@ -70,6 +71,43 @@ std::vector<deepspeed::optim::ParamGroup> param_groups(gpt2::GPT& model) {
   return {decay, no_decay};
 }
 
+double peak_memory_gib(c10::Device device);
+
+// One JSON line on rank 0 for the benchmark suite (bench/run_gpt2_suite.sh): throughput over the timed steps,
+// MFU, every rank's peak memory. Collective.
+void print_summary(deepspeed::Engine& engine, const Options& opt, const gpt2::GPTConfig& cfg, std::int64_t seq_len,
+                   double flops_per_token, double timed_tokens, double seconds, std::int64_t timed_steps,
+                   double loss_first, double loss_last) {
+  const auto device = engine.device();
+  deepspeed::engine::synchronize_device(device);
+  auto comm = engine.communicator();
+  const int world = engine.world_size();
+  const double tokens = comm->all_reduce_scalar(timed_tokens, deepspeed::comm::ReduceOp::kSum);
+  at::Tensor mine = at::full({1}, peak_memory_gib(device), at::TensorOptions().dtype(at::kDouble).device(device));
+  at::Tensor all = at::zeros({world}, mine.options());
+  comm->all_gather(all, mine).wait();
+  const auto peaks = all.cpu();
+  if (engine.global_rank() != 0) return;
+  const double tok_per_s = seconds > 0 ? tokens / seconds : 0;
+  deepspeed::config::Json j = {
+      {"bench", "gpt2"}, {"impl", "deepspeed.cpp"}, {"model", opt.model}, {"n_layer", cfg.n_layer},
+      {"n_embd", cfg.n_embd}, {"n_head", cfg.n_head}, {"vocab", cfg.vocab_size},
+      {"n_params", gpt2::num_parameters(cfg)}, {"world_size", world}, {"zero_stage", engine.zero_optimization_stage()},
+      {"micro_batch", engine.train_micro_batch_size_per_gpu()}, {"grad_accum", engine.gradient_accumulation_steps()},
+      {"global_batch", engine.train_batch_size()}, {"seq_len", seq_len},
+      {"tokens_per_step", engine.train_batch_size() * seq_len}, {"warmup_steps", opt.warmup_steps},
+      {"timed_steps", timed_steps}, {"step_ms", timed_steps > 0 ? 1e3 * seconds / timed_steps : 0.0},
+      {"tok_per_s", tok_per_s}, {"tok_per_s_per_gpu", tok_per_s / world}, {"flops_per_token", flops_per_token},
+      {"mfu", device.is_cuda() ? deepspeed::config::Json(gpt2::mfu(flops_per_token, tok_per_s, world)) : nullptr},
+      {"peak_mem_gib_max", peaks.max().item<double>()}, {"loss_first", loss_first}, {"loss_last", loss_last},
+      {"activation_checkpointing", opt.activation_checkpointing},
+      {"precision", engine.bfloat16_enabled() ? "bf16" : engine.fp16_enabled() ? "fp16" : "fp32"}};
+  std::vector<double> per_rank(peaks.data_ptr<double>(), peaks.data_ptr<double>() + world);
+  j["peak_mem_gib"] = per_rank;
+  std::printf("%s\n", j.dump().c_str());
+  std::fflush(stdout);
+}
+
 double peak_memory_gib(c10::Device device) {
   if (device.is_cuda()) return static_cast<double>(deepspeed::engine::max_memory_allocated(device)) / (1 << 30);
   rusage usage{};
@@ -91,6 +129,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"random", "sequential"}));
   app.add_option("--seq_len", opt.seq_len, "tokens per sample (default: the model's block_size)");
   app.add_option("--max-steps", opt.max_steps, "stop after this many optimizer steps (default: one pass over the data)");
+  app.add_option("--warmup-steps", opt.warmup_steps,
+                 "optimizer steps left out of the closing JSON summary's timing (default 0)");
   app.add_option("--log-interval", opt.log_interval, "log every N optimizer steps (default 10)")
       ->check(CLI::PositiveNumber);
   app.add_flag("--activation-checkpointing", opt.activation_checkpointing, "recompute each block in backward");
@@ -157,6 +197,9 @@ int main(int argc, char** argv) {
   deepspeed::engine::synchronize_device(device);
   auto interval_start = std::chrono::steady_clock::now();
   std::int64_t last_logged = 0;
+  // The closing summary times steps (warmup_steps, max_steps]; tokens counted on every rank, summed at the end.
+  double timed_tokens = 0, loss_first = 0, loss_last = 0;
+  auto timed_start = std::chrono::steady_clock::now();
 
   while (engine.global_steps() < max_steps) {
     for (auto& batch : *trainloader) {
@@ -168,9 +211,14 @@ int main(int argc, char** argv) {
       engine.step();
       loss_sum += loss.detach();
       tokens_seen += static_cast<double>(x.numel());
+      if (before >= opt.warmup_steps) timed_tokens += static_cast<double>(x.numel());
       micro_batches += 1;
       const std::int64_t step = engine.global_steps();
       if (step == before) continue;
+      if (step == opt.warmup_steps) {
+        deepspeed::engine::synchronize_device(device);
+        timed_start = std::chrono::steady_clock::now();
+      }
       if (step == 1 || step % opt.log_interval == 0 || step == max_steps) {
         // Every rank takes part: the sums are all-reduced.
         deepspeed::engine::synchronize_device(device);
@@ -180,6 +228,8 @@ int main(int argc, char** argv) {
         const double batches_all = comm->all_reduce_scalar(micro_batches, deepspeed::comm::ReduceOp::kSum);
         const double tokens_all = comm->all_reduce_scalar(tokens_seen, deepspeed::comm::ReduceOp::kSum);
         const double tok_per_s = tokens_all / seconds;
+        if (step == 1) loss_first = loss_all / batches_all;
+        loss_last = loss_all / batches_all;
         if (rank0) {
           char mfu[32] = "n/a";
           if (device.is_cuda()) {
@@ -199,5 +249,8 @@ int main(int argc, char** argv) {
       if (step >= max_steps) break;
     }
   }
+  print_summary(engine, opt, cfg, seq_len, flops_per_token, timed_tokens,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - timed_start).count(),
+                max_steps - opt.warmup_steps, loss_first, loss_last);
   return 0;
 }

@@ -94,6 +94,7 @@ GPTImpl::GPTImpl(GPTConfig c) : config_(c) {
   for (std::int64_t i = 0; i < c.n_layer; ++i) {
     blocks.emplace_back(c);
     h->push_back(blocks.back());
+    units.emplace_back(blocks.back());
   }
   ln_f = register_module("ln_f", layer_norm(c.n_embd));
 }
@@ -107,11 +108,11 @@ at::Tensor GPTImpl::forward(const at::Tensor& idx) {
   }
   const at::Tensor pos = at::arange(t, idx.options().dtype(at::kLong));
   at::Tensor x = drop_(wte(idx) + wpe(pos));
-  for (auto& block : blocks) {
+  for (auto& unit : units) {
     if (config_.activation_checkpointing && is_training()) {
-      x = checkpointing::checkpoint([b = block.ptr()](const at::Tensor& in) { return b->forward(in); }, x);
+      x = checkpointing::checkpoint([u = unit](const at::Tensor& in) mutable { return u(in); }, x);
     } else {
-      x = block(x);
+      x = unit(x);
     }
   }
   // The LM head is the token embedding, transposed: both uses accumulate into one gradient.

@@ -16,6 +16,8 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include "deepspeed/zero/unit.h"
+
 #include "examples/gpt2/gpt_config.h"
 
 namespace deepspeed::examples::gpt2 {
@@ -75,6 +77,7 @@ class GPTImpl : public torch::nn::Module {
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};
   torch::nn::ModuleList h{nullptr};  ///< the blocks, registered as h.0, h.1, ... (GPT-2's names)
   std::vector<Block> blocks;          ///< the same blocks, typed
+  std::vector<zero::Unit> units;      ///< one ZeRO-3 unit per block (plain calls without ZeRO-3)
   torch::nn::LayerNorm ln_f{nullptr};
 
  private:
