@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
   deepspeed::parse_arguments(app, argc, argv);
 
   DeepMlp model(layers, width);
+  std::int64_t psi = 0;  // counted now: under ZeRO-3 parameters are empty outside their units
+  for (const auto& p : model->parameters()) psi += p.numel();
   deepspeed::InitializeOptions options;
   options.config = deepspeed::config::Json{
       {"train_micro_batch_size_per_gpu", micro},
@@ -65,8 +67,6 @@ int main(int argc, char** argv) {
   auto [engine, optimizer, loader, scheduler] =
       deepspeed::initialize(ds_args, model, model->parameters(), nullptr, options);
   const auto device = engine.device();
-  std::int64_t psi = 0;
-  for (const auto& p : model->parameters()) psi += p.numel();
   const auto x = at::randn({micro, width}, at::TensorOptions().device(device));
 
   double total_ms = 0;
