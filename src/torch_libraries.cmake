@@ -41,7 +41,7 @@ ds_library(ds_precision precision/loss_scaler.cpp precision/master_params.cpp)
 target_link_libraries(ds_precision PUBLIC ds_config ds_zero)
 
 # checkpoint: file layout, crash-safe writes, shard re-cutting.
-ds_library(ds_checkpoint checkpoint/files.cpp checkpoint/reshard.cpp)
+ds_library(ds_checkpoint checkpoint/files.cpp checkpoint/reshard.cpp checkpoint/consolidate.cpp)
 target_link_libraries(ds_checkpoint PUBLIC ds_zero)
 
 # data: sampler, datasets, loader.

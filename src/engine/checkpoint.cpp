@@ -25,7 +25,7 @@ constexpr const char* kVersion = "0.1.0+deepspeed.cpp";
 const std::set<std::string> kEngineKeys = {"module", "buffer_names", "param_shapes", "lr_scheduler", "global_steps",
                                           "global_samples", "skipped_steps", "micro_steps", "dp_world_size",
                                           "mp_world_size", "ds_config", "ds_version", "zero_stage", "loss_scaler",
-                                          "optimizer"};
+                                          "optimizer", "layout"};
 
 c10::impl::GenericDict new_dict() { return c10::impl::GenericDict(c10::StringType::get(), c10::AnyType::get()); }
 
@@ -39,6 +39,22 @@ c10::impl::GenericList tensor_list(const std::vector<at::Tensor>& tensors) {
   c10::impl::GenericList list(c10::AnyType::get());
   for (const auto& t : tensors) list.push_back(t.detach().cpu().clone());
   return list;
+}
+
+// DeepSpeed's param_shapes: per flat group (the layout the fp32 masters and optimizer shards follow), the names
+// and shapes of its parameters in order. What consolidation needs to turn flat fp32 groups back into tensors.
+c10::impl::GenericList param_shapes(const EngineImpl& e) {
+  std::map<const c10::TensorImpl*, std::string> name_of;
+  for (const auto& item : e.module->named_parameters()) name_of[item.value().unsafeGetTensorImpl()] = item.key();
+  c10::impl::GenericList groups(c10::AnyType::get());
+  for (const auto* g : e.layout_groups()) {
+    c10::impl::GenericDict shapes(c10::StringType::get(), c10::AnyType::get());
+    for (std::size_t i = 0; i < g->params.size(); ++i) {
+      shapes.insert(name_of.at(g->params[i].unsafeGetTensorImpl()), c10::List<std::int64_t>(g->shapes[i]));
+    }
+    groups.push_back(shapes);
+  }
+  return groups;
 }
 
 }  // namespace
@@ -83,6 +99,12 @@ void Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
     }
     state.insert("module", module_state);
     state.insert("buffer_names", buffer_names);
+    state.insert("param_shapes", param_shapes(e));
+    auto layout = new_dict();
+    layout.insert("bucket_numel", e.bucket_numel);
+    layout.insert("alignment", e.alignment);
+    layout.insert("world_size", static_cast<std::int64_t>(stage == 0 ? 1 : comm.world_size()));
+    state.insert("layout", layout);
     state.insert("lr_scheduler", e.scheduler ? ckpt::json_to_ivalue(e.scheduler->state_dict()) : c10::IValue());
     state.insert("global_steps", e.global_steps);
     state.insert("global_samples", e.global_samples);

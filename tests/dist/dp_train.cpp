@@ -12,6 +12,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/serialize.h>
 
+#include "deepspeed/checkpoint/files.h"
 #include "deepspeed/deepspeed.h"
 #include "deepspeed/util/strings.h"
 #include "src/engine/engine_impl.h"
@@ -57,6 +58,8 @@ int main(int argc, char** argv) {
   std::vector<int> save_at;
   bool exit_after_save = false, print_losses = false, no_prefetch = false, zero3_checks = false;
   app.add_option("--steps", steps);
+  int stop_at = -1;
+  app.add_option("--stop-at", stop_at, "stop after this many steps (the data still covers --steps)");
   app.add_option("--micro", micro);
   app.add_option("--gas", gas);
   app.add_option("--clip", clip);
@@ -68,6 +71,9 @@ int main(int argc, char** argv) {
   app.add_option("--overflow-step", overflow_step, "micro-step at which --overflow-rank's loss becomes inf");
   app.add_option("--overflow-rank", overflow_rank);
   app.add_option("--compare", compare_files)->expected(2);
+  std::vector<std::string> flatten_files;
+  app.add_option("--flatten-state-dict", flatten_files, "IN OUT: a consolidated state dict → flat tensor in model order")
+      ->expected(2);
   app.add_option("--save-dir", save_dir);
   app.add_option("--save-at", save_at, "save after these optimizer steps");
   app.add_flag("--exit-after-save", exit_after_save);
@@ -79,6 +85,15 @@ int main(int argc, char** argv) {
   auto ds_args = deepspeed::add_config_arguments(app);
   deepspeed::parse_arguments(app, argc, argv);
   if (!compare_files.empty()) return compare(compare_files[0], compare_files[1], rtol);
+  if (!flatten_files.empty()) {
+    const auto bytes = deepspeed::checkpoint::read_file(flatten_files[0]);
+    const auto dict = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())).toGenericDict();
+    TinyNet shapes;
+    std::vector<at::Tensor> flat;
+    for (const auto& item : shapes->named_parameters()) flat.push_back(dict.at(item.key()).toTensor().reshape(-1));
+    torch::save(at::cat(flat), flatten_files[1]);
+    return 0;
+  }
 
   auto comm = deepspeed::comm::init_distributed();
   const int ws = comm->world_size();
@@ -133,7 +148,7 @@ int main(int argc, char** argv) {
                   loaded.client_state.at("note").toStringRef().c_str());
     }
   }
-  for (int s = first_step; s < steps; ++s) {
+  for (int s = first_step; s < (stop_at >= 0 ? stop_at : steps); ++s) {
     double step_loss = 0;
     for (int m = 0; m < gas; ++m) {
       const std::int64_t start = s * global_batch + (static_cast<std::int64_t>(m) * ws + rank) * micro;

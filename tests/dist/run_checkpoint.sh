@@ -73,7 +73,23 @@ launch 2 "${common[@]}" --load-dir "$work/ck" --out "$work/after_crash.pt" || { 
 grep -q "resumed from .*global_step2 at step 2" "$work/log" && ok "previous checkpoint loads" || fail "did not resume at 2"
 compare "weights after crash + resume" "$work/after_crash.pt" "$work/full.pt" 0
 
-# 4. No checkpoint: DeepSpeed's warning, nothing loaded.
+# 4. Consolidation: ds_to_fp32 turns a stage 1/2/3 checkpoint (2 ranks) into one fp32 state dict equal to the
+#    weights of a one-process stage-0 run at the same step; PyTorch's torch.load reads it.
+"$train" --steps 6 --stop-at 3 --micro 8 --out "$work/ref3.pt" >/dev/null 2>&1
+for stage in 1 2 3; do
+  rm -rf "$work/ck"
+  launch 2 --steps 6 --micro 2 --gas 2 --stage $stage --save-dir "$work/ck" --save-at 3 --exit-after-save \
+    || fail "stage-$stage save for consolidation"
+  "$build/bin/ds_to_fp32" "$work/ck" "$work/fp32.pt" >"$work/log" 2>&1 || { cat "$work/log"; fail "ds_to_fp32 stage $stage"; }
+  "$train" --flatten-state-dict "$work/fp32.pt" "$work/fp32_flat.pt"
+  compare "ds_to_fp32 of a stage-$stage checkpoint vs stage 0" "$work/fp32_flat.pt" "$work/ref3.pt" 1e-5
+done
+if python3 -c 'import torch' 2>/dev/null; then
+  python3 -c "import torch, sys; d = torch.load(sys.argv[1], weights_only=True); assert d['fc1.weight'].shape == (13, 7) and d['fc1.weight'].dtype == torch.float32, d" \
+    "$work/fp32.pt" 2>/dev/null && ok "torch.load reads the consolidated state dict" || fail "torch.load cannot read it"
+fi
+
+# 5. No checkpoint: DeepSpeed's warning, nothing loaded.
 launch 1 --steps 2 --load-dir "$work/empty"
 code=$?
 [ "$code" -eq 3 ] && grep -q "Unable to find latest file at" "$work/log" && ok "missing checkpoint warns" \

@@ -1,0 +1,144 @@
+#include "deepspeed/checkpoint/consolidate.h"
+
+#include <filesystem>
+
+#include <ATen/ATen.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+#include <c10/util/accumulate.h>
+
+#include "deepspeed/checkpoint/files.h"
+#include "deepspeed/checkpoint/reshard.h"
+#include "deepspeed/util/error.h"
+#include "deepspeed/util/strings.h"
+#include "deepspeed/zero/flat_group.h"
+
+namespace deepspeed::checkpoint {
+
+using util::cat;
+
+namespace {
+
+c10::IValue field(const c10::impl::GenericDict& d, const std::string& key, const std::string& file) {
+  const auto it = d.find(key);
+  if (it == d.end()) throw UsageError(cat("consolidate: '", file, "' has no \"", key, "\" entry"));
+  return it->value();
+}
+
+struct GroupShapes {
+  std::vector<std::string> names;
+  std::vector<std::vector<std::int64_t>> shapes;
+  std::vector<std::int64_t> numels;
+};
+
+std::vector<GroupShapes> read_shapes(const c10::impl::GenericDict& state, const std::string& file) {
+  std::vector<GroupShapes> groups;
+  for (const auto& g : field(state, "param_shapes", file).toList()) {
+    GroupShapes shapes;
+    for (const auto& item : g.get().toGenericDict()) {
+      shapes.names.push_back(item.key().toStringRef());
+      shapes.shapes.push_back(item.value().toIntVector());
+      shapes.numels.push_back(static_cast<std::int64_t>(c10::multiply_integers(shapes.shapes.back())));
+    }
+    groups.push_back(std::move(shapes));
+  }
+  return groups;
+}
+
+std::string shard_path(const std::string& dir, int rank) {
+  for (bool bf16 : {false, true}) {
+    const auto path = (std::filesystem::path(dir) / optim_states_name(rank, bf16)).string();
+    if (std::filesystem::exists(path)) return path;
+  }
+  throw UsageError(cat("consolidate: '", dir, "' has no optimizer shard for rank ", rank, " (a partial save?)"));
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, at::Tensor>> fp32_state_dict(const std::string& checkpoint_dir,
+                                                                std::optional<std::string> tag) {
+  if (!tag) tag = read_latest(checkpoint_dir);
+  if (!tag) throw UsageError(cat("consolidate: no 'latest' file in '", checkpoint_dir, "'; pass a tag"));
+  const std::string dir = resolve_tag_dir(checkpoint_dir, *tag);
+  const std::string model_file = (std::filesystem::path(dir) / model_states_name()).string();
+  const auto state = load_ivalue(model_file).toGenericDict();
+  const auto module = field(state, "module", model_file).toGenericDict();
+  const int stage = static_cast<int>(field(state, "zero_stage", model_file).toInt());
+  const auto layout = field(state, "layout", model_file).toGenericDict();
+  const std::int64_t bucket = field(layout, "bucket_numel", model_file).toInt();
+  const std::int64_t alignment = field(layout, "alignment", model_file).toInt();
+  const auto groups = read_shapes(state, model_file);
+
+  // fp32 master flats: one per group, either whole (stage 0, 16-bit training) or one shard per rank.
+  std::vector<std::vector<at::Tensor>> shards(groups.size());
+  int world = 1;
+  if (stage == 0) {
+    const auto masters = field(field(state, "optimizer", model_file).toGenericDict(), "fp32_flat_groups", model_file).toList();
+    if (masters.size() == groups.size()) {
+      for (std::size_t g = 0; g < groups.size(); ++g) shards[g].push_back(masters.get(g).toTensor());
+    }
+  } else {
+    world = static_cast<int>(field(state, "dp_world_size", model_file).toInt());
+    for (int r = 0; r < world; ++r) {
+      const std::string file = shard_path(dir, r);
+      const auto inner = field(load_ivalue(file).toGenericDict(), "optimizer_state_dict", file).toGenericDict();
+      const auto masters = field(inner, "fp32_flat_groups", file).toList();
+      if (masters.size() != groups.size()) {
+        throw UsageError(cat("consolidate: '", file, "' has ", masters.size(), " groups, the model states ", groups.size()));
+      }
+      for (std::size_t g = 0; g < groups.size(); ++g) shards[g].push_back(masters.get(g).toTensor());
+    }
+  }
+
+  std::map<std::string, at::Tensor> masters;  // name → fp32 tensor, from the flats
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    if (shards[g].empty()) continue;
+    const auto plan = zero::plan_group(groups[g].numels, {bucket, alignment, world});
+    std::vector<at::Tensor> full;
+    if (stage == 0) {
+      for (std::size_t i = 0; i < groups[g].numels.size(); ++i) {
+        full.push_back(shards[g][0].narrow(0, plan.offset[i], groups[g].numels[i]));
+      }
+    } else {
+      full = unshard(shards[g], plan, groups[g].numels);
+    }
+    for (std::size_t i = 0; i < full.size(); ++i) {
+      masters[groups[g].names[i]] = full[i].reshape(groups[g].shapes[i]).to(at::kFloat).clone();
+    }
+  }
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& item : module) {
+    const std::string name = item.key().toStringRef();
+    const auto it = masters.find(name);
+    // Parameters the optimizer did not own (frozen) and buffers come from the saved module weights.
+    at::Tensor value = it != masters.end() ? it->second : item.value().toTensor();
+    out.emplace_back(name, value.is_floating_point() ? value.to(at::kFloat) : value);
+  }
+  return out;
+}
+
+void save_state_dict(const std::vector<std::pair<std::string, at::Tensor>>& state, const std::string& path) {
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
+  for (const auto& [name, tensor] : state) dict.insert(name, tensor.contiguous());
+  // torch::pickle_save tags containers with their TorchScript types (torch.jit._pickle.restore_type_tag),
+  // which torch.load(weights_only=True) — PyTorch's default since 2.6 — refuses. A state dict needs no tags.
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler([&](const char* data, std::size_t size) { pickle.insert(pickle.end(), data, data + size); },
+                              nullptr, nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(dict);
+  pickler.stop();
+  std::string bytes;
+  {
+    caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, std::size_t size) {
+      bytes.append(static_cast<const char*>(data), size);
+      return size;
+    });
+    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), writer);
+    writer.writeEndOfFile();
+  }
+  write_file_atomic(path, bytes);
+}
+
+}  // namespace deepspeed::checkpoint
