@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include "deepspeed/checkpoint/consolidate.h"
 #include "deepspeed/checkpoint/files.h"
 #include "deepspeed/engine/engine.h"
 #include "deepspeed/checkpoint/reshard.h"
@@ -57,7 +58,48 @@ c10::impl::GenericList param_shapes(const EngineImpl& e) {
   return groups;
 }
 
+// The module's parameters and buffers on rank 0's CPU (empty elsewhere). Collective under ZeRO-3, whose weights
+// are whole only inside their unit: units are gathered one at a time, so no rank holds more than one unit extra.
+std::vector<std::pair<std::string, at::Tensor>> gather_module_state(EngineImpl& e) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  const auto named = e.module->named_parameters();
+  std::map<std::string, at::Tensor> copies;
+  const std::size_t units = e.partitioned ? e.partitioned->num_units() : 1;
+  for (std::size_t u = 0; u < units; ++u) {
+    if (e.partitioned) e.partitioned->gather(u);
+    if (e.comm->rank() == 0) {
+      for (const auto& item : named) {
+        const bool in_unit = !e.partitioned || e.partitioned->unit_of(item.value()).value_or(0) == u;
+        if (in_unit) copies[item.key()] = item.value().detach().cpu().clone();
+      }
+    }
+    if (e.partitioned && u != 0) e.partitioned->release(u);
+  }
+  if (e.comm->rank() != 0) return out;
+  for (const auto& item : named) out.emplace_back(item.key(), copies.at(item.key()));
+  for (const auto& item : e.module->named_buffers()) out.emplace_back(item.key(), item.value().detach().cpu().clone());
+  return out;
+}
+
 }  // namespace
+
+bool Engine::save_16bit_model(const std::string& save_dir, const std::string& save_filename) {
+  EngineImpl& e = *impl_;
+  if (e.partitioned && !e.config.zero.stage3_gather_16bit_weights_on_model_save) {
+    DS_LOG_DIST(kWarning, "Did not save the model ", (std::filesystem::path(save_dir) / save_filename).string(),
+                " because stage3_gather_16bit_weights_on_model_save is False");
+    return false;
+  }
+  const auto state = gather_module_state(e);
+  if (e.comm->rank() == 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(save_dir, ec);
+    if (ec) throw UsageError(cat("save_16bit_model: cannot create '", save_dir, "': ", ec.message()));
+    ckpt::save_state_dict(state, (std::filesystem::path(save_dir) / save_filename).string());
+  }
+  e.comm->barrier();
+  return true;
+}
 
 void Engine::save_checkpoint(const std::string& save_dir, std::optional<std::string> tag,
                              const ClientState& client_state, bool save_latest) {
@@ -74,29 +116,12 @@ void Engine::save_checkpoint(const std::string& save_dir, std::optional<std::str
   const std::string stage_dir = ckpt::staging_dir(save_dir, name);
   const int stage = e.config.zero.stage;
 
-  // ZeRO-3 weights are whole only inside their unit: gather one unit at a time (all ranks), rank 0 copies.
   auto module_state = new_dict();
-  {
-    const auto named = e.module->named_parameters();
-    const std::size_t units = e.partitioned ? e.partitioned->num_units() : 1;
-    for (std::size_t u = 0; u < units; ++u) {
-      if (e.partitioned) e.partitioned->gather(u);
-      if (comm.rank() == 0) {
-        for (const auto& item : named) {
-          const bool in_unit = !e.partitioned || e.partitioned->unit_of(item.value()).value_or(0) == u;
-          if (in_unit) module_state.insert(item.key(), item.value().detach().cpu().clone());
-        }
-      }
-      if (e.partitioned && u != 0) e.partitioned->release(u);
-    }
-  }
+  for (auto& [name, tensor] : gather_module_state(e)) module_state.insert(name, tensor);
   if (comm.rank() == 0) {
     auto state = new_dict();
     c10::impl::GenericList buffer_names(c10::StringType::get());
-    for (const auto& item : e.module->named_buffers()) {
-      module_state.insert(item.key(), item.value().detach().cpu().clone());
-      buffer_names.push_back(item.key());
-    }
+    for (const auto& item : e.module->named_buffers()) buffer_names.push_back(item.key());
     state.insert("module", module_state);
     state.insert("buffer_names", buffer_names);
     state.insert("param_shapes", param_shapes(e));

@@ -79,6 +79,8 @@ int main(int argc, char** argv) {
   app.add_flag("--exit-after-save", exit_after_save);
   app.add_option("--load-dir", load_dir, "resume from the latest checkpoint here");
   app.add_flag("--print-losses", print_losses);
+  std::string save_16bit;
+  app.add_option("--save-16bit", save_16bit, "after training, save_16bit_model() into this directory");
   app.add_flag("--no-prefetch", no_prefetch, "ZeRO-3 without prefetching (stage3_prefetch_bucket_size 0)");
   app.add_flag("--zero3-checks", zero3_checks, "after training: numel 0 outside units, GatheredParameters edits");
   app.add_option("--rtol", rtol);
@@ -117,6 +119,7 @@ int main(int argc, char** argv) {
     config["zero_optimization"] = {{"stage", stage}, {"reduce_bucket_size", 40}};
     // Small models: keep units partitioned (DeepSpeed's default threshold would make them persistent).
     if (stage == 3) config["zero_optimization"]["stage3_param_persistence_threshold"] = 0;
+    if (stage == 3) config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = true;
     if (no_prefetch) config["zero_optimization"]["stage3_prefetch_bucket_size"] = 0;
   }
 
@@ -184,6 +187,7 @@ int main(int argc, char** argv) {
     if (!empty_outside) return 12;
     std::printf("rank %d: zero3 checks ok\n", rank);
   }
+  if (!save_16bit.empty() && !engine.save_16bit_model(save_16bit)) return 13;
   std::printf("rank %d: skipped=%lld loss_scale=%s\n", rank, static_cast<long long>(engine.skipped_steps()),
               deepspeed::util::py_float(engine.impl().loss_scaler.scale()).c_str());
   if (!out.empty()) {

@@ -89,6 +89,22 @@ if python3 -c 'import torch' 2>/dev/null; then
     "$work/fp32.pt" 2>/dev/null && ok "torch.load reads the consolidated state dict" || fail "torch.load cannot read it"
 fi
 
+# save_16bit_model under ZeRO-3 (bf16): the gathered 16-bit weights equal the consolidated fp32 ones rounded.
+launch 2 --steps 3 --micro 2 --stage 3 --dtype bf16 --save-16bit "$work/hf" --save-dir "$work/ck16" --save-at 3 \
+  || { cat "$work/log"; fail "save_16bit_model"; }
+"$build/bin/ds_to_fp32" "$work/ck16" "$work/fp32_16.pt" >/dev/null 2>&1 || fail "ds_to_fp32 of the bf16 run"
+if python3 -c 'import torch' 2>/dev/null; then
+  python3 - "$work/hf/pytorch_model.bin" "$work/fp32_16.pt" <<'PY' && ok "save_16bit_model: bf16 weights = fp32 masters rounded" || fail "save_16bit_model"
+import sys, torch
+half = torch.load(sys.argv[1], weights_only=True)
+full = torch.load(sys.argv[2], weights_only=True)
+assert half.keys() == full.keys(), (half.keys(), full.keys())
+for k in half:
+    assert half[k].dtype == torch.bfloat16, (k, half[k].dtype)
+    assert torch.equal(half[k], full[k].to(torch.bfloat16)), k
+PY
+fi
+
 # 5. No checkpoint: DeepSpeed's warning, nothing loaded.
 launch 1 --steps 2 --load-dir "$work/empty"
 code=$?

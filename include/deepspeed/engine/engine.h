@@ -84,6 +84,11 @@ class Engine {
                                    bool load_module_strict = true, bool load_optimizer_states = true,
                                    bool load_lr_scheduler_states = true, bool load_module_only = false);
 
+  /// DeepSpeed's save_16bit_model: rank 0 writes the module's parameters and buffers, in the model's dtype, as
+  /// a state dict torch.load reads. Collective. Under ZeRO-3 it needs
+  /// zero_optimization.stage3_gather_16bit_weights_on_model_save (otherwise a warning and false, as DeepSpeed).
+  bool save_16bit_model(const std::string& save_dir, const std::string& save_filename = "pytorch_model.bin");
+
   bool is_gradient_accumulation_boundary() const;
   /// Overrides the boundary decision for the next step (DeepSpeed's set_gradient_accumulation_boundary).
   void set_gradient_accumulation_boundary(bool is_boundary);
