@@ -18,7 +18,7 @@ endif()
 
 # zero: flat buffers, partition and bucket arithmetic, gradient reduction.
 ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp zero/unit.cpp
-           zero/partitioned_params.cpp zero/storage.cpp)
+           zero/partitioned_params.cpp zero/storage.cpp zero/init.cpp)
 target_link_libraries(ds_zero PUBLIC ds_comm)
 
 # optim: optimizers, clipping (the LR schedules are ds_schedules, torch-free).

@@ -30,6 +30,8 @@
 #include "deepspeed/optim/lr_schedules.h"
 #include "deepspeed/optim/optimizer.h"
 #include "deepspeed/util/error.h"
+#include "deepspeed/zero/init.h"
+#include "deepspeed/zero/unit.h"
 
 namespace deepspeed {
 

@@ -8,6 +8,7 @@
 #include "deepspeed/deepspeed.h"
 #include "deepspeed/util/logging.h"
 #include "src/engine/engine_impl.h"
+#include "deepspeed/zero/init.h"
 #include "src/engine/module_sync.h"
 
 #ifndef DS_GIT_HASH
@@ -123,6 +124,9 @@ GradientPath build_partitioned_path(const config::Config& c, const std::vector<s
   partition.persistence_threshold = c.zero.stage3_param_persistence_threshold;
   partition.prefetch = c.zero.stage3_prefetch_bucket_size > 0;
   path.partitioned = std::make_unique<zero::PartitionedParams>(unit_params, comm, partition);
+  // Frozen parameters zero::Init partitioned stay whole from here on (they take no part in ZeRO-3).
+  const auto all = module->parameters();
+  zero::materialize_presharded(all, comm->device(), all.empty() ? at::kFloat : all[0].scalar_type());
   for (std::size_t u = 0; u < units.size(); ++u) units[u].bind(path.partitioned.get(), u + 1);
   const auto raw = path.partitioned->groups();
   auto reducer = std::make_unique<zero::BucketReducer>(raw, comm, options);

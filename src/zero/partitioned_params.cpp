@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include "deepspeed/zero/init.h"
 #include "src/zero/storage.h"
 
 namespace deepspeed::zero {
@@ -26,6 +27,12 @@ PartitionedParams::PartitionedParams(const std::vector<std::vector<std::vector<a
   const FlatOptions flat{options_.bucket_numel, options_.alignment, comm_->world_size()};
   for (std::size_t u = 0; u < units.size(); ++u) {
     auto state = std::make_unique<UnitState>();
+    // A unit zero::Init partitioned at construction comes back whole here, one unit at a time.
+    for (const auto& group_params : units[u]) {
+      if (!group_params.empty()) {
+        materialize_presharded(group_params, comm_->device(), group_params[0].scalar_type());
+      }
+    }
     for (auto& group : build_flat_groups(units[u], flat)) {
       group->unit = u;
       group->param_shard = at::empty({group->plan.shard_numel}, group->param_flat.options());

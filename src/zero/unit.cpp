@@ -12,6 +12,11 @@ std::vector<std::weak_ptr<void>> g_units;  // weak: a discarded model's units si
 
 }  // namespace
 
+std::function<void(const std::shared_ptr<torch::nn::Module>&)>& Unit::construction_hook() {
+  static std::function<void(const std::shared_ptr<torch::nn::Module>&)> hook;
+  return hook;
+}
+
 void Unit::record(const std::shared_ptr<State>& state) {
   std::lock_guard<std::mutex> lock(g_mutex);
   g_units.push_back(std::static_pointer_cast<void>(state));

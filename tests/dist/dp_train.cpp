@@ -14,6 +14,7 @@
 
 #include "deepspeed/checkpoint/files.h"
 #include "deepspeed/deepspeed.h"
+#include "deepspeed/zero/init.h"
 #include "deepspeed/util/strings.h"
 #include "src/engine/engine_impl.h"
 
@@ -83,6 +84,8 @@ int main(int argc, char** argv) {
   app.add_option("--save-16bit", save_16bit, "after training, save_16bit_model() into this directory");
   app.add_flag("--no-prefetch", no_prefetch, "ZeRO-3 without prefetching (stage3_prefetch_bucket_size 0)");
   app.add_flag("--zero3-checks", zero3_checks, "after training: numel 0 outside units, GatheredParameters edits");
+  bool zero_init = false;
+  app.add_flag("--zero-init", zero_init, "construct the model under deepspeed::zero::Init");
   app.add_option("--rtol", rtol);
   auto ds_args = deepspeed::add_config_arguments(app);
   deepspeed::parse_arguments(app, argc, argv);
@@ -123,12 +126,16 @@ int main(int argc, char** argv) {
     if (no_prefetch) config["zero_optimization"]["stage3_prefetch_bucket_size"] = 0;
   }
 
-  torch::manual_seed(7);
+  torch::manual_seed(rank == 0 ? 7 : 100 + rank);  // ranks disagree: initialize() (or zero::Init) must fix it
+  std::optional<deepspeed::zero::Init> init;
+  if (zero_init) init.emplace();
   TinyNet net;
+  init.reset();
   if (rank != 0) {
     // Different initial weights on other ranks: initialize() must broadcast rank 0's.
     for (auto& p : net->parameters()) p.data().uniform_(-3, 3);
   }
+  if (zero_init && net->fc1->weight.numel() != 0) return 14;  // partitioned as it was built
   deepspeed::InitializeOptions options;
   if (ds_args->deepspeed_config.empty()) options.config = config;
   auto [engine, opt, loader, sched] = deepspeed::initialize(ds_args, net, net->parameters(), nullptr, options);

@@ -58,6 +58,7 @@ class Unit {
     else state_->module = module;
     state_->any = torch::nn::AnyModule(module);
     record(state_);
+    if (construction_hook()) construction_hook()(state_->module);
   }
 
   /// Calls the module's forward with ZeRO-3 parameter handling around it. R: the forward's return type
@@ -95,6 +96,9 @@ class Unit {
   /// The units constructed so far whose module lies inside `model`, in construction order (what
   /// initialize() uses); they are removed from the record.
   static std::vector<Unit> claim(const torch::nn::Module& model);
+
+  /// Called with each new unit's module (zero::Init partitions it there); null when no Init is alive.
+  static std::function<void(const std::shared_ptr<torch::nn::Module>&)>& construction_hook();
 
  private:
   struct State {

@@ -1,0 +1,85 @@
+#include "deepspeed/zero/init.h"
+
+#include <map>
+#include <mutex>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include "deepspeed/comm/communicator.h"
+#include "deepspeed/zero/unit.h"
+
+namespace deepspeed::zero {
+
+namespace {
+
+struct Shard {
+  at::Tensor chunk;                  // this rank's 1/N of the flattened parameter (zero-padded)
+  std::vector<std::int64_t> shape;  // the full shape
+};
+
+std::mutex g_mutex;
+std::map<const c10::TensorImpl*, Shard> g_shards;
+int g_active = 0;
+
+void partition_module(const std::shared_ptr<torch::nn::Module>& module) {
+  auto comm = comm::init_distributed();
+  const int ws = comm->world_size();
+  at::NoGradGuard no_grad;
+  for (auto& p : module->parameters()) {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    if (g_shards.count(p.unsafeGetTensorImpl()) || p.numel() == 0) continue;  // nested unit: done already
+    at::Tensor full = p.detach().contiguous();
+    comm->broadcast(full, 0).wait();
+    const std::int64_t chunk = (full.numel() + ws - 1) / ws;
+    at::Tensor padded = at::zeros({chunk * ws}, full.options());
+    padded.narrow(0, 0, full.numel()).copy_(full.reshape(-1));
+    g_shards[p.unsafeGetTensorImpl()] = Shard{padded.narrow(0, comm->rank() * chunk, chunk).clone(), p.sizes().vec()};
+    p.set_data(at::empty({0}, p.options()));
+  }
+}
+
+}  // namespace
+
+Init::Init() {
+  comm::init_distributed();
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (g_active++ == 0) Unit::construction_hook() = partition_module;
+}
+
+Init::~Init() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (--g_active == 0) Unit::construction_hook() = nullptr;
+}
+
+std::int64_t Init::shard_bytes() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  std::int64_t bytes = 0;
+  for (const auto& [impl, shard] : g_shards) bytes += shard.chunk.numel() * static_cast<std::int64_t>(shard.chunk.element_size());
+  return bytes;
+}
+
+bool materialize_presharded(const std::vector<at::Tensor>& params, c10::Device device, at::ScalarType dtype) {
+  auto comm = comm::current_communicator();
+  bool any = false;
+  at::NoGradGuard no_grad;
+  for (const auto& p : params) {
+    Shard shard;
+    {
+      std::lock_guard<std::mutex> lock(g_mutex);
+      auto it = g_shards.find(p.unsafeGetTensorImpl());
+      if (it == g_shards.end()) continue;
+      shard = std::move(it->second);
+      g_shards.erase(it);
+    }
+    at::Tensor chunk = shard.chunk.to(device, dtype);
+    at::Tensor gathered = at::empty({chunk.numel() * comm->world_size()}, chunk.options());
+    comm->all_gather(gathered, chunk).wait();
+    const auto numel = static_cast<std::int64_t>(c10::multiply_integers(shard.shape));
+    at::Tensor(p).set_data(gathered.narrow(0, 0, numel).view(shard.shape).clone());
+    any = true;
+  }
+  return any;
+}
+
+}  // namespace deepspeed::zero
