@@ -20,12 +20,6 @@ using util::cat;
 
 namespace {
 
-c10::IValue field(const c10::impl::GenericDict& d, const std::string& key, const std::string& file) {
-  const auto it = d.find(key);
-  if (it == d.end()) throw UsageError(cat("consolidate: '", file, "' has no \"", key, "\" entry"));
-  return it->value();
-}
-
 struct GroupShapes {
   std::vector<std::string> names;
   std::vector<std::vector<std::int64_t>> shapes;
@@ -34,7 +28,7 @@ struct GroupShapes {
 
 std::vector<GroupShapes> read_shapes(const c10::impl::GenericDict& state, const std::string& file) {
   std::vector<GroupShapes> groups;
-  for (const auto& g : field(state, "param_shapes", file).toList()) {
+  for (const auto& g : entry(state, "param_shapes", file).toList()) {
     GroupShapes shapes;
     for (const auto& item : g.get().toGenericDict()) {
       shapes.names.push_back(item.key().toStringRef());
@@ -46,14 +40,6 @@ std::vector<GroupShapes> read_shapes(const c10::impl::GenericDict& state, const 
   return groups;
 }
 
-std::string shard_path(const std::string& dir, int rank) {
-  for (bool bf16 : {false, true}) {
-    const auto path = (std::filesystem::path(dir) / optim_states_name(rank, bf16)).string();
-    if (std::filesystem::exists(path)) return path;
-  }
-  throw UsageError(cat("consolidate: '", dir, "' has no optimizer shard for rank ", rank, " (a partial save?)"));
-}
-
 }  // namespace
 
 std::vector<std::pair<std::string, at::Tensor>> fp32_state_dict(const std::string& checkpoint_dir,
@@ -63,27 +49,27 @@ std::vector<std::pair<std::string, at::Tensor>> fp32_state_dict(const std::strin
   const std::string dir = resolve_tag_dir(checkpoint_dir, *tag);
   const std::string model_file = (std::filesystem::path(dir) / model_states_name()).string();
   const auto state = load_ivalue(model_file).toGenericDict();
-  const auto module = field(state, "module", model_file).toGenericDict();
-  const int stage = static_cast<int>(field(state, "zero_stage", model_file).toInt());
-  const auto layout = field(state, "layout", model_file).toGenericDict();
-  const std::int64_t bucket = field(layout, "bucket_numel", model_file).toInt();
-  const std::int64_t alignment = field(layout, "alignment", model_file).toInt();
+  const auto module = entry(state, "module", model_file).toGenericDict();
+  const int stage = static_cast<int>(entry(state, "zero_stage", model_file).toInt());
+  const auto layout = entry(state, "layout", model_file).toGenericDict();
+  const std::int64_t bucket = entry(layout, "bucket_numel", model_file).toInt();
+  const std::int64_t alignment = entry(layout, "alignment", model_file).toInt();
   const auto groups = read_shapes(state, model_file);
 
   // fp32 master flats: one per group, either whole (stage 0, 16-bit training) or one shard per rank.
   std::vector<std::vector<at::Tensor>> shards(groups.size());
   int world = 1;
   if (stage == 0) {
-    const auto masters = field(field(state, "optimizer", model_file).toGenericDict(), "fp32_flat_groups", model_file).toList();
+    const auto masters = entry(entry(state, "optimizer", model_file).toGenericDict(), "fp32_flat_groups", model_file).toList();
     if (masters.size() == groups.size()) {
       for (std::size_t g = 0; g < groups.size(); ++g) shards[g].push_back(masters.get(g).toTensor());
     }
   } else {
-    world = static_cast<int>(field(state, "dp_world_size", model_file).toInt());
+    world = static_cast<int>(entry(state, "dp_world_size", model_file).toInt());
     for (int r = 0; r < world; ++r) {
-      const std::string file = shard_path(dir, r);
-      const auto inner = field(load_ivalue(file).toGenericDict(), "optimizer_state_dict", file).toGenericDict();
-      const auto masters = field(inner, "fp32_flat_groups", file).toList();
+      const std::string file = find_optim_states(dir, r);
+      const auto inner = entry(load_ivalue(file).toGenericDict(), "optimizer_state_dict", file).toGenericDict();
+      const auto masters = entry(inner, "fp32_flat_groups", file).toList();
       if (masters.size() != groups.size()) {
         throw UsageError(cat("consolidate: '", file, "' has ", masters.size(), " groups, the model states ", groups.size()));
       }

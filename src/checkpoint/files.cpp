@@ -53,6 +53,21 @@ std::string optim_states_name(int dp_rank, bool bf16) {
   return cat(bf16 ? "bf16_" : "", "zero_pp_rank_", dp_rank, "_mp_rank_00_optim_states.pt");
 }
 
+std::string find_optim_states(const std::string& tag_dir, int dp_rank) {
+  for (bool bf16 : {false, true}) {
+    const auto path = (fs::path(tag_dir) / optim_states_name(dp_rank, bf16)).string();
+    if (fs::exists(path)) return path;
+  }
+  throw UsageError(cat("checkpoint: '", tag_dir, "' has no optimizer shard for rank ", dp_rank, " (",
+                       optim_states_name(dp_rank, false), "): an incomplete save, or the wrong directory"));
+}
+
+c10::IValue entry(const c10::impl::GenericDict& dict, const std::string& key, const std::string& file) {
+  const auto it = dict.find(key);
+  if (it == dict.end()) throw UsageError(cat("checkpoint: '", file, "' has no \"", key, "\" entry"));
+  return it->value();
+}
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   const std::string tmp = cat(path, ".tmp.", ::getpid());
   {

@@ -30,12 +30,6 @@ const std::set<std::string> kEngineKeys = {"module", "buffer_names", "param_shap
 
 c10::impl::GenericDict new_dict() { return c10::impl::GenericDict(c10::StringType::get(), c10::AnyType::get()); }
 
-c10::IValue get(const c10::impl::GenericDict& d, const std::string& key, const std::string& file) {
-  const auto it = d.find(key);
-  if (it == d.end()) throw UsageError(cat("load_checkpoint: '", file, "' has no \"", key, "\" entry"));
-  return it->value();
-}
-
 c10::impl::GenericList tensor_list(const std::vector<at::Tensor>& tensors) {
   c10::impl::GenericList list(c10::AnyType::get());
   for (const auto& t : tensors) list.push_back(t.detach().cpu().clone());
@@ -198,7 +192,7 @@ LoadedCheckpoint Engine::load_checkpoint(const std::string& load_dir, std::optio
   // Weights: copy into the existing tensors so the flat-buffer views stay intact.
   {
     at::NoGradGuard no_grad;
-    const auto saved = get(state, "module", model_file).toGenericDict();
+    const auto saved = ckpt::entry(state, "module", model_file).toGenericDict();
     std::set<std::string> seen;
     auto restore = [&](const std::string& key, at::Tensor target) {
       const auto it = saved.find(key);
@@ -236,7 +230,7 @@ LoadedCheckpoint Engine::load_checkpoint(const std::string& load_dir, std::optio
     }
   }
 
-  const int saved_stage = static_cast<int>(get(state, "zero_stage", model_file).toInt());
+  const int saved_stage = static_cast<int>(ckpt::entry(state, "zero_stage", model_file).toInt());
   const int stage = e.config.zero.stage;
   if (load_module_only || !load_optimizer_states) {
     if (e.master) e.master->refresh_from_model();
@@ -245,9 +239,9 @@ LoadedCheckpoint Engine::load_checkpoint(const std::string& load_dir, std::optio
                          " and this engine runs stage ", stage, "; optimizer state moves between stages 1 and 2 only, "
                          "not to or from stage 0 or 3 (load_module_only=true loads the weights alone)"));
   } else if (stage == 0) {
-    const auto optimizer = get(state, "optimizer", model_file).toGenericDict();
-    e.optimizer->load_state_dict(get(optimizer, "optimizer_state_dict", model_file));
-    const auto masters = get(optimizer, "fp32_flat_groups", model_file).toList();
+    const auto optimizer = ckpt::entry(state, "optimizer", model_file).toGenericDict();
+    e.optimizer->load_state_dict(ckpt::entry(optimizer, "optimizer_state_dict", model_file));
+    const auto masters = ckpt::entry(optimizer, "fp32_flat_groups", model_file).toList();
     if (e.master && e.master->has_copies()) {
       at::NoGradGuard no_grad;
       if (masters.size() != e.master->masters().size()) {
@@ -256,21 +250,21 @@ LoadedCheckpoint Engine::load_checkpoint(const std::string& load_dir, std::optio
       }
       for (std::size_t g = 0; g < masters.size(); ++g) e.master->masters()[g].copy_(masters.get(g).toTensor());
     }
-    e.loss_scaler.load_state_dict(ckpt::ivalue_to_json(get(state, "loss_scaler", model_file)));
+    e.loss_scaler.load_state_dict(ckpt::ivalue_to_json(ckpt::entry(state, "loss_scaler", model_file)));
   } else {
     load_zero_shards(e, dir);
-    e.loss_scaler.load_state_dict(ckpt::ivalue_to_json(get(state, "loss_scaler", model_file)));
+    e.loss_scaler.load_state_dict(ckpt::ivalue_to_json(ckpt::entry(state, "loss_scaler", model_file)));
   }
   if (e.master && stage > 0) e.master->write_back();  // weights = the restored masters on every rank
 
   if (!load_module_only) {
     if (load_lr_scheduler_states && e.scheduler) {
-      const auto sched = get(state, "lr_scheduler", model_file);
+      const auto sched = ckpt::entry(state, "lr_scheduler", model_file);
       if (!sched.isNone()) e.scheduler->load_state_dict(ckpt::ivalue_to_json(sched));
     }
-    e.global_steps = get(state, "global_steps", model_file).toInt();
-    e.global_samples = get(state, "global_samples", model_file).toInt();
-    e.skipped_steps = get(state, "skipped_steps", model_file).toInt();
+    e.global_steps = ckpt::entry(state, "global_steps", model_file).toInt();
+    e.global_samples = ckpt::entry(state, "global_samples", model_file).toInt();
+    e.skipped_steps = ckpt::entry(state, "skipped_steps", model_file).toInt();
     e.micro_steps = e.global_steps * e.config.batch.gradient_accumulation_steps;
   }
   e.reducer->zero_grad();

@@ -17,26 +17,14 @@ namespace ckpt = checkpoint;
 
 namespace {
 
-c10::IValue field(const c10::impl::GenericDict& d, const std::string& key, const std::string& file) {
-  const auto it = d.find(key);
-  if (it == d.end()) throw UsageError(cat("load_checkpoint: '", file, "' has no \"", key, "\" entry"));
-  return it->value();
-}
-
 struct ShardFile {
   std::string path;
   c10::impl::GenericDict inner;
 };
 
 ShardFile read_shard(const std::string& dir, int rank) {
-  for (bool bf16 : {false, true}) {
-    const auto path = (std::filesystem::path(dir) / ckpt::optim_states_name(rank, bf16)).string();
-    if (std::filesystem::exists(path)) {
-      return ShardFile{path, field(ckpt::load_ivalue(path).toGenericDict(), "optimizer_state_dict", path).toGenericDict()};
-    }
-  }
-  throw UsageError(cat("load_checkpoint: '", dir, "' has no optimizer shard for rank ", rank,
-                       " (", ckpt::optim_states_name(rank, false), ")"));
+  const std::string path = ckpt::find_optim_states(dir, rank);
+  return ShardFile{path, ckpt::entry(ckpt::load_ivalue(path).toGenericDict(), "optimizer_state_dict", path).toGenericDict()};
 }
 
 std::size_t flat_index(const optim::Optimizer& opt, std::pair<std::size_t, std::size_t> slot) {
@@ -50,11 +38,11 @@ std::size_t flat_index(const optim::Optimizer& opt, std::pair<std::size_t, std::
 void load_zero_shards(EngineImpl& e, const std::string& dir) {
   const int rank = e.comm->rank();
   const ShardFile first = read_shard(dir, 0);
-  const int saved_ranks = static_cast<int>(field(first.inner, "partition_count", first.path).toInt());
-  const auto layout = field(first.inner, "layout", first.path).toGenericDict();
-  const std::int64_t saved_bucket = field(layout, "bucket_numel", first.path).toInt();
-  const std::int64_t saved_alignment = field(layout, "alignment", first.path).toInt();
-  const auto saved_numels = field(layout, "group_numels", first.path).toList();
+  const int saved_ranks = static_cast<int>(ckpt::entry(first.inner, "partition_count", first.path).toInt());
+  const auto layout = ckpt::entry(first.inner, "layout", first.path).toGenericDict();
+  const std::int64_t saved_bucket = ckpt::entry(layout, "bucket_numel", first.path).toInt();
+  const std::int64_t saved_alignment = ckpt::entry(layout, "alignment", first.path).toInt();
+  const auto saved_numels = ckpt::entry(layout, "group_numels", first.path).toList();
   const auto groups = e.layout_groups();
   if (saved_numels.size() != groups.size()) {
     throw UsageError(cat("load_checkpoint: '", dir, "' has ", saved_numels.size(), " parameter groups, the model ",
@@ -70,8 +58,8 @@ void load_zero_shards(EngineImpl& e, const std::string& dir) {
                            saved_alignment == e.alignment;
   if (same_layout) {
     const ShardFile own = rank == 0 ? first : read_shard(dir, rank);
-    e.optimizer->load_state_dict(field(own.inner, "base_optimizer_state", own.path));
-    const auto masters = field(own.inner, "fp32_flat_groups", own.path).toList();
+    e.optimizer->load_state_dict(ckpt::entry(own.inner, "base_optimizer_state", own.path));
+    const auto masters = ckpt::entry(own.inner, "fp32_flat_groups", own.path).toList();
     for (std::size_t g = 0; g < groups.size(); ++g) e.master->masters()[g].copy_(masters.get(g).toTensor());
     return;
   }
@@ -79,7 +67,7 @@ void load_zero_shards(EngineImpl& e, const std::string& dir) {
   // Another world size or bucket size: every rank reads every shard and cuts out its own.
   std::vector<ShardFile> files;
   for (int r = 0; r < saved_ranks; ++r) files.push_back(r == 0 ? first : read_shard(dir, r));
-  auto base = field(first.inner, "base_optimizer_state", first.path).toGenericDict().copy();
+  auto base = ckpt::entry(first.inner, "base_optimizer_state", first.path).toGenericDict().copy();
   c10::impl::GenericDict state(c10::IntType::get(), c10::AnyType::get());
   const auto slots = e.master->shard_slots();
   for (std::size_t g = 0; g < groups.size(); ++g) {
@@ -90,11 +78,11 @@ void load_zero_shards(EngineImpl& e, const std::string& dir) {
       return ckpt::shard_of(ckpt::unshard(shards, old_plan, numels), new_plan, rank);
     };
     std::vector<at::Tensor> master_shards;
-    for (const auto& f : files) master_shards.push_back(field(f.inner, "fp32_flat_groups", f.path).toList().get(g).toTensor());
+    for (const auto& f : files) master_shards.push_back(ckpt::entry(f.inner, "fp32_flat_groups", f.path).toList().get(g).toTensor());
     e.master->masters()[g].copy_(recut(master_shards));
 
     const auto index = static_cast<std::int64_t>(flat_index(*e.optimizer, slots[g]));
-    const auto states0 = field(field(first.inner, "base_optimizer_state", first.path).toGenericDict(), "state",
+    const auto states0 = ckpt::entry(ckpt::entry(first.inner, "base_optimizer_state", first.path).toGenericDict(), "state",
                                first.path).toGenericDict();
     if (!states0.contains(index)) continue;  // no optimizer step was taken before the save
     c10::Dict<std::string, at::Tensor> entry;
@@ -106,7 +94,7 @@ void load_zero_shards(EngineImpl& e, const std::string& dir) {
       }
       std::vector<at::Tensor> shards;
       for (const auto& f : files) {
-        const auto s = field(field(f.inner, "base_optimizer_state", f.path).toGenericDict(), "state", f.path);
+        const auto s = ckpt::entry(ckpt::entry(f.inner, "base_optimizer_state", f.path).toGenericDict(), "state", f.path);
         shards.push_back(s.toGenericDict().at(index).toGenericDict().at(name).toTensor());
       }
       entry.insert(name, recut(shards));

@@ -159,10 +159,18 @@ TEST(ConfigTest, PrecisionAndZeroRules) {
   EXPECT_EQ(parse(R"({"train_batch_size": 8, "zero_optimization": false})").zero.stage, 0);
 }
 
-TEST(ConfigTest, ZeroStagesNotYetImplementedAreClearErrors) {
-  EXPECT_EQ(parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": 2}})").zero.stage, 2);
-  const auto e = error_of(R"({"train_batch_size": 8, "zero_optimization": {"stage": 3}})");
-  EXPECT_NE(e.find("zero_optimization.stage: ZeRO stage 3 is not supported yet by deepspeed.cpp"), std::string::npos) << e;
+TEST(ConfigTest, ZeroStagesAndUnimplementedOffload) {
+  for (int stage : {0, 1, 2, 3}) {
+    EXPECT_EQ(parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": )" + std::to_string(stage) + "}}").zero.stage,
+              stage);
+  }
+  const auto e = error_of(R"({"train_batch_size": 8, "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}}})");
+  EXPECT_NE(e.find("ZeRO-Offload is not supported yet by deepspeed.cpp"), std::string::npos) << e;
+  // Both spellings of the stage-3 keys, not both at once.
+  EXPECT_EQ(parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": 3, "max_live_parameters": 7}})")
+                .zero.stage3_max_live_parameters, 7);
+  EXPECT_NE(error_of(R"({"train_batch_size": 8, "zero_optimization": {"max_live_parameters": 7, "stage3_max_live_parameters": 7}})")
+                .find("given twice"), std::string::npos);
 }
 
 TEST(ConfigTest, DumpHasDeepSpeedLayout) {

@@ -21,6 +21,12 @@ namespace deepspeed::checkpoint {
 
 std::string model_states_name();
 std::string optim_states_name(int dp_rank, bool bf16);
+/// The existing optimizer-shard file of `dp_rank` in a tag directory (with or without the bf16_ prefix).
+/// Throws UsageError naming the directory when there is none (an incomplete save).
+std::string find_optim_states(const std::string& tag_dir, int dp_rank);
+
+/// dict[key], or a UsageError naming the file and the missing entry.
+c10::IValue entry(const c10::impl::GenericDict& dict, const std::string& key, const std::string& file);
 
 /// Writes `bytes` to `path` via a temporary file, fsync and rename.
 void write_file_atomic(const std::string& path, const std::string& bytes);
