@@ -85,6 +85,7 @@ void PartitionedParams::start_gather_locked(std::size_t u) {
   }
   unit.in_flight = true;
   live_numel_ += unit.numel;
+  ++gathers_;
 }
 
 void PartitionedParams::finish_gather_locked(std::size_t u) {
@@ -164,7 +165,21 @@ void PartitionedParams::after_forward(std::size_t u, std::vector<at::Tensor>& ou
     }
   }
   // During backward (activation checkpointing re-runs forwards) the weights must stay until the gradients are in.
-  if (!backward_active_ && !units_[u]->persistent) release_locked(u);
+  if (backward_active_ || units_[u]->persistent) return;
+  // Kept for its backward when that comes soon enough (DeepSpeed's max_reuse_distance) and memory allows.
+  const auto distance = reuse_distance(u);
+  if (distance && *distance <= options_.max_reuse_distance && live_numel_ <= options_.max_live_parameters) return;
+  release_locked(u);
+}
+
+std::optional<std::int64_t> PartitionedParams::reuse_distance(std::size_t u) const {
+  if (!order_recorded_) return std::nullopt;
+  const auto it = std::find(order_.begin(), order_.end(), u);
+  if (it == order_.end()) return std::nullopt;
+  // Units after u run forward, then backward in reverse, before u's backward: each counts twice.
+  std::int64_t later = 0;
+  for (auto next = it + 1; next != order_.end(); ++next) later += units_[*next]->numel;
+  return 2 * later;
 }
 
 void PartitionedParams::begin_backward() {

@@ -124,6 +124,7 @@ int main(int argc, char** argv) {
     if (stage == 3) config["zero_optimization"]["stage3_param_persistence_threshold"] = 0;
     if (stage == 3) config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = true;
     if (no_prefetch) config["zero_optimization"]["stage3_prefetch_bucket_size"] = 0;
+    if (const char* d = std::getenv("DP_TRAIN_REUSE_DISTANCE")) config["zero_optimization"]["stage3_max_reuse_distance"] = std::atoll(d);
   }
 
   torch::manual_seed(rank == 0 ? 7 : 100 + rank);  // ranks disagree: initialize() (or zero::Init) must fix it
@@ -192,7 +193,8 @@ int main(int argc, char** argv) {
                                                 y.slice(0, 0, micro).to(engine.device()));
     engine.backward(loss);
     if (!empty_outside) return 12;
-    std::printf("rank %d: zero3 checks ok\n", rank);
+    std::printf("rank %d: zero3 checks ok, %lld all-gathers\n", rank,
+                static_cast<long long>(engine.impl().partitioned->gathers()));
   }
   if (!save_16bit.empty() && !engine.save_16bit_model(save_16bit)) return 13;
   std::printf("rank %d: skipped=%lld loss_scale=%s\n", rank, static_cast<long long>(engine.skipped_steps()),

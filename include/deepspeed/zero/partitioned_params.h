@@ -31,6 +31,9 @@ struct PartitionOptions {
   std::int64_t alignment = 16;
   std::int64_t max_live_parameters = 1000000000;  ///< stage3_max_live_parameters: prefetch budget (elements)
   std::int64_t persistence_threshold = 100000;    ///< stage3_param_persistence_threshold: smaller units stay whole
+  /// stage3_max_reuse_distance: a unit whose next use (its backward) is at most this many parameter elements
+  /// of other units away stays gathered after its forward, within max_live_parameters.
+  std::int64_t max_reuse_distance = 1000000000;
   bool prefetch = true;                            ///< stage3_prefetch_bucket_size > 0
 };
 
@@ -67,6 +70,8 @@ class PartitionedParams : public UnitRuntime {
   /// The unit holding `param`, if any.
   std::optional<std::size_t> unit_of(const at::Tensor& param) const;
   std::size_t num_units() const { return units_.size(); }
+  /// All-gathers started so far (each gathers one unit); for tests and tuning.
+  std::int64_t gathers() const { return gathers_; }
   /// Copies the (gathered) full parameters of `unit` into this rank's shards (after an edit).
   void update_shards_from_full(std::size_t unit);
 
@@ -76,6 +81,8 @@ class PartitionedParams : public UnitRuntime {
   void finish_gather_locked(std::size_t unit);
   void release_locked(std::size_t unit);
   void prefetch_locked(std::optional<std::size_t> unit);
+  /// Elements of other units used between unit's forward and its backward (recorded order; nullopt before).
+  std::optional<std::int64_t> reuse_distance(std::size_t unit) const;
 
   std::shared_ptr<comm::Communicator> comm_;
   PartitionOptions options_;
@@ -86,6 +93,7 @@ class PartitionedParams : public UnitRuntime {
   bool order_recorded_ = false;
   bool backward_active_ = false;
   std::int64_t live_numel_ = 0;
+  std::int64_t gathers_ = 0;
 };
 
 }  // namespace deepspeed::zero
