@@ -57,7 +57,13 @@ at::ScalarType model_dtype_of(const config::Config& c) {
 
 // DeepSpeed's data_types.grad_accum_dtype default: fp32 for bf16 without ZeRO, else the model's dtype.
 at::ScalarType accumulation_dtype(const config::Config& c, at::ScalarType model_dtype) {
-  if (auto chosen = to_scalar_type(c.grad_accum_dtype)) return *chosen;
+  if (auto chosen = to_scalar_type(c.grad_accum_dtype)) {
+    if (model_dtype == at::kFloat && *chosen != at::kFloat) {
+      throw ConfigError(cat(c.source, ": data_types.grad_accum_dtype: ", config::dtype_name(*c.grad_accum_dtype),
+                            " gradient accumulation needs fp16 or bf16 training; this model trains in fp32"));
+    }
+    return *chosen;
+  }
   if (model_dtype == at::kBFloat16 && c.zero.stage == 0) return at::kFloat;
   return model_dtype;
 }
@@ -207,7 +213,19 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
   const at::ScalarType model_dtype = model_dtype_of(cfg);
 
   module->to(comm->device());
-  if (model_dtype != at::kFloat) module->to(model_dtype);
+  if (model_dtype != at::kFloat) {
+    // Only floating-point tensors change dtype (Module::to would also turn integer buffers such as
+    // BatchNorm's num_batches_tracked into floats); DeepSpeed's module.half()/bfloat16() does the same.
+    at::NoGradGuard no_grad;
+    for (auto& p : module->parameters()) {
+      if (p.is_floating_point()) p.set_data(p.detach().to(model_dtype));
+    }
+    for (auto& b : module->buffers()) {
+      if (b.is_floating_point()) b.set_data(b.detach().to(model_dtype));
+    }
+  }
+  // zero::Init partitioned units as they were built; stages 0-2 keep every parameter whole.
+  if (cfg.zero.stage != 3) zero::materialize_presharded(module->parameters(), comm->device(), model_dtype);
   broadcast_module_state(*module, *comm);
 
   // Parameter groups: explicit ones, else one group of the given parameters; frozen ones are left alone.

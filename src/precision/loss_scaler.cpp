@@ -26,7 +26,7 @@ std::string LossScaler::update(bool overflow, int rank) {
     if (delayed_shift_ == 1 || cur_hysteresis_ == 1) {
       if (cur_scale_ == min_scale_) {
         throw JobError("Current loss scale already at minimum - cannot decrease scale anymore. Exiting run. "
-                       "(bf16, a higher fp16.min_loss_scale or a lower learning rate usually helps)");
+                       "(bf16 training, a lower learning rate, or a lower fp16.min_loss_scale usually helps)");
       }
       const double next = std::max(cur_scale_ / scale_factor_, min_scale_);
       message = cat("[deepspeed] OVERFLOW! Rank ", rank, " Skipping step. Attempted loss scale: ",

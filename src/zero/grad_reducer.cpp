@@ -28,6 +28,7 @@ struct BucketReducer::GroupState {
   std::vector<at::Tensor> input;   // per bucket: what was sent (a cast copy or a stage-2 staging buffer)
   std::vector<at::Tensor> output;  // per bucket: reduce-scatter result, or the cast all-reduce buffer
   std::vector<char> launched;
+  std::vector<char> completed;
   std::size_t counted_total = 0;
 };
 
@@ -76,6 +77,7 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     state->input.resize(nb);
     state->output.resize(nb);
     state->launched.assign(nb, 0);
+    state->completed.assign(nb, 0);
     state_.push_back(std::move(state));
     for (std::size_t i = 0; i < group.params.size(); ++i) {
       Shared* shared = shared_.get();
@@ -133,6 +135,7 @@ void BucketReducer::prepare_backward(bool boundary) {
     auto& s = *state_[g];
     std::fill(s.counted.begin(), s.counted.end(), 0);
     std::fill(s.launched.begin(), s.launched.end(), 0);
+    std::fill(s.completed.begin(), s.completed.end(), 0);
     s.counted_total = 0;
     for (std::size_t b = 0; b < s.pending.size(); ++b) {
       s.pending[b] = static_cast<int>(groups_[g]->plan.buckets[b].members.size());
@@ -206,6 +209,36 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
     s.works[b] = comm_->reduce_scatter(s.output[b], input);
   }
   s.launched[b] = 1;
+  launch_order_.emplace_back(g, b);
+  // Stages 2–3 stage every gradient in a send buffer: fold in the bucket launched kInFlight launches ago and
+  // free its buffers, so backward holds a few buckets, not a whole gradient.
+  constexpr std::size_t kInFlight = 2;
+  if (options_.stage >= 2 && launch_order_.size() > kInFlight) {
+    const auto [og, ob] = launch_order_[launch_order_.size() - 1 - kInFlight];
+    complete(og, ob);
+  }
+}
+
+void BucketReducer::complete(std::size_t g, std::size_t b) {
+  auto& s = *state_[g];
+  if (!s.launched[b] || s.completed[b]) return;
+  const FlatGroup& group = *groups_[g];
+  at::NoGradGuard no_grad;
+  s.works[b].wait();
+  if (options_.stage == 0) {
+    at::Tensor bucket = group.bucket(s.full, b);
+    if (s.output[b].defined()) bucket.copy_(s.output[b]);
+    if (averaging_.after != 1.0) bucket.mul_(averaging_.after);
+  } else {
+    if (!s.shard.defined()) s.shard = at::zeros({group.plan.shard_numel}, s.output[b].options().dtype(options_.accum_dtype));
+    at::Tensor chunk = group.chunk_in_shard(s.shard, b);
+    // Stage 1 reduces the whole window once; stages 2–3 add one micro-step at a time.
+    if (options_.stage == 1) chunk.copy_(s.output[b]).mul_(averaging_.after);
+    else chunk.add_(s.output[b], averaging_.after);
+  }
+  s.input[b] = at::Tensor();
+  s.output[b] = at::Tensor();
+  s.completed[b] = 1;
 }
 
 void BucketReducer::finish_backward() {
@@ -217,27 +250,8 @@ void BucketReducer::finish_backward() {
     launch_ready_locked();
     armed_ = false;
   }
-  at::NoGradGuard no_grad;
-  for (std::size_t g = 0; g < groups_.size(); ++g) {
-    auto& s = *state_[g];
-    const FlatGroup& group = *groups_[g];
-    for (std::size_t b = 0; b < s.works.size(); ++b) {
-      s.works[b].wait();
-      if (options_.stage == 0) {
-        at::Tensor bucket = group.bucket(s.full, b);
-        if (s.output[b].defined()) bucket.copy_(s.output[b]);
-        if (averaging_.after != 1.0) bucket.mul_(averaging_.after);
-      } else {
-        if (!s.shard.defined()) s.shard = at::zeros({group.plan.shard_numel}, s.full.options());
-        at::Tensor chunk = group.chunk_in_shard(s.shard, b);
-        // Stage 1 reduces the whole window once; stage 2 adds one micro-step at a time.
-        if (options_.stage == 1) chunk.copy_(s.output[b]).mul_(averaging_.after);
-        else chunk.add_(s.output[b], averaging_.after);
-      }
-      s.input[b] = at::Tensor();
-      s.output[b] = at::Tensor();
-    }
-  }
+  for (const auto& [g, b] : launch_order_) complete(g, b);
+  launch_order_.clear();
 }
 
 void BucketReducer::zero_grad() {

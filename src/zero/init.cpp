@@ -29,7 +29,8 @@ void partition_module(const std::shared_ptr<torch::nn::Module>& module) {
   for (auto& p : module->parameters()) {
     std::lock_guard<std::mutex> lock(g_mutex);
     if (g_shards.count(p.unsafeGetTensorImpl()) || p.numel() == 0) continue;  // nested unit: done already
-    at::Tensor full = p.detach().contiguous();
+    // NCCL takes device tensors only: broadcast on the job's device; the shard stays there (1/N of the unit).
+    at::Tensor full = p.detach().to(comm->device()).contiguous();
     comm->broadcast(full, 0).wait();
     const std::int64_t chunk = (full.numel() + ws - 1) / ws;
     at::Tensor padded = at::zeros({chunk * ws}, full.options());

@@ -47,8 +47,7 @@ PartitionedParams::PartitionedParams(const std::vector<std::vector<std::vector<a
     state->gathered = true;  // build_flat_groups left the full values in place
     live_numel_ += state->numel;
     units_.push_back(std::move(state));
-  }
-  for (std::size_t u = 0; u < units_.size(); ++u) {
+    // Released before the next unit is laid out: with zero::Init no rank ever holds two units whole.
     if (!units_[u]->persistent) release_locked(u);
   }
 }
@@ -131,7 +130,7 @@ void PartitionedParams::gather(std::size_t u) {
 
 void PartitionedParams::release(std::size_t u) {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
-  release_locked(u);
+  if (!units_[u]->persistent) release_locked(u);  // the root and small units stay whole, as always
 }
 
 void PartitionedParams::begin_forward() {

@@ -13,9 +13,9 @@
 namespace deepspeed::launcher {
 
 /// Launcher environment variables exported to every remote node: those starting with NCCL, PYTHON, MLFLOW,
-/// MV2, UCX or DEEPSPEED_ (DeepSpeed's list plus its log/timeout variables) and DS_ACCELERATOR,
-/// DS_KILL_GRACE_SECONDS. As in DeepSpeed, NCCL_IB_HCA and UCX_NET_DEVICES stay home when AISC_JOB_NAME is
-/// set (nodes of those clusters configure them individually). Order follows `environ`.
+/// MV2, UCX (DeepSpeed's list), DEEPSPEED_, DS_, GLOO_ or TORCH_ (every rank must see the same switches), and
+/// OMP_NUM_THREADS. As in DeepSpeed, NCCL_IB_HCA and UCX_NET_DEVICES stay home when AISC_JOB_NAME is set
+/// (nodes of those clusters configure them individually). Order follows `environ`.
 EnvVars select_exports(const std::vector<std::string>& environ);
 
 /// Parses a .deepspeed_env file: KEY=VALUE per line (split at the first '=', both sides stripped). Blank

@@ -76,9 +76,9 @@ class Engine {
                        const ClientState& client_state = {}, bool save_latest = true);
 
   /// DeepSpeed's load_checkpoint. Collective. Restores weights, optimizer and master state, loss scale,
-  /// LR schedule and counters, so training continues exactly as if uninterrupted. ZeRO stage 1–2 checkpoints
-  /// load on any number of ranks (the shards are re-cut); changing the ZeRO stage between stage 0 and 1–2 is
-  /// not supported (load_module_only=true loads the weights alone). No `latest` and no tag → a warning and
+  /// LR schedule and counters, so training continues exactly as if uninterrupted. ZeRO checkpoints load on any
+  /// number of ranks (the shards are re-cut), and between stages 1 and 2; optimizer state does not move to or
+  /// from stage 0 or 3 (load_module_only=true loads the weights alone). No `latest` and no tag → a warning and
   /// {nullopt, {}}, as in DeepSpeed.
   LoadedCheckpoint load_checkpoint(const std::string& load_dir, std::optional<std::string> tag = std::nullopt,
                                    bool load_module_strict = true, bool load_optimizer_states = true,
@@ -132,7 +132,7 @@ class Engine {
   explicit operator bool() const { return static_cast<bool>(impl_); }
 
  private:
-  /// Brackets a forward: timers, throughput timer, autocast.
+  /// Brackets a forward: timers, throughput timer, ZeRO-3's root unit.
   class ForwardScope {
    public:
     explicit ForwardScope(Engine& engine);

@@ -65,6 +65,7 @@ class PartitionedParams : public UnitRuntime {
   void invalidate();
 
   /// Gathers (waits) / releases a unit explicitly; used by GatheredParameters and checkpoints. Collective.
+  /// release() leaves persistent units (the root, units under the persistence threshold) whole.
   void gather(std::size_t unit);
   void release(std::size_t unit);
   /// The unit holding `param`, if any.
