@@ -210,13 +210,6 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
   }
   s.launched[b] = 1;
   launch_order_.emplace_back(g, b);
-  // Stages 2–3 stage every gradient in a send buffer: fold in the bucket launched kInFlight launches ago and
-  // free its buffers, so backward holds a few buckets, not a whole gradient.
-  constexpr std::size_t kInFlight = 2;
-  if (options_.stage >= 2 && launch_order_.size() > kInFlight) {
-    const auto [og, ob] = launch_order_[launch_order_.size() - 1 - kInFlight];
-    complete(og, ob);
-  }
 }
 
 void BucketReducer::complete(std::size_t g, std::size_t b) {
