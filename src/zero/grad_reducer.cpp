@@ -28,7 +28,6 @@ struct BucketReducer::GroupState {
   std::vector<at::Tensor> input;   // per bucket: what was sent (a cast copy or a stage-2 staging buffer)
   std::vector<at::Tensor> output;  // per bucket: reduce-scatter result, or the cast all-reduce buffer
   std::vector<char> launched;
-  std::vector<char> completed;
   std::size_t counted_total = 0;
 };
 
@@ -77,7 +76,6 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     state->input.resize(nb);
     state->output.resize(nb);
     state->launched.assign(nb, 0);
-    state->completed.assign(nb, 0);
     state_.push_back(std::move(state));
     for (std::size_t i = 0; i < group.params.size(); ++i) {
       Shared* shared = shared_.get();
@@ -135,7 +133,6 @@ void BucketReducer::prepare_backward(bool boundary) {
     auto& s = *state_[g];
     std::fill(s.counted.begin(), s.counted.end(), 0);
     std::fill(s.launched.begin(), s.launched.end(), 0);
-    std::fill(s.completed.begin(), s.completed.end(), 0);
     s.counted_total = 0;
     for (std::size_t b = 0; b < s.pending.size(); ++b) {
       s.pending[b] = static_cast<int>(groups_[g]->plan.buckets[b].members.size());
@@ -209,12 +206,11 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
     s.works[b] = comm_->reduce_scatter(s.output[b], input);
   }
   s.launched[b] = 1;
-  launch_order_.emplace_back(g, b);
 }
 
 void BucketReducer::complete(std::size_t g, std::size_t b) {
   auto& s = *state_[g];
-  if (!s.launched[b] || s.completed[b]) return;
+  if (!s.launched[b]) return;
   const FlatGroup& group = *groups_[g];
   at::NoGradGuard no_grad;
   s.works[b].wait();
@@ -231,7 +227,7 @@ void BucketReducer::complete(std::size_t g, std::size_t b) {
   }
   s.input[b] = at::Tensor();
   s.output[b] = at::Tensor();
-  s.completed[b] = 1;
+  s.launched[b] = 0;
 }
 
 void BucketReducer::finish_backward() {
@@ -243,8 +239,9 @@ void BucketReducer::finish_backward() {
     launch_ready_locked();
     armed_ = false;
   }
-  for (const auto& [g, b] : launch_order_) complete(g, b);
-  launch_order_.clear();
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    for (std::size_t b = 0; b < state_[g]->works.size(); ++b) complete(g, b);
+  }
 }
 
 void BucketReducer::zero_grad() {

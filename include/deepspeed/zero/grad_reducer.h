@@ -88,7 +88,7 @@ class BucketReducer : public GradientReducer {
   void attach_gradient_views();
   void launch_ready_locked();
   void launch(std::size_t group, std::size_t bucket);
-  /// Waits for a launched bucket and folds its result into the gradients (idempotent).
+  /// Waits for a launched bucket and folds its result into the gradients.
   void complete(std::size_t group, std::size_t bucket);
   at::Tensor staging(std::size_t group, std::size_t bucket);
 
@@ -101,7 +101,6 @@ class BucketReducer : public GradientReducer {
   bool armed_ = false;
   std::size_t next_group_ = 0, next_bucket_ = 0;
   std::function<void(std::size_t)> group_done_;
-  std::vector<std::pair<std::size_t, std::size_t>> launch_order_;  // this backward's launches, in order
 };
 
 class NaiveAllReduce : public GradientReducer {
