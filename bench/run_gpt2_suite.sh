@@ -191,7 +191,7 @@ for model in $MODELS; do
       if [ "$n" = 1 ] && has loop && [ -x "$LOOP_BIN" ]; then
         impl=libtorch-loop
         run "loop_${model}" "$LOOP_BIN" --deepspeed_config "$cfg" "${common[@]}" --data "$tokens" --data-format uint16 \
-          "${loop_extra[@]}" $ac_flag
+          "${loop_extra[@]}" "${devflag[@]}" $ac_flag
       fi
       if has deepspeed && { [ "$n" -gt 1 ] || [ "$DS_1GPU" = 1 ]; }; then
         impl=deepspeed

@@ -27,7 +27,8 @@ struct GPTConfig {
 };
 
 /// The GPT-2 family by size ("124M", "350M", "774M", "1.5B") or by Hugging Face name ("gpt2",
-/// "gpt2-medium", "gpt2-large", "gpt2-xl"); nullopt for anything else.
+/// "gpt2-medium", "gpt2-large", "gpt2-xl"), or "tiny", a CPU-sized model for smoke runs and tests; nullopt for
+/// anything else.
 inline std::optional<GPTConfig> preset(std::string_view name) {
   GPTConfig c;
   if (name == "124M" || name == "gpt2") {
@@ -38,6 +39,8 @@ inline std::optional<GPTConfig> preset(std::string_view name) {
     c.n_layer = 36, c.n_head = 20, c.n_embd = 1280;
   } else if (name == "1.5B" || name == "gpt2-xl") {
     c.n_layer = 48, c.n_head = 25, c.n_embd = 1600;
+  } else if (name == "tiny") {
+    c.block_size = 64, c.n_layer = 2, c.n_head = 2, c.n_embd = 64;
   } else {
     return std::nullopt;
   }

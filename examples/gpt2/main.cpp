@@ -45,11 +45,7 @@ struct Options {
 };
 
 gpt2::GPTConfig model_config(const Options& opt, const gpt2::TokenFile& tokens) {
-  // "tiny": a CPU-sized model for smoke runs and tests.
-  std::optional<gpt2::GPTConfig> c = opt.model == "tiny" ? std::optional<gpt2::GPTConfig>(gpt2::GPTConfig{
-                                                               .vocab_size = 50304, .block_size = 64, .n_layer = 2,
-                                                               .n_head = 2, .n_embd = 64})
-                                                         : gpt2::preset(opt.model);
+  std::optional<gpt2::GPTConfig> c = gpt2::preset(opt.model);
   if (!c) throw deepspeed::UsageError("--model: unknown model \"" + opt.model + "\"");
   if (tokens.format() == gpt2::TokenFormat::kBytes) c->vocab_size = 256;
   if (opt.n_layer) c->n_layer = *opt.n_layer;

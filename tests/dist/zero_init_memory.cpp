@@ -8,6 +8,7 @@
 #include <torch/nn/modules/linear.h>
 
 #include "deepspeed/deepspeed.h"
+#include "deepspeed/engine/timers.h"
 #include "deepspeed/zero/init.h"
 
 namespace {
@@ -72,6 +73,19 @@ int main(int argc, char** argv) {
     ++failures;
   }
   if ((*model)->after_unit.back() - before >= kUnits * unit_bytes / 2 + unit_bytes) ++failures;  // not the model
+  // On a GPU the unit is built on the host and broadcast from the device: the device's peak during
+  // construction is the shards plus the one unit in flight.
+  const c10::Device device = comm->device();
+  if (device.is_cuda()) {
+    const std::int64_t peak = deepspeed::engine::max_memory_allocated(device);
+    if (peak > kUnits * unit_bytes / comm->world_size() + unit_bytes + unit_bytes / 4) {
+      std::fprintf(stderr, "rank %d: device peak %lld bytes while building\n", comm->rank(), static_cast<long long>(peak));
+      ++failures;
+    }
+    std::printf("rank %d: device peak while building %lld bytes (shards %lld, one unit %lld)\n", comm->rank(),
+                static_cast<long long>(peak), static_cast<long long>(kUnits * unit_bytes / comm->world_size()),
+                static_cast<long long>(unit_bytes));
+  }
 
   deepspeed::InitializeOptions options;
   options.config = deepspeed::config::Json{{"train_micro_batch_size_per_gpu", 4},
@@ -79,7 +93,7 @@ int main(int argc, char** argv) {
                                            {"optimizer", {{"type", "Adam"}, {"params", {{"lr", 1e-3}}}}}};
   auto [engine, optimizer, loader, scheduler] =
       deepspeed::initialize(ds_args, *model, (*model)->parameters(), nullptr, options);
-  const auto x = at::randn({4, kWidth});
+  const auto x = at::randn({4, kWidth}).to(engine.device());
   double first = 0, last = 0;
   for (int step = 0; step < 20; ++step) {
     auto loss = engine(x).pow(2).mean();

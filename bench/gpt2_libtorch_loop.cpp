@@ -1,0 +1,293 @@
+// The engine-overhead baseline of issue #6: the examples' GPT-2 trained on one device by a hand-written LibTorch
+// loop, with no engine, no launcher and no communicator, doing what the engine does at world size 1 and ZeRO
+// stage 0 in bf16 — and doing it the cheapest way a careful programmer would:
+//
+//   * the model in bf16; its parameters are views into one flat bf16 buffer per optimizer group, and so are
+//     their gradients (autograd accumulates into the views in place), so each copy below is one kernel;
+//   * an fp32 flat master copy and an fp32 flat gradient: after every micro-batch the bf16 gradient is added
+//     into it (fp32 accumulation across micro-batches, as the engine does) and zeroed;
+//   * the global L2 norm and clip as device ops (no host sync), at::_fused_adamw_ on the masters, one copy back;
+//   * the lr from the same WarmupCosineLR code, the same TokenWindows / DataLoader sample order.
+//
+//   gpt2_libtorch_loop --deepspeed_config examples/gpt2/ds_config_124M.json --data tokens.bin \
+//       --data-format uint16 --max-steps 40 --log-interval 20 --warmup-steps 20
+//
+// It prints the example's step lines and its closing JSON line with "impl": "libtorch-loop", so
+// bench/run_gpt2_suite.sh reads both programs the same way. Only the config's batch sizes, optimizer
+// (Adam/AdamW), scheduler, gradient_clipping, bf16 and activation_checkpointing sections are read.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+
+#include <ATen/ATen.h>
+#include <CLI/CLI.hpp>
+
+#include "deepspeed/config/config.h"
+#include "deepspeed/data/dataloader.h"
+#include "deepspeed/engine/checkpointing.h"
+#include "deepspeed/engine/timers.h"
+#include "deepspeed/optim/lr_schedules.h"
+#include "deepspeed/util/error.h"
+#include "examples/gpt2/data.h"
+#include "examples/gpt2/model.h"
+
+namespace gpt2 = deepspeed::examples::gpt2;
+
+namespace {
+
+struct Options {
+  std::string config;
+  std::string model = "124M";
+  std::string data;
+  std::string data_format = "auto";
+  std::string sampling = "random";
+  std::string device = "cuda";
+  std::int64_t seq_len = 0;
+  std::int64_t max_steps = 40;
+  std::int64_t warmup_steps = 0;
+  int log_interval = 10;
+  bool activation_checkpointing = false;
+  std::optional<std::int64_t> n_layer, n_embd, n_head;
+  std::uint64_t seed = 1337;
+};
+
+// One optimizer group's flat state. Parameters are views of `weights`, their .grad views of `grads16`.
+struct FlatGroup {
+  std::vector<at::Tensor> params;
+  double weight_decay = 0;
+  at::Tensor weights, grads16, master, grad32, exp_avg, exp_avg_sq, step;
+};
+
+FlatGroup flatten(std::vector<at::Tensor> params, double weight_decay, c10::Device device) {
+  FlatGroup g;
+  g.params = std::move(params);
+  g.weight_decay = weight_decay;
+  std::int64_t total = 0;
+  for (const auto& p : g.params) total += p.numel();
+  const auto bf16 = at::TensorOptions().dtype(at::kBFloat16).device(device);
+  g.weights = at::empty({total}, bf16);
+  g.grads16 = at::zeros({total}, bf16);
+  std::int64_t offset = 0;
+  at::NoGradGuard no_grad;
+  for (auto& p : g.params) {
+    const auto n = p.numel();
+    auto view = g.weights.narrow(0, offset, n).view(p.sizes());
+    view.copy_(p);
+    p.set_data(view);
+    p.mutable_grad() = g.grads16.narrow(0, offset, n).view(p.sizes());
+    offset += n;
+  }
+  g.master = g.weights.to(at::kFloat);
+  g.grad32 = at::zeros_like(g.master);
+  g.exp_avg = at::zeros_like(g.master);
+  g.exp_avg_sq = at::zeros_like(g.master);
+  g.step = at::zeros({}, g.master.options());
+  return g;
+}
+
+// The lr the schedule writes, per group (both groups share the optimizer's lr).
+class LrTarget : public deepspeed::optim::ScheduleTarget {
+ public:
+  LrTarget(std::size_t groups, double lr, double beta1) : lr_(groups, lr), beta1_(beta1) {}
+  std::size_t num_groups() const override { return lr_.size(); }
+  double lr(std::size_t g) const override { return lr_.at(g); }
+  void set_lr(std::size_t g, double lr) override { lr_.at(g) = lr; }
+  bool has_momentum() const override { return true; }
+  double momentum(std::size_t) const override { return beta1_; }
+  void set_momentum(std::size_t, double m) override { beta1_ = m; }
+  bool has_betas() const override { return true; }
+  void set_beta2(std::size_t, double) override {}
+
+ private:
+  std::vector<double> lr_;
+  double beta1_;
+};
+
+double peak_memory_gib(c10::Device device) {
+  if (device.is_cuda()) return static_cast<double>(deepspeed::engine::max_memory_allocated(device)) / (1 << 30);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / (1 << 20);
+}
+
+int run(const Options& opt) {
+  const auto json = deepspeed::config::load_json_file(opt.config);
+  const auto ds = deepspeed::config::parse_config(json, opt.config, /*world_size=*/1);
+  if (!ds.bf16.enabled) throw deepspeed::UsageError(opt.config + ": the loop baseline runs bf16 only (bf16.enabled)");
+  const auto& oc = ds.optimizer;
+  if (oc.type != "adamw" && !(oc.type == "adam" && oc.adam_w_mode)) {
+    throw deepspeed::UsageError(opt.config + ": optimizer.type: the loop baseline runs AdamW only");
+  }
+  const c10::Device device(opt.device);
+
+  auto tokens = gpt2::TokenFile::open(opt.data, gpt2::parse_token_format(opt.data_format));
+  auto preset = gpt2::preset(opt.model);
+  if (!preset) throw deepspeed::UsageError("--model: unknown model \"" + opt.model + "\"");
+  gpt2::GPTConfig cfg = *preset;
+  if (tokens->format() == gpt2::TokenFormat::kBytes) cfg.vocab_size = 256;
+  if (opt.n_layer) cfg.n_layer = *opt.n_layer;
+  if (opt.n_embd) cfg.n_embd = *opt.n_embd;
+  if (opt.n_head) cfg.n_head = *opt.n_head;
+  cfg.activation_checkpointing = opt.activation_checkpointing;
+  const std::int64_t seq_len = opt.seq_len > 0 ? opt.seq_len : cfg.block_size;
+  auto windows = std::make_shared<gpt2::TokenWindows>(
+      tokens, seq_len,
+      opt.sampling == "random" ? gpt2::TokenWindows::Sampling::kRandom : gpt2::TokenWindows::Sampling::kSequential,
+      /*num_windows=*/0, opt.seed, cfg.vocab_size);
+  const auto micro = static_cast<std::size_t>(ds.batch.micro_batch_per_gpu);
+  const std::int64_t gas = ds.batch.gradient_accumulation_steps;
+  deepspeed::data::DataLoader loader(windows, micro,
+                                     deepspeed::data::DistributedSampler(windows->size(), 1, 0, true, opt.seed));
+  deepspeed::checkpointing::configure(ds.activation_checkpointing);
+
+  // Same initial weights as the example (same seed, same construction order).
+  torch::manual_seed(opt.seed);
+  gpt2::GPT model(cfg);
+  model->to(device, at::kBFloat16);
+  model->train();
+  std::vector<at::Tensor> decay, no_decay;
+  for (auto& p : model->parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  std::vector<FlatGroup> groups;
+  groups.push_back(flatten(decay, oc.weight_decay, device));
+  groups.push_back(flatten(no_decay, 0.0, device));
+
+  LrTarget lrs(groups.size(), oc.lr, oc.betas.at(0));
+  auto scheduler = deepspeed::optim::make_scheduler(ds.scheduler, lrs, opt.config);
+
+  const double flops_per_token = gpt2::flops_per_token(cfg, seq_len);
+  std::printf("gpt2 libtorch loop: %s, %.2fM parameters, micro %zu x accum %lld, seq_len %lld, %s\n", opt.model.c_str(),
+              gpt2::num_parameters(cfg) / 1e6, micro, static_cast<long long>(gas), static_cast<long long>(seq_len),
+              device.str().c_str());
+
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device));
+  double tokens_seen = 0, micro_batches = 0, timed_tokens = 0, loss_first = 0, loss_last = 0;
+  std::int64_t step = 0, micro_in_window = 0, last_logged = 0;
+  deepspeed::engine::synchronize_device(device);
+  auto interval_start = std::chrono::steady_clock::now();
+  auto timed_start = interval_start;
+
+  while (step < opt.max_steps) {
+    for (auto& batch : loader) {
+      auto x = batch.data.to(device, /*non_blocking=*/true);
+      auto y = batch.target.to(device, /*non_blocking=*/true);
+      // The engine divides the loss by the accumulation steps before backward; so does this loop.
+      auto loss = gpt2::lm_loss(model->forward(x), y);
+      (gas > 1 ? loss / static_cast<double>(gas) : loss).backward();
+      {
+        at::NoGradGuard no_grad;
+        for (auto& g : groups) {
+          if (micro_in_window == 0) {
+            g.grad32.copy_(g.grads16);
+          } else {
+            g.grad32.add_(g.grads16);
+          }
+          g.grads16.zero_();
+        }
+      }
+      loss_sum += loss.detach();
+      tokens_seen += static_cast<double>(x.numel());
+      if (step >= opt.warmup_steps) timed_tokens += static_cast<double>(x.numel());
+      micro_batches += 1;
+      if (++micro_in_window < gas) continue;
+      micro_in_window = 0;
+
+      at::NoGradGuard no_grad;
+      if (ds.gradient_clipping > 0) {
+        std::vector<at::Tensor> norms;
+        for (auto& g : groups) norms.push_back(at::linalg_vector_norm(g.grad32, 2));
+        const auto total = at::linalg_vector_norm(at::stack(norms), 2);
+        const auto coef = at::clamp_max(ds.gradient_clipping / (total + 1e-6), 1.0);
+        for (auto& g : groups) g.grad32.mul_(coef);
+      }
+      for (std::size_t i = 0; i < groups.size(); ++i) {
+        auto& g = groups[i];
+        g.step.add_(1);  // the fused kernel reads the step count; torch.optim increments it before the call
+        at::_fused_adamw_(std::vector<at::Tensor>{g.master}, std::vector<at::Tensor>{g.grad32},
+                          std::vector<at::Tensor>{g.exp_avg}, std::vector<at::Tensor>{g.exp_avg_sq}, {},
+                          std::vector<at::Tensor>{g.step}, lrs.lr(i), oc.betas.at(0), oc.betas.at(1), g.weight_decay,
+                          oc.eps, /*amsgrad=*/false, /*maximize=*/false);
+        g.weights.copy_(g.master);
+      }
+      if (scheduler) scheduler->step();
+      ++step;
+
+      if (step == opt.warmup_steps) {
+        deepspeed::engine::synchronize_device(device);
+        timed_start = std::chrono::steady_clock::now();
+      }
+      if (step == 1 || step % opt.log_interval == 0 || step == opt.max_steps) {
+        deepspeed::engine::synchronize_device(device);
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - interval_start).count();
+        const double mean_loss = loss_sum.item<double>() / micro_batches;
+        const double tok_per_s = tokens_seen / seconds;
+        if (step == 1) loss_first = mean_loss;
+        loss_last = mean_loss;
+        char mfu[32] = "n/a";
+        if (device.is_cuda()) std::snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * gpt2::mfu(flops_per_token, tok_per_s, 1));
+        std::printf("step %lld/%lld | loss %.4f | lr %.4e | %.0f tok/s | MFU %s | %.1f ms/step | peak mem %.2f GiB\n",
+                    static_cast<long long>(step), static_cast<long long>(opt.max_steps), mean_loss, lrs.lr(0), tok_per_s,
+                    mfu, 1e3 * seconds / static_cast<double>(step - last_logged), peak_memory_gib(device));
+        std::fflush(stdout);
+        loss_sum.zero_();
+        tokens_seen = micro_batches = 0;
+        last_logged = step;
+        interval_start = std::chrono::steady_clock::now();
+      }
+      if (step >= opt.max_steps) break;
+    }
+  }
+  deepspeed::engine::synchronize_device(device);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - timed_start).count();
+  const std::int64_t timed_steps = opt.max_steps - opt.warmup_steps;
+  const double tok_per_s = seconds > 0 ? timed_tokens / seconds : 0;
+  const double peak = peak_memory_gib(device);
+  deepspeed::config::Json j = {
+      {"bench", "gpt2"}, {"impl", "libtorch-loop"}, {"model", opt.model}, {"n_layer", cfg.n_layer},
+      {"n_embd", cfg.n_embd}, {"n_head", cfg.n_head}, {"vocab", cfg.vocab_size},
+      {"n_params", gpt2::num_parameters(cfg)}, {"world_size", 1}, {"zero_stage", 0},
+      {"micro_batch", micro}, {"grad_accum", gas}, {"global_batch", static_cast<std::int64_t>(micro) * gas},
+      {"seq_len", seq_len}, {"tokens_per_step", static_cast<std::int64_t>(micro) * gas * seq_len},
+      {"warmup_steps", opt.warmup_steps}, {"timed_steps", timed_steps},
+      {"step_ms", timed_steps > 0 ? 1e3 * seconds / static_cast<double>(timed_steps) : 0.0}, {"tok_per_s", tok_per_s},
+      {"tok_per_s_per_gpu", tok_per_s}, {"flops_per_token", flops_per_token},
+      {"mfu", device.is_cuda() ? deepspeed::config::Json(gpt2::mfu(flops_per_token, tok_per_s, 1)) : nullptr},
+      {"peak_mem_gib", std::vector<double>{peak}}, {"peak_mem_gib_max", peak}, {"loss_first", loss_first},
+      {"loss_last", loss_last}, {"activation_checkpointing", opt.activation_checkpointing}, {"precision", "bf16"}};
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"GPT-2, hand-written LibTorch loop (engine-overhead baseline)"};
+  Options opt;
+  app.add_option("--deepspeed_config", opt.config, "ds_config.json (batch, optimizer, scheduler, clipping, bf16)")
+      ->required();
+  app.add_option("--model", opt.model, "124M (default), 350M, 774M, 1.5B, gpt2[-medium|-large|-xl]");
+  app.add_option("--data", opt.data, "token file (.bin, llm.c or raw uint16) or text file (bytes)")->required();
+  app.add_option("--data-format", opt.data_format, "auto (default), llmc, uint16 or bytes")
+      ->check(CLI::IsMember({"auto", "llmc", "uint16", "bytes"}));
+  app.add_option("--sampling", opt.sampling, "random (default) or sequential")
+      ->check(CLI::IsMember({"random", "sequential"}));
+  app.add_option("--device", opt.device, "cuda (default) or cpu");
+  app.add_option("--seq_len", opt.seq_len, "tokens per sample (default: the model's block_size)");
+  app.add_option("--max-steps", opt.max_steps, "optimizer steps (default 40)")->check(CLI::PositiveNumber);
+  app.add_option("--warmup-steps", opt.warmup_steps, "steps left out of the closing JSON line's timing");
+  app.add_option("--log-interval", opt.log_interval, "log every N optimizer steps (default 10)")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--activation-checkpointing", opt.activation_checkpointing, "recompute each block in backward");
+  app.add_option("--n_layer", opt.n_layer, "override the preset's layers");
+  app.add_option("--n_embd", opt.n_embd, "override the preset's width");
+  app.add_option("--n_head", opt.n_head, "override the preset's heads");
+  app.add_option("--seed", opt.seed, "initialisation and sampling seed (default 1337)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(opt);
+  } catch (const deepspeed::UsageError& e) {
+    std::fprintf(stderr, "gpt2_libtorch_loop: %s\n", e.what());
+    return 2;
+  }
+}
