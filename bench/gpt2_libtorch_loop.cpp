@@ -120,7 +120,8 @@ int run(const Options& opt) {
   if (oc.type != "adamw" && !(oc.type == "adam" && oc.adam_w_mode)) {
     throw deepspeed::UsageError(opt.config + ": optimizer.type: the loop baseline runs AdamW only");
   }
-  const c10::Device device(opt.device);
+  c10::Device device(opt.device);
+  if (device.is_cuda() && !device.has_index()) device = c10::Device(c10::kCUDA, 0);  // allocator stats need one
 
   auto tokens = gpt2::TokenFile::open(opt.data, gpt2::parse_token_format(opt.data_format));
   auto preset = gpt2::preset(opt.model);

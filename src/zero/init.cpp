@@ -1,5 +1,6 @@
 #include "deepspeed/zero/init.h"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -32,10 +33,14 @@ void partition_module(const std::shared_ptr<torch::nn::Module>& module) {
     // NCCL takes device tensors only: broadcast on the job's device; the shard stays there (1/N of the unit).
     at::Tensor full = p.detach().to(comm->device()).contiguous();
     comm->broadcast(full, 0).wait();
+    // Only this rank's chunk is copied out (zero-padded at the end): no second full-size buffer, so the peak
+    // is one parameter plus its shard.
     const std::int64_t chunk = (full.numel() + ws - 1) / ws;
-    at::Tensor padded = at::zeros({chunk * ws}, full.options());
-    padded.narrow(0, 0, full.numel()).copy_(full.reshape(-1));
-    g_shards[p.unsafeGetTensorImpl()] = Shard{padded.narrow(0, comm->rank() * chunk, chunk).clone(), p.sizes().vec()};
+    const std::int64_t begin = std::min<std::int64_t>(comm->rank() * chunk, full.numel());
+    const std::int64_t valid = std::min<std::int64_t>(chunk, full.numel() - begin);
+    at::Tensor mine = at::zeros({chunk}, full.options());
+    if (valid > 0) mine.narrow(0, 0, valid).copy_(full.reshape(-1).narrow(0, begin, valid));
+    g_shards[p.unsafeGetTensorImpl()] = Shard{mine, p.sizes().vec()};
     p.set_data(at::empty({0}, p.options()));
   }
 }
