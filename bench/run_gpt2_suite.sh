@@ -4,7 +4,8 @@
 #   bash scripts/device/build.sh && bash bench/run_gpt2_suite.sh        (device tool: carry .devdeps and .whl)
 #
 # For each model and GPU count it trains the same GPT-2 with
-#   1 GPU : deepspeed.cpp (ours), the hand-written LibTorch loop (if build-dev/bench/gpt2_libtorch_loop exists),
+#   1 GPU : deepspeed.cpp (ours) [, ours with the reference cross-entropy: IMPLS+=ours_refce], the hand-written
+#           LibTorch loop (if build-dev/bench/gpt2_libtorch_loop exists),
 #           PyTorch eager, torch.compile [, DeepSpeed ZeRO-0 with DS_1GPU=1]
 #   N GPUs: ours ZeRO 0/1/2, DeepSpeed ZeRO 0/1/2 (interleaved), PyTorch DDP, PyTorch FSDP2
 # from the same derived ds_config (same micro-batch, accumulation, optimizer, schedule, clipping, bf16) on the
@@ -15,7 +16,7 @@
 # Knobs (environment):
 #   MODELS="124M"          models (124M 350M 774M 1.5B)        GPUS="1 4 2"     GPU counts, in this order
 #                                                                               (those above the machine's skipped)
-#   IMPLS="ours loop eager compile deepspeed ddp fsdp2"        STAGES="0 1 2"   ZeRO stages for N > 1
+#   IMPLS="ours loop eager compile deepspeed ddp fsdp2"   (+ ours_refce)        STAGES="0 1 2"   ZeRO stages for N > 1
 #   STEPS=20 WARMUP=10     timed / warm-up optimizer steps (warm-up rounded up to a multiple of STEPS)
 #   SEQ_LEN=1024 GAS=1     sequence length, gradient accumulation steps
 #   MICRO_124M=32 MICRO_350M=16 MICRO_774M=12 MICRO_1_5B=8   micro-batch per GPU
@@ -41,7 +42,9 @@ rm -rf "$work"
 mkdir -p "$work"
 export PATH=/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+# DeepSpeed's op builder parses the list as numbers: "9.0a" (the device image's value) breaks its JIT build.
+arch=${TORCH_CUDA_ARCH_LIST:-9.0}
+export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=${arch//a/}
 
 MODELS=${MODELS:-124M}
 GPUS=${GPUS:-1 4 2}
@@ -143,7 +146,7 @@ run() {
   timeout -k 20 "$RUN_TIMEOUT" "$@" >>"$log" 2>&1
   local rc=$?
   local line
-  if [ "$impl" = deepspeed.cpp ] || [ "$impl" = libtorch-loop ]; then
+  if [[ "$impl" == deepspeed.cpp* ]] || [ "$impl" = libtorch-loop ]; then
     line=$($tools parse-cpp "$log" --impl "$impl" --model "$model" --world "$n" --stage "${stage:-0}" --micro "$micro" \
       --gas "$GAS" --seq-len "$SEQ_LEN" --max-steps "$max_steps" --log-interval "$STEPS" $ac_flag)
   else
@@ -185,6 +188,12 @@ for model in $MODELS; do
       if has ours; then
         impl=deepspeed.cpp; port=$((port + 1))
         run "ours_${model}_${n}gpu_z$stage" "$BUILD/bin/deepspeed" --num_gpus "$n" --master_port "$port" \
+          "$BUILD/examples/gpt2" --deepspeed_config "$cfg" "${common[@]}" --data "$tokens" --data-format uint16 \
+          "${ours_extra[@]}" $ac_flag
+      fi
+      if [ "$n" = 1 ] && has ours_refce; then  # ours with the upcast cross-entropy: what the fused loss gains
+        impl="deepspeed.cpp (reference CE)"; port=$((port + 1))
+        DS_REFERENCE_CROSS_ENTROPY=1 run "ours_refce_${model}" "$BUILD/bin/deepspeed" --num_gpus 1 --master_port "$port" \
           "$BUILD/examples/gpt2" --deepspeed_config "$cfg" "${common[@]}" --data "$tokens" --data-format uint16 \
           "${ours_extra[@]}" $ac_flag
       fi

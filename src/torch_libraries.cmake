@@ -61,5 +61,29 @@ execute_process(COMMAND git rev-parse --abbrev-ref HEAD WORKING_DIRECTORY ${PROJ
 set_source_files_properties(engine/initialize.cpp PROPERTIES COMPILE_DEFINITIONS
   "DS_VERSION=\"${PROJECT_VERSION}\";DS_GIT_HASH=\"${DS_GIT_HASH}\";DS_GIT_BRANCH=\"${DS_GIT_BRANCH}\"")
 
+# ops: kernels for models (fused cross-entropy). The CUDA kernel is built when a CUDA compiler and LibTorch
+# with CUDA are both there; otherwise ops fall back to their LibTorch reference.
+ds_library(ds_ops ops/cross_entropy.cpp)
+target_link_libraries(ds_ops PUBLIC ds_util torch)
+include(CheckLanguage)
+check_language(CUDA)
+if(CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
+  enable_language(CUDA)
+  find_package(CUDAToolkit REQUIRED)
+  add_library(ds_ops_cuda STATIC ops/cross_entropy_kernel.cu)
+  target_include_directories(ds_ops_cuda PRIVATE ${PROJECT_SOURCE_DIR})
+  # A100 and H100; set DS_CUDA_ARCHITECTURES for other cards.
+  set(DS_CUDA_ARCHITECTURES "80;90" CACHE STRING "CUDA architectures of deepspeed.cpp's own kernels")
+  set_target_properties(ds_ops_cuda PROPERTIES CUDA_ARCHITECTURES "${DS_CUDA_ARCHITECTURES}"
+                                               POSITION_INDEPENDENT_CODE ON)
+  # The shared runtime: the one LibTorch uses, so streams and errors are the process's own.
+  set_target_properties(ds_ops_cuda PROPERTIES CUDA_RUNTIME_LIBRARY Shared)
+  target_link_libraries(ds_ops_cuda PUBLIC CUDA::cudart)
+  set(DS_CUDA_OPS ON PARENT_SCOPE)
+  target_link_libraries(ds_ops PRIVATE ds_ops_cuda)
+  target_compile_definitions(ds_ops PRIVATE DS_WITH_CUDA_OPS)
+  message(STATUS "deepspeed.cpp: CUDA kernels enabled (${DS_CUDA_ARCHITECTURES})")
+endif()
+
 add_library(deepspeed INTERFACE)
-target_link_libraries(deepspeed INTERFACE ds_engine)
+target_link_libraries(deepspeed INTERFACE ds_engine ds_ops)

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 
 #include <ATen/ATen.h>
@@ -85,8 +86,10 @@ void print_summary(deepspeed::Engine& engine, const Options& opt, const gpt2::GP
   const auto peaks = all.cpu();
   if (engine.global_rank() != 0) return;
   const double tok_per_s = seconds > 0 ? tokens / seconds : 0;
+  const char* reference = std::getenv("DS_REFERENCE_CROSS_ENTROPY");
+  const bool reference_ce = reference != nullptr && std::string(reference) == "1";
   deepspeed::config::Json j = {
-      {"bench", "gpt2"}, {"impl", "deepspeed.cpp"}, {"model", opt.model}, {"n_layer", cfg.n_layer},
+      {"bench", "gpt2"}, {"impl", reference_ce ? "deepspeed.cpp (reference CE)" : "deepspeed.cpp"}, {"model", opt.model}, {"n_layer", cfg.n_layer},
       {"n_embd", cfg.n_embd}, {"n_head", cfg.n_head}, {"vocab", cfg.vocab_size},
       {"n_params", gpt2::num_parameters(cfg)}, {"world_size", world}, {"zero_stage", engine.zero_optimization_stage()},
       {"micro_batch", engine.train_micro_batch_size_per_gpu()}, {"grad_accum", engine.gradient_accumulation_steps()},

@@ -4,13 +4,13 @@
 #include <string>
 
 #include <ATen/ops/arange.h>
-#include <ATen/ops/cross_entropy_loss.h>
 #include <ATen/ops/gelu.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/scaled_dot_product_attention.h>
 #include <torch/nn/init.h>
 
 #include "deepspeed/engine/checkpointing.h"
+#include "deepspeed/ops/cross_entropy.h"
 #include "deepspeed/util/error.h"
 
 namespace deepspeed::examples::gpt2 {
@@ -120,7 +120,7 @@ at::Tensor GPTImpl::forward(const at::Tensor& idx) {
 }
 
 at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& targets) {
-  return at::cross_entropy_loss(logits.flatten(0, 1).to(at::kFloat), targets.flatten());
+  return ops::cross_entropy(logits.flatten(0, 1), targets.flatten());
 }
 
 }  // namespace deepspeed::examples::gpt2

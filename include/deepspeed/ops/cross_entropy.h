@@ -1,0 +1,32 @@
+#pragma once
+/// \file
+/// Cross-entropy for language-model heads, fused on CUDA.
+///
+/// The usual recipe (upcast the [tokens, vocab] logits to fp32, log_softmax, nll; and the same in reverse)
+/// moves about 20 bytes per logit through memory; for GPT-2 124M at 32 × 1024 tokens that is ~60 GB and a
+/// fifth of the step (docs/benchmarks.md). The fused kernel reads the 16-bit logits, computes each row's
+/// log-sum-exp in fp32 and writes the gradient (softmax − one-hot) / rows in the logits' dtype in the same
+/// launch: ~3 bytes per logit forward, a scale in place backward. Numerics: every value is computed in fp32;
+/// only the stored gradient is rounded to the logits' dtype (as autograd would round it anyway).
+///
+/// The reference (any device, any dtype): at::cross_entropy_loss on the fp32 upcast. It is also used when
+/// DS_REFERENCE_CROSS_ENTROPY=1, so a run can be compared against it.
+
+#include <ATen/core/Tensor.h>
+
+namespace deepspeed::ops {
+
+/// Mean cross-entropy of `logits` [rows, vocab] against `targets` [rows] (int64 class indices), as a 0-dim fp32
+/// tensor with autograd to `logits`. Fused when logits are a contiguous CUDA bf16/fp16/fp32 tensor built with
+/// CUDA support; otherwise the reference. Fused: targets must lie in [0, vocab) (no ignore_index) — a row whose
+/// target does not gives a NaN loss, so the fp16 overflow check skips the step — and the graph can be
+/// differentiated once (the gradient is computed in forward and scaled in place in backward).
+at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& targets);
+
+/// The reference: at::cross_entropy_loss(logits.to(fp32), targets).
+at::Tensor cross_entropy_reference(const at::Tensor& logits, const at::Tensor& targets);
+
+/// True when cross_entropy() would take the fused kernel for these arguments.
+bool cross_entropy_is_fused(const at::Tensor& logits, const at::Tensor& targets);
+
+}  // namespace deepspeed::ops

@@ -1,0 +1,157 @@
+// Fused cross-entropy forward + gradient: one block per row, two passes over the row (the second mostly
+// from L2): an online max/sum-exp in fp32, then the gradient written in the logits' type. Memory-bound; 16-byte
+// loads and stores when the row allows them.
+#include "src/ops/cross_entropy_kernel.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstring>
+
+namespace deepspeed::ops::detail {
+namespace {
+
+constexpr int kThreads = 512;
+
+template <typename T> __device__ __forceinline__ float to_float(T x);
+template <> __device__ __forceinline__ float to_float(float x) { return x; }
+template <> __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+template <> __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <typename T> __device__ __forceinline__ T from_float(float x);
+template <> __device__ __forceinline__ float from_float(float x) { return x; }
+template <> __device__ __forceinline__ __half from_float(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_float(float x) { return __float2bfloat16_rn(x); }
+
+// Running maximum and sum of exp(x - max); an empty state has max = -inf and sum = 0.
+struct MaxSum {
+  float max;
+  float sum;
+};
+
+__device__ __forceinline__ MaxSum combine(MaxSum a, MaxSum b) {
+  if (a.max == -INFINITY) return b;
+  if (b.max == -INFINITY) return a;
+  const float m = fmaxf(a.max, b.max);
+  return {m, a.sum * expf(a.max - m) + b.sum * expf(b.max - m)};
+}
+
+__device__ __forceinline__ void accumulate(MaxSum& state, float x) {
+  if (x == -INFINITY) return;  // exp(-inf) = 0; skipping keeps -inf - -inf out of the arithmetic
+  if (x > state.max) {
+    state.sum = state.sum * expf(state.max - x) + 1.0f;
+    state.max = x;
+  } else {
+    state.sum += expf(x - state.max);  // NaN x lands here and makes the sum NaN, as it should
+  }
+}
+
+__device__ MaxSum block_reduce(MaxSum v) {
+  __shared__ MaxSum warp_results[kThreads / 32];
+  __shared__ MaxSum result;
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    v = combine(v, MaxSum{__shfl_xor_sync(0xffffffffu, v.max, offset), __shfl_xor_sync(0xffffffffu, v.sum, offset)});
+  }
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) warp_results[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < kThreads / 32 ? warp_results[lane] : MaxSum{-INFINITY, 0.0f};
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      v = combine(v, MaxSum{__shfl_xor_sync(0xffffffffu, v.max, offset), __shfl_xor_sync(0xffffffffu, v.sum, offset)});
+    }
+    if (lane == 0) result = v;
+  }
+  __syncthreads();
+  return result;
+}
+
+// kVector: the row is read and written as 16-byte packs of kPack elements (vocab % kPack == 0, aligned rows).
+template <typename T, bool kVector>
+__global__ void __launch_bounds__(kThreads)
+    cross_entropy_forward(const T* __restrict__ logits, const std::int64_t* __restrict__ targets,
+                          float* __restrict__ loss_rows, T* __restrict__ grad, std::int64_t vocab, float scale) {
+  constexpr int kPack = 16 / sizeof(T);
+  const std::int64_t row = blockIdx.x;
+  const T* x = logits + row * vocab;
+  T* g = grad + row * vocab;
+
+  MaxSum state{-INFINITY, 0.0f};
+  if constexpr (kVector) {
+    const uint4* packs = reinterpret_cast<const uint4*>(x);
+    for (std::int64_t i = threadIdx.x; i < vocab / kPack; i += kThreads) {
+      const uint4 raw = packs[i];
+      T values[kPack];
+      memcpy(values, &raw, sizeof raw);
+#pragma unroll
+      for (int k = 0; k < kPack; ++k) accumulate(state, to_float(values[k]));
+    }
+  } else {
+    for (std::int64_t i = threadIdx.x; i < vocab; i += kThreads) accumulate(state, to_float(x[i]));
+  }
+  const MaxSum total = block_reduce(state);
+  const float lse = total.max + logf(total.sum);
+  const std::int64_t target = targets[row];
+  const bool valid = target >= 0 && target < vocab;
+  if (threadIdx.x == 0) loss_rows[row] = valid ? lse - to_float(x[target]) : NAN;
+
+  if constexpr (kVector) {
+    const uint4* packs = reinterpret_cast<const uint4*>(x);
+    uint4* out = reinterpret_cast<uint4*>(g);
+    for (std::int64_t i = threadIdx.x; i < vocab / kPack; i += kThreads) {
+      const uint4 raw = packs[i];
+      T values[kPack];
+      memcpy(values, &raw, sizeof raw);
+#pragma unroll
+      for (int k = 0; k < kPack; ++k) {
+        const std::int64_t j = i * kPack + k;
+        const float p = expf(to_float(values[k]) - lse);
+        values[k] = from_float<T>((p - (j == target ? 1.0f : 0.0f)) * scale);
+      }
+      uint4 packed;
+      memcpy(&packed, values, sizeof packed);
+      out[i] = packed;
+    }
+  } else {
+    for (std::int64_t j = threadIdx.x; j < vocab; j += kThreads) {
+      const float p = expf(to_float(x[j]) - lse);
+      g[j] = from_float<T>((p - (j == target ? 1.0f : 0.0f)) * scale);
+    }
+  }
+}
+
+template <typename T>
+cudaError_t launch(const void* logits, const std::int64_t* targets, float* loss_rows, void* grad, std::int64_t rows,
+                   std::int64_t vocab, float scale, cudaStream_t stream) {
+  constexpr int kPack = 16 / sizeof(T);
+  const bool vector = vocab % kPack == 0 && reinterpret_cast<std::uintptr_t>(logits) % 16 == 0 &&
+                      reinterpret_cast<std::uintptr_t>(grad) % 16 == 0;
+  const auto* in = static_cast<const T*>(logits);
+  auto* out = static_cast<T*>(grad);
+  if (rows == 0) return cudaSuccess;
+  if (vector) {
+    cross_entropy_forward<T, true><<<rows, kThreads, 0, stream>>>(in, targets, loss_rows, out, vocab, scale);
+  } else {
+    cross_entropy_forward<T, false><<<rows, kThreads, 0, stream>>>(in, targets, loss_rows, out, vocab, scale);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_cross_entropy_forward(LogitType type, const void* logits, const std::int64_t* targets,
+                                         float* loss_rows, void* grad, std::int64_t rows, std::int64_t vocab,
+                                         float scale, cudaStream_t stream) {
+  switch (type) {
+    case LogitType::kFloat32:
+      return launch<float>(logits, targets, loss_rows, grad, rows, vocab, scale, stream);
+    case LogitType::kFloat16:
+      return launch<__half>(logits, targets, loss_rows, grad, rows, vocab, scale, stream);
+    case LogitType::kBFloat16:
+      return launch<__nv_bfloat16>(logits, targets, loss_rows, grad, rows, vocab, scale, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace deepspeed::ops::detail

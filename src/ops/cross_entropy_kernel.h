@@ -1,0 +1,19 @@
+#pragma once
+// Torch-free launcher of the fused cross-entropy kernel (cross_entropy_kernel.cu), so nvcc never parses ATen.
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace deepspeed::ops::detail {
+
+enum class LogitType { kFloat32, kFloat16, kBFloat16 };
+
+/// Per row r of logits [rows, vocab]: loss_rows[r] = logsumexp(x_r) − x_r[targets[r]] (NaN when the target is
+/// out of range), and grad[r, j] = (softmax(x_r)_j − [j == targets[r]]) · scale, in the logits' type.
+/// `logits` and `grad` may not alias. Asynchronous on `stream`; returns the launch error.
+cudaError_t launch_cross_entropy_forward(LogitType type, const void* logits, const std::int64_t* targets,
+                                         float* loss_rows, void* grad, std::int64_t rows, std::int64_t vocab,
+                                         float scale, cudaStream_t stream);
+
+}  // namespace deepspeed::ops::detail

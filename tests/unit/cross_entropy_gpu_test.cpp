@@ -1,0 +1,97 @@
+// deepspeed::ops::cross_entropy: the fused CUDA kernel against the fp32 reference (loss and gradient), on
+// both of its load paths (16-byte packs and scalar), for bf16/fp16/fp32 logits.
+#include <cmath>
+#include <cstdlib>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include "deepspeed/ops/cross_entropy.h"
+
+namespace {
+
+namespace ops = deepspeed::ops;
+
+struct Result {
+  double loss;
+  at::Tensor grad;  // fp32
+};
+
+// Loss and d(scale · loss)/d(logits) through `fn`.
+template <typename Fn>
+Result run(Fn fn, const at::Tensor& logits, const at::Tensor& targets, double scale = 1.0) {
+  auto x = logits.detach().clone().requires_grad_(true);
+  auto loss = fn(x, targets);
+  (loss * scale).backward();
+  return {loss.template item<double>(), x.grad().to(at::kFloat).cpu()};
+}
+
+class CrossEntropyGpu : public ::testing::TestWithParam<std::tuple<at::ScalarType, std::int64_t>> {
+ protected:
+  void SetUp() override {
+    if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+TEST_P(CrossEntropyGpu, MatchesTheFp32Reference) {
+  const auto [dtype, vocab] = GetParam();
+  at::manual_seed(1);
+  const std::int64_t rows = 300;
+  const auto opts = at::TensorOptions().device(at::kCUDA);
+  const auto logits = (at::randn({rows, vocab}, opts) * 4).to(dtype);
+  const auto targets = at::randint(0, vocab, {rows}, opts.dtype(at::kLong));
+  ASSERT_TRUE(ops::cross_entropy_is_fused(logits, targets));
+  const auto fused = run(ops::cross_entropy, logits, targets, 3.0);
+  const auto ref = run(ops::cross_entropy_reference, logits, targets, 3.0);
+  EXPECT_NEAR(fused.loss, ref.loss, 1e-5 * std::abs(ref.loss)) << "vocab " << vocab;
+  // The reference's gradient is rounded to the logits' dtype by autograd too; allow one rounding step.
+  const double rel = dtype == at::kBFloat16 ? 8e-3 : dtype == at::kHalf ? 1e-3 : 1e-5;
+  const double tiny = 3.0 / static_cast<double>(rows) * 1e-6;
+  const auto diff = (fused.grad - ref.grad).abs();
+  const auto bound = ref.grad.abs() * rel + tiny;
+  EXPECT_TRUE(at::all(diff <= bound).item<bool>())
+      << "max |diff| " << diff.max().item<double>() << " at dtype " << c10::toString(dtype) << " vocab " << vocab;
+}
+
+INSTANTIATE_TEST_SUITE_P(DtypesAndPaths, CrossEntropyGpu,
+                         ::testing::Combine(::testing::Values(at::kBFloat16, at::kHalf, at::kFloat),
+                                            // 50304: 16-byte packs; 1001: scalar path; 8: fewer values than threads
+                                            ::testing::Values(std::int64_t{50304}, std::int64_t{1001}, std::int64_t{8})));
+
+TEST_F(CrossEntropyGpu, MinusInfinityLogitsAndBadTargets) {
+  if (!at::hasCUDA()) GTEST_SKIP();
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  auto logits = at::zeros({2, 16}, opts);
+  logits.index_put_({0, at::indexing::Slice(8, 16)}, -INFINITY);  // masked half: softmax over the first 8
+  const auto good = at::tensor({3, 5}, at::TensorOptions().device(at::kCUDA).dtype(at::kLong));
+  const auto fused = run(ops::cross_entropy, logits, good);
+  const auto ref = run(ops::cross_entropy_reference, logits, good);
+  EXPECT_NEAR(fused.loss, ref.loss, 1e-6);
+  EXPECT_TRUE(at::allclose(fused.grad, ref.grad, 1e-2, 1e-6));
+  const auto bad = at::tensor({3, 16}, at::TensorOptions().device(at::kCUDA).dtype(at::kLong));
+  EXPECT_TRUE(std::isnan(ops::cross_entropy(logits, bad).item<double>()));  // so an fp16 step is skipped
+}
+
+TEST_F(CrossEntropyGpu, SecondBackwardIsAClearError) {
+  if (!at::hasCUDA()) GTEST_SKIP();
+  const auto opts = at::TensorOptions().device(at::kCUDA);
+  auto x = at::randn({4, 64}, opts).to(at::kBFloat16).requires_grad_(true);
+  const auto t = at::randint(0, 64, {4}, opts.dtype(at::kLong));
+  auto loss = ops::cross_entropy(x, t);
+  loss.backward({}, /*retain_graph=*/true);
+  EXPECT_ANY_THROW(loss.backward());
+}
+
+TEST_F(CrossEntropyGpu, ReferenceForcedByEnvironment) {
+  if (!at::hasCUDA()) GTEST_SKIP();
+  const auto opts = at::TensorOptions().device(at::kCUDA);
+  const auto x = at::randn({4, 64}, opts).to(at::kBFloat16);
+  const auto t = at::randint(0, 64, {4}, opts.dtype(at::kLong));
+  setenv("DS_REFERENCE_CROSS_ENTROPY", "1", 1);
+  EXPECT_FALSE(ops::cross_entropy_is_fused(x, t));
+  unsetenv("DS_REFERENCE_CROSS_ENTROPY");
+  EXPECT_TRUE(ops::cross_entropy_is_fused(x, t));
+}
+
+}  // namespace
