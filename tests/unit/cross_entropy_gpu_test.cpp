@@ -45,8 +45,9 @@ TEST_P(CrossEntropyGpu, MatchesTheFp32Reference) {
   const auto fused = run(ops::cross_entropy, logits, targets, 3.0);
   const auto ref = run(ops::cross_entropy_reference, logits, targets, 3.0);
   EXPECT_NEAR(fused.loss, ref.loss, 1e-5 * std::abs(ref.loss)) << "vocab " << vocab;
-  // The reference's gradient is rounded to the logits' dtype by autograd too; allow one rounding step.
-  const double rel = dtype == at::kBFloat16 ? 8e-3 : dtype == at::kHalf ? 1e-3 : 1e-5;
+  // Both gradients are computed in fp32 and rounded once to the logits' dtype; values at a binade edge may
+  // round apart by one step of the binade above: allow two units in the last place, relative.
+  const double rel = dtype == at::kBFloat16 ? 1.6e-2 : dtype == at::kHalf ? 2e-3 : 1e-5;
   const double tiny = 3.0 / static_cast<double>(rows) * 1e-6;
   const auto diff = (fused.grad - ref.grad).abs();
   const auto bound = ref.grad.abs() * rel + tiny;
