@@ -48,7 +48,10 @@ TEST_P(CrossEntropyGpu, MatchesTheFp32Reference) {
   // Both gradients are computed in fp32 and rounded once to the logits' dtype; values at a binade edge may
   // round apart by one step of the binade above: allow two units in the last place, relative.
   const double rel = dtype == at::kBFloat16 ? 1.6e-2 : dtype == at::kHalf ? 2e-3 : 1e-5;
-  const double tiny = 3.0 / static_cast<double>(rows) * 1e-6;
+  // fp16 values below 6.1e-5 are subnormal, spaced 2^-24 apart, and the fused gradient is rounded before the
+  // ×3 of backward scales it: allow a few such steps there. (An fp32 emulation of both paths gives the same
+  // maximum differences as the H100 did: 7.6e-6 fp16, 6.1e-5 bf16.)
+  const double tiny = dtype == at::kHalf ? 3.0 * 4 * std::ldexp(1.0, -24) : 3.0 / static_cast<double>(rows) * 1e-6;
   const auto diff = (fused.grad - ref.grad).abs();
   const auto bound = ref.grad.abs() * rel + tiny;
   EXPECT_TRUE(at::all(diff <= bound).item<bool>())
