@@ -1,5 +1,6 @@
 // deepspeed::initialize(): builds the engine's parts in DeepSpeed's order and prints its start-up lines.
 #include <map>
+#include <set>
 
 #include <ATen/ATen.h>
 #include <torch/nn/modules/container/sequential.h>
@@ -77,25 +78,32 @@ struct GradientPath {
   std::vector<std::vector<at::Tensor>> optimizer_params;
 };
 
-// A forward-only module that runs a Unit: what a top-level Sequential's children are replaced with.
+// A forward-only module that runs a Unit: what the children of a model's Sequentials are replaced with.
 struct UnitModuleImpl : torch::nn::Module {
   explicit UnitModuleImpl(zero::Unit unit) : unit(std::move(unit)) {}
   at::Tensor forward(at::Tensor x) { return unit(x); }
   zero::Unit unit;
 };
 
-// ZeRO-3 units: those the model declared, else one per child of a top-level Sequential.
+// ZeRO-3 units: those the model declared, else one per child of each outermost Sequential in the model
+// (preorder, so in registration order). Each child in the Sequential's call list is re-pointed at a wrapper
+// that runs it as a unit; the registered submodules (names, parameters) stay as they were.
 std::vector<zero::Unit> find_units(const std::shared_ptr<torch::nn::Module>& module) {
   auto units = zero::Unit::claim(*module);
   if (!units.empty()) return units;
-  if (auto sequential = std::dynamic_pointer_cast<torch::nn::SequentialImpl>(module)) {
+  std::set<const torch::nn::Module*> inside_wrapped;
+  for (const auto& m : module->modules(/*include_self=*/true)) {
+    if (inside_wrapped.count(m.get())) continue;
+    auto sequential = std::dynamic_pointer_cast<torch::nn::SequentialImpl>(m);
+    if (!sequential) continue;
+    for (const auto& d : sequential->modules(/*include_self=*/false)) inside_wrapped.insert(d.get());
     for (auto& child : *sequential) {
       zero::Unit unit(child);
       units.push_back(unit);
       child = torch::nn::AnyModule(std::make_shared<UnitModuleImpl>(unit));
     }
-    zero::Unit::claim(*module);  // the wrappers were recorded too; they are ours now
   }
+  zero::Unit::claim(*module);  // the wrappers were recorded too; they are ours now
   return units;
 }
 

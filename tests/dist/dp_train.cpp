@@ -9,6 +9,8 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/functional/loss.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/serialize.h>
 
@@ -21,18 +23,44 @@
 namespace {
 
 // Parameter sizes 7·13, 13, 13·5, 5 and 3: none divides evenly by 2, 3 or 4 ranks. fc1 and fc2 are ZeRO-3
-// units; `gain` belongs to none (the root unit).
+// units; `gain` belongs to none (the root unit). The layouts declare the units three ways (same parameters,
+// values and order): "units" one zero::Unit per layer, "list" a ModuleList turned into units with
+// zero::units_of, "sequential" a nested Sequential that initialize() finds and wraps by itself.
 struct TinyNetImpl : torch::nn::Module {
-  TinyNetImpl()
-      : fc1(register_module("fc1", torch::nn::Linear(7, 13))), fc2(register_module("fc2", torch::nn::Linear(13, 5))),
-        gain(register_parameter("gain", torch::ones({3}))), unit1(fc1), unit2(fc2) {}
-  torch::Tensor forward(torch::Tensor x) {
-    auto h = torch::tanh(unit1(x));
-    return unit2(h) * gain.sum() / 3.0;
+  explicit TinyNetImpl(const std::string& layout = "units") : layout(layout) {
+    fc1 = torch::nn::Linear(7, 13);
+    fc2 = torch::nn::Linear(13, 5);
+    if (layout == "list") {
+      layers = register_module("layers", torch::nn::ModuleList(fc1, fc2));
+      list_units = deepspeed::zero::units_of<torch::nn::LinearImpl>(layers);
+    } else if (layout == "sequential") {
+      body = register_module("body", torch::nn::Sequential(fc1, torch::nn::Tanh(), fc2));
+    } else {
+      register_module("fc1", fc1);
+      register_module("fc2", fc2);
+      unit1 = deepspeed::zero::Unit(fc1);
+      unit2 = deepspeed::zero::Unit(fc2);
+    }
+    gain = register_parameter("gain", torch::ones({3}));
   }
-  torch::nn::Linear fc1, fc2;
+  torch::Tensor forward(torch::Tensor x) {
+    torch::Tensor y;
+    if (layout == "list") {
+      y = list_units[1](torch::tanh(list_units[0](x)));
+    } else if (layout == "sequential") {
+      y = body->forward(x);
+    } else {
+      y = unit2(torch::tanh(unit1(x)));
+    }
+    return y * gain.sum() / 3.0;
+  }
+  std::string layout;
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  torch::nn::Sequential body{nullptr};
   torch::Tensor gain;
   deepspeed::zero::Unit unit1, unit2;
+  std::vector<deepspeed::zero::Unit> list_units;
 };
 TORCH_MODULE(TinyNet);
 
@@ -85,6 +113,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-prefetch", no_prefetch, "ZeRO-3 without prefetching (stage3_prefetch_bucket_size 0)");
   app.add_flag("--zero3-checks", zero3_checks, "after training: numel 0 outside units, GatheredParameters edits");
   bool zero_init = false;
+  std::string layout = "units";
+  app.add_option("--layout", layout, "how the model declares its ZeRO-3 units: units, list or sequential")
+      ->check(CLI::IsMember({"units", "list", "sequential"}));
   app.add_flag("--zero-init", zero_init, "construct the model under deepspeed::zero::Init");
   app.add_option("--rtol", rtol);
   auto ds_args = deepspeed::add_config_arguments(app);
@@ -130,7 +161,7 @@ int main(int argc, char** argv) {
   torch::manual_seed(rank == 0 ? 7 : 100 + rank);  // ranks disagree: initialize() (or zero::Init) must fix it
   std::optional<deepspeed::zero::Init> init;
   if (zero_init) init.emplace();
-  TinyNet net;
+  TinyNet net(layout);
   init.reset();
   if (rank != 0) {
     // Different initial weights on other ranks: initialize() must broadcast rank 0's.

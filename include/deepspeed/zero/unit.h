@@ -23,9 +23,17 @@
 ///
 /// Parameter names are unchanged (the unit registers nothing). Without ZeRO-3 a unit just calls the module.
 /// With ZeRO-3, outside its unit's forward and backward a parameter holds no full copy (numel 0, as in
-/// DeepSpeed). The children of a top-level torch::nn::Sequential model become units automatically; parameters
-/// that belong to no unit form the root unit, which stays gathered (DeepSpeed's persistent parameters). The
-/// whole model as one unit is correct but saves no memory.
+/// DeepSpeed). Parameters that belong to no unit form the root unit, which stays gathered (DeepSpeed's
+/// persistent parameters). The whole model as one unit is correct but saves no memory.
+///
+/// Automatic units: when a model declares none, initialize() makes a unit of every child of every
+/// torch::nn::Sequential in the model (the outermost ones; a Sequential calls its children through a list
+/// that can be re-pointed at a wrapper). A torch::nn::ModuleList cannot be done that way: the model calls
+/// its elements itself, through their concrete types, so nothing between the call and the element can
+/// gather. For a ModuleList, one line in the constructor and a loop over the units in forward:
+///
+///   units = deepspeed::zero::units_of<BlockImpl>(h);   // h: a ModuleList of Blocks
+///   for (auto& unit : units) x = unit(x);
 
 #include <functional>
 #include <memory>
@@ -34,6 +42,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/any.h>
+#include <torch/nn/modules/container/modulelist.h>
 
 namespace deepspeed::zero {
 
@@ -111,5 +120,15 @@ class Unit {
   static void record(const std::shared_ptr<State>& state);
   std::shared_ptr<State> state_;
 };
+
+/// One unit per element of `list`, in order. M: the elements' module type (BlockImpl for a ModuleList of
+/// Block); throws c10::Error if an element is not an M. Same effect as a Unit per element.
+template <typename M>
+std::vector<Unit> units_of(const torch::nn::ModuleList& list) {
+  std::vector<Unit> units;
+  units.reserve(list->size());
+  for (std::size_t i = 0; i < list->size(); ++i) units.emplace_back(list->ptr<M>(i));
+  return units;
+}
 
 }  // namespace deepspeed::zero
