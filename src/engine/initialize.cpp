@@ -137,7 +137,7 @@ GradientPath build_partitioned_path(const config::Config& c, const std::vector<s
   partition.max_live_parameters = c.zero.stage3_max_live_parameters;
   partition.persistence_threshold = c.zero.stage3_param_persistence_threshold;
   partition.max_reuse_distance = c.zero.stage3_max_reuse_distance;
-  partition.prefetch = c.zero.stage3_prefetch_bucket_size > 0;
+  partition.prefetch_numel = c.zero.stage3_prefetch_bucket_size;
   path.partitioned = std::make_unique<zero::PartitionedParams>(unit_params, comm, partition);
   // Frozen parameters zero::Init partitioned stay whole from here on (they take no part in ZeRO-3).
   const auto all = module->parameters();

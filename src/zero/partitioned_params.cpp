@@ -116,11 +116,23 @@ void PartitionedParams::release_locked(std::size_t u) {
 }
 
 void PartitionedParams::prefetch_locked(std::optional<std::size_t> u) {
-  if (!options_.prefetch || !u || *u >= units_.size()) return;
+  if (options_.prefetch_numel <= 0 || !u || *u >= units_.size()) return;
   auto& unit = *units_[*u];
   if (unit.gathered || unit.in_flight) return;
   if (live_numel_ + unit.numel > options_.max_live_parameters) return;
   start_gather_locked(*u);
+}
+
+void PartitionedParams::prefetch_window_locked(std::ptrdiff_t from, std::ptrdiff_t step) {
+  // The window counts units already gathered or in flight too, so it slides one unit per call in steady state.
+  std::int64_t ahead = 0;
+  for (std::ptrdiff_t i = from + step; i >= 0 && i < static_cast<std::ptrdiff_t>(order_.size()); i += step) {
+    if (ahead >= options_.prefetch_numel) break;
+    const std::size_t u = order_[static_cast<std::size_t>(i)];
+    prefetch_locked(u);
+    if (!units_[u]->gathered && !units_[u]->in_flight) break;  // over max_live_parameters: keep the order
+    ahead += units_[u]->numel;
+  }
 }
 
 void PartitionedParams::gather(std::size_t u) {
@@ -144,7 +156,7 @@ void PartitionedParams::before_forward(std::size_t u) {
   finish_gather_locked(u);
   if (order_recorded_ && !backward_active_) {
     const auto it = std::find(order_.begin(), order_.end(), u);
-    if (it != order_.end() && it + 1 != order_.end()) prefetch_locked(*(it + 1));
+    if (it != order_.end()) prefetch_window_locked(it - order_.begin(), +1);
   }
 }
 
@@ -158,7 +170,7 @@ void PartitionedParams::after_forward(std::size_t u, std::vector<at::Tensor>& ou
         std::lock_guard<std::recursive_mutex> hook_lock(mutex_);
         finish_gather_locked(u);
         const auto it = std::find(order_.begin(), order_.end(), u);
-        if (it != order_.end() && it != order_.begin()) prefetch_locked(*(it - 1));
+        if (it != order_.end()) prefetch_window_locked(it - order_.begin(), -1);
         return grad;
       });
     }

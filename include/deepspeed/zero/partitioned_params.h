@@ -34,7 +34,9 @@ struct PartitionOptions {
   /// stage3_max_reuse_distance: a unit whose next use (its backward) is at most this many parameter elements
   /// of other units away stays gathered after its forward, within max_live_parameters.
   std::int64_t max_reuse_distance = 1000000000;
-  bool prefetch = true;                            ///< stage3_prefetch_bucket_size > 0
+  /// stage3_prefetch_bucket_size: while a unit runs, the units after it (before it, in backward) are gathered
+  /// ahead until their elements reach this many (at least one unit); 0 = no prefetch.
+  std::int64_t prefetch_numel = 50000000;
 };
 
 class PartitionedParams : public UnitRuntime {
@@ -82,6 +84,9 @@ class PartitionedParams : public UnitRuntime {
   void finish_gather_locked(std::size_t unit);
   void release_locked(std::size_t unit);
   void prefetch_locked(std::optional<std::size_t> unit);
+  /// Prefetches the units that follow position `from` of the recorded order in direction `step` (+1 forward,
+  /// -1 backward), up to options_.prefetch_numel elements.
+  void prefetch_window_locked(std::ptrdiff_t from, std::ptrdiff_t step);
   /// Elements of other units used between unit's forward and its backward (recorded order; nullopt before).
   std::optional<std::int64_t> reuse_distance(std::size_t unit) const;
 
