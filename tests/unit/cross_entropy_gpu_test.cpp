@@ -5,27 +5,13 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <torch/csrc/autograd/autograd.h>
-
 #include "deepspeed/ops/cross_entropy.h"
+#include "tests/unit/cross_entropy_helpers.h"
 
 namespace {
 
 namespace ops = deepspeed::ops;
-
-struct Result {
-  double loss;
-  at::Tensor grad;  // fp32
-};
-
-// Loss and d(scale · loss)/d(logits) through `fn`.
-template <typename Fn>
-Result run(Fn fn, const at::Tensor& logits, const at::Tensor& targets, double scale = 1.0) {
-  auto x = logits.detach().clone().requires_grad_(true);
-  auto loss = fn(x, targets);
-  (loss * scale).backward();
-  return {loss.template item<double>(), x.grad().to(at::kFloat).cpu()};
-}
+using deepspeed::ops::testing::loss_and_grad;
 
 class CrossEntropyGpu : public ::testing::TestWithParam<std::tuple<at::ScalarType, std::int64_t>> {
  protected:
@@ -42,8 +28,8 @@ TEST_P(CrossEntropyGpu, MatchesTheFp32Reference) {
   const auto logits = (at::randn({rows, vocab}, opts) * 4).to(dtype);
   const auto targets = at::randint(0, vocab, {rows}, opts.dtype(at::kLong));
   ASSERT_TRUE(ops::cross_entropy_is_fused(logits, targets));
-  const auto fused = run(ops::cross_entropy, logits, targets, 3.0);
-  const auto ref = run(ops::cross_entropy_reference, logits, targets, 3.0);
+  const auto fused = loss_and_grad(ops::cross_entropy, logits, targets, 3.0);
+  const auto ref = loss_and_grad(ops::cross_entropy_reference, logits, targets, 3.0);
   EXPECT_NEAR(fused.loss, ref.loss, 1e-5 * std::abs(ref.loss)) << "vocab " << vocab;
   // Both gradients are computed in fp32 and rounded once to the logits' dtype; values at a binade edge may
   // round apart by one step of the binade above: allow two units in the last place, relative.
@@ -69,8 +55,8 @@ TEST_F(CrossEntropyGpu, MinusInfinityLogitsAndBadTargets) {
   auto logits = at::zeros({2, 16}, opts);
   logits.index_put_({0, at::indexing::Slice(8, 16)}, -INFINITY);  // masked half: softmax over the first 8
   const auto good = at::tensor({3, 5}, at::TensorOptions().device(at::kCUDA).dtype(at::kLong));
-  const auto fused = run(ops::cross_entropy, logits, good);
-  const auto ref = run(ops::cross_entropy_reference, logits, good);
+  const auto fused = loss_and_grad(ops::cross_entropy, logits, good);
+  const auto ref = loss_and_grad(ops::cross_entropy_reference, logits, good);
   EXPECT_NEAR(fused.loss, ref.loss, 1e-6);
   EXPECT_TRUE(at::allclose(fused.grad, ref.grad, 1e-2, 1e-6));
   const auto bad = at::tensor({3, 16}, at::TensorOptions().device(at::kCUDA).dtype(at::kLong));
