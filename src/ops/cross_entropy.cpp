@@ -88,7 +88,10 @@ bool cross_entropy_is_fused(const at::Tensor& logits, const at::Tensor& targets)
 
 at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& targets) {
 #ifdef DS_WITH_CUDA_OPS
-  if (cross_entropy_is_fused(logits, targets)) return FusedCrossEntropy::apply(logits, targets);
+  // The kernel always writes the gradient; without autograd (evaluation) that would be wasted work and memory.
+  if (cross_entropy_is_fused(logits, targets) && at::GradMode::is_enabled() && logits.requires_grad()) {
+    return FusedCrossEntropy::apply(logits, targets);
+  }
 #endif
   return cross_entropy_reference(logits, targets);
 }

@@ -60,7 +60,8 @@ TEST_F(CrossEntropyGpu, MinusInfinityLogitsAndBadTargets) {
   EXPECT_NEAR(fused.loss, ref.loss, 1e-6);
   EXPECT_TRUE(at::allclose(fused.grad, ref.grad, 1e-2, 1e-6));
   const auto bad = at::tensor({3, 16}, at::TensorOptions().device(at::kCUDA).dtype(at::kLong));
-  EXPECT_TRUE(std::isnan(ops::cross_entropy(logits, bad).item<double>()));  // so an fp16 step is skipped
+  auto x = logits.clone().requires_grad_(true);  // the fused path runs when autograd records
+  EXPECT_TRUE(std::isnan(ops::cross_entropy(x, bad).item<double>()));  // so an fp16 step is skipped
 }
 
 TEST_F(CrossEntropyGpu, SecondBackwardIsAClearError) {
@@ -71,6 +72,15 @@ TEST_F(CrossEntropyGpu, SecondBackwardIsAClearError) {
   auto loss = ops::cross_entropy(x, t);
   loss.backward({}, /*retain_graph=*/true);
   EXPECT_ANY_THROW(loss.backward());
+}
+
+TEST_F(CrossEntropyGpu, NoGradRunsTheReference) {
+  if (!at::hasCUDA()) GTEST_SKIP();
+  const auto opts = at::TensorOptions().device(at::kCUDA);
+  const auto x = at::randn({4, 64}, opts).to(at::kBFloat16);
+  const auto t = at::randint(0, 64, {4}, opts.dtype(at::kLong));
+  at::NoGradGuard no_grad;
+  EXPECT_DOUBLE_EQ(ops::cross_entropy(x, t).item<double>(), ops::cross_entropy_reference(x, t).item<double>());
 }
 
 TEST_F(CrossEntropyGpu, ReferenceForcedByEnvironment) {

@@ -20,13 +20,15 @@ namespace deepspeed::ops {
 /// tensor with autograd to `logits`. Fused when logits are a contiguous CUDA bf16/fp16/fp32 tensor built with
 /// CUDA support; otherwise the reference. Fused: targets must lie in [0, vocab) (no ignore_index) — a row whose
 /// target does not gives a NaN loss, so the fp16 overflow check skips the step — and the graph can be
-/// differentiated once (the gradient is computed in forward and scaled in place in backward).
+/// differentiated once (the gradient is computed in forward and scaled in place in backward). Without autograd
+/// (under a no-grad guard, or logits that do not require grad) the reference runs: the kernel's gradient would
+/// be wasted.
 at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& targets);
 
 /// The reference: at::cross_entropy_loss(logits.to(fp32), targets).
 at::Tensor cross_entropy_reference(const at::Tensor& logits, const at::Tensor& targets);
 
-/// True when cross_entropy() would take the fused kernel for these arguments.
+/// True when these arguments can take the fused kernel (cross_entropy() then uses it when autograd records).
 bool cross_entropy_is_fused(const at::Tensor& logits, const at::Tensor& targets);
 
 }  // namespace deepspeed::ops
