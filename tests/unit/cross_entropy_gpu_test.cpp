@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <c10/core/GradMode.h>
+
 #include "deepspeed/ops/cross_entropy.h"
 #include "tests/unit/cross_entropy_helpers.h"
 
