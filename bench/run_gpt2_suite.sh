@@ -16,7 +16,8 @@
 # Knobs (environment):
 #   MODELS="124M"          models (124M 350M 774M 1.5B)        GPUS="1 4 2"     GPU counts, in this order
 #                                                                               (those above the machine's skipped)
-#   IMPLS="ours loop eager compile deepspeed ddp fsdp2"   (+ ours_refce)        STAGES="0 1 2"   ZeRO stages for N > 1
+#   IMPLS="ours loop eager compile deepspeed ddp fsdp2"   (+ ours_refce; + profile: ours' kernel-time table,
+#                          1 GPU, into $OUT/profile_<model>.md)        STAGES="0 1 2"   ZeRO stages for N > 1
 #   STEPS=20 WARMUP=10     timed / warm-up optimizer steps (warm-up rounded up to a multiple of STEPS)
 #   SEQ_LEN=1024 GAS=1     sequence length, gradient accumulation steps
 #   MICRO_124M=32 MICRO_350M=16 MICRO_774M=12 MICRO_1_5B=8   micro-batch per GPU
@@ -190,6 +191,16 @@ for model in $MODELS; do
         run "ours_${model}_${n}gpu_z$stage" "$BUILD/bin/deepspeed" --num_gpus "$n" --master_port "$port" \
           "$BUILD/examples/gpt2" --deepspeed_config "$cfg" "${common[@]}" --data "$tokens" --data-format uint16 \
           "${ours_extra[@]}" $ac_flag
+      fi
+      if [ "$n" = 1 ] && has profile && [ "$(elapsed)" -lt "$BUDGET_S" ]; then
+        # Where ours spends a step: LibTorch's profiler over 5 steps after the warm-up (not a result row).
+        port=$((port + 1))
+        stamp "profile_${model}: ours, 5 steps"
+        timeout -k 20 "$RUN_TIMEOUT" "$BUILD/bin/deepspeed" --num_gpus 1 --master_port "$port" "$BUILD/examples/gpt2" \
+          --deepspeed_config "$cfg" --model "$model" --seq_len "$SEQ_LEN" --max-steps $((warm + 5)) \
+          --log-interval "$warm" --warmup-steps "$warm" --profile-steps 5 --data "$tokens" --data-format uint16 \
+          $ac_flag >"$work/profile_${model}.log" 2>&1
+        sed -n 's/^profile: //p' "$work/profile_${model}.log" | tee "$out/profile_${model}.md"
       fi
       if [ "$n" = 1 ] && has ours_refce; then  # ours with the upcast cross-entropy: what the fused loss gains
         impl="deepspeed.cpp (reference CE)"; port=$((port + 1))

@@ -24,6 +24,7 @@
 #include "deepspeed/engine/timers.h"
 #include "examples/gpt2/data.h"
 #include "examples/gpt2/model.h"
+#include "examples/gpt2/profile.h"
 
 namespace gpt2 = deepspeed::examples::gpt2;
 
@@ -37,6 +38,8 @@ struct Options {
   std::int64_t seq_len = 0;  // 0: the model's block_size
   std::int64_t max_steps = -1;
   std::int64_t warmup_steps = 0;  // steps excluded from the final summary's timing
+  std::int64_t profile_steps = 0;  // rank 0 profiles steps (warmup_steps, warmup_steps + profile_steps]
+  std::string profile_trace;
   int log_interval = 10;
   bool activation_checkpointing = false;
   std::optional<std::int64_t> n_layer, n_embd, n_head, vocab, block_size;
@@ -132,6 +135,10 @@ int main(int argc, char** argv) {
                  "optimizer steps left out of the closing JSON summary's timing (default 0)");
   app.add_option("--log-interval", opt.log_interval, "log every N optimizer steps (default 10)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--profile-steps", opt.profile_steps,
+                 "rank 0: profile this many steps after --warmup-steps and print where the time goes")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--profile-trace", opt.profile_trace, "with --profile-steps: also write a Chrome trace here");
   app.add_flag("--activation-checkpointing", opt.activation_checkpointing, "recompute each block in backward");
   app.add_option("--n_layer", opt.n_layer, "override the preset's layers");
   app.add_option("--n_embd", opt.n_embd, "override the preset's width");
@@ -199,6 +206,10 @@ int main(int argc, char** argv) {
   // The closing summary times steps (warmup_steps, max_steps]; tokens counted on every rank, summed at the end.
   double timed_tokens = 0, loss_first = 0, loss_last = 0;
   auto timed_start = std::chrono::steady_clock::now();
+  // Profiles the steps after the warm-up (they then count in the summary's timing, with the profiler's cost).
+  std::optional<gpt2::StepProfiler> profiler;
+  if (opt.profile_steps > 0 && rank0) profiler.emplace(device, opt.profile_trace);
+  if (profiler && opt.warmup_steps == 0) profiler->start();
 
   while (engine.global_steps() < max_steps) {
     for (auto& batch : *trainloader) {
@@ -217,6 +228,11 @@ int main(int argc, char** argv) {
       if (step == opt.warmup_steps) {
         deepspeed::engine::synchronize_device(device);
         timed_start = std::chrono::steady_clock::now();
+        if (profiler) profiler->start();
+      }
+      if (profiler && step == opt.warmup_steps + opt.profile_steps) {
+        profiler->stop(opt.profile_steps);
+        profiler.reset();
       }
       if (step == 1 || step % opt.log_interval == 0 || step == max_steps) {
         // Every rank takes part: the sums are all-reduced.

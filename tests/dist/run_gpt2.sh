@@ -35,3 +35,10 @@ if ! diff "$work/plain.loss" "$work/ckpt.loss" >"$work/diff"; then
 fi
 echo "ok: activation checkpointing gives the same 50 losses"
 
+# --profile-steps: rank 0 prints where the time goes (host ops on the CPU) and writes a Chrome trace.
+"$build/bin/deepspeed" --num_gpus 1 --master_port $((port + 2)) "$build/examples/gpt2" \
+  --deepspeed_config "$src/examples/gpt2/ds_config_tiny_cpu.json" --model tiny --max-steps 4 --warmup-steps 1 \
+  --profile-steps 2 --profile-trace "$work/trace.json" >"$work/profile.log" 2>&1 || { cat "$work/profile.log"; echo "FAIL: profiled run"; exit 1; }
+grep -q "^profile: | GEMM |" "$work/profile.log" && grep -q '"traceEvents"' "$work/trace.json" ||
+  { cat "$work/profile.log"; echo "FAIL: no profile table or trace"; exit 1; }
+echo "ok: --profile-steps prints the table and writes the trace"

@@ -22,6 +22,7 @@
 #include "examples/gpt2/data.h"
 #include "examples/gpt2/gpt_config.h"
 #include "examples/gpt2/model.h"
+#include "examples/gpt2/profile.h"
 
 namespace gpt2 = deepspeed::examples::gpt2;
 
@@ -288,3 +289,37 @@ TEST(Gpt2Data, DefaultTextFileShipsWithDebian) {
 }
 
 }  // namespace
+
+TEST(Gpt2Profile, KernelCategories) {
+  EXPECT_EQ(gpt2::kernel_category("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64"), "GEMM");
+  EXPECT_EQ(gpt2::kernel_category("nvjet_tst_128x256_64x4_1x2_h_bz_coopA_NTT"), "GEMM");
+  EXPECT_EQ(gpt2::kernel_category("void pytorch_flash::flash_bwd_dq_dk_dv_loop_seqk_parallel_kernel<...>"), "attention");
+  EXPECT_EQ(gpt2::kernel_category("void deepspeed::ops::detail::cross_entropy_forward<__nv_bfloat16, true>"),
+            "cross-entropy");
+  EXPECT_EQ(gpt2::kernel_category("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<...>"),
+            "LayerNorm");
+  EXPECT_EQ(gpt2::kernel_category("void at::native::GammaBetaBackwardCUDAKernel<...>"), "LayerNorm");
+  EXPECT_EQ(gpt2::kernel_category("ncclDevKernel_AllReduce_Sum_bf16_RING_LL"), "communication");
+  EXPECT_EQ(gpt2::kernel_category("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>"),
+            "optimizer");
+  EXPECT_EQ(gpt2::kernel_category("Memcpy DtoD (Device -> Device)"), "copy/fill");
+  EXPECT_EQ(gpt2::kernel_category("void at::native::vectorized_elementwise_kernel<4, GeluCUDAKernelImpl>"), "elementwise");
+  EXPECT_EQ(gpt2::kernel_category("void at::native::reduce_kernel<512, 1, ReduceOp<float, NormTwoOps>>"), "reduction");
+  EXPECT_EQ(gpt2::kernel_category("something_else"), "other");
+}
+
+TEST(Gpt2Profile, RowsSumByNameAndCategory) {
+  const std::vector<std::pair<std::string, std::uint64_t>> d = {
+      {"sm90_gemm_a", 3'000'000}, {"sm90_gemm_a", 1'000'000}, {"sm90_gemm_b", 2'000'000}, {"Memcpy HtoD", 500'000}};
+  const auto by_name = gpt2::rows_by_name(d);
+  ASSERT_EQ(by_name.size(), 3u);
+  EXPECT_EQ(by_name[0].name, "sm90_gemm_a");
+  EXPECT_DOUBLE_EQ(by_name[0].total_ms, 4.0);
+  EXPECT_EQ(by_name[0].calls, 2);
+  const auto by_cat = gpt2::rows_by_category(d);
+  ASSERT_EQ(by_cat.size(), 2u);
+  EXPECT_EQ(by_cat[0].name, "GEMM");
+  EXPECT_DOUBLE_EQ(by_cat[0].total_ms, 6.0);
+  EXPECT_EQ(by_cat[1].name, "copy/fill");
+  EXPECT_EQ(by_cat[1].calls, 1);
+}
