@@ -200,16 +200,17 @@ def cmd_table(a):
                            "not measured" + ("" if loop else " (no libtorch-loop binary)")))
         worlds = sorted({r["world_size"] for r in rows if r.get("model") == m and r.get("world_size", 1) > 1})
         for w in worlds:
-            for s in (0, 1, 2):
+            for s in (0, 1, 2, 3):
                 o, d = _find(rows, m, w, "deepspeed.cpp", s), _find(rows, m, w, "deepspeed", s)
                 if o or d:
                     check(f"{m} {w} GPUs ZeRO-{s}: ours / DeepSpeed", o, d, 1.2)
-            for s in (1, 2):
+            for s in (1, 2, 3):  # the issue: ≥ 95 % of one GPU at 4 GPUs for stages 1–2, ≥ 90 % for stage 3
                 o = _find(rows, m, w, "deepspeed.cpp", s)
                 if o and ours1:
                     eff = o["tok_per_s_per_gpu"] / ours1["tok_per_s"]
-                    target = "≥ 0.95" if w == 4 else "(≥ 0.95 at 4)"
-                    verdict = ("PASS" if eff >= 0.95 else "FAIL") if w == 4 else "info"
+                    floor = 0.90 if s == 3 else 0.95
+                    target = f"≥ {floor:.2f}" if w == 4 else f"(≥ {floor:.2f} at 4)"
+                    verdict = ("PASS" if eff >= floor else "FAIL") if w == 4 else "info"
                     checks.append((f"{m} ZeRO-{s}: ours per-GPU tok/s at {w} GPUs / 1 GPU", f"{eff:.3f}", target,
                                    verdict))
 

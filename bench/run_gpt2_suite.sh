@@ -7,7 +7,7 @@
 #   1 GPU : deepspeed.cpp (ours) [, ours with the reference cross-entropy: IMPLS+=ours_refce], the hand-written
 #           LibTorch loop (if build-dev/bench/gpt2_libtorch_loop exists),
 #           PyTorch eager, torch.compile [, DeepSpeed ZeRO-0 with DS_1GPU=1]
-#   N GPUs: ours ZeRO 0/1/2, DeepSpeed ZeRO 0/1/2 (interleaved), PyTorch DDP, PyTorch FSDP2
+#   N GPUs: ours ZeRO 0-3, DeepSpeed ZeRO 0-3 (interleaved), PyTorch DDP, PyTorch FSDP2
 # from the same derived ds_config (same micro-batch, accumulation, optimizer, schedule, clipping, bf16) on the
 # same random-token file, with the same warm-up and timed steps. Every run leaves one JSON line in
 # $OUT/results.jsonl; the logs go to $OUT/runs.log; the issue's targets and the table are printed last (and
@@ -17,7 +17,8 @@
 #   MODELS="124M"          models (124M 350M 774M 1.5B)        GPUS="1 4 2"     GPU counts, in this order
 #                                                                               (those above the machine's skipped)
 #   IMPLS="ours loop eager compile deepspeed ddp fsdp2"   (+ ours_refce; + profile: ours' kernel-time table,
-#                          1 GPU, into $OUT/profile_<model>.md)        STAGES="0 1 2"   ZeRO stages for N > 1
+#                          1 GPU, into $OUT/profile_<model>.md)
+#   STAGES="0 1 2 3"       ZeRO stages for N > 1
 #   STEPS=20 WARMUP=10     timed / warm-up optimizer steps (warm-up rounded up to a multiple of STEPS)
 #   SEQ_LEN=1024 GAS=1     sequence length, gradient accumulation steps
 #   MICRO_124M=32 MICRO_350M=16 MICRO_774M=12 MICRO_1_5B=8   micro-batch per GPU
@@ -50,7 +51,7 @@ export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=${arch//a/}
 MODELS=${MODELS:-124M}
 GPUS=${GPUS:-1 4 2}
 IMPLS=${IMPLS:-ours loop eager compile deepspeed ddp fsdp2}
-STAGES=${STAGES:-0 1 2}
+STAGES=${STAGES:-0 1 2 3}
 STEPS=${STEPS:-20}
 WARMUP=${WARMUP:-10}
 SEQ_LEN=${SEQ_LEN:-1024}
