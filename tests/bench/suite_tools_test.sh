@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The GPT-2 suite's targets table (bench/gpt2_suite_tools.py table) from hand-made result lines: the issue's
+# ratios, their thresholds and verdicts, and "not measured" where a row is missing or failed.
+set -uo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+row() {  # impl world stage tok_per_s
+  local stage=$3; [ "$stage" = - ] && stage=null
+  echo "{\"bench\": \"gpt2\", \"impl\": \"$1\", \"model\": \"124M\", \"world_size\": $2, \"zero_stage\": $stage, \"micro_batch\": 32, \"grad_accum\": 1, \"seq_len\": 1024, \"tok_per_s\": $4, \"tok_per_s_per_gpu\": $(($4 / $2)), \"step_ms\": 100, \"mfu\": 0.3, \"peak_mem_gib_max\": 20, \"loss_first\": 10.98}"
+}
+{
+  row deepspeed.cpp 1 0 400000
+  row pytorch-eager 1 - 300000
+  row pytorch-compile 1 - 410000
+  row libtorch-loop 1 0 412000
+  row deepspeed.cpp 4 1 1560000
+  row deepspeed 4 1 1250000
+  row deepspeed.cpp 4 3 1400000
+  row deepspeed 4 3 1000000
+  echo '{"bench": "gpt2", "impl": "deepspeed", "model": "124M", "world_size": 4, "zero_stage": 2, "micro_batch": 32, "grad_accum": 1, "error": "exit 1: boom"}'
+} >"$work/results.jsonl"
+python3 "$src/bench/gpt2_suite_tools.py" table "$work/results.jsonl" >"$work/table.md" 2>"$work/err" ||
+  { cat "$work/err"; echo "FAIL: table exited with an error"; exit 1; }
+fail=0
+expect() {
+  if grep -qF -- "$1" "$work/table.md"; then echo "ok   $1"; else echo "FAIL missing: $1"; fail=1; fi
+}
+expect "| 124M 1 GPU: ours / PyTorch eager | 1.333 | ≥ 1.3 | PASS |"
+expect "| 124M 1 GPU: ours / torch.compile | 0.976 | ≥ 1 | FAIL |"
+expect "| 124M 1 GPU: hand-written LibTorch loop / ours (engine overhead) | 1.030 | ≤ 1.03 | PASS |"
+expect "| 124M 4 GPUs ZeRO-1: ours / DeepSpeed | 1.248 | ≥ 1.2 | PASS |"
+expect "| 124M 4 GPUs ZeRO-3: ours / DeepSpeed | 1.400 | ≥ 1.2 | PASS |"
+expect "| 124M 4 GPUs ZeRO-2: ours / DeepSpeed | — | ≥ 1.2 | not measured |"
+expect "| 124M ZeRO-1: ours per-GPU tok/s at 4 GPUs / 1 GPU | 0.975 | ≥ 0.95 | PASS |"
+expect "| 124M ZeRO-3: ours per-GPU tok/s at 4 GPUs / 1 GPU | 0.875 | ≥ 0.90 | FAIL |"
+[ $fail = 0 ] || { cat "$work/table.md"; exit 1; }
