@@ -92,7 +92,8 @@ void print_summary(deepspeed::Engine& engine, const Options& opt, const gpt2::GP
   const char* reference = std::getenv("DS_REFERENCE_CROSS_ENTROPY");
   const bool reference_ce = reference != nullptr && std::string(reference) == "1";
   deepspeed::config::Json j = {
-      {"bench", "gpt2"}, {"impl", reference_ce ? "deepspeed.cpp (reference CE)" : "deepspeed.cpp"}, {"model", opt.model}, {"n_layer", cfg.n_layer},
+      {"bench", "gpt2"}, {"impl", reference_ce ? "deepspeed.cpp (reference CE)" : "deepspeed.cpp"},
+      {"model", opt.model}, {"n_layer", cfg.n_layer},
       {"n_embd", cfg.n_embd}, {"n_head", cfg.n_head}, {"vocab", cfg.vocab_size},
       {"n_params", gpt2::num_parameters(cfg)}, {"world_size", world}, {"zero_stage", engine.zero_optimization_stage()},
       {"micro_batch", engine.train_micro_batch_size_per_gpu()}, {"grad_accum", engine.gradient_accumulation_steps()},
@@ -264,6 +265,7 @@ int main(int argc, char** argv) {
       if (step >= max_steps) break;
     }
   }
+  if (profiler) profiler->stop(engine.global_steps() - opt.warmup_steps);  // the run ended inside the span
   print_summary(engine, opt, cfg, seq_len, flops_per_token, timed_tokens,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - timed_start).count(),
                 max_steps - opt.warmup_steps, loss_first, loss_last);
