@@ -15,8 +15,6 @@
 // It prints the example's step lines and its closing JSON line with "impl": "libtorch-loop", so
 // bench/run_gpt2_suite.sh reads both programs the same way. Only the config's batch sizes, optimizer
 // (Adam/AdamW), scheduler, gradient_clipping, bf16 and activation_checkpointing sections are read.
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -32,6 +30,7 @@
 #include "deepspeed/util/error.h"
 #include "examples/gpt2/data.h"
 #include "examples/gpt2/model.h"
+#include "examples/gpt2/report.h"
 
 namespace gpt2 = deepspeed::examples::gpt2;
 
@@ -104,13 +103,6 @@ class LrTarget : public deepspeed::optim::ScheduleTarget {
   std::vector<double> lr_;
   double beta1_;
 };
-
-double peak_memory_gib(c10::Device device) {
-  if (device.is_cuda()) return static_cast<double>(deepspeed::engine::max_memory_allocated(device)) / (1 << 30);
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / (1 << 20);
-}
 
 int run(const Options& opt) {
   const auto json = deepspeed::config::load_json_file(opt.config);
@@ -225,12 +217,8 @@ int run(const Options& opt) {
         const double tok_per_s = tokens_seen / seconds;
         if (step == 1) loss_first = mean_loss;
         loss_last = mean_loss;
-        char mfu[32] = "n/a";
-        if (device.is_cuda()) std::snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * gpt2::mfu(flops_per_token, tok_per_s, 1));
-        std::printf("step %lld/%lld | loss %.4f | lr %.4e | %.0f tok/s | MFU %s | %.1f ms/step | peak mem %.2f GiB\n",
-                    static_cast<long long>(step), static_cast<long long>(opt.max_steps), mean_loss, lrs.lr(0), tok_per_s,
-                    mfu, 1e3 * seconds / static_cast<double>(step - last_logged), peak_memory_gib(device));
-        std::fflush(stdout);
+        gpt2::print_step_line(step, opt.max_steps, mean_loss, lrs.lr(0), tok_per_s,
+                              1e3 * seconds / static_cast<double>(step - last_logged), flops_per_token, 1, device);
         loss_sum.zero_();
         tokens_seen = micro_batches = 0;
         last_logged = step;
@@ -241,22 +229,23 @@ int run(const Options& opt) {
   }
   deepspeed::engine::synchronize_device(device);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - timed_start).count();
-  const std::int64_t timed_steps = opt.max_steps - opt.warmup_steps;
-  const double tok_per_s = seconds > 0 ? timed_tokens / seconds : 0;
-  const double peak = peak_memory_gib(device);
-  deepspeed::config::Json j = {
-      {"bench", "gpt2"}, {"impl", "libtorch-loop"}, {"model", opt.model}, {"n_layer", cfg.n_layer},
-      {"n_embd", cfg.n_embd}, {"n_head", cfg.n_head}, {"vocab", cfg.vocab_size},
-      {"n_params", gpt2::num_parameters(cfg)}, {"world_size", 1}, {"zero_stage", 0},
-      {"micro_batch", micro}, {"grad_accum", gas}, {"global_batch", static_cast<std::int64_t>(micro) * gas},
-      {"seq_len", seq_len}, {"tokens_per_step", static_cast<std::int64_t>(micro) * gas * seq_len},
-      {"warmup_steps", opt.warmup_steps}, {"timed_steps", timed_steps},
-      {"step_ms", timed_steps > 0 ? 1e3 * seconds / static_cast<double>(timed_steps) : 0.0}, {"tok_per_s", tok_per_s},
-      {"tok_per_s_per_gpu", tok_per_s}, {"flops_per_token", flops_per_token},
-      {"mfu", device.is_cuda() ? deepspeed::config::Json(gpt2::mfu(flops_per_token, tok_per_s, 1)) : nullptr},
-      {"peak_mem_gib", std::vector<double>{peak}}, {"peak_mem_gib_max", peak}, {"loss_first", loss_first},
-      {"loss_last", loss_last}, {"activation_checkpointing", opt.activation_checkpointing}, {"precision", "bf16"}};
-  std::printf("%s\n", j.dump().c_str());
+  gpt2::RunSummary summary;
+  summary.impl = "libtorch-loop";
+  summary.model = opt.model;
+  summary.config = cfg;
+  summary.seq_len = seq_len;
+  summary.micro_batch = static_cast<std::int64_t>(micro);
+  summary.grad_accum = gas;
+  summary.warmup_steps = opt.warmup_steps;
+  summary.timed_steps = opt.max_steps - opt.warmup_steps;
+  summary.tokens = timed_tokens;
+  summary.seconds = seconds;
+  summary.flops_per_token = flops_per_token;
+  summary.cuda = device.is_cuda();
+  summary.peak_mem_gib = {gpt2::peak_memory_gib(device)};
+  summary.loss_first = loss_first;
+  summary.loss_last = loss_last;
+  std::printf("%s\n", gpt2::summary_json(summary).dump().c_str());
   return 0;
 }
 

@@ -9,12 +9,9 @@
 // it the example trains on a text file shipped by Debian (see data.h). Rank 0 logs, every --log-interval
 // optimizer steps, the loss (mean over ranks and micro-batches), the global token rate, MFU against the H100's
 // 989 TFLOP/s bf16 peak and peak memory.
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <optional>
 
 #include <ATen/ATen.h>
@@ -22,9 +19,11 @@
 #include "deepspeed/deepspeed.h"
 #include "deepspeed/engine/checkpointing.h"
 #include "deepspeed/engine/timers.h"
+#include "deepspeed/ops/cross_entropy.h"
 #include "examples/gpt2/data.h"
 #include "examples/gpt2/model.h"
 #include "examples/gpt2/profile.h"
+#include "examples/gpt2/report.h"
 
 namespace gpt2 = deepspeed::examples::gpt2;
 
@@ -71,8 +70,6 @@ std::vector<deepspeed::optim::ParamGroup> param_groups(gpt2::GPT& model) {
   return {decay, no_decay};
 }
 
-double peak_memory_gib(c10::Device device);
-
 // One JSON line on rank 0 for the benchmark suite (bench/run_gpt2_suite.sh): throughput over the timed steps,
 // MFU, every rank's peak memory. Collective.
 void print_summary(deepspeed::Engine& engine, const Options& opt, const gpt2::GPTConfig& cfg, std::int64_t seq_len,
@@ -83,39 +80,32 @@ void print_summary(deepspeed::Engine& engine, const Options& opt, const gpt2::GP
   auto comm = engine.communicator();
   const int world = engine.world_size();
   const double tokens = comm->all_reduce_scalar(timed_tokens, deepspeed::comm::ReduceOp::kSum);
-  at::Tensor mine = at::full({1}, peak_memory_gib(device), at::TensorOptions().dtype(at::kDouble).device(device));
+  at::Tensor mine = at::full({1}, gpt2::peak_memory_gib(device), at::TensorOptions().dtype(at::kDouble).device(device));
   at::Tensor all = at::zeros({world}, mine.options());
   comm->all_gather(all, mine).wait();
   const auto peaks = all.cpu();
   if (engine.global_rank() != 0) return;
-  const double tok_per_s = seconds > 0 ? tokens / seconds : 0;
-  const char* reference = std::getenv("DS_REFERENCE_CROSS_ENTROPY");
-  const bool reference_ce = reference != nullptr && std::string(reference) == "1";
-  deepspeed::config::Json j = {
-      {"bench", "gpt2"}, {"impl", reference_ce ? "deepspeed.cpp (reference CE)" : "deepspeed.cpp"},
-      {"model", opt.model}, {"n_layer", cfg.n_layer},
-      {"n_embd", cfg.n_embd}, {"n_head", cfg.n_head}, {"vocab", cfg.vocab_size},
-      {"n_params", gpt2::num_parameters(cfg)}, {"world_size", world}, {"zero_stage", engine.zero_optimization_stage()},
-      {"micro_batch", engine.train_micro_batch_size_per_gpu()}, {"grad_accum", engine.gradient_accumulation_steps()},
-      {"global_batch", engine.train_batch_size()}, {"seq_len", seq_len},
-      {"tokens_per_step", engine.train_batch_size() * seq_len}, {"warmup_steps", opt.warmup_steps},
-      {"timed_steps", timed_steps}, {"step_ms", timed_steps > 0 ? 1e3 * seconds / timed_steps : 0.0},
-      {"tok_per_s", tok_per_s}, {"tok_per_s_per_gpu", tok_per_s / world}, {"flops_per_token", flops_per_token},
-      {"mfu", device.is_cuda() ? deepspeed::config::Json(gpt2::mfu(flops_per_token, tok_per_s, world)) : nullptr},
-      {"peak_mem_gib_max", peaks.max().item<double>()}, {"loss_first", loss_first}, {"loss_last", loss_last},
-      {"activation_checkpointing", opt.activation_checkpointing},
-      {"precision", engine.bfloat16_enabled() ? "bf16" : engine.fp16_enabled() ? "fp16" : "fp32"}};
-  std::vector<double> per_rank(peaks.data_ptr<double>(), peaks.data_ptr<double>() + world);
-  j["peak_mem_gib"] = per_rank;
-  std::printf("%s\n", j.dump().c_str());
+  gpt2::RunSummary s;
+  s.impl = deepspeed::ops::cross_entropy_reference_forced() ? "deepspeed.cpp (reference CE)" : "deepspeed.cpp";
+  s.model = opt.model;
+  s.config = cfg;
+  s.seq_len = seq_len;
+  s.world_size = world;
+  s.zero_stage = engine.zero_optimization_stage();
+  s.micro_batch = engine.train_micro_batch_size_per_gpu();
+  s.grad_accum = engine.gradient_accumulation_steps();
+  s.warmup_steps = opt.warmup_steps;
+  s.timed_steps = timed_steps;
+  s.tokens = tokens;
+  s.seconds = seconds;
+  s.flops_per_token = flops_per_token;
+  s.cuda = device.is_cuda();
+  s.peak_mem_gib.assign(peaks.data_ptr<double>(), peaks.data_ptr<double>() + world);
+  s.loss_first = loss_first;
+  s.loss_last = loss_last;
+  s.precision = engine.bfloat16_enabled() ? "bf16" : engine.fp16_enabled() ? "fp16" : "fp32";
+  std::printf("%s\n", gpt2::summary_json(s).dump().c_str());
   std::fflush(stdout);
-}
-
-double peak_memory_gib(c10::Device device) {
-  if (device.is_cuda()) return static_cast<double>(deepspeed::engine::max_memory_allocated(device)) / (1 << 30);
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / (1 << 20);  // kilobytes → GiB (this process's RSS)
 }
 
 }  // namespace
@@ -247,15 +237,9 @@ int main(int argc, char** argv) {
         if (step == 1) loss_first = loss_all / batches_all;
         loss_last = loss_all / batches_all;
         if (rank0) {
-          char mfu[32] = "n/a";
-          if (device.is_cuda()) {
-            std::snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * gpt2::mfu(flops_per_token, tok_per_s, world));
-          }
-          std::printf("step %lld/%lld | loss %.4f | lr %.4e | %.0f tok/s | MFU %s | %.1f ms/step | peak mem %.2f GiB\n",
-                      static_cast<long long>(step), static_cast<long long>(max_steps), loss_all / batches_all,
-                      engine.get_lr().at(0), tok_per_s, mfu, 1e3 * seconds / static_cast<double>(step - last_logged),
-                      peak_memory_gib(device));
-          std::fflush(stdout);
+          gpt2::print_step_line(step, max_steps, loss_all / batches_all, engine.get_lr().at(0), tok_per_s,
+                                1e3 * seconds / static_cast<double>(step - last_logged), flops_per_token, world,
+                                device);
         }
         loss_sum.zero_();
         tokens_seen = micro_batches = 0;

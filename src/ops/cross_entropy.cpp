@@ -18,11 +18,6 @@
 namespace deepspeed::ops {
 namespace {
 
-bool reference_forced() {
-  const char* v = std::getenv("DS_REFERENCE_CROSS_ENTROPY");
-  return v != nullptr && std::string(v) == "1";
-}
-
 #ifdef DS_WITH_CUDA_OPS
 detail::LogitType logit_type(at::ScalarType t) {
   switch (t) {
@@ -69,6 +64,11 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
 
 }  // namespace
 
+bool cross_entropy_reference_forced() {
+  const char* v = std::getenv("DS_REFERENCE_CROSS_ENTROPY");
+  return v != nullptr && std::string(v) == "1";
+}
+
 at::Tensor cross_entropy_reference(const at::Tensor& logits, const at::Tensor& targets) {
   return at::cross_entropy_loss(logits.to(at::kFloat), targets);
 }
@@ -76,7 +76,7 @@ at::Tensor cross_entropy_reference(const at::Tensor& logits, const at::Tensor& t
 bool cross_entropy_is_fused(const at::Tensor& logits, const at::Tensor& targets) {
 #ifdef DS_WITH_CUDA_OPS
   const auto t = logits.scalar_type();
-  return !reference_forced() && logits.is_cuda() && logits.dim() == 2 && logits.is_contiguous() &&
+  return !cross_entropy_reference_forced() && logits.is_cuda() && logits.dim() == 2 && logits.is_contiguous() &&
          (t == at::kBFloat16 || t == at::kHalf || t == at::kFloat) && targets.dim() == 1 &&
          targets.size(0) == logits.size(0) && targets.device() == logits.device() && !at::isFloatingType(targets.scalar_type());
 #else

@@ -115,16 +115,16 @@ void PartitionedParams::release_locked(std::size_t u) {
   live_numel_ -= unit.numel;
 }
 
-void PartitionedParams::prefetch_locked(std::optional<std::size_t> u) {
-  if (options_.prefetch_numel <= 0 || !u || *u >= units_.size()) return;
-  auto& unit = *units_[*u];
+void PartitionedParams::prefetch_locked(std::size_t u) {
+  auto& unit = *units_[u];
   if (unit.gathered || unit.in_flight) return;
   if (live_numel_ + unit.numel > options_.max_live_parameters) return;
-  start_gather_locked(*u);
+  start_gather_locked(u);
 }
 
 void PartitionedParams::prefetch_window_locked(std::ptrdiff_t from, std::ptrdiff_t step) {
   // The window counts units already gathered or in flight too, so it slides one unit per call in steady state.
+  // prefetch_numel 0 (no prefetch) ends it before the first unit.
   std::int64_t ahead = 0;
   for (std::ptrdiff_t i = from + step; i >= 0 && i < static_cast<std::ptrdiff_t>(order_.size()); i += step) {
     if (ahead >= options_.prefetch_numel) break;

@@ -28,6 +28,9 @@ at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& targets);
 /// The reference: at::cross_entropy_loss(logits.to(fp32), targets).
 at::Tensor cross_entropy_reference(const at::Tensor& logits, const at::Tensor& targets);
 
+/// True when DS_REFERENCE_CROSS_ENTROPY=1 forces the reference (read at each call).
+bool cross_entropy_reference_forced();
+
 /// True when these arguments can take the fused kernel (cross_entropy() then uses it when autograd records).
 bool cross_entropy_is_fused(const at::Tensor& logits, const at::Tensor& targets);
 

@@ -83,7 +83,7 @@ class PartitionedParams : public UnitRuntime {
   void start_gather_locked(std::size_t unit);
   void finish_gather_locked(std::size_t unit);
   void release_locked(std::size_t unit);
-  void prefetch_locked(std::optional<std::size_t> unit);
+  void prefetch_locked(std::size_t unit);  // within max_live_parameters
   /// Prefetches the units that follow position `from` of the recorded order in direction `step` (+1 forward,
   /// -1 backward), up to options_.prefetch_numel elements.
   void prefetch_window_locked(std::ptrdiff_t from, std::ptrdiff_t step);

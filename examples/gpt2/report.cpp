@@ -1,0 +1,48 @@
+#include "examples/gpt2/report.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "deepspeed/engine/timers.h"
+
+namespace deepspeed::examples::gpt2 {
+
+double peak_memory_gib(c10::Device device) {
+  if (device.is_cuda()) return static_cast<double>(engine::max_memory_allocated(device)) / (1 << 30);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / (1 << 20);  // kilobytes → GiB (this process's RSS)
+}
+
+void print_step_line(std::int64_t step, std::int64_t max_steps, double loss, double lr, double tok_per_s,
+                     double ms_per_step, double flops_per_token, int world, c10::Device device) {
+  char mfu_text[32] = "n/a";
+  if (device.is_cuda()) std::snprintf(mfu_text, sizeof mfu_text, "%.1f%%", 100.0 * mfu(flops_per_token, tok_per_s, world));
+  std::printf("step %lld/%lld | loss %.4f | lr %.4e | %.0f tok/s | MFU %s | %.1f ms/step | peak mem %.2f GiB\n",
+              static_cast<long long>(step), static_cast<long long>(max_steps), loss, lr, tok_per_s, mfu_text,
+              ms_per_step, peak_memory_gib(device));
+  std::fflush(stdout);
+}
+
+nlohmann::json summary_json(const RunSummary& s) {
+  const double tok_per_s = s.seconds > 0 ? s.tokens / s.seconds : 0;
+  const std::int64_t global_batch = s.micro_batch * s.grad_accum * s.world_size;
+  const double peak_max = s.peak_mem_gib.empty() ? 0.0 : *std::max_element(s.peak_mem_gib.begin(), s.peak_mem_gib.end());
+  return {{"bench", "gpt2"}, {"impl", s.impl}, {"model", s.model}, {"n_layer", s.config.n_layer},
+          {"n_embd", s.config.n_embd}, {"n_head", s.config.n_head}, {"vocab", s.config.vocab_size},
+          {"n_params", num_parameters(s.config)}, {"world_size", s.world_size}, {"zero_stage", s.zero_stage},
+          {"micro_batch", s.micro_batch}, {"grad_accum", s.grad_accum}, {"global_batch", global_batch},
+          {"seq_len", s.seq_len}, {"tokens_per_step", global_batch * s.seq_len}, {"warmup_steps", s.warmup_steps},
+          {"timed_steps", s.timed_steps},
+          {"step_ms", s.timed_steps > 0 ? 1e3 * s.seconds / static_cast<double>(s.timed_steps) : 0.0},
+          {"tok_per_s", tok_per_s}, {"tok_per_s_per_gpu", tok_per_s / s.world_size},
+          {"flops_per_token", s.flops_per_token},
+          {"mfu", s.cuda ? nlohmann::json(mfu(s.flops_per_token, tok_per_s, s.world_size)) : nlohmann::json(nullptr)},
+          {"peak_mem_gib", s.peak_mem_gib}, {"peak_mem_gib_max", peak_max}, {"loss_first", s.loss_first},
+          {"loss_last", s.loss_last}, {"activation_checkpointing", s.config.activation_checkpointing},
+          {"precision", s.precision}};
+}
+
+}  // namespace deepspeed::examples::gpt2
