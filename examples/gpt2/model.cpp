@@ -30,6 +30,12 @@ torch::nn::LayerNorm layer_norm(std::int64_t d) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(1e-5));
 }
 
+// LibTorch's C++ torch::nn::Linear (torch::nn::functional::linear) adds the bias to a 3-D input as a separate
+// broadcast `+=`, a strided kernel that re-reads and re-writes every activation: 8 ms of an 80 ms GPT-2 124M step
+// on an H100 (docs/benchmarks.md). ATen's at::linear, which PyTorch's nn.Linear calls, flattens a contiguous
+// input to one addmm with the bias in the GEMM's epilogue. Same parameters, same module tree.
+at::Tensor dense(const torch::nn::Linear& l, const at::Tensor& x) { return at::linear(x, l->weight, l->bias); }
+
 // GPT-2 scales the weights of the projections that write into the residual stream, so its variance does not
 // grow with depth: 2 such writes per block.
 double residual_std(const GPTConfig& c) { return kInitStd / std::sqrt(2.0 * static_cast<double>(c.n_layer)); }
@@ -45,12 +51,12 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& c)
 
 at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x) {
   const std::int64_t b = x.size(0), t = x.size(1), hd = n_embd_ / n_head_;
-  auto qkv = c_attn(x).split(n_embd_, 2);
+  auto qkv = dense(c_attn, x).split(n_embd_, 2);
   auto heads = [&](const at::Tensor& z) { return z.view({b, t, n_head_, hd}).transpose(1, 2); };  // [B, H, T, hd]
   at::Tensor y = at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), /*attn_mask=*/{},
                                                   is_training() ? dropout_ : 0.0, /*is_causal=*/true);
   y = y.transpose(1, 2).contiguous().view({b, t, n_embd_});
-  return resid_dropout_(c_proj(y));
+  return resid_dropout_(dense(c_proj, y));
 }
 
 MlpImpl::MlpImpl(const GPTConfig& c) {
@@ -59,7 +65,7 @@ MlpImpl::MlpImpl(const GPTConfig& c) {
   dropout_ = register_module("dropout", torch::nn::Dropout(c.dropout));
 }
 
-at::Tensor MlpImpl::forward(const at::Tensor& x) { return dropout_(c_proj(at::gelu(c_fc(x), "tanh"))); }
+at::Tensor MlpImpl::forward(const at::Tensor& x) { return dropout_(dense(c_proj, at::gelu(dense(c_fc, x), "tanh"))); }
 
 BlockImpl::BlockImpl(const GPTConfig& c) {
   ln_1 = register_module("ln_1", layer_norm(c.n_embd));

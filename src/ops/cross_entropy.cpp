@@ -27,8 +27,13 @@ detail::LogitType logit_type(at::ScalarType t) {
   }
 }
 
-// The gradient is produced with the loss (the kernel has the row's log-sum-exp in hand then) and kept in the
-// autograd context until backward scales it by the incoming gradient.
+void check_launch(cudaError_t err) {
+  if (err != cudaSuccess) throw JobError(std::string("fused cross-entropy launch failed: ") + cudaGetErrorString(err));
+}
+
+// The gradient for an incoming gradient of 1 is produced with the loss (the kernel has the row's log-sum-exp in
+// hand then) and kept in the autograd context; backward finishes it on the device without a host sync (see
+// launch_cross_entropy_backward), so a scaled loss costs one more pass and a plain one none.
 class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& targets) {
@@ -36,14 +41,18 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     const std::int64_t rows = logits.size(0), vocab = logits.size(1);
     const auto t = targets.to(at::kLong).contiguous();
     at::Tensor loss_rows = at::empty({rows}, logits.options().dtype(at::kFloat));
+    at::Tensor lse_rows = at::empty({rows}, logits.options().dtype(at::kFloat));
     at::Tensor grad = at::empty_like(logits);
     const float scale = rows > 0 ? 1.0f / static_cast<float>(rows) : 0.0f;
-    const auto err = detail::launch_cross_entropy_forward(logit_type(logits.scalar_type()), logits.data_ptr(),
-                                                          t.data_ptr<std::int64_t>(), loss_rows.data_ptr<float>(),
-                                                          grad.data_ptr(), rows, vocab, scale,
-                                                          c10::cuda::getCurrentCUDAStream().stream());
-    if (err != cudaSuccess) throw JobError(std::string("fused cross-entropy launch failed: ") + cudaGetErrorString(err));
+    check_launch(detail::launch_cross_entropy_forward(logit_type(logits.scalar_type()), logits.data_ptr(),
+                                                      t.data_ptr<std::int64_t>(), loss_rows.data_ptr<float>(),
+                                                      lse_rows.data_ptr<float>(), grad.data_ptr(), rows, vocab, scale,
+                                                      c10::cuda::getCurrentCUDAStream().stream()));
+    ctx->save_for_backward({logits});  // read only when the incoming gradient is not 1; version-checked
+    ctx->saved_data["targets"] = t;
+    ctx->saved_data["lse"] = lse_rows;
     ctx->saved_data["grad"] = grad;
+    ctx->saved_data["scale"] = static_cast<double>(scale);
     return loss_rows.mean();
   }
 
@@ -56,7 +65,19 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     }
     at::Tensor grad = slot.toTensor();
     slot = c10::IValue();  // freed when autograd drops the returned gradient
-    grad.mul_(grad_outputs[0]);
+    const at::Tensor logits = ctx->get_saved_variables()[0];
+    const at::Tensor targets = ctx->saved_data["targets"].toTensor();
+    const at::Tensor lse = ctx->saved_data["lse"].toTensor();
+    const auto scale = static_cast<float>(ctx->saved_data["scale"].toDouble());
+    ctx->saved_data.clear();
+    const c10::cuda::CUDAGuard guard(grad.device());
+    const at::Tensor factor = grad_outputs[0].defined()
+                                  ? grad_outputs[0].to(grad.device(), at::kFloat).contiguous()
+                                  : at::zeros({}, grad.options().dtype(at::kFloat));
+    check_launch(detail::launch_cross_entropy_backward(
+        logit_type(grad.scalar_type()), logits.data_ptr(), targets.data_ptr<std::int64_t>(), lse.data_ptr<float>(),
+        grad.data_ptr(), grad.size(0), grad.size(1), scale, factor.data_ptr<float>(),
+        c10::cuda::getCurrentCUDAStream().stream()));
     return {grad, at::Tensor()};
   }
 };

@@ -1,6 +1,6 @@
-// Fused cross-entropy forward + gradient: one block per row, two passes over the row (the second mostly
-// from L2): an online max/sum-exp in fp32, then the gradient written in the logits' type. Memory-bound; 16-byte
-// loads and stores when the row allows them.
+// Fused cross-entropy: the forward is one block per row, two passes over the row (the second mostly from
+// L2): an online max/sum-exp in fp32, then the gradient for an incoming gradient of 1, written in the logits'
+// type. Memory-bound; 16-byte loads and stores when the row allows them.
 #include "src/ops/cross_entropy_kernel.h"
 
 #include <cuda_bf16.h>
@@ -67,35 +67,12 @@ __device__ MaxSum block_reduce(MaxSum v) {
   return result;
 }
 
-// kVector: the row is read and written as 16-byte packs of kPack elements (vocab % kPack == 0, aligned rows).
+// grad_r = (softmax(x_r) - onehot(target)) * scale, rounded once to T. kVector: 16-byte packs of kPack
+// elements (vocab % kPack == 0, aligned rows).
 template <typename T, bool kVector>
-__global__ void __launch_bounds__(kThreads)
-    cross_entropy_forward(const T* __restrict__ logits, const std::int64_t* __restrict__ targets,
-                          float* __restrict__ loss_rows, T* __restrict__ grad, std::int64_t vocab, float scale) {
+__device__ __forceinline__ void write_grad_row(const T* __restrict__ x, T* __restrict__ g, std::int64_t vocab,
+                                               float lse, std::int64_t target, float scale) {
   constexpr int kPack = 16 / sizeof(T);
-  const std::int64_t row = blockIdx.x;
-  const T* x = logits + row * vocab;
-  T* g = grad + row * vocab;
-
-  MaxSum state{-INFINITY, 0.0f};
-  if constexpr (kVector) {
-    const uint4* packs = reinterpret_cast<const uint4*>(x);
-    for (std::int64_t i = threadIdx.x; i < vocab / kPack; i += kThreads) {
-      const uint4 raw = packs[i];
-      T values[kPack];
-      memcpy(values, &raw, sizeof raw);
-#pragma unroll
-      for (int k = 0; k < kPack; ++k) accumulate(state, to_float(values[k]));
-    }
-  } else {
-    for (std::int64_t i = threadIdx.x; i < vocab; i += kThreads) accumulate(state, to_float(x[i]));
-  }
-  const MaxSum total = block_reduce(state);
-  const float lse = total.max + logf(total.sum);
-  const std::int64_t target = targets[row];
-  const bool valid = target >= 0 && target < vocab;
-  if (threadIdx.x == 0) loss_rows[row] = valid ? lse - to_float(x[target]) : NAN;
-
   if constexpr (kVector) {
     const uint4* packs = reinterpret_cast<const uint4*>(x);
     uint4* out = reinterpret_cast<uint4*>(g);
@@ -121,19 +98,93 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <typename T>
-cudaError_t launch(const void* logits, const std::int64_t* targets, float* loss_rows, void* grad, std::int64_t rows,
-                   std::int64_t vocab, float scale, cudaStream_t stream) {
+template <typename T, bool kVector>
+__global__ void __launch_bounds__(kThreads)
+    cross_entropy_forward(const T* __restrict__ logits, const std::int64_t* __restrict__ targets,
+                          float* __restrict__ loss_rows, float* __restrict__ lse_rows, T* __restrict__ grad,
+                          std::int64_t vocab, float scale) {
   constexpr int kPack = 16 / sizeof(T);
-  const bool vector = vocab % kPack == 0 && reinterpret_cast<std::uintptr_t>(logits) % 16 == 0 &&
-                      reinterpret_cast<std::uintptr_t>(grad) % 16 == 0;
+  const std::int64_t row = blockIdx.x;
+  const T* x = logits + row * vocab;
+
+  MaxSum state{-INFINITY, 0.0f};
+  if constexpr (kVector) {
+    const uint4* packs = reinterpret_cast<const uint4*>(x);
+    for (std::int64_t i = threadIdx.x; i < vocab / kPack; i += kThreads) {
+      const uint4 raw = packs[i];
+      T values[kPack];
+      memcpy(values, &raw, sizeof raw);
+#pragma unroll
+      for (int k = 0; k < kPack; ++k) accumulate(state, to_float(values[k]));
+    }
+  } else {
+    for (std::int64_t i = threadIdx.x; i < vocab; i += kThreads) accumulate(state, to_float(x[i]));
+  }
+  const MaxSum total = block_reduce(state);
+  const float lse = total.max + logf(total.sum);
+  const std::int64_t target = targets[row];
+  const bool valid = target >= 0 && target < vocab;
+  if (threadIdx.x == 0) {
+    loss_rows[row] = valid ? lse - to_float(x[target]) : NAN;
+    lse_rows[row] = lse;
+  }
+  // The second pass reads the row again, mostly from L2.
+  write_grad_row<T, kVector>(x, grad + row * vocab, vocab, lse, target, scale);
+}
+
+// Every block reads the incoming gradient first: when it is exactly 1 (the plain `loss.backward()`) the
+// forward's gradient is already the answer and no block touches memory. Otherwise the gradient is recomputed
+// from the logits with the factor inside, so a loss scale reaches the values before the one rounding (scaling
+// the stored 16-bit gradient afterwards would keep what fp16 had already flushed to zero).
+template <typename T, bool kVector>
+__global__ void __launch_bounds__(kThreads)
+    cross_entropy_backward(const T* __restrict__ logits, const std::int64_t* __restrict__ targets,
+                           const float* __restrict__ lse_rows, T* __restrict__ grad, std::int64_t rows,
+                           std::int64_t vocab, float scale, const float* __restrict__ grad_output) {
+  const float factor = *grad_output;
+  if (factor == 1.0f) return;
+  for (std::int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    write_grad_row<T, kVector>(logits + row * vocab, grad + row * vocab, vocab, lse_rows[row], targets[row],
+                               scale * factor);
+  }
+}
+
+template <typename T>
+bool packs_fit(std::int64_t vocab, const void* logits, const void* grad) {
+  constexpr int kPack = 16 / sizeof(T);
+  return vocab % kPack == 0 && reinterpret_cast<std::uintptr_t>(logits) % 16 == 0 &&
+         reinterpret_cast<std::uintptr_t>(grad) % 16 == 0;
+}
+
+template <typename T>
+cudaError_t launch_forward(const void* logits, const std::int64_t* targets, float* loss_rows, float* lse_rows,
+                           void* grad, std::int64_t rows, std::int64_t vocab, float scale, cudaStream_t stream) {
   const auto* in = static_cast<const T*>(logits);
   auto* out = static_cast<T*>(grad);
   if (rows == 0) return cudaSuccess;
-  if (vector) {
-    cross_entropy_forward<T, true><<<rows, kThreads, 0, stream>>>(in, targets, loss_rows, out, vocab, scale);
+  if (packs_fit<T>(vocab, logits, grad)) {
+    cross_entropy_forward<T, true><<<rows, kThreads, 0, stream>>>(in, targets, loss_rows, lse_rows, out, vocab, scale);
   } else {
-    cross_entropy_forward<T, false><<<rows, kThreads, 0, stream>>>(in, targets, loss_rows, out, vocab, scale);
+    cross_entropy_forward<T, false><<<rows, kThreads, 0, stream>>>(in, targets, loss_rows, lse_rows, out, vocab, scale);
+  }
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_backward(const void* logits, const std::int64_t* targets, const float* lse_rows, void* grad,
+                            std::int64_t rows, std::int64_t vocab, float scale, const float* grad_output,
+                            cudaStream_t stream) {
+  const auto* in = static_cast<const T*>(logits);
+  auto* out = static_cast<T*>(grad);
+  if (rows == 0) return cudaSuccess;
+  // Rows are strided over a bounded grid, so the early exit for a factor of 1 costs one short wave.
+  const unsigned blocks = static_cast<unsigned>(rows < 2048 ? rows : 2048);
+  if (packs_fit<T>(vocab, logits, grad)) {
+    cross_entropy_backward<T, true><<<blocks, kThreads, 0, stream>>>(in, targets, lse_rows, out, rows, vocab, scale,
+                                                                     grad_output);
+  } else {
+    cross_entropy_backward<T, false><<<blocks, kThreads, 0, stream>>>(in, targets, lse_rows, out, rows, vocab, scale,
+                                                                      grad_output);
   }
   return cudaGetLastError();
 }
@@ -141,15 +192,29 @@ cudaError_t launch(const void* logits, const std::int64_t* targets, float* loss_
 }  // namespace
 
 cudaError_t launch_cross_entropy_forward(LogitType type, const void* logits, const std::int64_t* targets,
-                                         float* loss_rows, void* grad, std::int64_t rows, std::int64_t vocab,
-                                         float scale, cudaStream_t stream) {
+                                         float* loss_rows, float* lse_rows, void* grad, std::int64_t rows,
+                                         std::int64_t vocab, float scale, cudaStream_t stream) {
   switch (type) {
     case LogitType::kFloat32:
-      return launch<float>(logits, targets, loss_rows, grad, rows, vocab, scale, stream);
+      return launch_forward<float>(logits, targets, loss_rows, lse_rows, grad, rows, vocab, scale, stream);
     case LogitType::kFloat16:
-      return launch<__half>(logits, targets, loss_rows, grad, rows, vocab, scale, stream);
+      return launch_forward<__half>(logits, targets, loss_rows, lse_rows, grad, rows, vocab, scale, stream);
     case LogitType::kBFloat16:
-      return launch<__nv_bfloat16>(logits, targets, loss_rows, grad, rows, vocab, scale, stream);
+      return launch_forward<__nv_bfloat16>(logits, targets, loss_rows, lse_rows, grad, rows, vocab, scale, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t launch_cross_entropy_backward(LogitType type, const void* logits, const std::int64_t* targets,
+                                          const float* lse_rows, void* grad, std::int64_t rows, std::int64_t vocab,
+                                          float scale, const float* grad_output, cudaStream_t stream) {
+  switch (type) {
+    case LogitType::kFloat32:
+      return launch_backward<float>(logits, targets, lse_rows, grad, rows, vocab, scale, grad_output, stream);
+    case LogitType::kFloat16:
+      return launch_backward<__half>(logits, targets, lse_rows, grad, rows, vocab, scale, grad_output, stream);
+    case LogitType::kBFloat16:
+      return launch_backward<__nv_bfloat16>(logits, targets, lse_rows, grad, rows, vocab, scale, grad_output, stream);
   }
   return cudaErrorInvalidValue;
 }

@@ -30,20 +30,22 @@ TEST_P(CrossEntropyGpu, MatchesTheFp32Reference) {
   const auto logits = (at::randn({rows, vocab}, opts) * 4).to(dtype);
   const auto targets = at::randint(0, vocab, {rows}, opts.dtype(at::kLong));
   ASSERT_TRUE(ops::cross_entropy_is_fused(logits, targets));
-  const auto fused = loss_and_grad(ops::cross_entropy, logits, targets, 3.0);
-  const auto ref = loss_and_grad(ops::cross_entropy_reference, logits, targets, 3.0);
-  EXPECT_NEAR(fused.loss, ref.loss, 1e-5 * std::abs(ref.loss)) << "vocab " << vocab;
-  // Both gradients are computed in fp32 and rounded once to the logits' dtype; values at a binade edge may
-  // round apart by one step of the binade above: allow two units in the last place, relative.
-  const double rel = dtype == at::kBFloat16 ? 1.6e-2 : dtype == at::kHalf ? 2e-3 : 1e-5;
-  // fp16 values below 6.1e-5 are subnormal, spaced 2^-24 apart, and the fused gradient is rounded before the
-  // ×3 of backward scales it: allow a few such steps there. (An fp32 emulation of both paths gives the same
-  // maximum differences as the H100 did: 7.6e-6 fp16, 6.1e-5 bf16.)
-  const double tiny = dtype == at::kHalf ? 3.0 * 4 * std::ldexp(1.0, -24) : 3.0 / static_cast<double>(rows) * 1e-6;
-  const auto diff = (fused.grad - ref.grad).abs();
-  const auto bound = ref.grad.abs() * rel + tiny;
-  EXPECT_TRUE(at::all(diff <= bound).item<bool>())
-      << "max |diff| " << diff.max().item<double>() << " at dtype " << c10::toString(dtype) << " vocab " << vocab;
+  // Factor 1: the forward's gradient is the answer; 3: backward recomputes it with the factor inside.
+  for (const double factor : {1.0, 3.0}) {
+    const auto fused = loss_and_grad(ops::cross_entropy, logits, targets, factor);
+    const auto ref = loss_and_grad(ops::cross_entropy_reference, logits, targets, factor);
+    EXPECT_NEAR(fused.loss, ref.loss, 1e-5 * std::abs(ref.loss)) << "vocab " << vocab;
+    // Both gradients are computed in fp32 and rounded once to the logits' dtype; the fp32 values may differ in
+    // the last bit (another order of the same products), so a value at a rounding boundary may land one step
+    // of its binade apart: two units in the last place, relative; one subnormal step absolute for fp16.
+    const double rel = dtype == at::kBFloat16 ? 1.6e-2 : dtype == at::kHalf ? 2e-3 : 1e-5;
+    const double tiny = dtype == at::kHalf ? 2 * std::ldexp(1.0, -24) : factor / static_cast<double>(rows) * 1e-6;
+    const auto diff = (fused.grad - ref.grad).abs();
+    const auto bound = ref.grad.abs() * rel + tiny;
+    EXPECT_TRUE(at::all(diff <= bound).item<bool>()) << "max |diff| " << diff.max().item<double>() << " at dtype "
+                                                     << c10::toString(dtype) << " vocab " << vocab << " factor "
+                                                     << factor;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(DtypesAndPaths, CrossEntropyGpu,
@@ -64,6 +66,26 @@ TEST_F(CrossEntropyGpu, MinusInfinityLogitsAndBadTargets) {
   const auto bad = at::tensor({3, 16}, at::TensorOptions().device(at::kCUDA).dtype(at::kLong));
   auto x = logits.clone().requires_grad_(true);  // the fused path runs when autograd records
   EXPECT_TRUE(std::isnan(ops::cross_entropy(x, bad).item<double>()));  // so an fp16 step is skipped
+}
+
+// fp16 with a loss scale, as the engine differentiates it: (softmax / rows) of a 50304-way row is ~1e-8, below
+// fp16's smallest subnormal, so only a gradient computed with the scale inside keeps it (as the reference does).
+TEST_F(CrossEntropyGpu, LossScaleReachesSmallFp16Gradients) {
+  if (!at::hasCUDA()) GTEST_SKIP();
+  at::manual_seed(2);
+  const std::int64_t rows = 2048, vocab = 50304;
+  const auto opts = at::TensorOptions().device(at::kCUDA);
+  const auto logits = at::randn({rows, vocab}, opts).to(at::kHalf);
+  const auto targets = at::randint(0, vocab, {rows}, opts.dtype(at::kLong));
+  const double loss_scale = 65536.0;
+  const auto fused = loss_and_grad(ops::cross_entropy, logits, targets, loss_scale);
+  const auto ref = loss_and_grad(ops::cross_entropy_reference, logits, targets, loss_scale);
+  const auto nonzero = [](const at::Tensor& g) { return (g != 0).sum().item<std::int64_t>(); };
+  EXPECT_GT(nonzero(ref.grad), rows * vocab / 2);  // the premise: the scaled values are representable
+  EXPECT_EQ(nonzero(fused.grad), nonzero(ref.grad));
+  const auto diff = (fused.grad - ref.grad).abs();
+  EXPECT_TRUE(at::all(diff <= ref.grad.abs() * 2e-3 + 2 * std::ldexp(1.0, -24)).item<bool>())
+      << "max |diff| " << diff.max().item<double>();
 }
 
 TEST_F(CrossEntropyGpu, SecondBackwardIsAClearError) {

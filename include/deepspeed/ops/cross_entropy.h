@@ -6,8 +6,11 @@
 /// moves about 20 bytes per logit through memory; for GPT-2 124M at 32 × 1024 tokens that is ~60 GB and a
 /// fifth of the step (docs/benchmarks.md). The fused kernel reads the 16-bit logits, computes each row's
 /// log-sum-exp in fp32 and writes the gradient (softmax − one-hot) / rows in the logits' dtype in the same
-/// launch: ~3 bytes per logit forward, a scale in place backward. Numerics: every value is computed in fp32;
-/// only the stored gradient is rounded to the logits' dtype (as autograd would round it anyway).
+/// launch: ~6 bytes per 16-bit logit forward. Backward costs nothing when the incoming gradient is 1 (the
+/// kernel checks on the device, no host sync); any other factor (gradient accumulation's 1/gas, fp16's loss
+/// scale) recomputes the gradient from the logits with the factor inside (~4 bytes per logit). Numerics: every
+/// value is computed in fp32 and the gradient is rounded once to the logits' dtype, after the factor, so a
+/// loss scale protects small fp16 gradients as it does through the reference.
 ///
 /// The reference (any device, any dtype): at::cross_entropy_loss on the fp32 upcast. It is also used when
 /// DS_REFERENCE_CROSS_ENTROPY=1, so a run can be compared against it.
@@ -20,7 +23,7 @@ namespace deepspeed::ops {
 /// tensor with autograd to `logits`. Fused when logits are a contiguous CUDA bf16/fp16/fp32 tensor built with
 /// CUDA support; otherwise the reference. Fused: targets must lie in [0, vocab) (no ignore_index) — a row whose
 /// target does not gives a NaN loss, so the fp16 overflow check skips the step — and the graph can be
-/// differentiated once (the gradient is computed in forward and scaled in place in backward). Without autograd
+/// differentiated once (the gradient buffer computed in forward is handed to autograd). Without autograd
 /// (under a no-grad guard, or logits that do not require grad) the reference runs: the kernel's gradient would
 /// be wasted.
 at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& targets);
