@@ -17,7 +17,7 @@
 #   MODELS="124M"          models (124M 350M 774M 1.5B)        GPUS="1 4 2"     GPU counts, in this order
 #                                                                               (those above the machine's skipped)
 #   IMPLS="ours loop eager compile deepspeed ddp fsdp2"   (+ ours_refce; + profile: ours' kernel-time table,
-#                          1 GPU, into $OUT/profile_<model>.md, and its Chrome trace, trace_<model>.json.gz)
+#                          1 GPU, into $OUT/profile_<model>.md, with the kernel time by launching op)
 #   STAGES="0 1 2 3"       ZeRO stages for N > 1
 #   STEPS=20 WARMUP=10     timed / warm-up optimizer steps (warm-up rounded up to a multiple of STEPS)
 #   SEQ_LEN=1024 GAS=1     sequence length, gradient accumulation steps
@@ -202,7 +202,9 @@ for model in $MODELS; do
           --log-interval "$warm" --warmup-steps "$warm" --profile-steps 5 --data "$tokens" --data-format uint16 \
           --profile-trace "$work/trace_${model}.json" $ac_flag >"$work/profile_${model}.log" 2>&1
         sed -n 's/^profile: //p' "$work/profile_${model}.log" | tee "$out/profile_${model}.md"
-        [ -f "$work/trace_${model}.json" ] && gzip -c "$work/trace_${model}.json" >"$out/trace_${model}.json.gz"
+        # The same 5 steps by launching op (who owns each kernel), appended to the table.
+        [ -f "$work/trace_${model}.json" ] && $PYTHON bench/trace_by_op.py "$work/trace_${model}.json" --steps 5 \
+          --top 20 | sed -n 's/^trace: //p' | tee -a "$out/profile_${model}.md"
       fi
       if [ "$n" = 1 ] && has ours_refce; then  # ours with the upcast cross-entropy: what the fused loss gains
         impl="deepspeed.cpp (reference CE)"; port=$((port + 1))
