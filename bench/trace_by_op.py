@@ -46,33 +46,33 @@ def main():
     def node_of(op):
         spans, keys = autograd_nodes.get(op["tid"], []), starts.get(op["tid"], [])
         i = bisect.bisect_right(keys, op["ts"]) - 1
+        # The innermost containing node starts last; reentrant backward (activation checkpointing) nests nodes,
+        # so walk back past those that ended before the op.
         while i >= 0:
-            s, end, name = spans[i]
-            if s <= op["ts"] <= end:
+            start, end, name = spans[i]
+            if start <= op["ts"] <= end:
                 return name
             i -= 1
-            if i >= 0 and spans[i][1] < op["ts"] - 1e6:
-                break
         return "forward / step"
 
     by_op = collections.Counter()
     calls = collections.Counter()
-    sample = {}
+    by_kernel = collections.defaultdict(collections.Counter)  # owner -> kernel name -> time
     total = 0.0
     for k in kernels:
         op = ops.get(k.get("args", {}).get("External id"))
         owner = f"{node_of(op)} › {op['name']}" if op else "(no op)"
         by_op[owner] += k["dur"]
         calls[owner] += 1
-        sample.setdefault(owner, k["name"])
+        by_kernel[owner][k["name"]] += k["dur"]
         total += k["dur"]
     per = max(a.steps, 1) * 1000.0
     print(f"trace: {len(kernels)} device events, {total / per:.1f} ms/step over {a.steps} step(s)")
-    print("trace: | autograd node › launching op | ms/step | share | calls/step | a kernel |")
+    print("trace: | autograd node › launching op | ms/step | share | calls/step | its longest kernel |")
     print("trace: |---|---|---|---|---|")
     for owner, us in by_op.most_common(a.top):
-        kernel = sample[owner].replace("|", "/")[:70]
-        print(f"trace: | {owner} | {us / per:.2f} | {100 * us / total:.1f}% | {calls[owner] / a.steps:.0f} | {kernel} |")
+        kernel = by_kernel[owner].most_common(1)[0][0].replace("|", "/")[:70]
+        print(f"trace: | {owner} | {us / per:.2f} | {100 * us / total:.1f}% | {calls[owner] / a.steps:g} | {kernel} |")
 
 
 if __name__ == "__main__":
