@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """GPT-2 trained by real DeepSpeed (PyPI `deepspeed`): the DeepSpeed rows of the GPT-2 benchmark (issue #6).
 
-Same model, data, seed and ds_config file as deepspeed.cpp's examples/gpt2 (see gpt2_common.py); DeepSpeed
+Same model, data, seed and ds_config file as deepspeed.cpp's examples/gpt2 (see gpt2_model.py, gpt2_data.py); DeepSpeed
 does what the config says: bf16 casts the module, the optimizer section builds DeepSpeed's FusedAdam (JIT
 built on first use; `--optimizer torch-fused` passes torch.optim.AdamW(fused=True) instead), the scheduler
 section builds DeepSpeed's schedule, zero_optimization.stage picks the ZeRO optimizer.

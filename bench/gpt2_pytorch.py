@@ -2,7 +2,7 @@
 """GPT-2 trained by plain PyTorch: the baseline rows of the GPT-2 benchmark (issue #6).
 
 The model, data, batch, optimizer, schedule, clipping and FLOPs formula are deepspeed.cpp's examples/gpt2
-(see gpt2_common.py); the batch, optimizer and schedule come from the same ds_config file.
+(see gpt2_model.py, gpt2_data.py); the batch, optimizer and schedule come from the same ds_config file.
 
   # one GPU, eager or torch.compile
   python3 bench/gpt2_pytorch.py --mode eager   --deepspeed_config examples/gpt2/ds_config_124M.json \
