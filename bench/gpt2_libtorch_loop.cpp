@@ -24,7 +24,7 @@
 
 #include "deepspeed/config/config.h"
 #include "deepspeed/data/dataloader.h"
-#include "deepspeed/engine/checkpointing.h"
+#include "deepspeed/engine/activation_checkpointing.h"
 #include "deepspeed/engine/timers.h"
 #include "deepspeed/optim/lr_schedules.h"
 #include "deepspeed/util/error.h"

@@ -16,10 +16,19 @@ else()
   message(STATUS "deepspeed.cpp: no nccl.h found; GPU ranks will report that NCCL is missing")
 endif()
 
-# zero: flat buffers, partition and bucket arithmetic, gradient reduction.
-ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp zero/unit.cpp
-           zero/partitioned_params.cpp zero/storage.cpp zero/init.cpp)
-target_link_libraries(ds_zero PUBLIC ds_comm)
+# checkpoint: DeepSpeed's file layout, crash-safe writes, and the sections stateful parts save into. Below zero:
+# the ZeRO layouts save themselves.
+ds_library(ds_checkpoint checkpoint/files.cpp checkpoint/state.cpp)
+target_link_libraries(ds_checkpoint PUBLIC ds_util torch)
+
+# zero: the ZeRO layouts (strategies) and their parts — flat buffers, partition and bucket arithmetic, gradient
+# reduction, master weights, storage placement, partitioned parameters, units — and re-cutting and
+# consolidating their checkpoints.
+ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp zero/unit.cpp zero/find_units.cpp
+           zero/partitioned_params.cpp zero/storage.cpp zero/init.cpp zero/placement.cpp zero/master_weights.cpp
+           zero/strategy.cpp zero/strategy_factory.cpp zero/replicated.cpp zero/sharded.cpp zero/partitioned.cpp
+           zero/shard_checkpoint.cpp zero/reshard.cpp zero/consolidate.cpp)
+target_link_libraries(ds_zero PUBLIC ds_comm ds_config ds_checkpoint)
 
 # optim: optimizers, clipping (the LR schedules are ds_schedules, torch-free).
 ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/sgd.cpp optim/clip.cpp optim/state_dict.cpp
@@ -36,13 +45,9 @@ set_source_files_properties(optim/cpu_adam_scalar.cpp optim/cpu_adam_avx2.cpp op
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 target_link_libraries(ds_optim PRIVATE OpenMP::OpenMP_CXX)
 
-# precision: loss scaling (pure arithmetic), master weights.
-ds_library(ds_precision precision/loss_scaler.cpp precision/master_params.cpp)
-target_link_libraries(ds_precision PUBLIC ds_config ds_zero)
-
-# checkpoint: file layout, crash-safe writes, shard re-cutting.
-ds_library(ds_checkpoint checkpoint/files.cpp checkpoint/reshard.cpp checkpoint/consolidate.cpp)
-target_link_libraries(ds_checkpoint PUBLIC ds_zero)
+# precision: fp16 loss scaling (pure arithmetic).
+ds_library(ds_precision precision/loss_scaler.cpp)
+target_link_libraries(ds_precision PUBLIC ds_config)
 
 # data: sampler, datasets, loader.
 file(GLOB DS_DATA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/data/*.cpp)
@@ -50,8 +55,8 @@ ds_library(ds_data ${DS_DATA_SOURCES})
 target_link_libraries(ds_data PUBLIC ds_util torch)
 
 # engine: initialize(), Engine, timers.
-ds_library(ds_engine engine/arguments.cpp engine/checkpointing.cpp engine/engine.cpp engine/initialize.cpp
-           engine/module_sync.cpp engine/timers.cpp engine/checkpoint.cpp engine/checkpoint_zero.cpp
+ds_library(ds_engine engine/arguments.cpp engine/activation_checkpointing.cpp engine/engine.cpp engine/initialize.cpp
+           engine/module_sync.cpp engine/timers.cpp engine/checkpoint.cpp engine/checkpoint_parts.cpp
            engine/gathered_parameters.cpp)
 target_link_libraries(ds_engine PUBLIC ds_optim ds_precision ds_checkpoint ds_zero ds_data ds_comm CLI11::CLI11)
 execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}

@@ -17,7 +17,7 @@
 #include <ATen/ATen.h>
 
 #include "deepspeed/deepspeed.h"
-#include "deepspeed/engine/checkpointing.h"
+#include "deepspeed/engine/activation_checkpointing.h"
 #include "deepspeed/engine/timers.h"
 #include "deepspeed/ops/cross_entropy.h"
 #include "examples/gpt2/data.h"

@@ -9,7 +9,7 @@
 #include <ATen/ops/scaled_dot_product_attention.h>
 #include <torch/nn/init.h>
 
-#include "deepspeed/engine/checkpointing.h"
+#include "deepspeed/engine/activation_checkpointing.h"
 #include "deepspeed/ops/cross_entropy.h"
 #include "deepspeed/util/error.h"
 

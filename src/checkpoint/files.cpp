@@ -12,6 +12,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/serialize.h>
 
 #include "deepspeed/util/error.h"
@@ -143,6 +146,29 @@ nlohmann::json ivalue_to_json(const c10::IValue& v) {
     return out;
   }
   return nullptr;
+}
+
+void save_state_dict(const std::vector<std::pair<std::string, at::Tensor>>& state, const std::string& path) {
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
+  for (const auto& [name, tensor] : state) dict.insert(name, tensor.contiguous());
+  // torch::pickle_save tags containers with their TorchScript types (torch.jit._pickle.restore_type_tag),
+  // which torch.load(weights_only=True) — PyTorch's default since 2.6 — refuses. A state dict needs no tags.
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler([&](const char* data, std::size_t size) { pickle.insert(pickle.end(), data, data + size); },
+                              nullptr, nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(dict);
+  pickler.stop();
+  std::string bytes;
+  {
+    caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, std::size_t size) {
+      bytes.append(static_cast<const char*>(data), size);
+      return size;
+    });
+    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), writer);
+    writer.writeEndOfFile();
+  }
+  write_file_atomic(path, bytes);
 }
 
 std::string staging_dir(const std::string& save_dir, const std::string& tag) {

@@ -1,44 +1,50 @@
 #pragma once
 // Internal: the engine's state and the orchestration of forward/backward/step. Each feature lives in its own
-// component (flat groups, reducer, master weights, loss scaler, optimizer, scheduler, timers); this class
-// only sequences them.
+// component — the ZeRO layout (zero::Strategy: flat buffers, gradient reduction, master weights, partitioned
+// parameters), the loss scaler, the optimizer, the LR schedule, the timers; this class only sequences them.
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/any.h>
 
+#include "deepspeed/checkpoint/state.h"
 #include "deepspeed/comm/communicator.h"
 #include "deepspeed/config/config.h"
 #include "deepspeed/engine/timers.h"
 #include "deepspeed/optim/lr_schedules.h"
 #include "deepspeed/optim/optimizer.h"
 #include "deepspeed/precision/loss_scaler.h"
-#include "deepspeed/precision/master_params.h"
-#include "deepspeed/zero/flat_group.h"
-#include "deepspeed/zero/grad_reducer.h"
-#include "deepspeed/zero/partitioned_params.h"
+#include "deepspeed/zero/strategy.h"
 
 namespace deepspeed {
 
+/// What initialize() hands the engine.
+struct EngineParts {
+  config::Config config;
+  std::shared_ptr<comm::Communicator> comm;
+  torch::nn::AnyModule any_module;
+  std::shared_ptr<torch::nn::Module> module;
+  at::ScalarType model_dtype = at::kFloat;
+  std::unique_ptr<zero::Strategy> zero;
+  std::shared_ptr<optim::Optimizer> optimizer;
+  std::shared_ptr<optim::LRScheduler> scheduler;
+  bool has_dataloader = false;
+};
+
+/// Progress counters, as DeepSpeed's engine keeps them (checkpointed).
+struct StepCounters {
+  std::int64_t global_steps = 0;
+  std::int64_t global_samples = 0;
+  std::int64_t micro_steps = 0;
+  std::int64_t skipped_steps = 0;
+};
+
 class EngineImpl {
  public:
-  struct Parts {
-    config::Config config;
-    std::shared_ptr<comm::Communicator> comm;
-    torch::nn::AnyModule any_module;
-    std::shared_ptr<torch::nn::Module> module;
-    at::ScalarType model_dtype = at::kFloat;
-    std::vector<std::unique_ptr<zero::FlatGroup>> flat_groups;
-    std::unique_ptr<zero::PartitionedParams> partitioned;
-    std::unique_ptr<zero::GradientReducer> reducer;
-    std::unique_ptr<precision::MasterParams> master;
-    std::shared_ptr<optim::Optimizer> optimizer;
-    std::shared_ptr<optim::LRScheduler> scheduler;
-    bool has_dataloader = false;
-    std::int64_t bucket_numel = 0;
-  };
-  explicit EngineImpl(Parts parts);
+  explicit EngineImpl(EngineParts parts);
+  ~EngineImpl();
 
   void begin_forward();
   void end_forward();
@@ -47,49 +53,44 @@ class EngineImpl {
   at::Tensor backward(const at::Tensor& loss, bool retain_graph, bool scale_wrt_gas);
   void step();
   bool is_boundary() const;
+  void set_boundary_override(bool boundary) { boundary_override_ = boundary; }
 
   /// Called by the data loader each time it yields a micro-batch (DeepSpeed starts its throughput timer there).
   void on_batch_fetched() { throughput_.start(); }
-
   void report_progress(std::int64_t step) const;
-  /// The FlatGroups the master weights and optimizer state follow, in the reducer's order (ZeRO-3: the units').
-  std::vector<zero::FlatGroup*> layout_groups() const;
 
-  config::Config config;
-  std::shared_ptr<comm::Communicator> comm;
-  torch::nn::AnyModule any_module;
-  std::shared_ptr<torch::nn::Module> module;
-  at::ScalarType model_dtype;
-  std::vector<std::unique_ptr<zero::FlatGroup>> flat_groups;
-  std::unique_ptr<zero::PartitionedParams> partitioned;  ///< ZeRO-3 only; outlives reducer and master
-  std::unique_ptr<zero::GradientReducer> reducer;
-  std::unique_ptr<precision::MasterParams> master;
-  std::shared_ptr<optim::Optimizer> optimizer;
-  std::shared_ptr<optim::LRScheduler> scheduler;
-  precision::LossScaler loss_scaler;
-  std::int64_t bucket_numel = 0;  ///< the flat layout's bucket size (checkpoints record it)
-  std::int64_t alignment = 16;
+  const config::Config& config() const { return parts_.config; }
+  comm::Communicator& comm() const { return *parts_.comm; }
+  const std::shared_ptr<comm::Communicator>& comm_ptr() const { return parts_.comm; }
+  torch::nn::AnyModule& any_module() { return parts_.any_module; }
+  const std::shared_ptr<torch::nn::Module>& module() const { return parts_.module; }
+  zero::Strategy& zero() const { return *parts_.zero; }
+  optim::Optimizer& optimizer() const { return *parts_.optimizer; }
+  const precision::LossScaler& loss_scaler() const { return loss_scaler_; }
+  const StepCounters& counters() const { return counters_; }
+  std::optional<double> global_grad_norm() const { return global_grad_norm_; }
+  bool step_applied() const { return step_applied_; }
 
-  std::int64_t global_steps = 0;
-  std::int64_t global_samples = 0;
-  std::int64_t micro_steps = 0;
-  std::int64_t skipped_steps = 0;
-  std::optional<bool> boundary_override;
-  std::optional<double> global_grad_norm;
-  bool step_applied = false;
+  /// The parts save_checkpoint/load_checkpoint loop over, in order: module weights, ZeRO layout (fp32
+  /// masters), optimizer state, loss scaler, LR schedule, counters. Loading in this order matters: the
+  /// layout checks the checkpoint's stage before the optimizer state is read, and the masters follow the
+  /// weights unless the checkpoint's own masters replace them.
+  std::vector<checkpoint::Stateful*> checkpoint_parts() const;
 
  private:
   void take_model_step();
   /// Unscale, overflow check, clip. Returns false when the step must be skipped (fp16 overflow).
   bool prepare_gradients(const std::vector<at::Tensor>& grads);
 
-  bool has_dataloader_;
+  EngineParts parts_;
+  precision::LossScaler loss_scaler_;
+  StepCounters counters_;
+  std::optional<bool> boundary_override_;
+  std::optional<double> global_grad_norm_;
+  bool step_applied_ = false;
   engine::WallClockTimers timers_;
   engine::ThroughputTimer throughput_;
+  std::vector<std::unique_ptr<checkpoint::Stateful>> engine_parts_;  // the checkpoint parts the engine owns
 };
-
-/// Restores ZeRO stage 1–2 optimizer shards and masters from a checkpoint directory, re-cutting them when the
-/// checkpoint was written by a different number of ranks (src/engine/checkpoint_zero.cpp).
-void load_zero_shards(EngineImpl& engine, const std::string& dir);
 
 }  // namespace deepspeed

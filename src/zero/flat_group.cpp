@@ -28,6 +28,10 @@ at::Tensor FlatGroup::chunk_in_shard(const at::Tensor& shard, std::size_t b) con
   return shard.narrow(0, plan.buckets[b].shard_offset, plan.buckets[b].chunk);
 }
 
+void FlatGroup::copy_own_chunks(const at::Tensor& full, const at::Tensor& shard, int rank) const {
+  for (std::size_t b = 0; b < plan.buckets.size(); ++b) chunk_in_shard(shard, b).copy_(chunk_in_full(full, b, rank));
+}
+
 std::vector<std::int64_t> FlatGroup::numels() const {
   std::vector<std::int64_t> n;
   for (const auto& shape : shapes) n.push_back(static_cast<std::int64_t>(c10::multiply_integers(shape)));

@@ -20,12 +20,12 @@ Averaging Averaging::deepspeed(int world_size, bool prescale_gradients, double p
 
 struct BucketReducer::GroupState {
   bool grads_are_views = false;
-  at::Tensor full;   // stages 0–1: [total_numel] in accum dtype
-  at::Tensor shard;  // stages 1–2: [shard_numel] in accum dtype
+  at::Tensor full;   // kAllReduce, kReduceScatterOnBoundary: [total_numel] in accum dtype
+  at::Tensor shard;  // the reduce-scatters: [shard_numel] in accum dtype
   std::vector<int> pending;
   std::vector<char> counted;
   std::vector<comm::Work> works;
-  std::vector<at::Tensor> input;   // per bucket: what was sent (a cast copy or a stage-2 staging buffer)
+  std::vector<at::Tensor> input;   // per bucket: what was sent (a cast copy, or the staging buffer when reducing every micro-step)
   std::vector<at::Tensor> output;  // per bucket: reduce-scatter result, or the cast all-reduce buffer
   std::vector<char> launched;
   std::size_t counted_total = 0;
@@ -51,8 +51,8 @@ struct ReadyHook : torch::autograd::PostAccumulateGradHook {
 }  // namespace
 
 BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<comm::Communicator> comm,
-                             ReducerOptions options)
-    : comm_(std::move(comm)), options_(options),
+                             ReducerOptions options, Placement placement)
+    : comm_(std::move(comm)), options_(options), placement_(placement),
       averaging_(Averaging::deepspeed(comm_->world_size(), options.prescale_gradients,
                                       options.gradient_predivide_factor)),
       groups_(std::move(groups)), shared_(std::make_shared<Shared>()) {
@@ -61,14 +61,16 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     const FlatGroup& group = *groups_[g];
     auto state = std::make_unique<GroupState>();
     const auto opts = group.param_flat.options().dtype(options_.accum_dtype);
-    if (options_.stage <= 1) {
+    if (keeps_full_buffer()) {
       state->full = at::zeros({group.plan.total_numel}, opts);
       state->grads_are_views = group.param_flat.scalar_type() == options_.accum_dtype;
     }
-    // Stage 2 accumulates into its shard every micro-step, so it lives for the whole run. Stage 1 fills its
-    // shard once per window (allocated at the boundary, freed at zero_grad), keeping model states at
-    // DeepSpeed's 4Ψ + 12Ψ/N between steps.
-    if (options_.stage >= 2) state->shard = at::zeros({group.plan.shard_numel}, opts);
+    // Reducing every micro-step accumulates into the shard, so it lives for the whole run. Reducing on the
+    // boundary fills the shard once per window (allocated then, freed at zero_grad), keeping ZeRO-1's model
+    // states at DeepSpeed's 4Ψ + 12Ψ/N between steps.
+    if (!keeps_full_buffer()) {
+      state->shard = placement_.zeros(StateKind::kGradientShards, group.plan.shard_numel, options_.accum_dtype);
+    }
     const std::size_t nb = group.plan.buckets.size();
     state->pending.assign(nb, 0);
     state->counted.assign(group.params.size(), 0);
@@ -126,8 +128,7 @@ void BucketReducer::attach_gradient_views() {
 void BucketReducer::prepare_backward(bool boundary) {
   attach_gradient_views();
   std::lock_guard<std::mutex> lock(shared_->mutex);
-  // Stage 2 reduces every micro-step; stages 0–1 only when the accumulation window closes.
-  armed_ = options_.stage >= 2 || boundary;
+  armed_ = options_.reduction == Reduction::kReduceScatterEachMicroStep || boundary;
   next_group_ = next_bucket_ = 0;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     auto& s = *state_[g];
@@ -155,7 +156,7 @@ void BucketReducer::on_gradient_ready(std::size_t g, std::size_t i) {
   auto p = group.params[i];
   if (!s.grads_are_views && p.grad().defined()) {
     at::NoGradGuard no_grad;
-    if (options_.stage >= 2) {
+    if (!keeps_full_buffer()) {
       const auto& bucket = group.plan.buckets[group.plan.bucket_of[i]];
       staging(g, group.plan.bucket_of[i])
           .narrow(0, group.plan.offset[i] - bucket.offset, p.numel())
@@ -191,14 +192,14 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
   const FlatGroup& group = *groups_[g];
   const auto comm_dtype = options_.communication_dtype.value_or(options_.accum_dtype);
   at::Tensor input;
-  if (options_.stage >= 2) {
+  if (!keeps_full_buffer()) {
     input = staging(g, b);
   } else {
     input = group.bucket(s.full, b);
     if (input.scalar_type() != comm_dtype) s.input[b] = input = input.to(comm_dtype);
   }
   if (averaging_.before != 1.0) input.mul_(averaging_.before);
-  if (options_.stage == 0) {
+  if (options_.reduction == Reduction::kAllReduce) {
     s.works[b] = comm_->all_reduce(input);
     if (s.input[b].defined()) s.output[b] = input;
   } else {
@@ -214,16 +215,19 @@ void BucketReducer::complete(std::size_t g, std::size_t b) {
   const FlatGroup& group = *groups_[g];
   at::NoGradGuard no_grad;
   s.works[b].wait();
-  if (options_.stage == 0) {
+  if (options_.reduction == Reduction::kAllReduce) {
     at::Tensor bucket = group.bucket(s.full, b);
     if (s.output[b].defined()) bucket.copy_(s.output[b]);
     if (averaging_.after != 1.0) bucket.mul_(averaging_.after);
   } else {
-    if (!s.shard.defined()) s.shard = at::zeros({group.plan.shard_numel}, s.output[b].options().dtype(options_.accum_dtype));
+    if (!s.shard.defined()) {
+      s.shard = placement_.zeros(StateKind::kGradientShards, group.plan.shard_numel, options_.accum_dtype);
+    }
     at::Tensor chunk = group.chunk_in_shard(s.shard, b);
-    // Stage 1 reduces the whole window once; stages 2–3 add one micro-step at a time.
-    if (options_.stage == 1) chunk.copy_(s.output[b]).mul_(averaging_.after);
-    else chunk.add_(s.output[b], averaging_.after);
+    const at::Tensor reduced = s.output[b].to(chunk.device());  // no copy while the shards stay on the device
+    // On the boundary the whole window is reduced once; each micro-step adds one micro-step's worth.
+    if (keeps_full_buffer()) chunk.copy_(reduced).mul_(averaging_.after);
+    else chunk.add_(reduced, averaging_.after);
   }
   s.input[b] = at::Tensor();
   s.output[b] = at::Tensor();
@@ -248,14 +252,14 @@ void BucketReducer::zero_grad() {
   attach_gradient_views();
   for (auto& s : state_) {
     if (s->full.defined()) s->full.zero_();
-    if (options_.stage == 1) s->shard = at::Tensor();
+    if (options_.reduction == Reduction::kReduceScatterOnBoundary) s->shard = at::Tensor();
     else if (s->shard.defined()) s->shard.zero_();
   }
 }
 
 std::vector<at::Tensor> BucketReducer::gradients() {
   std::vector<at::Tensor> out;
-  for (auto& s : state_) out.push_back(options_.stage == 0 ? s->full : s->shard);
+  for (auto& s : state_) out.push_back(sharded() ? s->shard : s->full);
   return out;
 }
 

@@ -24,7 +24,7 @@ PartitionedParams::PartitionedParams(const std::vector<std::vector<std::vector<a
                                      std::shared_ptr<comm::Communicator> comm, PartitionOptions options)
     : comm_(std::move(comm)), options_(options) {
   at::NoGradGuard no_grad;
-  const FlatOptions flat{options_.bucket_numel, options_.alignment, comm_->world_size()};
+  const FlatOptions flat{options_.bucket_numel, kAlignment, comm_->world_size()};
   for (std::size_t u = 0; u < units.size(); ++u) {
     auto state = std::make_unique<UnitState>();
     // A unit zero::Init partitioned at construction comes back whole here, one unit at a time.
@@ -36,9 +36,7 @@ PartitionedParams::PartitionedParams(const std::vector<std::vector<std::vector<a
     for (auto& group : build_flat_groups(units[u], flat)) {
       group->unit = u;
       group->param_shard = at::empty({group->plan.shard_numel}, group->param_flat.options());
-      for (std::size_t b = 0; b < group->plan.buckets.size(); ++b) {
-        group->chunk_in_shard(group->param_shard, b).copy_(group->chunk_in_full(group->param_flat, b, comm_->rank()));
-      }
+      group->copy_own_chunks(group->param_flat, group->param_shard, comm_->rank());
       state->numel += group->plan.total_numel;
       state->groups.push_back(group.get());
       groups_.push_back(std::move(group));
@@ -228,11 +226,7 @@ void PartitionedParams::invalidate() {
 void PartitionedParams::update_shards_from_full(std::size_t u) {
   std::lock_guard<std::recursive_mutex> lock(mutex_);
   at::NoGradGuard no_grad;
-  for (auto* g : units_[u]->groups) {
-    for (std::size_t b = 0; b < g->plan.buckets.size(); ++b) {
-      g->chunk_in_shard(g->param_shard, b).copy_(g->chunk_in_full(g->param_flat, b, comm_->rank()));
-    }
-  }
+  for (auto* g : units_[u]->groups) g->copy_own_chunks(g->param_flat, g->param_shard, comm_->rank());
 }
 
 }  // namespace deepspeed::zero

@@ -9,7 +9,7 @@
 #include <torch/utils.h>
 
 #include "deepspeed/comm/communicator.h"
-#include "deepspeed/engine/checkpointing.h"
+#include "deepspeed/engine/activation_checkpointing.h"
 
 namespace ckpt = deepspeed::checkpointing;
 

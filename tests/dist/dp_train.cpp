@@ -18,7 +18,7 @@
 #include "deepspeed/deepspeed.h"
 #include "deepspeed/zero/init.h"
 #include "deepspeed/util/strings.h"
-#include "src/engine/engine_impl.h"
+#include "tests/support/engine_internals.h"
 
 namespace {
 
@@ -225,11 +225,11 @@ int main(int argc, char** argv) {
     engine.backward(loss);
     if (!empty_outside) return 12;
     std::printf("rank %d: zero3 checks ok, %lld all-gathers\n", rank,
-                static_cast<long long>(engine.impl().partitioned->gathers()));
+                static_cast<long long>(deepspeed::EngineInternals::zero(engine).unit_gathers()));
   }
   if (!save_16bit.empty() && !engine.save_16bit_model(save_16bit)) return 13;
   std::printf("rank %d: skipped=%lld loss_scale=%s\n", rank, static_cast<long long>(engine.skipped_steps()),
-              deepspeed::util::py_float(engine.impl().loss_scaler.scale()).c_str());
+              deepspeed::util::py_float(engine.loss_scale()).c_str());
   if (!out.empty()) {
     deepspeed::GatheredParameters whole(engine, net->parameters());
     std::vector<at::Tensor> flat;

@@ -17,7 +17,7 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/utils.h>
 
-#include "deepspeed/engine/checkpointing.h"
+#include "deepspeed/engine/activation_checkpointing.h"
 #include "deepspeed/util/error.h"
 #include "examples/gpt2/data.h"
 #include "examples/gpt2/gpt_config.h"

@@ -6,7 +6,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "deepspeed/checkpoint/consolidate.h"
+#include "deepspeed/checkpoint/files.h"
+#include "deepspeed/zero/consolidate.h"
 #include "deepspeed/util/error.h"
 
 int main(int argc, char** argv) {
@@ -23,7 +24,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ds_to_fp32: error: %s\n", e.what());
     return 2;
   }
-  const auto state = deepspeed::checkpoint::fp32_state_dict(checkpoint_dir, tag.empty() ? std::nullopt : std::optional(tag));
+  const auto state = deepspeed::zero::fp32_state_dict(checkpoint_dir, tag.empty() ? std::nullopt : std::optional(tag));
   deepspeed::checkpoint::save_state_dict(state, output);
   std::int64_t numel = 0;
   for (const auto& [name, t] : state) numel += t.numel();

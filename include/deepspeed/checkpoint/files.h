@@ -13,6 +13,8 @@
 
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <ATen/core/ivalue.h>
 #include <nlohmann/json.hpp>
@@ -35,6 +37,10 @@ std::string read_file(const std::string& path);
 /// torch::pickle_save / pickle_load to and from a file. Errors name the file.
 void save_ivalue(const c10::IValue& value, const std::string& path);
 c10::IValue load_ivalue(const std::string& path);
+
+/// Writes a state dict (name → tensor) as a pickle both torch.load(weights_only=True) (PyTorch) and
+/// torch::pickle_load (LibTorch) read: no TorchScript type tags.
+void save_state_dict(const std::vector<std::pair<std::string, at::Tensor>>& state, const std::string& path);
 
 /// Small JSON documents (scheduler, loss scaler) as pickled dicts, and back.
 c10::IValue json_to_ivalue(const nlohmann::json& j);

@@ -34,6 +34,8 @@ class LRScheduler;
 }  // namespace optim
 
 class EngineImpl;
+class GatheredParameters;
+struct EngineInternals;  // tests' access to the engine's internals (tests/support/engine_internals.h)
 
 /// User data stored with a checkpoint (DeepSpeed's client_state): ints, floats, strings, tensors, lists, dicts.
 using ClientState = std::map<std::string, c10::IValue>;
@@ -100,6 +102,9 @@ class Engine {
   std::optional<double> get_global_grad_norm() const;
   /// False on non-boundary micro-steps and on fp16 overflow.
   bool was_step_applied() const;
+  /// The fp16 loss scale the next backward multiplies the loss by (1 without fp16; DeepSpeed's
+  /// optimizer.cur_scale).
+  double loss_scale() const;
 
   void train(bool on = true);
   void eval() { train(false); }
@@ -128,10 +133,12 @@ class Engine {
   optim::Optimizer& optimizer() const;
   std::shared_ptr<comm::Communicator> communicator() const;
 
-  EngineImpl& impl() const { return *impl_; }
   explicit operator bool() const { return static_cast<bool>(impl_); }
 
  private:
+  friend class GatheredParameters;
+  friend struct EngineInternals;
+
   /// Brackets a forward: timers, throughput timer, ZeRO-3's root unit.
   class ForwardScope {
    public:

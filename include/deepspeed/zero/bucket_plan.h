@@ -15,6 +15,10 @@
 
 namespace deepspeed::zero {
 
+/// Elements every parameter and every chunk starts on a multiple of (64 bytes of fp32): vectorized kernels and
+/// NCCL get aligned addresses. Checkpoints record it, so a later change still loads old shards.
+inline constexpr std::int64_t kAlignment = 16;
+
 struct BucketPlan {
   struct Bucket {
     std::int64_t offset = 0;           ///< first element of the bucket in the flat buffer
@@ -45,7 +49,7 @@ struct BucketPlan {
 /// multiple of `alignment` elements, and groups consecutive ones into buckets of at most `bucket_capacity`
 /// elements (before padding). A parameter larger than the capacity gets a bucket of its own.
 BucketPlan plan_buckets(const std::vector<std::int64_t>& numels, const std::vector<std::size_t>& order,
-                        std::int64_t bucket_capacity, std::int64_t alignment = 16, int world_size = 1);
+                        std::int64_t bucket_capacity, std::int64_t alignment = kAlignment, int world_size = 1);
 
 /// `x` rounded up to a multiple of `multiple` (> 0).
 constexpr std::int64_t round_up(std::int64_t x, std::int64_t multiple) { return (x + multiple - 1) / multiple * multiple; }

@@ -31,12 +31,14 @@ struct FlatGroup {
   at::Tensor bucket(const at::Tensor& flat, std::size_t b) const;
   at::Tensor chunk_in_full(const at::Tensor& flat, std::size_t b, int rank) const;
   at::Tensor chunk_in_shard(const at::Tensor& shard, std::size_t b) const;
+  /// Copies `rank`'s chunk of every bucket of `full` (this group's flat layout) into `shard` (any device/dtype).
+  void copy_own_chunks(const at::Tensor& full, const at::Tensor& shard, int rank) const;
   std::vector<std::int64_t> numels() const;  ///< full element counts, from `shapes`
 };
 
 struct FlatOptions {
   std::int64_t bucket_numel = 1 << 23;
-  std::int64_t alignment = 16;
+  std::int64_t alignment = kAlignment;
   int world_size = 1;
 };
 

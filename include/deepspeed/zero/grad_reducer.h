@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Gradient reduction across data-parallel ranks, overlapped with backward, for ZeRO stages 0–2.
+/// Gradient reduction across data-parallel ranks, overlapped with backward.
 ///
 /// Gradients land in the FlatGroups' bucket layout. A post-accumulate-grad hook on every parameter counts it
 /// in as autograd finishes it; a bucket whose gradients are all in is reduced while backward computes the
@@ -9,16 +9,17 @@
 /// this backward included), waits, and applies DeepSpeed's averaging (gradient_predivide_factor /
 /// prescale_gradients).
 ///
-///   stage 0  full gradients in `accum_dtype`, all-reduced on the accumulation boundary
-///   stage 1  full gradients accumulated locally; on the boundary each bucket is reduce-scattered and this
-///            rank keeps its chunk in the gradient shard
-///   stage 2  no full gradient buffer: each micro-step every bucket is staged, reduce-scattered, and its
-///            chunk added into the shard (DeepSpeed's every-micro-step reduction)
-///   stage 3  as stage 2, over the ZeRO-3 units' groups
+/// How gradients are reduced (Reduction):
+///   kAllReduce                  full gradients in `accum_dtype`, all-reduced on the accumulation boundary
+///   kReduceScatterOnBoundary    full gradients accumulated locally; on the boundary each bucket is
+///                               reduce-scattered and this rank keeps its chunk in the gradient shard
+///   kReduceScatterEachMicroStep no full gradient buffer: each micro-step every bucket is staged,
+///                               reduce-scattered, and its chunk added into the shard (DeepSpeed's ZeRO-2/3)
 ///
-/// When parameters' dtype equals `accum_dtype` (stages 0–1), their .grad() are views into the flat gradient
-/// buffer and autograd accumulates in place; otherwise the hook adds each .grad() into the buffer and frees
-/// it. NaiveAllReduce is the stage-0 reference: one blocking all-reduce per parameter after backward.
+/// When a full buffer exists and the parameters' dtype equals `accum_dtype`, their .grad() are views into it
+/// and autograd accumulates in place; otherwise the hook adds each .grad() into the buffer (or the staging
+/// buffer) and frees it. Gradient shards are allocated through the Placement. NaiveAllReduce is the
+/// reference for kAllReduce: one blocking all-reduce per parameter after backward.
 
 #include <functional>
 #include <memory>
@@ -29,6 +30,7 @@
 
 #include "deepspeed/comm/communicator.h"
 #include "deepspeed/zero/flat_group.h"
+#include "deepspeed/zero/placement.h"
 
 namespace deepspeed::zero {
 
@@ -39,9 +41,11 @@ struct Averaging {
   static Averaging deepspeed(int world_size, bool prescale_gradients, double predivide_factor);
 };
 
+enum class Reduction { kAllReduce, kReduceScatterOnBoundary, kReduceScatterEachMicroStep };
+
 struct ReducerOptions {
-  int stage = 0;                                      ///< 0–3
-  at::ScalarType accum_dtype = at::kFloat;            ///< full buffer (stages 0–1) and shard dtype
+  Reduction reduction = Reduction::kAllReduce;
+  at::ScalarType accum_dtype = at::kFloat;            ///< full buffer and shard dtype
   std::optional<at::ScalarType> communication_dtype;  ///< nullopt: accum_dtype
   bool prescale_gradients = false;
   double gradient_predivide_factor = 1.0;
@@ -58,7 +62,7 @@ class GradientReducer {
   /// Zeroes accumulated gradients (after an optimizer step or a skipped one).
   virtual void zero_grad() = 0;
   /// Per FlatGroup, after the boundary's finish_backward(): the averaged gradients this rank owns —
-  /// the full flat buffer (stage 0, or per-parameter grads for the reference) or the shard (stages 1–2).
+  /// the full flat buffer (kAllReduce; per-parameter grads for the reference) or the shard.
   virtual std::vector<at::Tensor> gradients() = 0;
   /// True when gradients() are shards (norms must be summed across ranks).
   virtual bool sharded() const = 0;
@@ -66,14 +70,16 @@ class GradientReducer {
 
 class BucketReducer : public GradientReducer {
  public:
-  BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<comm::Communicator> comm, ReducerOptions options);
+  /// Installs the hooks on the groups' parameters (the groups must outlive the reducer). Local.
+  BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<comm::Communicator> comm, ReducerOptions options,
+                Placement placement);
   ~BucketReducer() override;
 
   void prepare_backward(bool boundary) override;
   void finish_backward() override;
   void zero_grad() override;
   std::vector<at::Tensor> gradients() override;
-  bool sharded() const override { return options_.stage > 0; }
+  bool sharded() const override { return options_.reduction != Reduction::kAllReduce; }
 
   std::size_t num_buckets() const;
   /// Called (on autograd's thread) when every parameter of group g has its gradient in this backward; ZeRO-3
@@ -91,9 +97,11 @@ class BucketReducer : public GradientReducer {
   /// Waits for a launched bucket and folds its result into the gradients.
   void complete(std::size_t group, std::size_t bucket);
   at::Tensor staging(std::size_t group, std::size_t bucket);
+  bool keeps_full_buffer() const { return options_.reduction != Reduction::kReduceScatterEachMicroStep; }
 
   std::shared_ptr<comm::Communicator> comm_;
   ReducerOptions options_;
+  Placement placement_;
   Averaging averaging_;
   std::vector<FlatGroup*> groups_;
   std::vector<std::unique_ptr<GroupState>> state_;

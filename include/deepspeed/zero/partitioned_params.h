@@ -28,7 +28,6 @@ namespace deepspeed::zero {
 
 struct PartitionOptions {
   std::int64_t bucket_numel = 500000000;
-  std::int64_t alignment = 16;
   std::int64_t max_live_parameters = 1000000000;  ///< stage3_max_live_parameters: prefetch budget (elements)
   std::int64_t persistence_threshold = 100000;    ///< stage3_param_persistence_threshold: smaller units stay whole
   /// stage3_max_reuse_distance: a unit whose next use (its backward) is at most this many parameter elements

@@ -1,6 +1,6 @@
 // Activation checkpointing: a custom autograd function that keeps only its inputs and replays the forward
-// in backward. See include/deepspeed/engine/checkpointing.h for the settings and the contract.
-#include "deepspeed/engine/checkpointing.h"
+// in backward. See include/deepspeed/engine/activation_checkpointing.h for the settings and the contract.
+#include "deepspeed/engine/activation_checkpointing.h"
 
 #include <algorithm>
 #include <chrono>

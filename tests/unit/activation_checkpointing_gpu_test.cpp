@@ -9,7 +9,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/utils.h>
 
-#include "deepspeed/engine/checkpointing.h"
+#include "deepspeed/engine/activation_checkpointing.h"
 #include "examples/gpt2/model.h"
 
 namespace ckpt = deepspeed::checkpointing;

@@ -1,20 +1,25 @@
-#include "deepspeed/checkpoint/consolidate.h"
+#include "deepspeed/zero/consolidate.h"
 
 #include <filesystem>
+#include <map>
 
 #include <ATen/ATen.h>
-#include <caffe2/serialize/inline_container.h>
-#include <torch/csrc/jit/serialization/export.h>
-#include <torch/csrc/jit/serialization/pickler.h>
 #include <c10/util/accumulate.h>
 
 #include "deepspeed/checkpoint/files.h"
-#include "deepspeed/checkpoint/reshard.h"
 #include "deepspeed/util/error.h"
 #include "deepspeed/util/strings.h"
 #include "deepspeed/zero/flat_group.h"
+#include "deepspeed/zero/reshard.h"
 
-namespace deepspeed::checkpoint {
+namespace deepspeed::zero {
+
+using checkpoint::entry;
+using checkpoint::find_optim_states;
+using checkpoint::load_ivalue;
+using checkpoint::model_states_name;
+using checkpoint::read_latest;
+using checkpoint::resolve_tag_dir;
 
 using util::cat;
 
@@ -80,7 +85,7 @@ std::vector<std::pair<std::string, at::Tensor>> fp32_state_dict(const std::strin
   std::map<std::string, at::Tensor> masters;  // name → fp32 tensor, from the flats
   for (std::size_t g = 0; g < groups.size(); ++g) {
     if (shards[g].empty()) continue;
-    const auto plan = zero::plan_group(groups[g].numels, {bucket, alignment, world});
+    const auto plan = plan_group(groups[g].numels, {bucket, alignment, world});
     std::vector<at::Tensor> full;
     if (stage == 0) {
       for (std::size_t i = 0; i < groups[g].numels.size(); ++i) {
@@ -104,27 +109,4 @@ std::vector<std::pair<std::string, at::Tensor>> fp32_state_dict(const std::strin
   return out;
 }
 
-void save_state_dict(const std::vector<std::pair<std::string, at::Tensor>>& state, const std::string& path) {
-  c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
-  for (const auto& [name, tensor] : state) dict.insert(name, tensor.contiguous());
-  // torch::pickle_save tags containers with their TorchScript types (torch.jit._pickle.restore_type_tag),
-  // which torch.load(weights_only=True) — PyTorch's default since 2.6 — refuses. A state dict needs no tags.
-  std::vector<char> pickle;
-  torch::jit::Pickler pickler([&](const char* data, std::size_t size) { pickle.insert(pickle.end(), data, data + size); },
-                              nullptr, nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
-  pickler.protocol();
-  pickler.pushIValue(dict);
-  pickler.stop();
-  std::string bytes;
-  {
-    caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, std::size_t size) {
-      bytes.append(static_cast<const char*>(data), size);
-      return size;
-    });
-    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), writer);
-    writer.writeEndOfFile();
-  }
-  write_file_atomic(path, bytes);
-}
-
-}  // namespace deepspeed::checkpoint
+}  // namespace deepspeed::zero

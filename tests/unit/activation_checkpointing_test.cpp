@@ -10,7 +10,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/utils.h>
 
-#include "deepspeed/engine/checkpointing.h"
+#include "deepspeed/engine/activation_checkpointing.h"
 #include "deepspeed/util/error.h"
 
 namespace ckpt = deepspeed::checkpointing;

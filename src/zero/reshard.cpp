@@ -1,13 +1,13 @@
-#include "deepspeed/checkpoint/reshard.h"
+#include "deepspeed/zero/reshard.h"
 
 #include <ATen/ATen.h>
 
 #include "deepspeed/util/error.h"
 #include "deepspeed/util/strings.h"
 
-namespace deepspeed::checkpoint {
+namespace deepspeed::zero {
 
-std::vector<at::Tensor> unshard(const std::vector<at::Tensor>& shards, const zero::BucketPlan& plan,
+std::vector<at::Tensor> unshard(const std::vector<at::Tensor>& shards, const BucketPlan& plan,
                                 const std::vector<std::int64_t>& numels) {
   if (static_cast<int>(shards.size()) != plan.world_size) {
     throw UsageError(util::cat("checkpoint: expected ", plan.world_size, " shards, found ", shards.size()));
@@ -34,7 +34,7 @@ std::vector<at::Tensor> unshard(const std::vector<at::Tensor>& shards, const zer
   return full;
 }
 
-at::Tensor shard_of(const std::vector<at::Tensor>& full, const zero::BucketPlan& plan, int rank) {
+at::Tensor shard_of(const std::vector<at::Tensor>& full, const BucketPlan& plan, int rank) {
   at::Tensor shard = at::zeros({plan.shard_numel}, full.at(0).options());
   for (std::size_t i = 0; i < full.size(); ++i) {
     const auto numel = full[i].numel();
@@ -48,4 +48,4 @@ at::Tensor shard_of(const std::vector<at::Tensor>& full, const zero::BucketPlan&
   return shard;
 }
 
-}  // namespace deepspeed::checkpoint
+}  // namespace deepspeed::zero

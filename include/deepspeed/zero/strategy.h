@@ -1,0 +1,143 @@
+#pragma once
+/// \file
+/// A ZeRO layout: how the trainable parameters, their gradients, the fp32 master weights and the optimizer
+/// state are laid out over the data-parallel ranks, and what each training step does to keep them consistent.
+/// One implementation per layout, built by make_strategy() from the config (the only place that reads
+/// `zero_optimization.stage`):
+///
+///   replicated   stage 0   every rank holds everything; gradients are all-reduced
+///   sharded      stage 1   fp32 masters and optimizer state split across ranks; gradients reduce-scattered
+///                          on the accumulation boundary
+///                stage 2   the same, gradients reduce-scattered every micro-step (no full gradient buffer)
+///   partitioned  stage 3   the parameters too, gathered per unit on use (partitioned_params.h)
+///
+/// A strategy owns its flat groups, its gradient reducer, its master weights (allocated through a Placement)
+/// and, at stage 3, the partitioned parameters. It is a checkpoint part (checkpoint/state.h): it saves its
+/// layout description and fp32 master weights, and places the optimizer's state (save_optimizer_state).
+///
+/// Contract: every method is called on every rank, the same number of times in the same order, from the
+/// training thread; methods marked "collective" communicate. The engine's sequence is, per micro-step,
+///
+///   begin_forward() · model forward · begin_backward(boundary) · autograd · end_backward()
+///
+/// and on the accumulation boundary
+///
+///   optimizer_gradients() · sum_over_shards(‖g‖²) · optimizer step · after_optimizer_step() · end_step()
+///
+/// (after_optimizer_step() is left out when the step is skipped for an fp16 overflow; end_step() never is).
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
+#include <torch/nn/module.h>
+
+#include "deepspeed/checkpoint/state.h"
+#include "deepspeed/comm/communicator.h"
+#include "deepspeed/config/config.h"
+#include "deepspeed/zero/flat_group.h"
+
+namespace deepspeed::zero {
+
+class Strategy : public checkpoint::Stateful {
+ public:
+  ~Strategy() override;
+
+  /// Per optimizer param group, the tensors the optimizer updates: fp32 masters, or the model's own
+  /// parameters when they are fp32 and replicated. Fixed for the strategy's lifetime.
+  virtual std::vector<std::vector<at::Tensor>> optimizer_params() const = 0;
+
+  // ---- the training step
+  /// Before the model's forward (stage 3: the root unit is gathered). Collective.
+  virtual void begin_forward() {}
+  /// Before autograd; `boundary`: this micro-step ends an accumulation window.
+  virtual void begin_backward(bool boundary) = 0;
+  /// After autograd returns: completes this micro-step's gradient reduction. Collective.
+  virtual void end_backward() = 0;
+  /// On the boundary: gives every optimizer tensor its averaged fp32 gradient and returns those gradients
+  /// (the engine unscales and clips them in place).
+  virtual std::vector<at::Tensor> optimizer_gradients() = 0;
+  /// A sum over this rank's gradients (‖g‖² of optimizer_gradients()) → the same sum over the whole model:
+  /// summed across ranks when the layout shards gradients, unchanged otherwise. Collective.
+  double sum_over_shards(double local_sum) const;
+  /// After the optimizer updated its tensors: makes the model's weights equal them. Collective.
+  virtual void after_optimizer_step() = 0;
+  /// Ends a boundary, stepped or skipped: drops the optimizer's gradients, zeroes accumulated ones.
+  virtual void end_step() = 0;
+  /// Zeroes accumulated gradients (Engine::zero_grad).
+  virtual void zero_grad() = 0;
+  /// True when gradients and optimizer state are split across ranks (each rank holds a shard).
+  virtual bool sharded() const = 0;
+
+  // ---- whole parameters, one unit at a time (checkpoints, GatheredParameters)
+  /// Layouts other than stage 3 have one unit, always whole, holding every parameter.
+  virtual std::size_t num_units() const { return 1; }
+  /// The unit holding `param`; 0 (the root) for parameters this strategy does not lay out (frozen ones).
+  virtual std::size_t unit_of(const at::Tensor& param) const { return 0; }
+  /// Makes unit `u`'s parameters whole until release(u). Collective.
+  virtual void gather(std::size_t u) {}
+  /// Ends a gather(u); the root and persistent units stay whole. Collective.
+  virtual void release(std::size_t u) {}
+  /// Unit `u` is whole and its values were changed in place (a checkpoint load, a GatheredParameters edit):
+  /// brings this rank's shards and fp32 master weights of it up to date. Local.
+  virtual void adopt_parameter_values(std::size_t u) = 0;
+  /// All-gathers of units started so far (stage 3), for tests and tuning.
+  virtual std::int64_t unit_gathers() const { return 0; }
+  /// Whether save_16bit_model may gather the weights (stage 3 asks
+  /// stage3_gather_16bit_weights_on_model_save; DeepSpeed's rule).
+  virtual bool allows_16bit_model_save() const { return true; }
+
+  // ---- checkpoints (checkpoint::Stateful: layout description and fp32 masters)
+  /// Puts the optimizer's state dict (`state()` makes it) where this layout keeps it: the model-states file when
+  /// replicated, this rank's optimizer-states file when sharded.
+  virtual void save_optimizer_state(checkpoint::SaveTarget& target, const std::function<c10::IValue()>& state) const = 0;
+  /// This rank's optimizer state dict from a checkpoint of a compatible layout, re-cut when the checkpoint was
+  /// written by another number of ranks or bucket size. Call after load() (which checks compatibility).
+  virtual c10::IValue load_optimizer_state(checkpoint::LoadSource& source) = 0;
+
+  int stage() const { return stage_; }
+  std::int64_t bucket_numel() const { return bucket_numel_; }
+
+ protected:
+  Strategy(int stage, std::int64_t bucket_numel, std::shared_ptr<torch::nn::Module> module,
+           std::shared_ptr<comm::Communicator> comm);
+
+  /// Writes what every layout records in the model-states file: zero_stage, layout {bucket_numel, alignment,
+  /// world_size}, and param_shapes (per group, the names and shapes of its parameters: what consolidation needs
+  /// to turn flat groups back into tensors).
+  void save_layout(checkpoint::SaveTarget& target, const std::vector<FlatGroup*>& groups, int layout_world_size) const;
+  /// Throws UsageError unless the checkpoint's optimizer state can be loaded into this layout (stages that
+  /// `compatible` accepts).
+  void check_saved_stage(checkpoint::LoadSource& source, bool (*compatible)(int saved_stage)) const;
+
+  int stage_;
+  std::int64_t bucket_numel_;
+  std::shared_ptr<torch::nn::Module> module_;
+  std::shared_ptr<comm::Communicator> comm_;
+};
+
+/// The layout `config.zero_optimization` asks for, over the trainable parameters `param_groups` (one list
+/// per optimizer param group) of `module`, which is on comm's device in the training dtype with rank 0's
+/// values on every rank. Lays the parameters out in flat buffers (their values are kept), gathers what
+/// zero::Init partitioned, and finds ZeRO-3 units. Collective.
+/// DS_REFERENCE_REDUCER=1 swaps the replicated layout's reducer for the per-tensor reference.
+std::unique_ptr<Strategy> make_strategy(const config::Config& config, std::vector<std::vector<at::Tensor>> param_groups,
+                                        std::shared_ptr<torch::nn::Module> module,
+                                        std::shared_ptr<comm::Communicator> comm);
+
+/// The dtype the model's weights train in: fp16, bf16 (their sections enabled) or fp32.
+at::ScalarType model_dtype(const config::Config& config);
+
+/// DeepSpeed's rule that ZeRO runs only tested optimizers (Adam/AdamW) unless zero_allow_untested_optimizer;
+/// `client_optimizer`: the program passed its own. Throws ConfigError.
+void check_optimizer_supported(const config::Config& config, bool client_optimizer);
+
+/// DeepSpeed's start-up line naming the optimizer wrapper ("Creating torch.bfloat16 ZeRO stage 2 optimizer",
+/// "Creating fp16 optimizer with dynamic loss scale", ...); empty when DeepSpeed prints none.
+std::string optimizer_creation_message(const config::Config& config);
+
+}  // namespace deepspeed::zero

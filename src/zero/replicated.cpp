@@ -1,0 +1,105 @@
+// Stage 0: the replicated layout.
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include "deepspeed/checkpoint/files.h"
+#include "deepspeed/util/error.h"
+#include "deepspeed/util/strings.h"
+#include "deepspeed/zero/init.h"
+#include "src/zero/strategies.h"
+
+namespace deepspeed::zero {
+
+ReplicatedStrategy::ReplicatedStrategy(LayoutInputs in, bool reference_reducer)
+    : Strategy(0, in.bucket_numel, in.module, in.comm), num_optimizer_groups_(in.param_groups.size()) {
+  materialize_presharded(module_->parameters(), comm_->device(), in.model_dtype);
+  flat_groups_ = build_flat_groups(in.param_groups, FlatOptions{bucket_numel_, kAlignment, /*world_size=*/1});
+  if (reference_reducer) {
+    std::vector<at::Tensor> params;
+    for (const auto* g : groups()) params.insert(params.end(), g->params.begin(), g->params.end());
+    reducer_ = std::make_unique<NaiveAllReduce>(std::move(params), comm_, in.reducer);
+  } else {
+    reducer_ = std::make_unique<BucketReducer>(groups(), comm_, in.reducer, in.placement);
+  }
+  // A 16-bit model is updated through fp32 copies; an fp32 model is its own master.
+  std::vector<at::Tensor> masters;
+  bool copies = false;
+  for (const auto* g : groups()) copies = copies || g->param_flat.scalar_type() != at::kFloat;
+  if (!copies) return;
+  at::NoGradGuard no_grad;
+  for (const auto* g : groups()) masters.push_back(in.placement.copy_of(StateKind::kMasterWeights, g->param_flat, at::kFloat));
+  masters_.emplace(groups(), std::move(masters), MasterWeights::View::kPerParameter);
+}
+
+ReplicatedStrategy::~ReplicatedStrategy() = default;
+
+std::vector<FlatGroup*> ReplicatedStrategy::groups() const {
+  std::vector<FlatGroup*> out;
+  for (const auto& g : flat_groups_) out.push_back(g.get());
+  return out;
+}
+
+std::vector<std::vector<at::Tensor>> ReplicatedStrategy::optimizer_params() const {
+  if (masters_) return masters_->optimizer_params(num_optimizer_groups_);
+  std::vector<std::vector<at::Tensor>> out(num_optimizer_groups_);
+  for (const auto* g : groups()) {
+    auto& dest = out.at(g->optimizer_group);
+    dest.insert(dest.end(), g->params.begin(), g->params.end());
+  }
+  return out;
+}
+
+std::vector<at::Tensor> ReplicatedStrategy::optimizer_gradients() {
+  // Without copies the optimizer reads the parameters' own .grad(), which are views of the reduced buffers.
+  return masters_ ? masters_->attach_gradients(reducer_->gradients()) : reducer_->gradients();
+}
+
+void ReplicatedStrategy::after_optimizer_step() {
+  if (!masters_) return;
+  at::NoGradGuard no_grad;
+  for (std::size_t g = 0; g < flat_groups_.size(); ++g) flat_groups_[g]->param_flat.copy_(masters_->tensors()[g]);
+}
+
+void ReplicatedStrategy::end_step() {
+  if (masters_) masters_->release_gradients();
+  reducer_->zero_grad();
+}
+
+void ReplicatedStrategy::adopt_parameter_values(std::size_t) {
+  if (!masters_) return;
+  at::NoGradGuard no_grad;
+  for (std::size_t g = 0; g < flat_groups_.size(); ++g) masters_->tensors()[g].copy_(flat_groups_[g]->param_flat);
+}
+
+void ReplicatedStrategy::save(checkpoint::SaveTarget& target) {
+  save_layout(target, groups(), /*layout_world_size=*/1);
+  if (!target.model_states_written) return;
+  checkpoint::section(target.model_states, "optimizer")
+      .insert("fp32_flat_groups", checkpoint::cpu_copies(masters_ ? masters_->tensors() : std::vector<at::Tensor>{}));
+}
+
+void ReplicatedStrategy::load(checkpoint::LoadSource& source, const checkpoint::LoadOptions& options) {
+  if (!options.restores_optimizer()) return;  // the masters took the loaded weights already
+  check_saved_stage(source, [](int saved) { return saved == 0; });
+  if (!masters_) return;
+  const auto optimizer = source.model_entry("optimizer").toGenericDict();
+  const auto saved = checkpoint::entry(optimizer, "fp32_flat_groups", source.model_file()).toList();
+  if (saved.size() != masters_->tensors().size()) {
+    throw UsageError(util::cat("load_checkpoint: '", source.model_file(), "' holds no fp32 master weights for this "
+                               "precision (saved in fp32?); load_optimizer_states=false starts from the weights"));
+  }
+  at::NoGradGuard no_grad;
+  for (std::size_t g = 0; g < saved.size(); ++g) masters_->tensors()[g].copy_(saved.get(g).toTensor());
+}
+
+void ReplicatedStrategy::save_optimizer_state(checkpoint::SaveTarget& target,
+                                              const std::function<c10::IValue()>& state) const {
+  if (target.model_states_written) checkpoint::section(target.model_states, "optimizer").insert("optimizer_state_dict", state());
+}
+
+c10::IValue ReplicatedStrategy::load_optimizer_state(checkpoint::LoadSource& source) {
+  const auto optimizer = source.model_entry("optimizer").toGenericDict();
+  return checkpoint::entry(optimizer, "optimizer_state_dict", source.model_file());
+}
+
+}  // namespace deepspeed::zero

@@ -1,0 +1,128 @@
+#pragma once
+// Internal: the three ZeRO layouts (include/deepspeed/zero/strategy.h has the contract), each composed of the
+// same parts — flat groups, a gradient reducer, master weights, and at stage 3 the partitioned parameters.
+// make_strategy() (strategy_factory.cpp) is the only place that picks one.
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "deepspeed/zero/grad_reducer.h"
+#include "deepspeed/zero/master_weights.h"
+#include "deepspeed/zero/partitioned_params.h"
+#include "deepspeed/zero/placement.h"
+#include "deepspeed/zero/strategy.h"
+
+namespace deepspeed::zero {
+
+/// What every layout is built from.
+struct LayoutInputs {
+  std::vector<std::vector<at::Tensor>> param_groups;  ///< trainable parameters per optimizer param group
+  std::shared_ptr<torch::nn::Module> module;
+  std::shared_ptr<comm::Communicator> comm;
+  Placement placement;
+  ReducerOptions reducer;
+  std::int64_t bucket_numel = 0;
+  at::ScalarType model_dtype = at::kFloat;  ///< what zero::Init's shards are gathered back into
+};
+
+/// Stage 0: every rank holds the whole model state; flat gradients are all-reduced on the boundary. The
+/// optimizer updates the model's parameters (fp32) or fp32 copies of them (16-bit model), one tensor per
+/// parameter so that its state dict is PyTorch's.
+class ReplicatedStrategy final : public Strategy {
+ public:
+  /// `reference_reducer`: one blocking all-reduce per parameter (NaiveAllReduce) instead of the bucketed one.
+  ReplicatedStrategy(LayoutInputs in, bool reference_reducer);
+  ~ReplicatedStrategy() override;
+
+  std::vector<std::vector<at::Tensor>> optimizer_params() const override;
+  void begin_backward(bool boundary) override { reducer_->prepare_backward(boundary); }
+  void end_backward() override { reducer_->finish_backward(); }
+  std::vector<at::Tensor> optimizer_gradients() override;
+  void after_optimizer_step() override;
+  void end_step() override;
+  void zero_grad() override { reducer_->zero_grad(); }
+  bool sharded() const override { return false; }
+  void adopt_parameter_values(std::size_t u) override;
+  void save(checkpoint::SaveTarget& target) override;
+  void load(checkpoint::LoadSource& source, const checkpoint::LoadOptions& options) override;
+  void save_optimizer_state(checkpoint::SaveTarget& target, const std::function<c10::IValue()>& state) const override;
+  c10::IValue load_optimizer_state(checkpoint::LoadSource& source) override;
+
+ private:
+  std::vector<FlatGroup*> groups() const;
+
+  std::size_t num_optimizer_groups_;
+  std::vector<std::unique_ptr<FlatGroup>> flat_groups_;
+  std::unique_ptr<GradientReducer> reducer_;
+  std::optional<MasterWeights> masters_;  // absent when the optimizer updates the fp32 model itself
+};
+
+/// Stages 1 and 2: each rank owns one chunk of every bucket — the fp32 master of it, the optimizer state over
+/// it, and the reduced gradient of it. After the step each rank writes its chunks into the model's flat
+/// weights and every bucket is all-gathered. Stage 1 reduce-scatters on the boundary from a full local gradient
+/// buffer, stage 2 every micro-step.
+class ShardedStrategy final : public Strategy {
+ public:
+  ShardedStrategy(int stage, LayoutInputs in);
+  ~ShardedStrategy() override;
+
+  std::vector<std::vector<at::Tensor>> optimizer_params() const override;
+  void begin_backward(bool boundary) override { reducer_->prepare_backward(boundary); }
+  void end_backward() override { reducer_->finish_backward(); }
+  std::vector<at::Tensor> optimizer_gradients() override;
+  void after_optimizer_step() override;
+  void end_step() override;
+  void zero_grad() override { reducer_->zero_grad(); }
+  bool sharded() const override { return true; }
+  void adopt_parameter_values(std::size_t u) override;
+  void save(checkpoint::SaveTarget& target) override;
+  void load(checkpoint::LoadSource& source, const checkpoint::LoadOptions& options) override;
+  void save_optimizer_state(checkpoint::SaveTarget& target, const std::function<c10::IValue()>& state) const override;
+  c10::IValue load_optimizer_state(checkpoint::LoadSource& source) override;
+
+ private:
+  std::size_t num_optimizer_groups_;
+  std::vector<std::unique_ptr<FlatGroup>> flat_groups_;
+  std::unique_ptr<BucketReducer> reducer_;
+  std::unique_ptr<MasterWeights> masters_;
+};
+
+/// Stage 3: the sharded layout over the ZeRO-3 units' groups, with the model's weights partitioned too
+/// (partitioned_params.h). After the step each rank writes its fp32 masters into its 16-bit weight shards;
+/// the next use of a unit gathers the new values.
+class PartitionedStrategy final : public Strategy {
+ public:
+  PartitionedStrategy(LayoutInputs in, PartitionOptions partition, bool gather_16bit_weights_on_save);
+  ~PartitionedStrategy() override;
+
+  std::vector<std::vector<at::Tensor>> optimizer_params() const override;
+  void begin_forward() override { partitioned_->begin_forward(); }
+  void begin_backward(bool boundary) override;
+  void end_backward() override;
+  std::vector<at::Tensor> optimizer_gradients() override;
+  void after_optimizer_step() override;
+  void end_step() override;
+  void zero_grad() override { reducer_->zero_grad(); }
+  bool sharded() const override { return true; }
+  std::size_t num_units() const override { return partitioned_->num_units(); }
+  std::size_t unit_of(const at::Tensor& param) const override { return partitioned_->unit_of(param).value_or(0); }
+  void gather(std::size_t u) override { partitioned_->gather(u); }
+  void release(std::size_t u) override { partitioned_->release(u); }
+  void adopt_parameter_values(std::size_t u) override;
+  std::int64_t unit_gathers() const override { return partitioned_->gathers(); }
+  bool allows_16bit_model_save() const override { return gather_16bit_weights_on_save_; }
+  void save(checkpoint::SaveTarget& target) override;
+  void load(checkpoint::LoadSource& source, const checkpoint::LoadOptions& options) override;
+  void save_optimizer_state(checkpoint::SaveTarget& target, const std::function<c10::IValue()>& state) const override;
+  c10::IValue load_optimizer_state(checkpoint::LoadSource& source) override;
+
+ private:
+  std::size_t num_optimizer_groups_;
+  bool gather_16bit_weights_on_save_;
+  // Declared first so it is destroyed last: the reducer's hooks and the masters refer to its groups.
+  std::unique_ptr<PartitionedParams> partitioned_;
+  std::unique_ptr<BucketReducer> reducer_;
+  std::unique_ptr<MasterWeights> masters_;
+};
+
+}  // namespace deepspeed::zero

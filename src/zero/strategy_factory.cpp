@@ -1,0 +1,111 @@
+// make_strategy(): the one place that turns zero_optimization.stage (and the precision) into a layout.
+#include <cstdlib>
+#include <string>
+
+#include "deepspeed/util/error.h"
+#include "deepspeed/util/strings.h"
+#include "src/zero/strategies.h"
+
+namespace deepspeed::zero {
+
+using util::cat;
+
+namespace {
+
+std::optional<at::ScalarType> to_scalar_type(std::optional<config::DType> d) {
+  if (!d) return std::nullopt;
+  switch (*d) {
+    case config::DType::kFloat16: return at::kHalf;
+    case config::DType::kBFloat16: return at::kBFloat16;
+    case config::DType::kFloat32: return at::kFloat;
+  }
+  return std::nullopt;
+}
+
+// DeepSpeed's data_types.grad_accum_dtype default: fp32 for bf16 without ZeRO, else the model's dtype.
+at::ScalarType accumulation_dtype(const config::Config& c, at::ScalarType model_dtype) {
+  if (auto chosen = to_scalar_type(c.grad_accum_dtype)) {
+    if (model_dtype == at::kFloat && *chosen != at::kFloat) {
+      throw ConfigError(cat(c.source, ": data_types.grad_accum_dtype: ", config::dtype_name(*c.grad_accum_dtype),
+                            " gradient accumulation needs fp16 or bf16 training; this model trains in fp32"));
+    }
+    return *chosen;
+  }
+  if (model_dtype == at::kBFloat16 && c.zero.stage == 0) return at::kFloat;
+  return model_dtype;
+}
+
+bool reference_reducer_requested() {
+  const char* reference = std::getenv("DS_REFERENCE_REDUCER");
+  return reference && std::string(reference) == "1";
+}
+
+}  // namespace
+
+at::ScalarType model_dtype(const config::Config& c) {
+  if (c.fp16.enabled) return at::kHalf;
+  if (c.bf16.enabled) return at::kBFloat16;
+  return at::kFloat;
+}
+
+std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std::vector<at::Tensor>> param_groups,
+                                        std::shared_ptr<torch::nn::Module> module,
+                                        std::shared_ptr<comm::Communicator> comm) {
+  LayoutInputs in{std::move(param_groups), std::move(module), comm, Placement::on_device(comm->device())};
+  in.model_dtype = model_dtype(c);
+  in.reducer.accum_dtype = accumulation_dtype(c, in.model_dtype);
+  in.reducer.communication_dtype = to_scalar_type(c.communication_data_type);
+  in.reducer.prescale_gradients = c.prescale_gradients;
+  in.reducer.gradient_predivide_factor = c.gradient_predivide_factor;
+  in.bucket_numel = c.zero.reduce_bucket_size;
+  const bool reference = reference_reducer_requested();
+  if (reference && (c.zero.stage != 0 || in.model_dtype != at::kFloat)) {
+    throw UsageError("DS_REFERENCE_REDUCER=1 (the per-tensor all-reduce reference) supports fp32 stage 0 only");
+  }
+  switch (c.zero.stage) {
+    case 0: {
+      // Stage 0 overlaps its all-reduce with backward (DeepSpeed's does not); a bucket the size of DeepSpeed's
+      // 5e8-element default would leave nothing to overlap, so cap it unless the user chose a smaller one.
+      in.bucket_numel = std::min<std::int64_t>(in.bucket_numel, std::int64_t{1} << 23);
+      in.reducer.reduction = Reduction::kAllReduce;
+      return std::make_unique<ReplicatedStrategy>(std::move(in), reference);
+    }
+    case 1:
+    case 2:
+      in.reducer.reduction = c.zero.stage == 1 ? Reduction::kReduceScatterOnBoundary : Reduction::kReduceScatterEachMicroStep;
+      return std::make_unique<ShardedStrategy>(c.zero.stage, std::move(in));
+    case 3: {
+      in.reducer.reduction = Reduction::kReduceScatterEachMicroStep;
+      PartitionOptions partition;
+      partition.bucket_numel = c.zero.reduce_bucket_size;
+      partition.max_live_parameters = c.zero.stage3_max_live_parameters;
+      partition.persistence_threshold = c.zero.stage3_param_persistence_threshold;
+      partition.max_reuse_distance = c.zero.stage3_max_reuse_distance;
+      partition.prefetch_numel = c.zero.stage3_prefetch_bucket_size;
+      return std::make_unique<PartitionedStrategy>(std::move(in), partition,
+                                                   c.zero.stage3_gather_16bit_weights_on_model_save);
+    }
+  }
+  throw ConfigError(cat(c.source, ": zero_optimization.stage: ", c.zero.stage, " is not a ZeRO stage (0, 1, 2, 3)"));
+}
+
+void check_optimizer_supported(const config::Config& c, bool client_optimizer) {
+  // DeepSpeed's ZeRO is tested with Adam-style optimizers; others need an explicit opt-in.
+  const bool tested = !client_optimizer && (c.optimizer.type == "adam" || c.optimizer.type == "adamw");
+  if (c.zero.stage > 0 && !tested && !c.zero_allow_untested_optimizer) {
+    throw ConfigError(cat(c.source, ": zero_allow_untested_optimizer: You are using an untested ZeRO Optimizer. "
+                                    "Please add <\"zero_allow_untested_optimizer\": true> in the configuration file to use it."));
+  }
+}
+
+std::string optimizer_creation_message(const config::Config& c) {
+  if (c.zero.stage > 0) return cat("Creating ", model_dtype(c), " ZeRO stage ", c.zero.stage, " optimizer");
+  if (c.fp16.enabled) {
+    return c.fp16.loss_scale == 0 ? std::string("Creating fp16 optimizer with dynamic loss scale")
+                                  : cat("Creating fp16 optimizer with static loss scale: ", util::py_float(c.fp16.loss_scale));
+  }
+  if (c.bf16.enabled) return "Creating BF16 optimizer";
+  return "";
+}
+
+}  // namespace deepspeed::zero
