@@ -26,7 +26,8 @@ target_link_libraries(ds_checkpoint PUBLIC ds_util torch)
 # consolidating their checkpoints.
 ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp zero/unit.cpp zero/find_units.cpp
            zero/partitioned_params.cpp zero/storage.cpp zero/init.cpp zero/placement.cpp zero/master_weights.cpp
-           zero/strategy.cpp zero/strategy_factory.cpp zero/replicated.cpp zero/sharded.cpp zero/partitioned.cpp
+           zero/strategy.cpp zero/strategy_factory.cpp zero/replicated.cpp zero/sharded_state.cpp zero/sharded.cpp
+           zero/partitioned.cpp
            zero/shard_checkpoint.cpp zero/reshard.cpp zero/consolidate.cpp)
 target_link_libraries(ds_zero PUBLIC ds_comm ds_config ds_checkpoint)
 
@@ -70,9 +71,12 @@ set_source_files_properties(engine/initialize.cpp PROPERTIES COMPILE_DEFINITIONS
 # with CUDA are both there; otherwise ops fall back to their LibTorch reference.
 ds_library(ds_ops ops/cross_entropy.cpp)
 target_link_libraries(ds_ops PUBLIC ds_util torch)
+option(DS_WITH_CUDA_OPS "Build the CUDA kernels of ops/ when a CUDA compiler is found" ON)
 include(CheckLanguage)
-check_language(CUDA)
-if(CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
+if(DS_WITH_CUDA_OPS)
+  check_language(CUDA)
+endif()
+if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
   enable_language(CUDA)
   find_package(CUDAToolkit REQUIRED)
   add_library(ds_ops_cuda STATIC ops/cross_entropy_kernel.cu)

@@ -9,6 +9,7 @@
 
 #include "deepspeed/comm/communicator.h"
 #include "deepspeed/zero/unit.h"
+#include "src/zero/storage.h"
 
 namespace deepspeed::zero {
 
@@ -42,6 +43,10 @@ void partition_module(const std::shared_ptr<torch::nn::Module>& module) {
     if (valid > 0) mine.narrow(0, 0, valid).copy_(full.reshape(-1).narrow(0, begin, valid));
     g_shards[p.unsafeGetTensorImpl()] = Shard{mine, p.sizes().vec()};
     p.set_data(at::empty({0}, p.options()));
+    // Free the full copy now, not when the last reference goes: the process group's worker thread may hold
+    // the broadcast's tensors a while after wait() returns, and a unit built meanwhile would then find two
+    // units whole (seen under load as a flaky memory bound).
+    resize_storage(full, 0);
   }
 }
 

@@ -7,7 +7,6 @@
 #include "deepspeed/util/logging.h"
 #include "deepspeed/zero/init.h"
 #include "src/zero/find_units.h"
-#include "src/zero/shard_checkpoint.h"
 #include "src/zero/strategies.h"
 
 namespace deepspeed::zero {
@@ -43,30 +42,25 @@ std::vector<std::vector<std::vector<at::Tensor>>> params_by_unit(const std::vect
 }  // namespace
 
 PartitionedStrategy::PartitionedStrategy(LayoutInputs in, PartitionOptions partition, bool gather_16bit_weights_on_save)
-    : Strategy(3, in.bucket_numel, in.module, in.comm),
-      num_optimizer_groups_(in.param_groups.size()),
-      gather_16bit_weights_on_save_(gather_16bit_weights_on_save) {
+    : ShardedStateStrategy(3, in), gather_16bit_weights_on_save_(gather_16bit_weights_on_save) {
   const auto units = find_units(module_);
   partitioned_ = std::make_unique<PartitionedParams>(params_by_unit(units, in.param_groups), comm_, partition);
   // Frozen parameters zero::Init partitioned stay whole from here on (they take no part in ZeRO-3).
   materialize_presharded(module_->parameters(), comm_->device(), in.model_dtype);
   for (std::size_t u = 0; u < units.size(); ++u) units[u].bind(partitioned_.get(), u + 1);
   const auto groups = partitioned_->groups();
-  reducer_ = std::make_unique<BucketReducer>(groups, comm_, in.reducer, in.placement);
+  std::vector<at::Tensor> masters;
+  {
+    at::NoGradGuard no_grad;
+    for (const auto* g : groups) masters.push_back(in.placement.copy_of(StateKind::kMasterWeights, g->param_shard, at::kFloat));
+  }
+  attach(groups, in, std::move(masters));
   PartitionedParams* partitioned = partitioned_.get();
   reducer_->on_group_done([partitioned, groups](std::size_t g) { partitioned->on_unit_gradients_done(groups[g]->unit); });
-  at::NoGradGuard no_grad;
-  std::vector<at::Tensor> masters;
-  for (const auto* g : groups) masters.push_back(in.placement.copy_of(StateKind::kMasterWeights, g->param_shard, at::kFloat));
-  masters_ = std::make_unique<MasterWeights>(groups, std::move(masters), MasterWeights::View::kPerGroup);
   DS_LOG_DIST(kInfo, "ZeRO-3: ", units.size(), " units + root, ", groups.size(), " parameter groups");
 }
 
-PartitionedStrategy::~PartitionedStrategy() = default;
-
-std::vector<std::vector<at::Tensor>> PartitionedStrategy::optimizer_params() const {
-  return masters_->optimizer_params(num_optimizer_groups_);
-}
+PartitionedStrategy::~PartitionedStrategy() { detach(); }
 
 void PartitionedStrategy::begin_backward(bool boundary) {
   reducer_->prepare_backward(boundary);
@@ -78,20 +72,11 @@ void PartitionedStrategy::end_backward() {
   partitioned_->end_backward();
 }
 
-std::vector<at::Tensor> PartitionedStrategy::optimizer_gradients() {
-  return masters_->attach_gradients(reducer_->gradients());
-}
-
 void PartitionedStrategy::after_optimizer_step() {
   at::NoGradGuard no_grad;
   const auto& groups = masters_->groups();
   for (std::size_t g = 0; g < groups.size(); ++g) groups[g]->param_shard.copy_(masters_->tensors()[g]);
   partitioned_->invalidate();
-}
-
-void PartitionedStrategy::end_step() {
-  masters_->release_gradients();
-  reducer_->zero_grad();
 }
 
 void PartitionedStrategy::adopt_parameter_values(std::size_t u) {
@@ -101,27 +86,6 @@ void PartitionedStrategy::adopt_parameter_values(std::size_t u) {
   for (std::size_t g = 0; g < groups.size(); ++g) {
     if (groups[g]->unit == u) masters_->tensors()[g].copy_(groups[g]->param_shard);
   }
-}
-
-void PartitionedStrategy::save(checkpoint::SaveTarget& target) {
-  save_layout(target, masters_->groups(), comm_->world_size());
-  save_master_shards(target, shard_layout(*masters_, bucket_numel_, stage_, *comm_), masters_->tensors());
-}
-
-void PartitionedStrategy::load(checkpoint::LoadSource& source, const checkpoint::LoadOptions& options) {
-  if (!options.restores_optimizer()) return;  // the masters took the loaded weights already
-  check_saved_stage(source, [](int saved) { return saved == 3; });
-  load_master_shards(source, shard_layout(*masters_, bucket_numel_, stage_, *comm_), masters_->tensors());
-  after_optimizer_step();  // the weight shards are the restored masters
-}
-
-void PartitionedStrategy::save_optimizer_state(checkpoint::SaveTarget& target,
-                                           const std::function<c10::IValue()>& state) const {
-  target.rank_states.insert("base_optimizer_state", state());
-}
-
-c10::IValue PartitionedStrategy::load_optimizer_state(checkpoint::LoadSource& source) {
-  return load_optimizer_shards(source, shard_layout(*masters_, bucket_numel_, stage_, *comm_));
 }
 
 }  // namespace deepspeed::zero

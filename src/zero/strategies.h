@@ -1,6 +1,6 @@
 #pragma once
-// Internal: the three ZeRO layouts (include/deepspeed/zero/strategy.h has the contract), each composed of the
-// same parts — flat groups, a gradient reducer, master weights, and at stage 3 the partitioned parameters.
+// Internal: the ZeRO layouts (include/deepspeed/zero/strategy.h has the contract), each composed of the same
+// parts — flat groups, a gradient reducer, master weights, and at stage 3 the partitioned parameters.
 // make_strategy() (strategy_factory.cpp) is the only place that picks one.
 #include <memory>
 #include <optional>
@@ -57,53 +57,67 @@ class ReplicatedStrategy final : public Strategy {
   std::optional<MasterWeights> masters_;  // absent when the optimizer updates the fp32 model itself
 };
 
-/// Stages 1 and 2: each rank owns one chunk of every bucket — the fp32 master of it, the optimizer state over
-/// it, and the reduced gradient of it. After the step each rank writes its chunks into the model's flat
-/// weights and every bucket is all-gathered. Stage 1 reduce-scatters on the boundary from a full local gradient
-/// buffer, stage 2 every micro-step.
-class ShardedStrategy final : public Strategy {
+/// What stages 1–3 share: each rank owns one chunk of every bucket — the fp32 master of it, the optimizer state
+/// over it, the reduced gradient of it — and checkpoints them in its own file (shard_checkpoint.h). A derived
+/// layout lays out the groups and hands them over with attach().
+class ShardedStateStrategy : public Strategy {
  public:
-  ShardedStrategy(int stage, LayoutInputs in);
-  ~ShardedStrategy() override;
-
   std::vector<std::vector<at::Tensor>> optimizer_params() const override;
-  void begin_backward(bool boundary) override { reducer_->prepare_backward(boundary); }
-  void end_backward() override { reducer_->finish_backward(); }
   std::vector<at::Tensor> optimizer_gradients() override;
-  void after_optimizer_step() override;
   void end_step() override;
   void zero_grad() override { reducer_->zero_grad(); }
   bool sharded() const override { return true; }
-  void adopt_parameter_values(std::size_t u) override;
   void save(checkpoint::SaveTarget& target) override;
   void load(checkpoint::LoadSource& source, const checkpoint::LoadOptions& options) override;
   void save_optimizer_state(checkpoint::SaveTarget& target, const std::function<c10::IValue()>& state) const override;
   c10::IValue load_optimizer_state(checkpoint::LoadSource& source) override;
 
- private:
+ protected:
+  ShardedStateStrategy(int stage, const LayoutInputs& in);
+  ~ShardedStateStrategy() override;
+  /// `groups` (owned by the derived layout) get a reducer and fp32 masters; `masters[g]` is group g's shard.
+  void attach(std::vector<FlatGroup*> groups, const LayoutInputs& in, std::vector<at::Tensor> masters);
+  /// The reducer's hooks and the masters point into the derived layout's groups: its destructor calls this
+  /// before the groups go.
+  void detach();
+  /// Whether optimizer state saved at `saved_stage` loads into this layout.
+  virtual bool loads_stage(int saved_stage) const = 0;
+
   std::size_t num_optimizer_groups_;
-  std::vector<std::unique_ptr<FlatGroup>> flat_groups_;
   std::unique_ptr<BucketReducer> reducer_;
   std::unique_ptr<MasterWeights> masters_;
 };
 
-/// Stage 3: the sharded layout over the ZeRO-3 units' groups, with the model's weights partitioned too
+/// Stages 1 and 2: the sharded state over flat groups of the whole model, whose weights stay replicated: after
+/// the step each rank writes its chunks into the model's flat weights and every bucket is all-gathered. Stage 1
+/// reduce-scatters on the boundary from a full local gradient buffer, stage 2 every micro-step.
+class ShardedStrategy final : public ShardedStateStrategy {
+ public:
+  ShardedStrategy(int stage, LayoutInputs in);
+  ~ShardedStrategy() override;
+
+  void begin_backward(bool boundary) override { reducer_->prepare_backward(boundary); }
+  void end_backward() override { reducer_->finish_backward(); }
+  void after_optimizer_step() override;
+  void adopt_parameter_values(std::size_t u) override;
+
+ private:
+  bool loads_stage(int saved_stage) const override { return saved_stage == 1 || saved_stage == 2; }
+  std::vector<std::unique_ptr<FlatGroup>> flat_groups_;
+};
+
+/// Stage 3: the sharded state over the ZeRO-3 units' groups, with the model's weights partitioned too
 /// (partitioned_params.h). After the step each rank writes its fp32 masters into its 16-bit weight shards;
 /// the next use of a unit gathers the new values.
-class PartitionedStrategy final : public Strategy {
+class PartitionedStrategy final : public ShardedStateStrategy {
  public:
   PartitionedStrategy(LayoutInputs in, PartitionOptions partition, bool gather_16bit_weights_on_save);
   ~PartitionedStrategy() override;
 
-  std::vector<std::vector<at::Tensor>> optimizer_params() const override;
   void begin_forward() override { partitioned_->begin_forward(); }
   void begin_backward(bool boundary) override;
   void end_backward() override;
-  std::vector<at::Tensor> optimizer_gradients() override;
   void after_optimizer_step() override;
-  void end_step() override;
-  void zero_grad() override { reducer_->zero_grad(); }
-  bool sharded() const override { return true; }
   std::size_t num_units() const override { return partitioned_->num_units(); }
   std::size_t unit_of(const at::Tensor& param) const override { return partitioned_->unit_of(param).value_or(0); }
   void gather(std::size_t u) override { partitioned_->gather(u); }
@@ -111,18 +125,11 @@ class PartitionedStrategy final : public Strategy {
   void adopt_parameter_values(std::size_t u) override;
   std::int64_t unit_gathers() const override { return partitioned_->gathers(); }
   bool allows_16bit_model_save() const override { return gather_16bit_weights_on_save_; }
-  void save(checkpoint::SaveTarget& target) override;
-  void load(checkpoint::LoadSource& source, const checkpoint::LoadOptions& options) override;
-  void save_optimizer_state(checkpoint::SaveTarget& target, const std::function<c10::IValue()>& state) const override;
-  c10::IValue load_optimizer_state(checkpoint::LoadSource& source) override;
 
  private:
-  std::size_t num_optimizer_groups_;
+  bool loads_stage(int saved_stage) const override { return saved_stage == 3; }
   bool gather_16bit_weights_on_save_;
-  // Declared first so it is destroyed last: the reducer's hooks and the masters refer to its groups.
   std::unique_ptr<PartitionedParams> partitioned_;
-  std::unique_ptr<BucketReducer> reducer_;
-  std::unique_ptr<MasterWeights> masters_;
 };
 
 }  // namespace deepspeed::zero

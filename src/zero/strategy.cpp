@@ -40,7 +40,7 @@ void Strategy::save_layout(checkpoint::SaveTarget& target, const std::vector<Fla
   states.insert("zero_stage", static_cast<std::int64_t>(stage_));
 }
 
-void Strategy::check_saved_stage(checkpoint::LoadSource& source, bool (*compatible)(int saved_stage)) const {
+void Strategy::check_saved_stage(checkpoint::LoadSource& source, const std::function<bool(int)>& compatible) const {
   const int saved = static_cast<int>(source.model_entry("zero_stage").toInt());
   if (!compatible(saved)) {
     throw UsageError(util::cat("load_checkpoint: '", source.dir(), "' was saved with ZeRO stage ", saved,

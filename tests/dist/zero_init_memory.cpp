@@ -1,5 +1,6 @@
 // zero::Init keeps no more than one unit whole while a model is built: after each unit is constructed the
-// process holds only the shards so far (measured with glibc's allocator statistics), and the model then trains.
+// process holds only the shards so far (measured with glibc's allocator statistics, which count every thread's
+// arena), and the model then trains.
 #include <malloc.h>
 
 #include <cstdio>
@@ -61,13 +62,15 @@ int main(int argc, char** argv) {
     deepspeed::zero::Init init;
     model.emplace();
   }
-  // Each unit is freed before the next is built: live memory is the shards so far plus at most the unit in
-  // flight (Gloo may still hold the last broadcast's buffer), never the model (slack: 1/4 unit of bookkeeping).
+  // Each unit's full copy is freed as soon as its shard is cut (zero::Init frees the broadcast buffer itself, so
+  // nothing depends on when the process group's threads drop their references): after unit i a rank holds
+  // the shards of units 0..i and a little bookkeeping (~0.1 unit measured; the bound allows 1/4 unit), never a
+  // unit whole, never the model.
   int failures = 0;
   for (int i = 0; i < kUnits; ++i) {
     const std::int64_t grown = (*model)->after_unit[static_cast<std::size_t>(i)] - before;
     const std::int64_t shards = (i + 1) * unit_bytes / comm->world_size();
-    if (grown > shards + unit_bytes + unit_bytes / 4) {
+    if (grown > shards + unit_bytes / 4) {
       std::fprintf(stderr, "rank %d: after unit %d the heap grew %lld bytes, shards are %lld\n", comm->rank(), i,
                    static_cast<long long>(grown), static_cast<long long>(shards));
       ++failures;
@@ -78,7 +81,6 @@ int main(int argc, char** argv) {
                  static_cast<long long>(deepspeed::zero::Init::shard_bytes()));
     ++failures;
   }
-  if ((*model)->after_unit.back() - before >= kUnits * unit_bytes / 2 + unit_bytes) ++failures;  // not the model
   // On a GPU the unit is built on the host and broadcast from the device: the device's peak during
   // construction is the shards plus the one unit in flight.
   const c10::Device device = comm->device();

@@ -112,7 +112,7 @@ class Strategy : public checkpoint::Stateful {
   void save_layout(checkpoint::SaveTarget& target, const std::vector<FlatGroup*>& groups, int layout_world_size) const;
   /// Throws UsageError unless the checkpoint's optimizer state can be loaded into this layout (stages that
   /// `compatible` accepts).
-  void check_saved_stage(checkpoint::LoadSource& source, bool (*compatible)(int saved_stage)) const;
+  void check_saved_stage(checkpoint::LoadSource& source, const std::function<bool(int)>& compatible) const;
 
   int stage_;
   std::int64_t bucket_numel_;

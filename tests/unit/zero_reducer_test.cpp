@@ -1,0 +1,138 @@
+// BucketReducer in its three reductions and the per-tensor reference, on in-process Gloo ranks: the reduced
+// gradients equal the closed-form average over ranks of what each rank's backward produced.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include "deepspeed/zero/flat_group.h"
+#include "deepspeed/zero/grad_reducer.h"
+#include "tests/support/loopback_ranks.h"
+
+namespace deepspeed::zero {
+namespace {
+
+const std::vector<std::vector<std::int64_t>> kShapes = {{7}, {13, 5}, {3}, {11}};  // no size divides by 2 or 3
+
+// What rank r's micro-step m puts into parameter i's gradient: distinct everywhere, exact in fp32.
+at::Tensor contribution(std::size_t i, int rank, int micro, at::IntArrayRef shape) {
+  const auto n = c10::multiply_integers(shape);
+  return (at::arange(static_cast<std::int64_t>(n), at::kFloat) * 0.25 + 1.0 + 10.0 * rank + 100.0 * micro +
+          1000.0 * static_cast<double>(i))
+      .reshape(shape);
+}
+
+// The average over ranks of the summed micro-steps: DeepSpeed's default averaging (predivide factor 1).
+at::Tensor expected_gradient(std::size_t i, int world_size, int gas) {
+  at::Tensor sum = at::zeros(kShapes[i]);
+  for (int r = 0; r < world_size; ++r) {
+    for (int m = 0; m < gas; ++m) sum += contribution(i, r, m, kShapes[i]);
+  }
+  return sum / world_size;
+}
+
+std::vector<at::Tensor> make_params() {
+  std::vector<at::Tensor> params;
+  for (const auto& shape : kShapes) params.push_back(at::zeros(shape).requires_grad_(true));
+  return params;
+}
+
+// One accumulation window of `gas` micro-steps on this rank.
+void backward_window(GradientReducer& reducer, const std::vector<at::Tensor>& params, int rank, int gas) {
+  for (int m = 0; m < gas; ++m) {
+    reducer.prepare_backward(/*boundary=*/m == gas - 1);
+    at::Tensor loss = at::zeros({});
+    for (std::size_t i = 0; i < params.size(); ++i) loss = loss + (params[i] * contribution(i, rank, m, kShapes[i])).sum();
+    loss.backward();
+    reducer.finish_backward();
+  }
+}
+
+void check_bucket_reducer(Reduction reduction, int world_size, int gas) {
+  testing::run_ranks(world_size, [&](const std::shared_ptr<comm::Communicator>& comm) {
+    const bool shards = reduction != Reduction::kAllReduce;
+    auto params = make_params();
+    // 24-element buckets: the four parameters span several buckets, one parameter crosses chunk boundaries.
+    auto groups = build_flat_groups({params}, FlatOptions{24, kAlignment, shards ? world_size : 1});
+    ASSERT_EQ(groups.size(), 1u);
+    ReducerOptions options;
+    options.reduction = reduction;
+    BucketReducer reducer({groups[0].get()}, comm, options, Placement::on_device(c10::Device(c10::kCPU)));
+    ASSERT_GT(reducer.num_buckets(), 2u);
+    backward_window(reducer, params, comm->rank(), gas);
+    const at::Tensor got = reducer.gradients().at(0);
+    at::NoGradGuard no_grad;
+    at::Tensor full = at::zeros({groups[0]->plan.total_numel});
+    for (std::size_t i = 0; i < params.size(); ++i) groups[0]->view_of(full, i).copy_(expected_gradient(i, world_size, gas));
+    if (shards) {
+      at::Tensor shard = at::zeros({groups[0]->plan.shard_numel});
+      groups[0]->copy_own_chunks(full, shard, comm->rank());
+      EXPECT_TRUE(at::allclose(got, shard, 1e-6, 1e-6)) << "rank " << comm->rank();
+    } else {
+      EXPECT_TRUE(at::allclose(got, full, 1e-6, 1e-6)) << "rank " << comm->rank();
+      // The parameters' own .grad() are views of the reduced buffer (what an fp32 optimizer reads).
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        EXPECT_TRUE(at::allclose(params[i].grad(), expected_gradient(i, world_size, gas), 1e-6, 1e-6));
+      }
+    }
+    reducer.zero_grad();
+    if (reduction != Reduction::kReduceScatterOnBoundary) {  // that one frees its shard until the next boundary
+      EXPECT_EQ(reducer.gradients().at(0).abs().sum().item<double>(), 0.0);
+    }
+  });
+}
+
+TEST(BucketReducer, AllReduceAveragesFullGradients) {
+  for (int ws : {2, 3}) {
+    for (int gas : {1, 3}) check_bucket_reducer(Reduction::kAllReduce, ws, gas);
+  }
+}
+
+TEST(BucketReducer, ReduceScatterOnBoundaryKeepsThisRanksChunks) {
+  for (int ws : {2, 3}) {
+    for (int gas : {1, 3}) check_bucket_reducer(Reduction::kReduceScatterOnBoundary, ws, gas);
+  }
+}
+
+TEST(BucketReducer, ReduceScatterEachMicroStepAccumulatesInTheShard) {
+  for (int ws : {2, 3}) {
+    for (int gas : {1, 3}) check_bucket_reducer(Reduction::kReduceScatterEachMicroStep, ws, gas);
+  }
+}
+
+TEST(NaiveAllReduce, MatchesTheClosedForm) {
+  testing::run_ranks(3, [&](const std::shared_ptr<comm::Communicator>& comm) {
+    auto params = make_params();
+    NaiveAllReduce reducer(params, comm, ReducerOptions{});
+    backward_window(reducer, params, comm->rank(), 2);
+    const auto grads = reducer.gradients();
+    ASSERT_EQ(grads.size(), params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      EXPECT_TRUE(at::allclose(grads[i], expected_gradient(i, 3, 2), 1e-6, 1e-6)) << "parameter " << i;
+    }
+  });
+}
+
+TEST(BucketReducer, UnusedParametersStillReduce) {
+  // A parameter that takes no part in this backward has no gradient on any rank: its bucket is still launched
+  // (by finish_backward) and comes back zero, so every rank issues the same collectives.
+  testing::run_ranks(2, [&](const std::shared_ptr<comm::Communicator>& comm) {
+    auto params = make_params();
+    auto groups = build_flat_groups({params}, FlatOptions{24, kAlignment, 2});
+    ReducerOptions options;
+    options.reduction = Reduction::kReduceScatterEachMicroStep;
+    BucketReducer reducer({groups[0].get()}, comm, options, Placement::on_device(c10::Device(c10::kCPU)));
+    reducer.prepare_backward(true);
+    (params[0] * 2.0).sum().backward();
+    reducer.finish_backward();
+    at::NoGradGuard no_grad;
+    at::Tensor full = at::zeros({groups[0]->plan.total_numel});
+    groups[0]->view_of(full, 0).fill_(2.0);
+    at::Tensor shard = at::zeros({groups[0]->plan.shard_numel});
+    groups[0]->copy_own_chunks(full, shard, comm->rank());
+    EXPECT_TRUE(at::equal(reducer.gradients().at(0), shard));
+  });
+}
+
+}  // namespace
+}  // namespace deepspeed::zero
