@@ -16,7 +16,6 @@ stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 {
   nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
   lscpu | grep -E "Model name|^CPU\(s\)"
-  git log --oneline -1
 } >"$out/machine.txt" 2>&1
 cat "$out/machine.txt"
 what=${1:-all}
