@@ -30,31 +30,30 @@ EngineImpl::EngineImpl(EngineParts parts)
       throughput_(parts_.comm->device(), parts_.config.throughput_timer.enabled,
                   parts_.config.throughput_timer.synchronized, parts_.config.batch.train_batch_size,
                   parts_.config.steps_per_print) {
-  const auto& c = parts_.config;
-  engine_parts_.push_back(module_weights_part(parts_.module, *parts_.zero, *parts_.comm));
-  engine_parts_.push_back(optimizer_part(*parts_.optimizer, *parts_.zero));
-  engine_parts_.push_back(json_part({"loss_scaler", [this] { return std::optional(loss_scaler_.state_dict()); },
-                                     [this](const nlohmann::json& s) { loss_scaler_.load_state_dict(s); },
-                                     [](const checkpoint::LoadOptions& o) { return o.restores_optimizer(); }}));
-  engine_parts_.push_back(json_part(
-      {"lr_scheduler",
-       [this]() -> std::optional<nlohmann::json> {
-         if (!parts_.scheduler) return std::nullopt;
-         return parts_.scheduler->state_dict();
-       },
-       [this](const nlohmann::json& s) { parts_.scheduler->load_state_dict(s); },
-       [this](const checkpoint::LoadOptions& o) { return parts_.scheduler && o.lr_scheduler_states && !o.module_only; }}));
-  engine_parts_.push_back(counters_part(counters_, c.batch.gradient_accumulation_steps, parts_.comm->world_size()));
+  // The checkpoint parts in save/load order (see checkpoint_parts()); the ZeRO layout is its own part.
+  auto own = [this](std::unique_ptr<checkpoint::Stateful> part) {
+    checkpoint_parts_.push_back(part.get());
+    owned_parts_.push_back(std::move(part));
+  };
+  own(module_weights_part(parts_.module, *parts_.zero, *parts_.comm));
+  checkpoint_parts_.push_back(parts_.zero.get());
+  own(optimizer_part(*parts_.optimizer, *parts_.zero));
+  own(json_part({"loss_scaler", [this] { return std::optional(loss_scaler_.state_dict()); },
+                 [this](const nlohmann::json& s) { loss_scaler_.load_state_dict(s); },
+                 [](const checkpoint::LoadOptions& o) { return o.restores_optimizer(); }}));
+  own(json_part({"lr_scheduler",
+                 [this]() -> std::optional<nlohmann::json> {
+                   if (!parts_.scheduler) return std::nullopt;
+                   return parts_.scheduler->state_dict();
+                 },
+                 [this](const nlohmann::json& s) { parts_.scheduler->load_state_dict(s); },
+                 [this](const checkpoint::LoadOptions& o) {
+                   return parts_.scheduler && o.lr_scheduler_states && !o.module_only;
+                 }}));
+  own(counters_part(counters_, parts_.config.batch.gradient_accumulation_steps, parts_.comm->world_size()));
 }
 
 EngineImpl::~EngineImpl() = default;
-
-std::vector<checkpoint::Stateful*> EngineImpl::checkpoint_parts() const {
-  // module weights, ZeRO layout, then the rest in the order they were made
-  std::vector<checkpoint::Stateful*> parts{engine_parts_[0].get(), parts_.zero.get()};
-  for (std::size_t i = 1; i < engine_parts_.size(); ++i) parts.push_back(engine_parts_[i].get());
-  return parts;
-}
 
 bool EngineImpl::is_boundary() const {
   if (boundary_override_) return *boundary_override_;

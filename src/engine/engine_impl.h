@@ -75,7 +75,7 @@ class EngineImpl {
   /// masters), optimizer state, loss scaler, LR schedule, counters. Loading in this order matters: the
   /// layout checks the checkpoint's stage before the optimizer state is read, and the masters follow the
   /// weights unless the checkpoint's own masters replace them.
-  std::vector<checkpoint::Stateful*> checkpoint_parts() const;
+  const std::vector<checkpoint::Stateful*>& checkpoint_parts() const { return checkpoint_parts_; }
 
  private:
   void take_model_step();
@@ -90,7 +90,8 @@ class EngineImpl {
   bool step_applied_ = false;
   engine::WallClockTimers timers_;
   engine::ThroughputTimer throughput_;
-  std::vector<std::unique_ptr<checkpoint::Stateful>> engine_parts_;  // the checkpoint parts the engine owns
+  std::vector<std::unique_ptr<checkpoint::Stateful>> owned_parts_;  // the engine's own checkpoint parts
+  std::vector<checkpoint::Stateful*> checkpoint_parts_;             // all of them, the layout too, in order
 };
 
 }  // namespace deepspeed

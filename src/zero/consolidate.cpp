@@ -55,22 +55,23 @@ std::vector<std::pair<std::string, at::Tensor>> fp32_state_dict(const std::strin
   const std::string model_file = (std::filesystem::path(dir) / model_states_name()).string();
   const auto state = load_ivalue(model_file).toGenericDict();
   const auto module = entry(state, "module", model_file).toGenericDict();
-  const int stage = static_cast<int>(entry(state, "zero_stage", model_file).toInt());
   const auto layout = entry(state, "layout", model_file).toGenericDict();
   const std::int64_t bucket = entry(layout, "bucket_numel", model_file).toInt();
   const std::int64_t alignment = entry(layout, "alignment", model_file).toInt();
   const auto groups = read_shapes(state, model_file);
 
-  // fp32 master flats: one per group, either whole (stage 0, 16-bit training) or one shard per rank.
+  // fp32 master flats, per group: the replicated layout keeps each whole in the model-states file (none when
+  // the model trained in fp32), the sharded layouts one shard per rank in the ranks' files. A whole flat is
+  // the single shard of a one-rank layout, so both reassemble the same way.
   std::vector<std::vector<at::Tensor>> shards(groups.size());
   int world = 1;
-  if (stage == 0) {
+  if (state.contains("optimizer")) {
     const auto masters = entry(entry(state, "optimizer", model_file).toGenericDict(), "fp32_flat_groups", model_file).toList();
     if (masters.size() == groups.size()) {
       for (std::size_t g = 0; g < groups.size(); ++g) shards[g].push_back(masters.get(g).toTensor());
     }
   } else {
-    world = static_cast<int>(entry(state, "dp_world_size", model_file).toInt());
+    world = static_cast<int>(entry(layout, "world_size", model_file).toInt());
     for (int r = 0; r < world; ++r) {
       const std::string file = find_optim_states(dir, r);
       const auto inner = entry(load_ivalue(file).toGenericDict(), "optimizer_state_dict", file).toGenericDict();
@@ -85,15 +86,7 @@ std::vector<std::pair<std::string, at::Tensor>> fp32_state_dict(const std::strin
   std::map<std::string, at::Tensor> masters;  // name → fp32 tensor, from the flats
   for (std::size_t g = 0; g < groups.size(); ++g) {
     if (shards[g].empty()) continue;
-    const auto plan = plan_group(groups[g].numels, {bucket, alignment, world});
-    std::vector<at::Tensor> full;
-    if (stage == 0) {
-      for (std::size_t i = 0; i < groups[g].numels.size(); ++i) {
-        full.push_back(shards[g][0].narrow(0, plan.offset[i], groups[g].numels[i]));
-      }
-    } else {
-      full = unshard(shards[g], plan, groups[g].numels);
-    }
+    const auto full = unshard(shards[g], plan_group(groups[g].numels, {bucket, alignment, world}), groups[g].numels);
     for (std::size_t i = 0; i < full.size(); ++i) {
       masters[groups[g].names[i]] = full[i].reshape(groups[g].shapes[i]).to(at::kFloat).clone();
     }
