@@ -27,9 +27,17 @@ target_link_libraries(ds_checkpoint PUBLIC ds_util torch)
 ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp zero/unit.cpp zero/find_units.cpp
            zero/partitioned_params.cpp zero/storage.cpp zero/init.cpp zero/placement.cpp zero/master_weights.cpp
            zero/strategy.cpp zero/strategy_factory.cpp zero/replicated.cpp zero/sharded_state.cpp zero/sharded.cpp
-           zero/partitioned.cpp
+           zero/partitioned.cpp zero/host_memory.cpp zero/serial_worker.cpp zero/memory_estimate.cpp
            zero/shard_checkpoint.cpp zero/reshard.cpp zero/consolidate.cpp)
 target_link_libraries(ds_zero PUBLIC ds_comm ds_config ds_checkpoint)
+# ZeRO-Offload pins its host buffers with the CUDA runtime (the one LibTorch loads) where LibTorch has CUDA.
+if(DS_TORCH_HAS_CUDA)
+  find_package(CUDAToolkit QUIET)
+  if(TARGET CUDA::cudart)
+    target_link_libraries(ds_zero PRIVATE CUDA::cudart)
+    set_source_files_properties(zero/host_memory.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDA_RUNTIME)
+  endif()
+endif()
 
 # optim: optimizers, clipping (the LR schedules are ds_schedules, torch-free).
 ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/sgd.cpp optim/clip.cpp optim/state_dict.cpp

@@ -16,12 +16,6 @@ Dict section(Dict& parent, const std::string& key) {
   return child;
 }
 
-c10::impl::GenericList cpu_copies(const std::vector<at::Tensor>& tensors) {
-  c10::impl::GenericList list(c10::AnyType::get());
-  for (const auto& t : tensors) list.push_back(t.detach().cpu().clone());
-  return list;
-}
-
 LoadSource::LoadSource(std::string tag_dir)
     : dir_(std::move(tag_dir)), model_file_((std::filesystem::path(dir_) / model_states_name()).string()) {}
 

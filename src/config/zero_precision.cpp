@@ -23,10 +23,16 @@ void parse_offload(Section offload, OffloadConfig& out, bool is_param) {
     offload.read("pipeline_write", out.pipeline_write);
     offload.read("fast_init", out.fast_init);
     offload.read("ratio", out.ratio, Range{.min = 0.0, .max = 1.0});
+    // Gradients are always converted on the host here (fp32 accumulation); both settings mean the same.
+    bool convert_grad_on_cpu = true;
+    offload.read("convert_grad_on_cpu", convert_grad_on_cpu);
+    offload.unsupported("super_offload");
+    offload.unsupported("cpuadam_cores_perc");
   }
-  offload.unsupported("super_offload");
-  offload.unsupported("cpuadam_cores_perc");
   if (out.device == "nvme" && out.nvme_path.empty()) offload.fail("nvme_path", "required when device is \"nvme\"");
+  if (out.device == "nvme") {
+    offload.fail("device", "\"nvme\" (ZeRO-Infinity) is not implemented yet by deepspeed.cpp; use \"cpu\"");
+  }
   offload.finish();
 }
 
@@ -135,9 +141,12 @@ void parse_zero(Section& root, ZeroConfig& out) {
     throw ConfigError(cat(root.diagnostics().source, ": zero_optimization.stage: ZeRO stage ", out.stage,
                           " is not supported yet by deepspeed.cpp (highest available: ", kMaxImplementedZeroStage, ")"));
   }
-  if (out.offload_optimizer.device != "none" || out.offload_param.device != "none") {
-    throw ConfigError(cat(root.diagnostics().source,
-                          ": zero_optimization.offload_*: ZeRO-Offload is not supported yet by deepspeed.cpp"));
+  const std::string& source = root.diagnostics().source;
+  if (out.offload_optimizer.device != "none" && out.stage == 0) {
+    throw ConfigError(cat(source, ": zero_optimization.offload_optimizer: needs ZeRO stage 1, 2 or 3 (stage is 0)"));
+  }
+  if (out.offload_param.device != "none" && out.stage != 3) {
+    throw ConfigError(cat(source, ": zero_optimization.offload_param: needs ZeRO stage 3 (stage is ", out.stage, ")"));
   }
 }
 

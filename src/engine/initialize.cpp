@@ -3,6 +3,10 @@
 #include <c10/core/GradMode.h>
 
 #include "deepspeed/initialize.h"
+#include "deepspeed/engine/timers.h"
+#include "deepspeed/optim/cpu_adam.h"
+#include "deepspeed/zero/init.h"
+#include "deepspeed/zero/memory_estimate.h"
 #include "deepspeed/util/error.h"
 #include "deepspeed/util/logging.h"
 #include "deepspeed/zero/strategy.h"
@@ -35,6 +39,48 @@ config::Config load_config(const Arguments& args, const InitializeOptions& optio
     throw UsageError("DeepSpeed requires --deepspeed_config to specify configuration file");
   }
   return config::parse_config(config::load_json_file(args.deepspeed_config), args.deepspeed_config, world_size);
+}
+
+// What the layout was estimated to hold against what it holds (rank 0's view; every rank holds the same).
+void report_model_states(const config::Config& c, const zero::ModelShape& shape, const zero::Strategy& layout,
+                         const optim::Optimizer& optimizer, const comm::Communicator& comm) {
+  const auto e = zero::estimate_model_states(c, shape, comm.world_size());
+  std::int64_t host = layout.host_bytes();
+  for (const auto& group : optimizer.all_state()) {
+    for (const auto& state : group) {
+      for (const auto& [name, t] : state) {
+        if (t.device().is_cpu()) host += t.numel() * static_cast<std::int64_t>(t.element_size());
+      }
+    }
+  }
+  const std::string measured_device =
+      comm.device().is_cuda() ? zero::gib(engine::memory_allocated(comm.device())) : std::string("n/a on the CPU");
+  DS_LOG_DIST(kInfo, "Model states per rank: estimated device ", zero::gib(e.device_total()), " (weights ",
+              zero::gib(e.weights), ", gradients ", zero::gib(e.gradients), ", optimizer ", zero::gib(e.optimizer),
+              "), host ", zero::gib(e.host_total()), "; allocated now: device ", measured_device, ", host ",
+              zero::gib(host));
+}
+
+// ZeRO-Offload steps the host masters with DeepSpeedCPUAdam, which writes their 16-bit values into the
+// layout's pinned copies in the same pass. Another optimizer is DeepSpeed's error unless the config allows it.
+void use_offload_optimizer(const config::Config& c, optim::Optimizer& optimizer, zero::Strategy& layout) {
+  auto* cpu_adam = dynamic_cast<optim::CpuAdam*>(&optimizer);
+  if (!cpu_adam) {
+    if (c.zero_force_ds_cpu_optimizer) {
+      throw ConfigError(cat(c.source, ": zero_force_ds_cpu_optimizer: ZeRO-Offload with the optimizer ", optimizer.name(),
+                            ", which is not DeepSpeedCPUAdam, will be slow; use optimizer.type Adam or AdamW, or set "
+                            "<\"zero_force_ds_cpu_optimizer\": false> to run it anyway"));
+    }
+    return;  // the layout converts the masters itself after each step
+  }
+  const auto copies = layout.optimizer_param_copies();
+  if (copies.size() != optimizer.num_groups()) return;  // a param group without parameters was dropped
+  for (std::size_t g = 0; g < copies.size(); ++g) {
+    for (std::size_t i = 0; i < copies[g].size(); ++i) {
+      if (copies[g][i].defined()) cpu_adam->set_param_copy(g, i, copies[g][i]);
+    }
+  }
+  layout.param_copies_filled(!copies.empty());
 }
 
 }  // namespace
@@ -78,6 +124,11 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
     trainable.push_back(g.params);
   }
   zero::check_optimizer_supported(cfg, static_cast<bool>(options.optimizer));
+  zero::ModelShape shape;
+  for (const auto& g : trainable) {
+    for (const auto& p : g) shape.numels.push_back(zero::full_numel(p));
+  }
+  const bool offloaded = cfg.zero.offload_optimizer.device != "none";
   auto layout = zero::make_strategy(cfg, std::move(trainable), module, comm);
   const auto optimizer_params = layout->optimizer_params();
   std::vector<optim::ParamGroup> groups;
@@ -90,15 +141,18 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
     optimizer = options.optimizer(std::move(groups));
     DS_LOG_DIST(kInfo, "Using client callable to create basic optimizer");
   } else if (!cfg.optimizer.type.empty()) {
-    optimizer = optim::make_optimizer(cfg.optimizer, std::move(groups));
+    optimizer = optim::make_optimizer(cfg.optimizer, std::move(groups), offloaded);
     DS_LOG_DIST(kInfo, "Using DeepSpeed Optimizer param name ", cfg.optimizer.type, " as basic optimizer");
   } else {
     throw ConfigError(cat(cfg.source, ": optimizer: missing; add an \"optimizer\" section or pass "
                                       "InitializeOptions::optimizer"));
   }
+  if (offloaded) use_offload_optimizer(cfg, *optimizer, *layout);
   DS_LOG_DIST(kInfo, "DeepSpeed Basic Optimizer = ", optimizer->name());
   if (const auto message = zero::optimizer_creation_message(cfg); !message.empty()) DS_LOG_DIST(kInfo, message);
   DS_LOG_DIST(kInfo, "DeepSpeed Final Optimizer = ", optimizer->name());
+
+  report_model_states(cfg, shape, *layout, *optimizer, *comm);
 
   std::shared_ptr<optim::LRScheduler> scheduler;
   if (!cfg.scheduler.type.empty()) {

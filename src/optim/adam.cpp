@@ -7,10 +7,9 @@
 #include <c10/core/GradMode.h>
 
 #include "deepspeed/optim/optimizer.h"
+#include "src/optim/adam_internal.h"
 
 namespace deepspeed::optim {
-
-namespace {
 
 // Moments live beside the parameter, in its dtype and device; "step" is a float32 tensor on the same device
 // because the fused CUDA kernel reads it there (the same layout torch.optim uses, so states interchange).
@@ -21,6 +20,8 @@ void init_adam_state(ParamState& s, const at::Tensor& p, bool amsgrad) {
   s["exp_avg_sq"] = at::zeros_like(p, at::MemoryFormat::Preserve);
   if (amsgrad) s["max_exp_avg_sq"] = at::zeros_like(p, at::MemoryFormat::Preserve);
 }
+
+namespace {
 
 void reference_adam_step(at::Tensor& p, ParamState& s, const Hyper& h) {
   at::Tensor grad = p.grad();
@@ -49,43 +50,51 @@ void reference_adam_step(at::Tensor& p, ParamState& s, const Hyper& h) {
 
 }  // namespace
 
-void FusedAdam::step() {
+void fused_adam_step(const std::vector<at::Tensor>& params, const std::vector<ParamState*>& states, const Hyper& h) {
   at::NoGradGuard no_grad;
+  // The fused kernels need every list to share one device and dtype.
+  struct Lists {
+    std::vector<at::Tensor> params, grads, m, v, vmax, steps;
+  };
+  std::map<std::tuple<int, int, int>, Lists> buckets;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    at::Tensor p = params[i];
+    ParamState& s = *states[i];
+    init_adam_state(s, p, h.amsgrad);
+    if (!h.bias_correction) {
+      reference_adam_step(p, s, h);
+      continue;
+    }
+    auto& l = buckets[{static_cast<int>(p.device().type()), p.device().index(), static_cast<int>(p.scalar_type())}];
+    l.params.push_back(p);
+    l.grads.push_back(p.grad());
+    l.m.push_back(s["exp_avg"]);
+    l.v.push_back(s["exp_avg_sq"]);
+    if (h.amsgrad) l.vmax.push_back(s["max_exp_avg_sq"]);
+    l.steps.push_back(s["step"]);
+  }
+  for (auto& [key, l] : buckets) {
+    at::_foreach_add_(l.steps, 1);
+    // at::_fused_adam(w)_ is overloaded (double lr / Tensor lr); pick the double-lr form explicitly.
+    using Fn = void (*)(at::TensorList, at::TensorList, at::TensorList, at::TensorList, at::TensorList,
+                        at::TensorList, double, double, double, double, double, bool, bool,
+                        const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
+    const Fn fn = h.adam_w_mode ? static_cast<Fn>(&at::_fused_adamw_) : static_cast<Fn>(&at::_fused_adam_);
+    fn(l.params, l.grads, l.m, l.v, l.vmax, l.steps, h.lr, h.beta1, h.beta2, h.weight_decay, h.eps, h.amsgrad,
+       /*maximize=*/false, std::nullopt, std::nullopt);
+  }
+}
+
+void FusedAdam::step() {
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-    auto& group = groups_[gi];
-    const Hyper& h = group.hyper;
-    // The fused kernels need every list to share one device and dtype.
-    struct Lists {
-      std::vector<at::Tensor> params, grads, m, v, vmax, steps;
-    };
-    std::map<std::tuple<int, int, int>, Lists> buckets;
-    for (std::size_t i = 0; i < group.params.size(); ++i) {
-      auto& p = group.params[i];
-      if (!p.grad().defined()) continue;
-      auto& s = state(gi, i);
-      init_adam_state(s, p, h.amsgrad);
-      if (!h.bias_correction) {
-        reference_adam_step(p, s, h);
-        continue;
-      }
-      auto& l = buckets[{static_cast<int>(p.device().type()), p.device().index(), static_cast<int>(p.scalar_type())}];
-      l.params.push_back(p);
-      l.grads.push_back(p.grad());
-      l.m.push_back(s["exp_avg"]);
-      l.v.push_back(s["exp_avg_sq"]);
-      if (h.amsgrad) l.vmax.push_back(s["max_exp_avg_sq"]);
-      l.steps.push_back(s["step"]);
+    std::vector<at::Tensor> params;
+    std::vector<ParamState*> states;
+    for (std::size_t i = 0; i < groups_[gi].params.size(); ++i) {
+      if (!groups_[gi].params[i].grad().defined()) continue;
+      params.push_back(groups_[gi].params[i]);
+      states.push_back(&state(gi, i));
     }
-    for (auto& [key, l] : buckets) {
-      at::_foreach_add_(l.steps, 1);
-      // at::_fused_adam(w)_ is overloaded (double lr / Tensor lr); pick the double-lr form explicitly.
-      using Fn = void (*)(at::TensorList, at::TensorList, at::TensorList, at::TensorList, at::TensorList,
-                          at::TensorList, double, double, double, double, double, bool, bool,
-                          const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
-      const Fn fn = h.adam_w_mode ? static_cast<Fn>(&at::_fused_adamw_) : static_cast<Fn>(&at::_fused_adam_);
-      fn(l.params, l.grads, l.m, l.v, l.vmax, l.steps, h.lr, h.beta1, h.beta2, h.weight_decay, h.eps, h.amsgrad,
-         /*maximize=*/false, std::nullopt, std::nullopt);
-    }
+    fused_adam_step(params, states, groups_[gi].hyper);
   }
 }
 

@@ -7,20 +7,9 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include "src/optim/adam_internal.h"
+
 namespace deepspeed::optim {
-
-namespace {
-
-// "step" is a CPU fp32 scalar, the layout torch.optim uses when not capturable, so state dicts interchange
-// with FusedAdam/TorchAdam on CPU.
-void init_state(ParamState& s, const at::Tensor& p) {
-  if (s.count("exp_avg")) return;
-  s["step"] = at::zeros({}, at::TensorOptions().dtype(at::kFloat));
-  s["exp_avg"] = at::zeros_like(p, at::MemoryFormat::Contiguous);
-  s["exp_avg_sq"] = at::zeros_like(p, at::MemoryFormat::Contiguous);
-}
-
-}  // namespace
 
 CpuAdam::CpuAdam(std::vector<ParamGroup> groups, CpuIsa isa) : Optimizer(std::move(groups)) {
   if (!cpu_isa_supported(isa)) throw std::invalid_argument(std::string("CpuAdam: CPU lacks ") + cpu_isa_name(isa));
@@ -28,30 +17,44 @@ CpuAdam::CpuAdam(std::vector<ParamGroup> groups, CpuIsa isa) : Optimizer(std::mo
   for (const auto& g : groups_) {
     if (g.hyper.amsgrad) throw std::invalid_argument("DeepSpeedCPUAdam does not support amsgrad");
     for (const auto& p : g.params) {
-      if (!p.device().is_cpu() || p.scalar_type() != at::kFloat || !p.is_contiguous()) {
-        throw std::invalid_argument(
-            "DeepSpeedCPUAdam: parameters must be contiguous fp32 CPU tensors (enable offload_optimizer: cpu)");
+      if (p.scalar_type() != at::kFloat || !p.is_contiguous()) {
+        throw std::invalid_argument("DeepSpeedCPUAdam: parameters must be contiguous fp32 tensors");
       }
     }
     copies_.emplace_back(g.params.size());
+  }
+  // Like DeepSpeed's ZeRO optimizers, the state exists from the start: a host that cannot hold it fails at
+  // initialize(), not at the first step.
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    for (std::size_t i = 0; i < groups_[g].params.size(); ++i) init_adam_state(state(g, i), groups_[g].params[i], false);
   }
 }
 
 void CpuAdam::step() {
   at::NoGradGuard no_grad;
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    // Masters a partial offload left on the device take the fused GPU step, the rest the CPU kernel.
+    std::vector<at::Tensor> on_device;
+    std::vector<ParamState*> device_states;
     for (std::size_t i = 0; i < groups_[gi].params.size(); ++i) {
       const at::Tensor& p = groups_[gi].params[i];
       if (!p.grad().defined()) continue;
-      step_fused(gi, i, p.grad().contiguous(), copies_[gi][i]);
+      if (p.device().is_cpu()) {
+        step_fused(gi, i, p.grad().contiguous(), copies_[gi][i]);
+      } else {
+        on_device.push_back(p);
+        device_states.push_back(&state(gi, i));
+      }
     }
+    fused_adam_step(on_device, device_states, groups_[gi].hyper);
   }
 }
 
 void CpuAdam::step_fused(std::size_t group, std::size_t index, const at::Tensor& grad, const at::Tensor& param_copy) {
   at::Tensor& p = groups_.at(group).params.at(index);
+  if (!p.device().is_cpu()) throw std::invalid_argument("CpuAdam::step_fused: the parameter is not on the CPU");
   ParamState& s = state(group, index);
-  init_state(s, p);
+  init_adam_state(s, p, /*amsgrad=*/false);
   // The count advances only once the kernel accepted the buffers, so a rejected call can be retried.
   const auto t = static_cast<std::int64_t>(s["step"].item<float>()) + 1;
   cpu_adam_step(groups_[group].hyper, t, p, grad, s["exp_avg"], s["exp_avg_sq"], param_copy, exec_);

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "deepspeed/optim/cpu_adam.h"
 #include "deepspeed/optim/lamb.h"
 #include "deepspeed/util/error.h"
 #include "deepspeed/util/strings.h"
@@ -76,7 +77,8 @@ std::string Optimizer::momentum_repr() const {
   return out + "]";
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const config::OptimizerConfig& config, std::vector<ParamGroup> groups) {
+std::unique_ptr<Optimizer> make_optimizer(const config::OptimizerConfig& config, std::vector<ParamGroup> groups,
+                                          bool offloaded) {
   const Hyper defaults = Hyper::from_config(config);
   for (auto& g : groups) {
     g.hyper = defaults;
@@ -84,6 +86,7 @@ std::unique_ptr<Optimizer> make_optimizer(const config::OptimizerConfig& config,
   }
   if (config.type == "adam" || config.type == "adamw") {
     if (config.torch_adam || config.amsgrad) return std::make_unique<TorchAdam>(std::move(groups));
+    if (offloaded) return std::make_unique<CpuAdam>(std::move(groups));
     return std::make_unique<FusedAdam>(std::move(groups));
   }
   if (config.type == "sgd") return std::make_unique<Sgd>(std::move(groups));

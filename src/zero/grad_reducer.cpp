@@ -5,8 +5,12 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
+
+#include "src/zero/serial_worker.h"
 
 namespace deepspeed::zero {
 
@@ -20,8 +24,9 @@ Averaging Averaging::deepspeed(int world_size, bool prescale_gradients, double p
 
 struct BucketReducer::GroupState {
   bool grads_are_views = false;
-  at::Tensor full;   // kAllReduce, kReduceScatterOnBoundary: [total_numel] in accum dtype
-  at::Tensor shard;  // the reduce-scatters: [shard_numel] in accum dtype
+  at::Tensor full;      // kAllReduce, kReduceScatterOnBoundary: [total_numel] in accum dtype
+  ShardBuffer shard;    // the reduce-scatters: this rank's chunks, accum dtype on the device, fp32 on the host
+  ShardBuffer landing;  // offload: pinned host landing area of the host chunks' reduce-scatter outputs
   std::vector<int> pending;
   std::vector<char> counted;
   std::vector<comm::Work> works;
@@ -68,8 +73,10 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     // Reducing every micro-step accumulates into the shard, so it lives for the whole run. Reducing on the
     // boundary fills the shard once per window (allocated then, freed at zero_grad), keeping ZeRO-1's model
     // states at DeepSpeed's 4Ψ + 12Ψ/N between steps.
-    if (!keeps_full_buffer()) {
-      state->shard = placement_.zeros(StateKind::kGradientShards, group.plan.shard_numel, options_.accum_dtype);
+    if (!keeps_full_buffer()) state->shard = new_shard(group);
+    if (placement_.offloads()) {
+      state->landing = placement_.shard_buffer(group, StateKind::kTransfer,
+                                               options_.communication_dtype.value_or(options_.accum_dtype));
     }
     const std::size_t nb = group.plan.buckets.size();
     state->pending.assign(nb, 0);
@@ -89,9 +96,16 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     }
   }
   attach_gradient_views();
+  if (placement_.offloads()) {
+    worker_ = std::make_unique<SerialWorker>();
+    if (placement_.device().is_cuda()) {
+      copy_stream_ = c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStreamFromGlobalPool(placement_.device());
+    }
+  }
 }
 
 BucketReducer::~BucketReducer() {
+  worker_.reset();  // finishes what it was doing before the state goes
   {
     std::lock_guard<std::mutex> lock(shared_->mutex);
     shared_->owner = nullptr;
@@ -99,6 +113,12 @@ BucketReducer::~BucketReducer() {
   for (auto* group : groups_) {
     for (auto& p : group->params) torch::autograd::impl::set_post_acc_grad_hooks(p, nullptr);
   }
+}
+
+std::int64_t BucketReducer::host_bytes() const {
+  std::int64_t bytes = 0;
+  for (const auto& s : state_) bytes += s->shard.host_bytes() + s->landing.host_bytes();
+  return bytes;
 }
 
 std::size_t BucketReducer::num_buckets() const {
@@ -125,10 +145,19 @@ void BucketReducer::attach_gradient_views() {
   }
 }
 
+ShardBuffer BucketReducer::new_shard(const FlatGroup& group) const {
+  return placement_.shard_buffer(group, StateKind::kGradientShards, options_.accum_dtype, at::kFloat);
+}
+
 void BucketReducer::prepare_backward(bool boundary) {
   attach_gradient_views();
   std::lock_guard<std::mutex> lock(shared_->mutex);
   armed_ = options_.reduction == Reduction::kReduceScatterEachMicroStep || boundary;
+  if (armed_ && sharded()) {
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+      if (!state_[g]->shard.defined()) state_[g]->shard = new_shard(*groups_[g]);
+    }
+  }
   next_group_ = next_bucket_ = 0;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     auto& s = *state_[g];
@@ -207,6 +236,7 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
     s.works[b] = comm_->reduce_scatter(s.output[b], input);
   }
   s.launched[b] = 1;
+  if (placement_.on_host(group, b)) worker_->submit([this, g, b] { land_on_host(g, b); });
 }
 
 void BucketReducer::complete(std::size_t g, std::size_t b) {
@@ -220,15 +250,32 @@ void BucketReducer::complete(std::size_t g, std::size_t b) {
     if (s.output[b].defined()) bucket.copy_(s.output[b]);
     if (averaging_.after != 1.0) bucket.mul_(averaging_.after);
   } else {
-    if (!s.shard.defined()) {
-      s.shard = placement_.zeros(StateKind::kGradientShards, group.plan.shard_numel, options_.accum_dtype);
-    }
-    at::Tensor chunk = group.chunk_in_shard(s.shard, b);
-    const at::Tensor reduced = s.output[b].to(chunk.device());  // no copy while the shards stay on the device
-    // On the boundary the whole window is reduced once; each micro-step adds one micro-step's worth.
-    if (keeps_full_buffer()) chunk.copy_(reduced).mul_(averaging_.after);
-    else chunk.add_(reduced, averaging_.after);
+    fold_into_shard(s.shard.chunk(b), s.output[b]);
   }
+  s.input[b] = at::Tensor();
+  s.output[b] = at::Tensor();
+  s.launched[b] = 0;
+}
+
+void BucketReducer::fold_into_shard(at::Tensor chunk, const at::Tensor& reduced) const {
+  // On the boundary the whole window is reduced once; each micro-step adds one micro-step's worth.
+  if (keeps_full_buffer()) chunk.copy_(reduced).mul_(averaging_.after);
+  else chunk.add_(reduced, averaging_.after);
+}
+
+void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
+  auto& s = *state_[g];
+  at::NoGradGuard no_grad;
+  at::Tensor landing = s.landing.chunk(b);
+  {
+    // Under NCCL the wait and the copy go to a side stream, so they queue behind the reduce-scatter only, not
+    // behind the backward kernels launched since; the copy into pinned memory then blocks this thread alone.
+    std::optional<c10::StreamGuard> on_copy_stream;
+    if (copy_stream_) on_copy_stream.emplace(*copy_stream_);
+    s.works[b].wait();
+    landing.copy_(s.output[b]);
+  }
+  fold_into_shard(s.shard.chunk(b), landing);
   s.input[b] = at::Tensor();
   s.output[b] = at::Tensor();
   s.launched[b] = 0;
@@ -244,22 +291,36 @@ void BucketReducer::finish_backward() {
     armed_ = false;
   }
   for (std::size_t g = 0; g < groups_.size(); ++g) {
-    for (std::size_t b = 0; b < state_[g]->works.size(); ++b) complete(g, b);
+    for (std::size_t b = 0; b < state_[g]->works.size(); ++b) {
+      if (!placement_.on_host(*groups_[g], b)) complete(g, b);
+    }
   }
+  if (worker_) worker_->drain();
 }
 
 void BucketReducer::zero_grad() {
   attach_gradient_views();
   for (auto& s : state_) {
     if (s->full.defined()) s->full.zero_();
-    if (options_.reduction == Reduction::kReduceScatterOnBoundary) s->shard = at::Tensor();
+    if (options_.reduction == Reduction::kReduceScatterOnBoundary) s->shard = ShardBuffer();
     else if (s->shard.defined()) s->shard.zero_();
   }
 }
 
 std::vector<at::Tensor> BucketReducer::gradients() {
   std::vector<at::Tensor> out;
-  for (auto& s : state_) out.push_back(sharded() ? s->shard : s->full);
+  for (auto& s : state_) {
+    if (!sharded()) out.push_back(s->full);
+    else for (const auto& piece : s->shard.pieces()) out.push_back(piece.tensor);
+  }
+  return out;
+}
+
+std::vector<ShardBuffer> BucketReducer::shards() const {
+  std::vector<ShardBuffer> out;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    out.push_back(sharded() ? state_[g]->shard : ShardBuffer::whole(*groups_[g], state_[g]->full));
+  }
   return out;
 }
 

@@ -70,6 +70,13 @@ std::int64_t Init::shard_bytes() {
   return bytes;
 }
 
+std::int64_t full_numel(const at::Tensor& param) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  const auto it = g_shards.find(param.unsafeGetTensorImpl());
+  if (it == g_shards.end()) return param.numel();
+  return static_cast<std::int64_t>(c10::multiply_integers(it->second.shape));
+}
+
 bool materialize_presharded(const std::vector<at::Tensor>& params, c10::Device device, at::ScalarType dtype) {
   auto comm = comm::current_communicator();
   bool any = false;

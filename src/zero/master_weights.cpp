@@ -1,18 +1,22 @@
 #include "deepspeed/zero/master_weights.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
 namespace deepspeed::zero {
 
-MasterWeights::MasterWeights(std::vector<FlatGroup*> groups, std::vector<at::Tensor> masters, View view)
+MasterWeights::MasterWeights(std::vector<FlatGroup*> groups, std::vector<ShardBuffer> masters, View view)
     : groups_(std::move(groups)), masters_(std::move(masters)), view_(view) {
   if (view_ != View::kPerParameter) return;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
+    if (masters_[g].pieces().size() != 1) throw std::logic_error("MasterWeights: per-parameter views need one piece");
     std::vector<at::Tensor> views;
-    for (std::size_t i = 0; i < groups_[g]->params.size(); ++i) views.push_back(groups_[g]->view_of(masters_[g], i));
+    for (std::size_t i = 0; i < groups_[g]->params.size(); ++i) {
+      views.push_back(groups_[g]->view_of(masters_[g].pieces()[0].tensor, i));
+    }
     views_.push_back(std::move(views));
   }
 }
@@ -21,39 +25,48 @@ std::vector<std::vector<at::Tensor>> MasterWeights::optimizer_params(std::size_t
   std::vector<std::vector<at::Tensor>> out(num_optimizer_groups);
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     auto& dest = out.at(groups_[g]->optimizer_group);
-    if (view_ == View::kPerParameter) dest.insert(dest.end(), views_[g].begin(), views_[g].end());
-    else dest.push_back(masters_[g]);
+    if (view_ == View::kPerParameter) {
+      dest.insert(dest.end(), views_[g].begin(), views_[g].end());
+    } else {
+      for (const auto& piece : masters_[g].pieces()) dest.push_back(piece.tensor);
+    }
   }
   return out;
 }
 
-std::vector<std::size_t> MasterWeights::optimizer_indices() const {
+std::vector<std::vector<std::size_t>> MasterWeights::optimizer_indices() const {
   std::size_t num_optimizer_groups = 0;
   for (const auto* g : groups_) num_optimizer_groups = std::max(num_optimizer_groups, g->optimizer_group + 1);
-  std::vector<std::size_t> per_group_count(num_optimizer_groups, 0);
-  for (const auto* g : groups_) ++per_group_count[g->optimizer_group];
-  std::vector<std::size_t> first(num_optimizer_groups, 0);  // index of each optimizer group's first tensor
-  for (std::size_t og = 1; og < num_optimizer_groups; ++og) first[og] = first[og - 1] + per_group_count[og - 1];
-  std::vector<std::size_t> indices;
-  for (const auto* g : groups_) indices.push_back(first[g->optimizer_group]++);
+  std::vector<std::size_t> count(num_optimizer_groups, 0);
+  for (std::size_t g = 0; g < groups_.size(); ++g) count[groups_[g]->optimizer_group] += masters_[g].pieces().size();
+  std::vector<std::size_t> next(num_optimizer_groups, 0);  // each optimizer group's first tensor, then onwards
+  for (std::size_t og = 1; og < num_optimizer_groups; ++og) next[og] = next[og - 1] + count[og - 1];
+  std::vector<std::vector<std::size_t>> indices;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    std::vector<std::size_t> pieces;
+    for (std::size_t p = 0; p < masters_[g].pieces().size(); ++p) pieces.push_back(next[groups_[g]->optimizer_group]++);
+    indices.push_back(std::move(pieces));
+  }
   return indices;
 }
 
-std::vector<at::Tensor> MasterWeights::attach_gradients(const std::vector<at::Tensor>& reduced) {
+std::vector<at::Tensor> MasterWeights::attach_gradients(const std::vector<ShardBuffer>& reduced) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> grads;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
-    // Reducers that accumulate in 16 bits hand over a 16-bit buffer; the optimizer needs fp32 beside its
-    // masters (a transient copy, as DeepSpeed's fp16 optimizers make at step time).
-    const at::Tensor& r = reduced.at(g);
-    at::Tensor grad = r.scalar_type() == at::kFloat && r.device() == masters_[g].device()
-                          ? r
-                          : r.to(masters_[g].device(), at::kFloat);
-    grads.push_back(grad);
-    if (view_ == View::kPerParameter) {
-      for (std::size_t i = 0; i < views_[g].size(); ++i) views_[g][i].mutable_grad() = groups_[g]->view_of(grad, i);
-    } else {
-      masters_[g].mutable_grad() = grad;
+    const auto& pieces = masters_[g].pieces();
+    for (std::size_t p = 0; p < pieces.size(); ++p) {
+      const at::Tensor& master = pieces[p].tensor;
+      const at::Tensor& r = reduced.at(g).pieces().at(p).tensor;
+      // Reducers that accumulate in 16 bits hand over a 16-bit buffer; the optimizer needs fp32 beside its
+      // masters (a transient copy, as DeepSpeed's fp16 optimizers make at step time).
+      at::Tensor grad = r.scalar_type() == at::kFloat && r.device() == master.device() ? r : r.to(master.device(), at::kFloat);
+      grads.push_back(grad);
+      if (view_ == View::kPerParameter) {
+        for (std::size_t i = 0; i < views_[g].size(); ++i) views_[g][i].mutable_grad() = groups_[g]->view_of(grad, i);
+      } else {
+        at::Tensor(master).mutable_grad() = grad;
+      }
     }
   }
   return grads;
@@ -63,7 +76,9 @@ void MasterWeights::release_gradients() {
   for (auto& views : views_) {
     for (auto& v : views) v.mutable_grad().reset();
   }
-  for (auto& m : masters_) m.mutable_grad().reset();
+  for (const auto& m : masters_) {
+    for (const auto& piece : m.pieces()) at::Tensor(piece.tensor).mutable_grad().reset();
+  }
 }
 
 }  // namespace deepspeed::zero

@@ -49,12 +49,7 @@ PartitionedStrategy::PartitionedStrategy(LayoutInputs in, PartitionOptions parti
   materialize_presharded(module_->parameters(), comm_->device(), in.model_dtype);
   for (std::size_t u = 0; u < units.size(); ++u) units[u].bind(partitioned_.get(), u + 1);
   const auto groups = partitioned_->groups();
-  std::vector<at::Tensor> masters;
-  {
-    at::NoGradGuard no_grad;
-    for (const auto* g : groups) masters.push_back(in.placement.copy_of(StateKind::kMasterWeights, g->param_shard, at::kFloat));
-  }
-  attach(groups, in, std::move(masters));
+  attach(groups, in, [&groups](std::size_t g, const ShardBuffer& master) { master.copy_from(groups[g]->param_shard); });
   PartitionedParams* partitioned = partitioned_.get();
   reducer_->on_group_done([partitioned, groups](std::size_t g) { partitioned->on_unit_gradients_done(groups[g]->unit); });
   DS_LOG_DIST(kInfo, "ZeRO-3: ", units.size(), " units + root, ", groups.size(), " parameter groups");
@@ -75,7 +70,13 @@ void PartitionedStrategy::end_backward() {
 void PartitionedStrategy::after_optimizer_step() {
   at::NoGradGuard no_grad;
   const auto& groups = masters_->groups();
-  for (std::size_t g = 0; g < groups.size(); ++g) groups[g]->param_shard.copy_(masters_->tensors()[g]);
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const FlatGroup& group = *groups[g];
+    for (std::size_t b = 0; b < group.plan.buckets.size(); ++b) {
+      group.chunk_in_shard(group.param_shard, b).copy_(updated_chunk(g, b, group.param_shard.options()));
+    }
+  }
+  uploads_enqueued();
   partitioned_->invalidate();
 }
 
@@ -84,7 +85,7 @@ void PartitionedStrategy::adopt_parameter_values(std::size_t u) {
   at::NoGradGuard no_grad;
   const auto& groups = masters_->groups();
   for (std::size_t g = 0; g < groups.size(); ++g) {
-    if (groups[g]->unit == u) masters_->tensors()[g].copy_(groups[g]->param_shard);
+    if (groups[g]->unit == u) masters_->buffers()[g].copy_from(groups[g]->param_shard);
   }
 }
 

@@ -1,25 +1,104 @@
 #include "deepspeed/zero/placement.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 namespace deepspeed::zero {
 
-Placement Placement::on_device(c10::Device device) { return Placement(device, device); }
-
-c10::Device Placement::device(StateKind kind) const {
-  return kind == StateKind::kMasterWeights ? master_ : gradients_;
+ShardBuffer ShardBuffer::whole(const FlatGroup& group, at::Tensor tensor) {
+  return ShardBuffer(&group, {Piece{0, group.plan.buckets.size(), 0, std::move(tensor)}});
 }
 
-at::Tensor Placement::empty(StateKind kind, std::int64_t numel, at::ScalarType dtype) const {
-  return at::empty({numel}, at::TensorOptions().device(device(kind)).dtype(dtype));
+std::int64_t ShardBuffer::numel() const {
+  std::int64_t n = 0;
+  for (const auto& p : pieces_) n += p.tensor.numel();
+  return n;
 }
 
-at::Tensor Placement::zeros(StateKind kind, std::int64_t numel, at::ScalarType dtype) const {
-  return at::zeros({numel}, at::TensorOptions().device(device(kind)).dtype(dtype));
+at::Tensor ShardBuffer::chunk(std::size_t bucket) const {
+  for (const auto& p : pieces_) {
+    if (bucket >= p.first_bucket && bucket < p.end_bucket) {
+      const auto& b = group_->plan.buckets[bucket];
+      return p.tensor.narrow(0, b.shard_offset - p.begin, b.chunk);
+    }
+  }
+  return {};
 }
 
-at::Tensor Placement::copy_of(StateKind kind, const at::Tensor& source, at::ScalarType dtype) const {
-  return source.to(device(kind), dtype, /*non_blocking=*/false, /*copy=*/true);
+at::Tensor ShardBuffer::to_cpu() const {
+  if (pieces_.size() == 1) return pieces_[0].tensor.detach().cpu().clone();
+  std::vector<at::Tensor> parts;
+  for (const auto& p : pieces_) parts.push_back(p.tensor.detach().cpu());
+  return at::cat(parts);
+}
+
+void ShardBuffer::copy_from(const at::Tensor& whole) const {
+  at::NoGradGuard no_grad;
+  for (const auto& p : pieces_) p.tensor.copy_(whole.narrow(0, p.begin, p.tensor.numel()));
+}
+
+std::int64_t ShardBuffer::host_bytes() const {
+  std::int64_t bytes = 0;
+  for (const auto& p : pieces_) {
+    if (p.tensor.device().is_cpu()) bytes += p.tensor.numel() * static_cast<std::int64_t>(p.tensor.element_size());
+  }
+  return bytes;
+}
+
+void ShardBuffer::zero_() const {
+  for (const auto& p : pieces_) p.tensor.zero_();
+}
+
+Placement Placement::on_device(c10::Device device) { return Placement(device, 0.0, nullptr); }
+
+Placement Placement::offloaded(c10::Device device, double ratio, bool pinned) {
+  return Placement(device, ratio, std::make_shared<HostArena>(pinned && device.is_cuda()));
+}
+
+std::size_t offloaded_buckets(const BucketPlan& plan, double ratio) {
+  const double target = ratio * static_cast<double>(plan.shard_numel);
+  std::size_t k = 0;
+  for (const auto& b : plan.buckets) {
+    if (static_cast<double>(b.shard_offset) + 0.5 * static_cast<double>(b.chunk) >= target) break;
+    ++k;
+  }
+  return k;
+}
+
+bool Placement::on_host(const FlatGroup& group, std::size_t bucket) const {
+  return ratio_ > 0.0 && bucket < host_buckets(group);
+}
+
+c10::Device Placement::device_of(const FlatGroup& group, std::size_t bucket) const {
+  return on_host(group, bucket) ? c10::Device(c10::kCPU) : device_;
+}
+
+at::Tensor Placement::host_tensor(StateKind kind, std::int64_t numel, at::ScalarType dtype) const {
+  if (arena_ && (kind == StateKind::kParamCopies || kind == StateKind::kTransfer)) return arena_->empty(numel, dtype);
+  return at::empty({numel}, at::TensorOptions().dtype(dtype).device(at::kCPU));
+}
+
+ShardBuffer Placement::shard_buffer(const FlatGroup& group, StateKind kind, at::ScalarType dtype,
+                                    std::optional<at::ScalarType> host_dtype) const {
+  const std::size_t nb = group.plan.buckets.size();
+  const std::size_t k = ratio_ > 0.0 ? host_buckets(group) : 0;
+  const bool host_only = kind == StateKind::kParamCopies || kind == StateKind::kTransfer;
+  auto span = [&](std::size_t first, std::size_t end) {
+    std::int64_t n = 0;
+    for (std::size_t b = first; b < end; ++b) n += group.plan.buckets[b].chunk;
+    return n;
+  };
+  std::vector<ShardBuffer::Piece> pieces;
+  if (k > 0) {
+    at::Tensor t = host_tensor(kind, span(0, k), host_dtype.value_or(dtype));
+    t.zero_();
+    pieces.push_back({0, k, 0, t});
+  }
+  if (k < nb && !host_only) {
+    const std::int64_t begin = group.plan.buckets[k].shard_offset;
+    pieces.push_back({k, nb, begin, at::zeros({span(k, nb)}, at::TensorOptions().dtype(dtype).device(device_))});
+  }
+  return ShardBuffer(&group, std::move(pieces));
 }
 
 }  // namespace deepspeed::zero

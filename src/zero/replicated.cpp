@@ -21,13 +21,17 @@ ReplicatedStrategy::ReplicatedStrategy(LayoutInputs in, bool reference_reducer)
   } else {
     reducer_ = std::make_unique<BucketReducer>(groups(), comm_, in.reducer, in.placement);
   }
-  // A 16-bit model is updated through fp32 copies; an fp32 model is its own master.
-  std::vector<at::Tensor> masters;
+  // A 16-bit model is updated through fp32 copies; an fp32 model is its own master. The layout has one rank,
+  // so a group's "shard" is its whole flat buffer.
+  std::vector<ShardBuffer> masters;
   bool copies = false;
   for (const auto* g : groups()) copies = copies || g->param_flat.scalar_type() != at::kFloat;
   if (!copies) return;
   at::NoGradGuard no_grad;
-  for (const auto* g : groups()) masters.push_back(in.placement.copy_of(StateKind::kMasterWeights, g->param_flat, at::kFloat));
+  for (const auto* g : groups()) {
+    masters.push_back(in.placement.shard_buffer(*g, StateKind::kMasterWeights, at::kFloat));
+    masters.back().copy_from(g->param_flat);
+  }
   masters_.emplace(groups(), std::move(masters), MasterWeights::View::kPerParameter);
 }
 
@@ -51,13 +55,17 @@ std::vector<std::vector<at::Tensor>> ReplicatedStrategy::optimizer_params() cons
 
 std::vector<at::Tensor> ReplicatedStrategy::optimizer_gradients() {
   // Without copies the optimizer reads the parameters' own .grad(), which are views of the reduced buffers.
-  return masters_ ? masters_->attach_gradients(reducer_->gradients()) : reducer_->gradients();
+  if (!masters_) return reducer_->gradients();
+  std::vector<ShardBuffer> reduced;
+  const auto full = reducer_->gradients();
+  for (std::size_t g = 0; g < flat_groups_.size(); ++g) reduced.push_back(ShardBuffer::whole(*flat_groups_[g], full[g]));
+  return masters_->attach_gradients(reduced);
 }
 
 void ReplicatedStrategy::after_optimizer_step() {
   if (!masters_) return;
   at::NoGradGuard no_grad;
-  for (std::size_t g = 0; g < flat_groups_.size(); ++g) flat_groups_[g]->param_flat.copy_(masters_->tensors()[g]);
+  for (std::size_t g = 0; g < flat_groups_.size(); ++g) flat_groups_[g]->param_flat.copy_(masters_->buffers()[g].pieces()[0].tensor);
 }
 
 void ReplicatedStrategy::end_step() {
@@ -68,14 +76,17 @@ void ReplicatedStrategy::end_step() {
 void ReplicatedStrategy::adopt_parameter_values(std::size_t) {
   if (!masters_) return;
   at::NoGradGuard no_grad;
-  for (std::size_t g = 0; g < flat_groups_.size(); ++g) masters_->tensors()[g].copy_(flat_groups_[g]->param_flat);
+  for (std::size_t g = 0; g < flat_groups_.size(); ++g) masters_->buffers()[g].copy_from(flat_groups_[g]->param_flat);
 }
 
 void ReplicatedStrategy::save(checkpoint::SaveTarget& target) {
   save_layout(target, groups(), /*layout_world_size=*/1);
   if (!target.model_states_written) return;
-  checkpoint::section(target.model_states, "optimizer")
-      .insert("fp32_flat_groups", checkpoint::cpu_copies(masters_ ? masters_->tensors() : std::vector<at::Tensor>{}));
+  c10::impl::GenericList masters(c10::AnyType::get());
+  if (masters_) {
+    for (const auto& m : masters_->buffers()) masters.push_back(m.to_cpu());
+  }
+  checkpoint::section(target.model_states, "optimizer").insert("fp32_flat_groups", masters);
 }
 
 void ReplicatedStrategy::load(checkpoint::LoadSource& source, const checkpoint::LoadOptions& options) {
@@ -84,12 +95,12 @@ void ReplicatedStrategy::load(checkpoint::LoadSource& source, const checkpoint::
   if (!masters_) return;
   const auto optimizer = source.model_entry("optimizer").toGenericDict();
   const auto saved = checkpoint::entry(optimizer, "fp32_flat_groups", source.model_file()).toList();
-  if (saved.size() != masters_->tensors().size()) {
+  if (saved.size() != masters_->buffers().size()) {
     throw UsageError(util::cat("load_checkpoint: '", source.model_file(), "' holds no fp32 master weights for this "
                                "precision (saved in fp32?); load_optimizer_states=false starts from the weights"));
   }
   at::NoGradGuard no_grad;
-  for (std::size_t g = 0; g < saved.size(); ++g) masters_->tensors()[g].copy_(saved.get(g).toTensor());
+  for (std::size_t g = 0; g < saved.size(); ++g) masters_->buffers()[g].copy_from(saved.get(g).toTensor());
 }
 
 void ReplicatedStrategy::save_optimizer_state(checkpoint::SaveTarget& target,

@@ -11,14 +11,15 @@ ShardedStrategy::ShardedStrategy(int stage, LayoutInputs in) : ShardedStateStrat
   materialize_presharded(module_->parameters(), comm_->device(), in.model_dtype);
   flat_groups_ = build_flat_groups(in.param_groups, FlatOptions{bucket_numel_, kAlignment, comm_->world_size()});
   std::vector<FlatGroup*> groups;
-  at::NoGradGuard no_grad;
-  std::vector<at::Tensor> masters;
-  for (const auto& g : flat_groups_) {
-    groups.push_back(g.get());
-    masters.push_back(in.placement.empty(StateKind::kMasterWeights, g->plan.shard_numel, at::kFloat));
-    g->copy_own_chunks(g->param_flat, masters.back(), comm_->rank());
+  for (const auto& g : flat_groups_) groups.push_back(g.get());
+  attach(std::move(groups), in, [this](std::size_t g, const ShardBuffer& master) { take_own_chunks(g, master); });
+}
+
+void ShardedStrategy::take_own_chunks(std::size_t g, const ShardBuffer& master) const {
+  const FlatGroup& group = *flat_groups_[g];
+  for (std::size_t b = 0; b < group.plan.buckets.size(); ++b) {
+    master.chunk(b).copy_(group.chunk_in_full(group.param_flat, b, comm_->rank()));
   }
-  attach(std::move(groups), in, std::move(masters));
 }
 
 ShardedStrategy::~ShardedStrategy() { detach(); }
@@ -32,20 +33,18 @@ void ShardedStrategy::after_optimizer_step() {
   for (std::size_t g = 0; g < flat_groups_.size(); ++g) {
     FlatGroup& group = *flat_groups_[g];
     for (std::size_t b = 0; b < group.plan.buckets.size(); ++b) {
-      at::Tensor input = group.chunk_in_shard(masters_->tensors()[g], b).to(group.param_flat.options(), false, true);
       at::Tensor output = group.bucket(group.param_flat, b);
-      inputs.push_back(input);
+      inputs.push_back(updated_chunk(g, b, group.param_flat.options()));
       works.push_back(comm_->all_gather(output, inputs.back()));
     }
   }
+  uploads_enqueued();
   for (auto& w : works) w.wait();
 }
 
 void ShardedStrategy::adopt_parameter_values(std::size_t) {
   at::NoGradGuard no_grad;
-  for (std::size_t g = 0; g < flat_groups_.size(); ++g) {
-    flat_groups_[g]->copy_own_chunks(flat_groups_[g]->param_flat, masters_->tensors()[g], comm_->rank());
-  }
+  for (std::size_t g = 0; g < flat_groups_.size(); ++g) take_own_chunks(g, masters_->buffers()[g]);
 }
 
 }  // namespace deepspeed::zero

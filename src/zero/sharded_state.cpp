@@ -1,6 +1,8 @@
 // What ZeRO stages 1–3 share: fp32 master shards updated by the optimizer, gradient shards from the reducer,
-// and their per-rank checkpoint.
+// their placement (device, or host under ZeRO-Offload), and their per-rank checkpoint.
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 
 #include "src/zero/shard_checkpoint.h"
 #include "src/zero/strategies.h"
@@ -8,13 +10,35 @@
 namespace deepspeed::zero {
 
 ShardedStateStrategy::ShardedStateStrategy(int stage, const LayoutInputs& in)
-    : Strategy(stage, in.bucket_numel, in.module, in.comm), num_optimizer_groups_(in.param_groups.size()) {}
+    : Strategy(stage, in.bucket_numel, in.module, in.comm),
+      num_optimizer_groups_(in.param_groups.size()),
+      placement_(in.placement),
+      model_dtype_(in.model_dtype) {}
 
 ShardedStateStrategy::~ShardedStateStrategy() = default;
 
-void ShardedStateStrategy::attach(std::vector<FlatGroup*> groups, const LayoutInputs& in, std::vector<at::Tensor> masters) {
-  reducer_ = std::make_unique<BucketReducer>(groups, comm_, in.reducer, in.placement);
+void ShardedStateStrategy::attach(std::vector<FlatGroup*> groups, const LayoutInputs& in,
+                                  const std::function<void(std::size_t, const ShardBuffer&)>& fill) {
+  reducer_ = std::make_unique<BucketReducer>(groups, comm_, in.reducer, placement_);
+  at::NoGradGuard no_grad;
+  std::vector<ShardBuffer> masters;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    masters.push_back(placement_.shard_buffer(*groups[g], StateKind::kMasterWeights, at::kFloat));
+    fill(g, masters.back());
+    // A 16-bit model gets 16-bit copies of its offloaded masters for the CPU optimizer to write into; an fp32
+    // model uploads its masters themselves.
+    if (model_dtype_ != at::kFloat) {
+      param_copies_.push_back(placement_.shard_buffer(*groups[g], StateKind::kParamCopies, model_dtype_));
+    }
+  }
   masters_ = std::make_unique<MasterWeights>(std::move(groups), std::move(masters), MasterWeights::View::kPerGroup);
+}
+
+std::int64_t ShardedStateStrategy::host_bytes() const {
+  std::int64_t bytes = reducer_->host_bytes();
+  for (const auto& m : masters_->buffers()) bytes += m.host_bytes();
+  for (const auto& c : param_copies_) bytes += c.host_bytes();
+  return bytes;
 }
 
 void ShardedStateStrategy::detach() {
@@ -26,8 +50,43 @@ std::vector<std::vector<at::Tensor>> ShardedStateStrategy::optimizer_params() co
   return masters_->optimizer_params(num_optimizer_groups_);
 }
 
+std::vector<std::vector<at::Tensor>> ShardedStateStrategy::optimizer_param_copies() const {
+  if (!placement_.offloads() || param_copies_.empty()) return {};
+  std::vector<std::vector<at::Tensor>> out(num_optimizer_groups_);
+  const auto& groups = masters_->groups();
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    auto& dest = out.at(groups[g]->optimizer_group);
+    for (const auto& piece : masters_->buffers()[g].pieces()) {
+      // The copy's host piece covers the same buckets as the master's host piece; device pieces have none.
+      at::Tensor copy;
+      for (const auto& c : param_copies_[g].pieces()) {
+        if (c.first_bucket == piece.first_bucket && piece.tensor.device().is_cpu()) copy = c.tensor;
+      }
+      dest.push_back(copy);
+    }
+  }
+  return out;
+}
+
 std::vector<at::Tensor> ShardedStateStrategy::optimizer_gradients() {
-  return masters_->attach_gradients(reducer_->gradients());
+  // The optimizer is about to rewrite the 16-bit copies: the last step's uploads must have read them.
+  if (uploads_done_) uploads_done_->synchronize();
+  return masters_->attach_gradients(reducer_->shards());
+}
+
+at::Tensor ShardedStateStrategy::updated_chunk(std::size_t g, std::size_t b, const at::TensorOptions& options) const {
+  const FlatGroup& group = *masters_->groups()[g];
+  if (copies_filled_ && placement_.on_host(group, b)) {
+    return param_copies_[g].chunk(b).to(options, /*non_blocking=*/true, /*copy=*/true);
+  }
+  return masters_->buffers()[g].chunk(b).to(options, /*non_blocking=*/false, /*copy=*/true);
+}
+
+void ShardedStateStrategy::uploads_enqueued() {
+  if (!copies_filled_ || !placement_.device().is_cuda()) return;
+  const c10::impl::VirtualGuardImpl impl(c10::DeviceType::CUDA);
+  if (!uploads_done_) uploads_done_.emplace(c10::DeviceType::CUDA);
+  uploads_done_->record(impl.getStream(placement_.device()));
 }
 
 void ShardedStateStrategy::end_step() {
@@ -35,25 +94,32 @@ void ShardedStateStrategy::end_step() {
   reducer_->zero_grad();
 }
 
+ShardLayout ShardedStateStrategy::shard_layout() const {
+  return ShardLayout{masters_.get(), bucket_numel_, stage_, comm_->rank(), comm_->world_size()};
+}
+
 void ShardedStateStrategy::save(checkpoint::SaveTarget& target) {
   save_layout(target, masters_->groups(), comm_->world_size());
-  save_master_shards(target, shard_layout(*masters_, bucket_numel_, stage_, *comm_), masters_->tensors());
+  save_master_shards(target, shard_layout());
 }
 
 void ShardedStateStrategy::load(checkpoint::LoadSource& source, const checkpoint::LoadOptions& options) {
   if (!options.restores_optimizer()) return;  // the masters took the loaded weights already
   check_saved_stage(source, [this](int saved) { return loads_stage(saved); });
-  load_master_shards(source, shard_layout(*masters_, bucket_numel_, stage_, *comm_), masters_->tensors());
+  load_master_shards(source, shard_layout());
+  const bool filled = copies_filled_;
+  copies_filled_ = false;  // the copies hold the last step's values, not the loaded ones
   after_optimizer_step();  // the model's weights become the restored masters
+  copies_filled_ = filled;
 }
 
 void ShardedStateStrategy::save_optimizer_state(checkpoint::SaveTarget& target,
                                                 const std::function<c10::IValue()>& state) const {
-  target.rank_states.insert("base_optimizer_state", state());
+  target.rank_states.insert("base_optimizer_state", joined_optimizer_state(state(), shard_layout()));
 }
 
 c10::IValue ShardedStateStrategy::load_optimizer_state(checkpoint::LoadSource& source) {
-  return load_optimizer_shards(source, shard_layout(*masters_, bucket_numel_, stage_, *comm_));
+  return load_optimizer_shards(source, shard_layout());
 }
 
 }  // namespace deepspeed::zero

@@ -6,11 +6,14 @@
 #include <optional>
 #include <vector>
 
+#include <c10/core/Event.h>
+
 #include "deepspeed/zero/grad_reducer.h"
 #include "deepspeed/zero/master_weights.h"
 #include "deepspeed/zero/partitioned_params.h"
 #include "deepspeed/zero/placement.h"
 #include "deepspeed/zero/strategy.h"
+#include "src/zero/shard_checkpoint.h"
 
 namespace deepspeed::zero {
 
@@ -59,10 +62,15 @@ class ReplicatedStrategy final : public Strategy {
 
 /// What stages 1–3 share: each rank owns one chunk of every bucket — the fp32 master of it, the optimizer state
 /// over it, the reduced gradient of it — and checkpoints them in its own file (shard_checkpoint.h). A derived
-/// layout lays out the groups and hands them over with attach().
+/// layout lays out the groups and hands them over with attach(). Where each chunk's state lives is the
+/// Placement's: with offload, the host chunks are stepped by the CPU optimizer, which also writes their
+/// 16-bit values into pinned copies that are uploaded after the step.
 class ShardedStateStrategy : public Strategy {
  public:
   std::vector<std::vector<at::Tensor>> optimizer_params() const override;
+  std::vector<std::vector<at::Tensor>> optimizer_param_copies() const override;
+  void param_copies_filled(bool filled) override { copies_filled_ = filled; }
+  std::int64_t host_bytes() const override;
   std::vector<at::Tensor> optimizer_gradients() override;
   void end_step() override;
   void zero_grad() override { reducer_->zero_grad(); }
@@ -75,17 +83,30 @@ class ShardedStateStrategy : public Strategy {
  protected:
   ShardedStateStrategy(int stage, const LayoutInputs& in);
   ~ShardedStateStrategy() override;
-  /// `groups` (owned by the derived layout) get a reducer and fp32 masters; `masters[g]` is group g's shard.
-  void attach(std::vector<FlatGroup*> groups, const LayoutInputs& in, std::vector<at::Tensor> masters);
+  /// `groups` (owned by the derived layout) get a reducer and fp32 masters, placed by in.placement;
+  /// `fill(g, master)` sets group g's master to this rank's shard of the weights.
+  void attach(std::vector<FlatGroup*> groups, const LayoutInputs& in,
+              const std::function<void(std::size_t, const ShardBuffer&)>& fill);
   /// The reducer's hooks and the masters point into the derived layout's groups: its destructor calls this
   /// before the groups go.
   void detach();
   /// Whether optimizer state saved at `saved_stage` loads into this layout.
   virtual bool loads_stage(int saved_stage) const = 0;
+  /// Bucket b of group g after the step, in `options` (the model's 16-bit dtype on the device): the uploaded
+  /// 16-bit copy the CPU optimizer wrote, else the master converted. An upload is asynchronous from pinned
+  /// memory: call uploads_enqueued() once every chunk of the step is asked for.
+  at::Tensor updated_chunk(std::size_t g, std::size_t b, const at::TensorOptions& options) const;
+  void uploads_enqueued();
+  ShardLayout shard_layout() const;
 
   std::size_t num_optimizer_groups_;
+  Placement placement_;
+  at::ScalarType model_dtype_;
   std::unique_ptr<BucketReducer> reducer_;
   std::unique_ptr<MasterWeights> masters_;
+  std::vector<ShardBuffer> param_copies_;  // per group: 16-bit host copies of the host chunks (offload)
+  bool copies_filled_ = false;
+  std::optional<c10::Event> uploads_done_;  // the CPU optimizer must not rewrite a copy still being uploaded
 };
 
 /// Stages 1 and 2: the sharded state over flat groups of the whole model, whose weights stay replicated: after
@@ -103,6 +124,8 @@ class ShardedStrategy final : public ShardedStateStrategy {
 
  private:
   bool loads_stage(int saved_stage) const override { return saved_stage == 1 || saved_stage == 2; }
+  /// This rank's chunk of every bucket of group g's flat weights → `master`.
+  void take_own_chunks(std::size_t g, const ShardBuffer& master) const;
   std::vector<std::unique_ptr<FlatGroup>> flat_groups_;
 };
 

@@ -4,6 +4,8 @@
 
 #include "deepspeed/util/error.h"
 #include "deepspeed/util/strings.h"
+#include "deepspeed/zero/init.h"
+#include "deepspeed/zero/memory_estimate.h"
 #include "src/zero/strategies.h"
 
 namespace deepspeed::zero {
@@ -35,6 +37,26 @@ at::ScalarType accumulation_dtype(const config::Config& c, at::ScalarType model_
   return model_dtype;
 }
 
+// Offload asks for host memory per rank, and every rank of the node asks at once: refuse before allocating
+// anything when the node cannot hold it, rather than be killed by the OOM killer minutes later.
+void check_host_memory(const config::Config& c, const std::vector<std::vector<at::Tensor>>& groups,
+                       const comm::Communicator& comm) {
+  if (c.zero.offload_optimizer.device == "none") return;
+  ModelShape shape;
+  for (const auto& g : groups) {
+    for (const auto& p : g) shape.numels.push_back(full_numel(p));
+  }
+  const std::int64_t per_rank = estimate_model_states(c, shape, comm.world_size()).host_total();
+  const std::int64_t node = per_rank * comm.env().local_size;
+  const std::int64_t available = host_memory_available();
+  if (available >= 0 && node > available) {
+    throw UsageError(cat(c.source, ": zero_optimization.offload_optimizer: the ", comm.env().local_size,
+                         " rank(s) on this node need ", gib(node), " of host memory for the offloaded optimizer (",
+                         gib(per_rank), " each; see deepspeed_estimate), but ", gib(available),
+                         " is available; lower offload_optimizer.ratio or use more nodes"));
+  }
+}
+
 bool reference_reducer_requested() {
   const char* reference = std::getenv("DS_REFERENCE_REDUCER");
   return reference && std::string(reference) == "1";
@@ -51,7 +73,15 @@ at::ScalarType model_dtype(const config::Config& c) {
 std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std::vector<at::Tensor>> param_groups,
                                         std::shared_ptr<torch::nn::Module> module,
                                         std::shared_ptr<comm::Communicator> comm) {
-  LayoutInputs in{std::move(param_groups), std::move(module), comm, Placement::on_device(comm->device())};
+  if (c.zero.offload_param.device != "none") {
+    throw ConfigError(cat(c.source, ": zero_optimization.offload_param: parameter offload is not implemented yet by "
+                                    "deepspeed.cpp (offload_optimizer is)"));
+  }
+  check_host_memory(c, param_groups, *comm);
+  const auto& offload = c.zero.offload_optimizer;
+  LayoutInputs in{std::move(param_groups), std::move(module), comm,
+                  offload.device == "cpu" ? Placement::offloaded(comm->device(), offload.ratio, offload.pin_memory)
+                                          : Placement::on_device(comm->device())};
   in.model_dtype = model_dtype(c);
   in.reducer.accum_dtype = accumulation_dtype(c, in.model_dtype);
   in.reducer.communication_dtype = to_scalar_type(c.communication_data_type);

@@ -117,6 +117,8 @@ int main(int argc, char** argv) {
   app.add_option("--layout", layout, "how the model declares its ZeRO-3 units: units, list or sequential")
       ->check(CLI::IsMember({"units", "list", "sequential"}));
   app.add_flag("--zero-init", zero_init, "construct the model under deepspeed::zero::Init");
+  double offload_ratio = -1;
+  app.add_option("--offload", offload_ratio, "offload_optimizer to the CPU with this ratio (0-1)");
   app.add_option("--rtol", rtol);
   auto ds_args = deepspeed::add_config_arguments(app);
   deepspeed::parse_arguments(app, argc, argv);
@@ -156,6 +158,9 @@ int main(int argc, char** argv) {
     if (stage == 3) config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = true;
     if (no_prefetch) config["zero_optimization"]["stage3_prefetch_bucket_size"] = 0;
     if (const char* d = std::getenv("DP_TRAIN_REUSE_DISTANCE")) config["zero_optimization"]["stage3_max_reuse_distance"] = std::atoll(d);
+    if (offload_ratio >= 0) {
+      config["zero_optimization"]["offload_optimizer"] = {{"device", "cpu"}, {"ratio", offload_ratio}, {"pin_memory", true}};
+    }
   }
 
   torch::manual_seed(rank == 0 ? 7 : 100 + rank);  // ranks disagree: initialize() (or zero::Init) must fix it

@@ -159,13 +159,29 @@ TEST(ConfigTest, PrecisionAndZeroRules) {
   EXPECT_EQ(parse(R"({"train_batch_size": 8, "zero_optimization": false})").zero.stage, 0);
 }
 
-TEST(ConfigTest, ZeroStagesAndUnimplementedOffload) {
+TEST(ConfigTest, ZeroStagesAndOffloadRules) {
   for (int stage : {0, 1, 2, 3}) {
     EXPECT_EQ(parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": )" + std::to_string(stage) + "}}").zero.stage,
               stage);
   }
-  const auto e = error_of(R"({"train_batch_size": 8, "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}}})");
-  EXPECT_NE(e.find("ZeRO-Offload is not supported yet by deepspeed.cpp"), std::string::npos) << e;
+  const auto offload = parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": 2, "offload_optimizer":
+                                 {"device": "cpu", "pin_memory": true, "ratio": 0.25, "convert_grad_on_cpu": false}}})");
+  EXPECT_EQ(offload.zero.offload_optimizer.device, "cpu");
+  EXPECT_TRUE(offload.zero.offload_optimizer.pin_memory);
+  EXPECT_DOUBLE_EQ(offload.zero.offload_optimizer.ratio, 0.25);
+  // One line naming the key and what was expected.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"({"stage": 0, "offload_optimizer": {"device": "cpu"}})", "offload_optimizer: needs ZeRO stage 1, 2 or 3"},
+      {R"({"stage": 2, "offload_param": {"device": "cpu"}})", "offload_param: needs ZeRO stage 3 (stage is 2)"},
+      {R"({"stage": 2, "offload_optimizer": {"device": "nvme", "nvme_path": "/nvme"}})",
+       "offload_optimizer.device: \"nvme\" (ZeRO-Infinity) is not implemented yet by deepspeed.cpp; use \"cpu\""},
+      {R"({"stage": 2, "offload_optimizer": {"device": "cpu", "ratio": 1.5}})", "offload_optimizer.ratio"},
+      {R"({"stage": 2, "offload_optimizer": {"device": "gpu"}})", "offload_optimizer.device"}};
+  for (const auto& [zero, expected] : bad) {
+    const auto e = error_of(R"({"train_batch_size": 8, "zero_optimization": )" + zero + "}");
+    EXPECT_NE(e.find(expected), std::string::npos) << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  }
   // Both spellings of the stage-3 keys, not both at once.
   EXPECT_EQ(parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": 3, "max_live_parameters": 7}})")
                 .zero.stage3_max_live_parameters, 7);

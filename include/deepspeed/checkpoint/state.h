@@ -23,8 +23,6 @@ using Dict = c10::impl::GenericDict;
 Dict new_dict();
 /// parent[key] as a dict, inserted empty if absent (dicts share their contents: writes land in `parent`).
 Dict section(Dict& parent, const std::string& key);
-/// CPU copies of `tensors` as a list (what a checkpoint stores; the originals keep training).
-c10::impl::GenericList cpu_copies(const std::vector<at::Tensor>& tensors);
 
 /// The entries one save collects on this rank.
 struct SaveTarget {

@@ -74,11 +74,13 @@ void cpu_adam_step(const Hyper& h, std::int64_t step, const at::Tensor& params, 
                    const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq, const at::Tensor& param_copy = {},
                    const CpuAdamExec& exec = {});
 
-/// DeepSpeed's DeepSpeedCPUAdam over fp32 CPU parameters. State per parameter: "step" (0-dim fp32 CPU tensor,
-/// the torch.optim layout), "exp_avg", "exp_avg_sq" (fp32, shaped like the parameter).
+/// DeepSpeed's DeepSpeedCPUAdam over fp32 parameters. State per parameter: "step" (0-dim fp32 tensor beside
+/// the parameter, the torch.optim layout), "exp_avg", "exp_avg_sq" (fp32, shaped like the parameter). CPU
+/// parameters take the CPU kernel; parameters on a device (the masters a partial offload, ratio < 1, leaves
+/// there) take LibTorch's fused multi-tensor step, so one optimizer serves both.
 class CpuAdam : public Optimizer {
  public:
-  /// Every parameter must be a contiguous fp32 CPU tensor; throws std::invalid_argument otherwise, or when a
+  /// Every parameter must be a contiguous fp32 tensor; throws std::invalid_argument otherwise, or when a
   /// group asks for amsgrad.
   explicit CpuAdam(std::vector<ParamGroup> groups, CpuIsa isa = best_cpu_isa());
 

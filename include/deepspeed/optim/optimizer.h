@@ -138,7 +138,9 @@ class Sgd : public Optimizer {
 };
 
 /// Builds the optimizer named by the config (DeepSpeed's _configure_basic_optimizer). Each group's hyper is the
-/// config's values with the group's overrides applied.
-std::unique_ptr<Optimizer> make_optimizer(const config::OptimizerConfig& config, std::vector<ParamGroup> groups);
+/// config's values with the group's overrides applied. `offloaded`: the parameters are (mostly) ZeRO-Offload's
+/// host masters, so Adam/AdamW is DeepSpeedCPUAdam (CpuAdam), as in DeepSpeed.
+std::unique_ptr<Optimizer> make_optimizer(const config::OptimizerConfig& config, std::vector<ParamGroup> groups,
+                                          bool offloaded = false);
 
 }  // namespace deepspeed::optim

@@ -18,8 +18,13 @@
 ///
 /// When a full buffer exists and the parameters' dtype equals `accum_dtype`, their .grad() are views into it
 /// and autograd accumulates in place; otherwise the hook adds each .grad() into the buffer (or the staging
-/// buffer) and frees it. Gradient shards are allocated through the Placement. NaiveAllReduce is the
-/// reference for kAllReduce: one blocking all-reduce per parameter after backward.
+/// buffer) and frees it. NaiveAllReduce is the reference for kAllReduce: one blocking all-reduce per
+/// parameter after backward.
+///
+/// Gradient shards are allocated through the Placement. A bucket whose shard chunk the Placement puts on the
+/// host (ZeRO-Offload) is brought there as soon as its reduce-scatter is launched: a background thread waits
+/// for it (on a side stream under NCCL), copies it into a pinned landing buffer and adds it, in fp32, into the
+/// host shard, while autograd goes on. finish_backward() returns once every chunk has landed.
 
 #include <functional>
 #include <memory>
@@ -27,12 +32,15 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Stream.h>
 
 #include "deepspeed/comm/communicator.h"
 #include "deepspeed/zero/flat_group.h"
 #include "deepspeed/zero/placement.h"
 
 namespace deepspeed::zero {
+
+class SerialWorker;
 
 /// DeepSpeed's averaging arithmetic (engine.allreduce_bucket): the factor applied before and after the sum.
 struct Averaging {
@@ -61,8 +69,8 @@ class GradientReducer {
   virtual void finish_backward() = 0;
   /// Zeroes accumulated gradients (after an optimizer step or a skipped one).
   virtual void zero_grad() = 0;
-  /// Per FlatGroup, after the boundary's finish_backward(): the averaged gradients this rank owns —
-  /// the full flat buffer (kAllReduce; per-parameter grads for the reference) or the shard.
+  /// After the boundary's finish_backward(): the averaged gradients this rank owns — per FlatGroup the full
+  /// flat buffer (kAllReduce; per parameter for the reference), or every piece of every group's shard.
   virtual std::vector<at::Tensor> gradients() = 0;
   /// True when gradients() are shards (norms must be summed across ranks).
   virtual bool sharded() const = 0;
@@ -79,9 +87,14 @@ class BucketReducer : public GradientReducer {
   void finish_backward() override;
   void zero_grad() override;
   std::vector<at::Tensor> gradients() override;
+  /// Per FlatGroup, the averaged gradient pieced as the Placement decided: the shard, or for kAllReduce the
+  /// full flat buffer as one piece.
+  std::vector<ShardBuffer> shards() const;
   bool sharded() const override { return options_.reduction != Reduction::kAllReduce; }
 
   std::size_t num_buckets() const;
+  /// Bytes of host memory its gradient shards and landing buffers hold (offload).
+  std::int64_t host_bytes() const;
   /// Called (on autograd's thread) when every parameter of group g has its gradient in this backward; ZeRO-3
   /// releases the unit's weights there.
   void on_group_done(std::function<void(std::size_t)> callback) { group_done_ = std::move(callback); }
@@ -94,8 +107,12 @@ class BucketReducer : public GradientReducer {
   void attach_gradient_views();
   void launch_ready_locked();
   void launch(std::size_t group, std::size_t bucket);
-  /// Waits for a launched bucket and folds its result into the gradients.
+  /// Waits for a launched bucket and folds its result into the gradients (device chunks).
   void complete(std::size_t group, std::size_t bucket);
+  /// The same for a chunk that lives on the host; runs on worker_.
+  void land_on_host(std::size_t group, std::size_t bucket);
+  void fold_into_shard(at::Tensor chunk, const at::Tensor& reduced) const;
+  ShardBuffer new_shard(const FlatGroup& group) const;
   at::Tensor staging(std::size_t group, std::size_t bucket);
   bool keeps_full_buffer() const { return options_.reduction != Reduction::kReduceScatterEachMicroStep; }
 
@@ -109,6 +126,8 @@ class BucketReducer : public GradientReducer {
   bool armed_ = false;
   std::size_t next_group_ = 0, next_bucket_ = 0;
   std::function<void(std::size_t)> group_done_;
+  std::optional<c10::Stream> copy_stream_;  // CUDA: where host-bound chunks are copied
+  std::unique_ptr<SerialWorker> worker_;    // offload only
 };
 
 class NaiveAllReduce : public GradientReducer {

@@ -32,6 +32,10 @@ class Init {
   static std::int64_t shard_bytes();
 };
 
+/// The element count `param` has whole: its own, or for a parameter an Init partitioned (numel 0 now) the
+/// size it was built with.
+std::int64_t full_numel(const at::Tensor& param);
+
 /// For initialize(): if `params` were partitioned by an Init, gathers them whole again (on `device`, in
 /// `dtype`); returns true if it did. Collective over the job's process group.
 bool materialize_presharded(const std::vector<at::Tensor>& params, c10::Device device, at::ScalarType dtype);

@@ -1,9 +1,10 @@
 #pragma once
 /// \file
-/// The fp32 tensors an optimizer updates when it does not update the model's own parameters: one per FlatGroup,
-/// either the whole group (replicated 16-bit training) or this rank's shard of it (ZeRO stages 1–3). Which
-/// values they start from and how updated values reach the model is the layout's business (strategy.h); this
-/// class holds the tensors, shows them to the optimizer, and hands them their fp32 gradients each step.
+/// The fp32 tensors an optimizer updates when it does not update the model's own parameters: one ShardBuffer
+/// per FlatGroup, either the whole group (replicated 16-bit training) or this rank's shard of it (ZeRO stages
+/// 1–3), each in one or two pieces (device, host) as the Placement decided. Which values they start from and
+/// how updated values reach the model is the layout's business (strategy.h); this class holds them, shows
+/// them to the optimizer, and hands them their fp32 gradients each step.
 ///
 /// Local: no method communicates.
 
@@ -13,6 +14,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "deepspeed/zero/flat_group.h"
+#include "deepspeed/zero/placement.h"
 
 namespace deepspeed::zero {
 
@@ -21,33 +23,33 @@ class MasterWeights {
   /// How the optimizer sees the masters.
   enum class View {
     kPerParameter,  ///< one view per parameter (a replicated layout: its state dict then has PyTorch's shape)
-    kPerGroup,      ///< one flat tensor per group (a shard has no parameter boundaries)
+    kPerGroup,      ///< one tensor per piece of each group (a shard has no parameter boundaries)
   };
 
-  /// `masters[g]` is the fp32 tensor of `groups[g]` (its full flat layout for kPerParameter, a shard
-  /// otherwise). The groups must outlive this object.
-  MasterWeights(std::vector<FlatGroup*> groups, std::vector<at::Tensor> masters, View view);
+  /// `masters[g]` is the fp32 master of `groups[g]`. kPerParameter needs one piece per group. The groups
+  /// must outlive this object.
+  MasterWeights(std::vector<FlatGroup*> groups, std::vector<ShardBuffer> masters, View view);
 
-  /// Per FlatGroup, the fp32 tensor. Writing into them changes training (checkpoint loads do).
-  std::vector<at::Tensor>& tensors() { return masters_; }
+  /// Per FlatGroup, the fp32 master. Writing into it changes training (checkpoint loads do).
+  const std::vector<ShardBuffer>& buffers() const { return masters_; }
   const std::vector<FlatGroup*>& groups() const { return groups_; }
 
   /// Per optimizer param group (`num_optimizer_groups` of them): the tensors the optimizer updates.
   std::vector<std::vector<at::Tensor>> optimizer_params(std::size_t num_optimizer_groups) const;
-  /// kPerGroup: per FlatGroup, the index of its master among all optimizer tensors, counted across the
-  /// optimizer's param groups in order (the keys of the optimizer's state dict).
-  std::vector<std::size_t> optimizer_indices() const;
+  /// kPerGroup: per FlatGroup, per piece, the index of that tensor among all optimizer tensors, counted
+  /// across the optimizer's param groups in order (the keys of the optimizer's state dict).
+  std::vector<std::vector<std::size_t>> optimizer_indices() const;
 
-  /// Gives every optimizer tensor its fp32 gradient from `reduced` (one tensor per FlatGroup, laid out like the
-  /// master: a full flat gradient or a gradient shard); 16-bit gradients are copied to fp32, beside the
-  /// masters. Returns the fp32 gradients (for norms and scaling in place).
-  std::vector<at::Tensor> attach_gradients(const std::vector<at::Tensor>& reduced);
+  /// Gives every optimizer tensor its fp32 gradient from `reduced` (per FlatGroup, pieced like the master);
+  /// 16-bit or misplaced gradients are copied to fp32 beside their master. Returns the fp32 gradients (for
+  /// norms and scaling in place).
+  std::vector<at::Tensor> attach_gradients(const std::vector<ShardBuffer>& reduced);
   /// Drops the gradients attach_gradients() gave (transient fp32 copies would otherwise live to the next step).
   void release_gradients();
 
  private:
   std::vector<FlatGroup*> groups_;
-  std::vector<at::Tensor> masters_;
+  std::vector<ShardBuffer> masters_;
   View view_;
   std::vector<std::vector<at::Tensor>> views_;  // kPerParameter: per group, per parameter
 };

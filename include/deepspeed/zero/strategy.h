@@ -50,6 +50,12 @@ class Strategy : public checkpoint::Stateful {
   /// Per optimizer param group, the tensors the optimizer updates: fp32 masters, or the model's own
   /// parameters when they are fp32 and replicated. Fixed for the strategy's lifetime.
   virtual std::vector<std::vector<at::Tensor>> optimizer_params() const = 0;
+  /// Parallel to optimizer_params(): for each offloaded master, a 16-bit host buffer the optimizer may fill
+  /// with the updated values in the same pass (DeepSpeedCPUAdam does), undefined elsewhere; empty when nothing
+  /// is offloaded. Call param_copies_filled(true) when the optimizer fills them: the layout then uploads those
+  /// instead of converting the masters after each step.
+  virtual std::vector<std::vector<at::Tensor>> optimizer_param_copies() const { return {}; }
+  virtual void param_copies_filled(bool filled) {}
 
   // ---- the training step
   /// Before the model's forward (stage 3: the root unit is gathered). Collective.
@@ -85,6 +91,9 @@ class Strategy : public checkpoint::Stateful {
   /// Unit `u` is whole and its values were changed in place (a checkpoint load, a GatheredParameters edit):
   /// brings this rank's shards and fp32 master weights of it up to date. Local.
   virtual void adopt_parameter_values(std::size_t u) = 0;
+  /// Bytes of host memory the layout's own state holds now (offloaded masters, gradient shards, pinned
+  /// buffers; the optimizer's state is the optimizer's).
+  virtual std::int64_t host_bytes() const { return 0; }
   /// All-gathers of units started so far (stage 3), for tests and tuning.
   virtual std::int64_t unit_gathers() const { return 0; }
   /// Whether save_16bit_model may gather the weights (stage 3 asks

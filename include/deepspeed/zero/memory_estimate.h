@@ -1,0 +1,48 @@
+#pragma once
+/// \file
+/// What a ZeRO layout holds per rank between steps, by kind and by place — DeepSpeed's
+/// estimate_zero2/zero3_model_states_mem_needs, but from this engine's own layout: the bucket plan's padding,
+/// the buffers each stage keeps, where offload puts each bucket. Pure arithmetic; no tensors.
+///
+/// Not counted: activations, the transient buffers of a step (send buffers of stages 2–3, fp32 gradient
+/// copies at the step, ZeRO-3 units while gathered beyond the largest one), and the CUDA context.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "deepspeed/config/config.h"
+
+namespace deepspeed::zero {
+
+struct MemoryEstimate {
+  // On the rank's device.
+  std::int64_t weights = 0;         ///< model weights kept (all of them; stage 3: the shard and the largest unit)
+  std::int64_t gradients = 0;       ///< gradient buffers kept between steps
+  std::int64_t optimizer = 0;       ///< fp32 masters and optimizer state on the device
+  // On the host, per rank.
+  std::int64_t host_optimizer = 0;  ///< fp32 masters and optimizer state offloaded
+  std::int64_t host_gradients = 0;  ///< fp32 gradient shards of the offloaded buckets
+  std::int64_t host_pinned = 0;     ///< page-locked transfer buffers and 16-bit copies of the offloaded buckets
+
+  std::int64_t device_total() const { return weights + gradients + optimizer; }
+  std::int64_t host_total() const { return host_optimizer + host_gradients + host_pinned; }
+};
+
+/// The model as the estimate sees it: its trainable parameters' sizes (one entry per tensor, or a single
+/// entry with the total when only that is known) and, for stage 3, the largest unit (elements gathered at once).
+struct ModelShape {
+  std::vector<std::int64_t> numels;
+  std::int64_t largest_unit = 0;
+};
+
+/// Per-rank model-state bytes for `config`'s stage, precision, optimizer and offload on `world_size` ranks.
+MemoryEstimate estimate_model_states(const config::Config& config, const ModelShape& model, int world_size);
+
+/// "12.34 GiB".
+std::string gib(std::int64_t bytes);
+
+/// Bytes of host memory the kernel reports available (MemAvailable), or -1 where it cannot be read.
+std::int64_t host_memory_available();
+
+}  // namespace deepspeed::zero

@@ -1,0 +1,101 @@
+#include "deepspeed/zero/memory_estimate.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "deepspeed/zero/flat_group.h"
+#include "deepspeed/zero/placement.h"
+
+namespace deepspeed::zero {
+
+namespace {
+
+std::int64_t dtype_bytes(const config::Config& c) { return c.fp16.enabled || c.bf16.enabled ? 2 : 4; }
+
+// DeepSpeed's data_types.grad_accum_dtype default, as make_strategy applies it.
+std::int64_t accumulation_bytes(const config::Config& c) {
+  if (c.grad_accum_dtype) return *c.grad_accum_dtype == config::DType::kFloat32 ? 4 : 2;
+  if (c.bf16.enabled && c.zero.stage == 0) return 4;
+  return dtype_bytes(c);
+}
+
+std::int64_t communication_bytes(const config::Config& c) {
+  if (c.communication_data_type) return *c.communication_data_type == config::DType::kFloat32 ? 4 : 2;
+  return accumulation_bytes(c);
+}
+
+// fp32 tensors per master element the optimizer adds: Adam's two moments, SGD's momentum buffer.
+std::int64_t optimizer_states(const config::OptimizerConfig& o) {
+  if (o.type == "sgd") return o.momentum != 0.0 ? 1 : 0;
+  return o.amsgrad ? 3 : 2;
+}
+
+}  // namespace
+
+MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& model, int world_size) {
+  const int stage = c.zero.stage;
+  const std::int64_t m = dtype_bytes(c);
+  const std::int64_t a = accumulation_bytes(c);
+  const std::int64_t k = optimizer_states(c.optimizer);
+  const std::int64_t master_bytes = 4 * (1 + k);  // the fp32 master and its optimizer state
+  const double ratio = c.zero.offload_optimizer.device == "cpu" ? c.zero.offload_optimizer.ratio : 0.0;
+  const std::int64_t bucket = stage == 0 ? std::min<std::int64_t>(c.zero.reduce_bucket_size, std::int64_t{1} << 23)
+                                         : c.zero.reduce_bucket_size;
+  const BucketPlan plan = plan_group(model.numels, FlatOptions{bucket, kAlignment, stage == 0 ? 1 : world_size});
+  const std::int64_t total = plan.total_numel;  // the flat buffer, padding included
+  const std::int64_t shard = plan.shard_numel;
+  std::int64_t host = 0;  // elements of this rank's shard on the host
+  const std::size_t offloaded = ratio > 0.0 ? offloaded_buckets(plan, ratio) : 0;
+  for (std::size_t b = 0; b < offloaded; ++b) host += plan.buckets[b].chunk;
+  const std::int64_t on_device = shard - host;
+
+  MemoryEstimate e;
+  switch (stage) {
+    case 0:
+      e.weights = total * m;
+      e.gradients = total * a;
+      e.optimizer = total * (m == 4 ? 4 * k : master_bytes);  // an fp32 model is its own master
+      break;
+    case 1:
+      e.weights = total * m;
+      e.gradients = total * a;  // the full local buffer; the shard exists only at the step
+      break;
+    case 2:
+      e.weights = total * m;
+      e.gradients = on_device * a;
+      break;
+    default:
+      e.weights = shard * m + std::min(model.largest_unit, total) * m;
+      e.gradients = on_device * a;
+      break;
+  }
+  if (stage > 0) {
+    e.optimizer = on_device * master_bytes;
+    e.host_optimizer = host * master_bytes;
+    e.host_gradients = host * 4;
+    e.host_pinned = host * (m + communication_bytes(c));  // 16-bit copies + gradient landing area
+  }
+  return e;
+}
+
+std::string gib(std::int64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f GiB", static_cast<double>(bytes) / (1 << 30));
+  return text;
+}
+
+std::int64_t host_memory_available() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string line;
+  while (std::getline(meminfo, line)) {
+    std::istringstream fields(line);
+    std::string key;
+    std::int64_t kib = 0;
+    if (fields >> key >> kib && key == "MemAvailable:") return kib * 1024;
+  }
+  return -1;
+}
+
+}  // namespace deepspeed::zero

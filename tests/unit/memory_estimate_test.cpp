@@ -1,0 +1,64 @@
+// The model-state estimate against the ZeRO paper's closed forms (one tensor whose size every world size
+// divides, so no padding): Ψ parameters, N ranks, 16-bit weights, Adam (12 bytes of fp32 state each).
+#include <gtest/gtest.h>
+
+#include "deepspeed/zero/memory_estimate.h"
+
+namespace deepspeed::zero {
+namespace {
+
+constexpr std::int64_t kPsi = 1'024'000;  // a multiple of 16 × 4
+
+config::Config make_config(int stage, bool bf16, const std::string& offload = "none", double ratio = 1.0,
+                           std::int64_t bucket = 500'000'000) {
+  config::Json json = {{"train_batch_size", 8},
+                       {"optimizer", {{"type", "AdamW"}, {"params", {{"lr", 1e-3}}}}},
+                       {"zero_optimization",
+                        {{"stage", stage}, {"reduce_bucket_size", bucket},
+                         {"offload_optimizer", {{"device", offload}, {"ratio", ratio}}}}}};
+  if (bf16) json["bf16"] = {{"enabled", true}};
+  if (stage == 0) json["zero_optimization"].erase("offload_optimizer");
+  return config::parse_config(json, "<test>", 4);
+}
+
+MemoryEstimate estimate(const config::Config& c) { return estimate_model_states(c, ModelShape{{kPsi}, 0}, 4); }
+
+TEST(MemoryEstimate, StagesMatchTheZeroPaper) {
+  const auto s0 = estimate(make_config(0, true));
+  EXPECT_EQ(s0.weights, 2 * kPsi);
+  EXPECT_EQ(s0.gradients, 4 * kPsi);  // bf16 without ZeRO accumulates in fp32 (DeepSpeed's default)
+  EXPECT_EQ(s0.optimizer, 12 * kPsi);
+  const auto s1 = estimate(make_config(1, true));
+  EXPECT_EQ(s1.device_total(), 2 * kPsi + 2 * kPsi + 12 * kPsi / 4);
+  const auto s2 = estimate(make_config(2, true));
+  EXPECT_EQ(s2.device_total(), 2 * kPsi + 14 * kPsi / 4);
+  const auto s3 = estimate(make_config(3, true));
+  EXPECT_EQ(s3.device_total(), 16 * kPsi / 4);
+  for (const auto& e : {s0, s1, s2, s3}) EXPECT_EQ(e.host_total(), 0);
+}
+
+TEST(MemoryEstimate, Fp32ModelIsItsOwnMaster) {
+  const auto e = estimate(make_config(0, false));
+  EXPECT_EQ(e.weights, 4 * kPsi);
+  EXPECT_EQ(e.gradients, 4 * kPsi);
+  EXPECT_EQ(e.optimizer, 8 * kPsi);
+}
+
+TEST(MemoryEstimate, OffloadMovesTheOptimizerAndItsGradientsToTheHost) {
+  const auto e = estimate(make_config(2, true, "cpu"));
+  EXPECT_EQ(e.device_total(), 2 * kPsi);  // DeepSpeed's 2Ψ with offload
+  EXPECT_EQ(e.host_optimizer, 12 * kPsi / 4);
+  EXPECT_EQ(e.host_gradients, 4 * kPsi / 4);         // fp32 on the host
+  EXPECT_EQ(e.host_pinned, (2 + 2) * kPsi / 4);      // 16-bit copies + bf16 landing area
+}
+
+TEST(MemoryEstimate, PartialOffloadRoundsToWholeBuckets) {
+  // Four buckets of Ψ/4 (each rank's chunk Ψ/16): ratio 0.5 puts the first two on the host.
+  const auto e = estimate(make_config(2, true, "cpu", 0.5, kPsi / 4));
+  EXPECT_EQ(e.host_optimizer, 12 * (kPsi / 8));
+  EXPECT_EQ(e.optimizer, 12 * (kPsi / 8));
+  EXPECT_EQ(e.gradients, 2 * (kPsi / 8));
+}
+
+}  // namespace
+}  // namespace deepspeed::zero

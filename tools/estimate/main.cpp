@@ -1,0 +1,104 @@
+// deepspeed_estimate: model-state memory per GPU and per node for a ds_config and a model size, for every ZeRO
+// stage with and without optimizer offload (DeepSpeed's estimate_zero2/zero3_model_states_mem_needs_all_live,
+// from this engine's own layout).
+//
+//   deepspeed_estimate --deepspeed_config ds.json --params 3.8e9 [--gpus-per-node 8] [--nodes 1]
+//   deepspeed_estimate --deepspeed_config ds.json --shapes shapes.txt    (one tensor per line: "768 2304" or a count)
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "deepspeed/config/config.h"
+#include "deepspeed/config/reader.h"
+#include "deepspeed/util/error.h"
+#include "deepspeed/util/strings.h"
+#include "deepspeed/zero/memory_estimate.h"
+
+namespace {
+
+using deepspeed::util::cat;
+namespace zero = deepspeed::zero;
+
+std::vector<std::int64_t> read_shapes(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw deepspeed::UsageError(cat("deepspeed_estimate: cannot read --shapes '", path, "'"));
+  std::vector<std::int64_t> numels;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    std::istringstream dims(line);
+    std::int64_t numel = 1, d = 0;
+    bool any = false;
+    while (dims >> d) numel *= d, any = true;
+    if (!dims.eof()) throw deepspeed::UsageError(cat("deepspeed_estimate: ", path, ":", n, ": expected sizes, got '", line, "'"));
+    if (any) numels.push_back(numel);
+  }
+  if (numels.empty()) throw deepspeed::UsageError(cat("deepspeed_estimate: '", path, "' lists no tensor"));
+  return numels;
+}
+
+std::string row(const deepspeed::config::Config& c, const zero::ModelShape& model, int world, int per_node) {
+  const auto e = zero::estimate_model_states(c, model, world);
+  return cat("| ", c.zero.stage, " | ", c.zero.offload_optimizer.device == "none" ? std::string("none")
+                                                                             : cat("cpu, ratio ", c.zero.offload_optimizer.ratio),
+             " | ", zero::gib(e.device_total()), " | ", zero::gib(e.weights), " | ", zero::gib(e.gradients), " | ",
+             zero::gib(e.optimizer), " | ", zero::gib(e.host_total() * per_node), " |");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  deepspeed::install_error_handler();
+  CLI::App app{"Model-state memory per GPU and per node, for every ZeRO stage with and without offload"};
+  std::string config_path, shapes;
+  double params = 0;
+  std::int64_t largest_unit = 0;
+  int gpus_per_node = 1, nodes = 1;
+  app.add_option("--deepspeed_config", config_path, "ds_config.json (precision, optimizer, bucket size, ratio)")->required();
+  app.add_option("--params", params, "trainable parameters (e.g. 3.8e9)");
+  app.add_option("--shapes", shapes, "file with one tensor per line (its sizes), instead of --params");
+  app.add_option("--largest-unit", largest_unit, "stage 3: elements of the largest unit (one is gathered at a time)");
+  app.add_option("--gpus-per-node", gpus_per_node)->check(CLI::PositiveNumber);
+  app.add_option("--nodes", nodes)->check(CLI::PositiveNumber);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "deepspeed_estimate: error: %s\n", e.what());
+    return 2;
+  }
+  if ((params > 0) == !shapes.empty()) {
+    std::fprintf(stderr, "deepspeed_estimate: error: give --params or --shapes (one of them)\n");
+    return 2;
+  }
+  const int world = gpus_per_node * nodes;
+  const auto config = deepspeed::config::parse_config(deepspeed::config::load_json_file(config_path), config_path, world);
+  zero::ModelShape model;
+  model.numels = shapes.empty() ? std::vector<std::int64_t>{static_cast<std::int64_t>(params)} : read_shapes(shapes);
+  model.largest_unit = largest_unit;
+  std::int64_t total = 0;
+  for (auto n : model.numels) total += n;
+  std::printf("deepspeed_estimate: %lld parameters, %s, %s, %d node(s) x %d GPU(s); model states per GPU between "
+              "steps (no activations)\n\n", static_cast<long long>(total),
+              config.bf16.enabled ? "bf16" : config.fp16.enabled ? "fp16" : "fp32",
+              config.optimizer.type.empty() ? "adam" : config.optimizer.type.c_str(), nodes, gpus_per_node);
+  std::printf("| stage | offload_optimizer | per GPU | weights | gradients | optimizer | host per node |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  for (int stage = 0; stage <= 3; ++stage) {
+    for (const char* device : {"none", "cpu"}) {
+      if (stage == 0 && std::string(device) == "cpu") continue;
+      auto c = config;
+      c.zero.stage = stage;
+      c.zero.offload_optimizer.device = device;
+      if (std::string(device) == "cpu" && config.zero.offload_optimizer.device == "none") c.zero.offload_optimizer.ratio = 1.0;
+      std::printf("%s\n", row(c, model, world, gpus_per_node).c_str());
+    }
+  }
+  std::printf("\nThis config (stage %d, offload_optimizer %s):\n%s\n", config.zero.stage,
+              config.zero.offload_optimizer.device.c_str(), row(config, model, world, gpus_per_node).c_str());
+  if (const auto available = zero::host_memory_available(); available >= 0) {
+    std::printf("This machine has %s of host memory available.\n", zero::gib(available).c_str());
+  }
+  return 0;
+}
