@@ -42,6 +42,7 @@ PRESETS = {
     "350M": (24, 16, 1024), "gpt2-medium": (24, 16, 1024),
     "774M": (36, 20, 1280), "gpt2-large": (36, 20, 1280),
     "1.5B": (48, 25, 1600), "gpt2-xl": (48, 25, 1600),
+    "3.8B": (32, 24, 3072), "10B": (50, 32, 4096),  # GPT-style shapes for the ZeRO-Offload benchmark
 }
 
 

@@ -59,7 +59,7 @@ def cmd_tokens(a):
 
 
 STEP_RE = re.compile(r"^step (\d+)/(\d+) \| loss ([\d.naninf]+) \| lr \S+ \| (\d+) tok/s \| MFU (\S+) \| "
-                     r"([\d.]+) ms/step \| peak mem ([\d.]+) GiB")
+                     r"([\d.]+) ms/step \| peak mem ([\d.]+) GiB(?: \| host peak ([\d.]+) GiB)?")
 
 
 def cmd_parse_cpp(a):
@@ -100,6 +100,7 @@ def cmd_parse_cpp(a):
         "step_ms": float(last.group(6)), "tok_per_s": tok_s, "tok_per_s_per_gpu": tok_s / a.world,
         "mfu": float(mfu_s.rstrip("%")) / 100 if mfu_s.endswith("%") else None,
         "peak_mem_gib": [float(last.group(7))], "peak_mem_gib_max": float(last.group(7)),
+        "peak_host_gib": float(last.group(8)) if last.group(8) else None,
         "peak_mem_note": "rank 0 only",
         "loss_first": float(steps[0].group(3)) if int(steps[0].group(1)) == 1 else None,
         "loss_last": float(last.group(3)),

@@ -18,7 +18,7 @@
 #                                                                               (those above the machine's skipped)
 #   IMPLS="ours loop eager compile deepspeed ddp fsdp2"   (+ ours_refce; + profile: ours' kernel-time table,
 #                          1 GPU, into $OUT/profile_<model>.md, with the kernel time by launching op)
-#   STAGES="0 1 2 3"       ZeRO stages for N > 1
+#   STAGES="0 1 2 3"       ZeRO stages for N > 1        STAGES_1GPU="0"   ZeRO stages on 1 GPU (e.g. "2" with offload)
 #   STEPS=20 WARMUP=10     timed / warm-up optimizer steps (warm-up rounded up to a multiple of STEPS)
 #   SEQ_LEN=1024 GAS=1     sequence length, gradient accumulation steps
 #   MICRO_124M=32 MICRO_350M=16 MICRO_774M=12 MICRO_1_5B=8   micro-batch per GPU
@@ -52,6 +52,7 @@ MODELS=${MODELS:-124M}
 GPUS=${GPUS:-1 4 2}
 IMPLS=${IMPLS:-ours loop eager compile deepspeed ddp fsdp2}
 STAGES=${STAGES:-0 1 2 3}
+STAGES_1GPU=${STAGES_1GPU:-0}
 STEPS=${STEPS:-20}
 WARMUP=${WARMUP:-10}
 SEQ_LEN=${SEQ_LEN:-1024}
@@ -119,6 +120,13 @@ if has deepspeed; then
     fi
     stamp "FusedAdam ready (DS_OPTIMIZER=$DS_OPTIMIZER)"
   fi
+  if [[ "$ZERO_EXTRA" == *offload_optimizer* ]]; then
+    # With offload DeepSpeed steps on the CPU with DeepSpeedCPUAdam, JIT-built on first use: build it here.
+    stamp "building DeepSpeed's CPUAdam (JIT)"
+    timeout 300 $PYTHON -c "from deepspeed.ops.op_builder import CPUAdamBuilder; CPUAdamBuilder().load()" \
+      >"$work/cpu_adam_build.log" 2>&1 || { echo "CPUAdam JIT build failed:"; grep -iE "error" "$work/cpu_adam_build.log" | head -5; }
+    stamp "CPUAdam ready"
+  fi
 fi
 
 tokens=$work/tokens.bin
@@ -182,7 +190,7 @@ for model in $MODELS; do
   pyargs=("${common[@]}" --warmup-steps "$warm" --data "$tokens" --data-format uint16 "${devflag[@]}" $ac_flag)
   for n in $gpus; do
     stamp "== $model, $n GPU(s), micro $micro x accum $GAS, seq $SEQ_LEN, $warm warm-up + $STEPS timed steps"
-    if [ "$n" = 1 ]; then stages_here=0; else stages_here=$STAGES; fi
+    if [ "$n" = 1 ]; then stages_here=$STAGES_1GPU; else stages_here=$STAGES; fi
     for stage in $stages_here; do
       cfg=$work/ds_${model}_${n}_z${stage}.json
       $tools config "$DS_CONFIG" "$cfg" --micro "$micro" --gas "$GAS" --world "$n" --stage "$stage" \

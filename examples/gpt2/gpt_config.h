@@ -27,8 +27,8 @@ struct GPTConfig {
 };
 
 /// The GPT-2 family by size ("124M", "350M", "774M", "1.5B") or by Hugging Face name ("gpt2",
-/// "gpt2-medium", "gpt2-large", "gpt2-xl"), or "tiny", a CPU-sized model for smoke runs and tests; nullopt for
-/// anything else.
+/// "gpt2-medium", "gpt2-large", "gpt2-xl"); two larger GPT-style shapes for ZeRO-Offload, "3.8B" (32 × 3072)
+/// and "10B" (50 × 4096); or "tiny", a CPU-sized model for smoke runs and tests; nullopt for anything else.
 inline std::optional<GPTConfig> preset(std::string_view name) {
   GPTConfig c;
   if (name == "124M" || name == "gpt2") {
@@ -39,6 +39,10 @@ inline std::optional<GPTConfig> preset(std::string_view name) {
     c.n_layer = 36, c.n_head = 20, c.n_embd = 1280;
   } else if (name == "1.5B" || name == "gpt2-xl") {
     c.n_layer = 48, c.n_head = 25, c.n_embd = 1600;
+  } else if (name == "3.8B") {
+    c.n_layer = 32, c.n_head = 24, c.n_embd = 3072;
+  } else if (name == "10B") {
+    c.n_layer = 50, c.n_head = 32, c.n_embd = 4096;
   } else if (name == "tiny") {
     c.block_size = 64, c.n_layer = 2, c.n_head = 2, c.n_embd = 64;
   } else {
@@ -48,7 +52,7 @@ inline std::optional<GPTConfig> preset(std::string_view name) {
 }
 
 inline std::vector<std::string> preset_names() {
-  return {"124M", "350M", "774M", "1.5B", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"};
+  return {"124M", "350M", "774M", "1.5B", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "3.8B", "10B"};
 }
 
 /// Parameters of one block: two LayerNorms (2d each), QKV (3d² + 3d), attention projection (d² + d),

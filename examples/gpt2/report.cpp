@@ -9,20 +9,27 @@
 
 namespace deepspeed::examples::gpt2 {
 
-double peak_memory_gib(c10::Device device) {
-  if (device.is_cuda()) return static_cast<double>(engine::max_memory_allocated(device)) / (1 << 30);
+double peak_host_gib() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / (1 << 20);  // kilobytes → GiB (this process's RSS)
+}
+
+double peak_memory_gib(c10::Device device) {
+  if (device.is_cuda()) return static_cast<double>(engine::max_memory_allocated(device)) / (1 << 30);
+  return peak_host_gib();
 }
 
 void print_step_line(std::int64_t step, std::int64_t max_steps, double loss, double lr, double tok_per_s,
                      double ms_per_step, double flops_per_token, int world, c10::Device device) {
   char mfu_text[32] = "n/a";
   if (device.is_cuda()) std::snprintf(mfu_text, sizeof mfu_text, "%.1f%%", 100.0 * mfu(flops_per_token, tok_per_s, world));
-  std::printf("step %lld/%lld | loss %.4f | lr %.4e | %.0f tok/s | MFU %s | %.1f ms/step | peak mem %.2f GiB\n",
+  // On a GPU the host's peak is shown too: ZeRO-Offload keeps the optimizer there.
+  char host_text[48] = "";
+  if (device.is_cuda()) std::snprintf(host_text, sizeof host_text, " | host peak %.2f GiB", peak_host_gib());
+  std::printf("step %lld/%lld | loss %.4f | lr %.4e | %.0f tok/s | MFU %s | %.1f ms/step | peak mem %.2f GiB%s\n",
               static_cast<long long>(step), static_cast<long long>(max_steps), loss, lr, tok_per_s, mfu_text,
-              ms_per_step, peak_memory_gib(device));
+              ms_per_step, peak_memory_gib(device), host_text);
   std::fflush(stdout);
 }
 

@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/Event.h>
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/csrc/autograd/function_hook.h>
@@ -27,6 +28,7 @@ struct BucketReducer::GroupState {
   at::Tensor full;      // kAllReduce, kReduceScatterOnBoundary: [total_numel] in accum dtype
   ShardBuffer shard;    // the reduce-scatters: this rank's chunks, accum dtype on the device, fp32 on the host
   ShardBuffer landing;  // offload: pinned host landing area of the host chunks' reduce-scatter outputs
+  std::vector<std::optional<c10::Event>> launched_at;  // CUDA offload: the compute stream when bucket b launched
   std::vector<int> pending;
   std::vector<char> counted;
   std::vector<comm::Work> works;
@@ -85,6 +87,7 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     state->input.resize(nb);
     state->output.resize(nb);
     state->launched.assign(nb, 0);
+    state->launched_at.resize(nb);
     state_.push_back(std::move(state));
     for (std::size_t i = 0; i < group.params.size(); ++i) {
       Shared* shared = shared_.get();
@@ -236,7 +239,15 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
     s.works[b] = comm_->reduce_scatter(s.output[b], input);
   }
   s.launched[b] = 1;
-  if (placement_.on_host(group, b)) worker_->submit([this, g, b] { land_on_host(g, b); });
+  if (placement_.on_host(group, b)) {
+    if (copy_stream_) {
+      // The copy stream must not read the result before the compute stream produced it (a one-rank "collective"
+      // is a plain copy on the compute stream; under NCCL the wait below covers it too).
+      if (!s.launched_at[b]) s.launched_at[b].emplace(c10::DeviceType::CUDA);
+      s.launched_at[b]->record(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(placement_.device()));
+    }
+    worker_->submit([this, g, b] { land_on_host(g, b); });
+  }
 }
 
 void BucketReducer::complete(std::size_t g, std::size_t b) {
@@ -271,7 +282,10 @@ void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
     // Under NCCL the wait and the copy go to a side stream, so they queue behind the reduce-scatter only, not
     // behind the backward kernels launched since; the copy into pinned memory then blocks this thread alone.
     std::optional<c10::StreamGuard> on_copy_stream;
-    if (copy_stream_) on_copy_stream.emplace(*copy_stream_);
+    if (copy_stream_) {
+      on_copy_stream.emplace(*copy_stream_);
+      s.launched_at[b]->block(*copy_stream_);
+    }
     s.works[b].wait();
     landing.copy_(s.output[b]);
   }

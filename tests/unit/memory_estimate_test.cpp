@@ -53,8 +53,12 @@ TEST(MemoryEstimate, OffloadMovesTheOptimizerAndItsGradientsToTheHost) {
 }
 
 TEST(MemoryEstimate, PartialOffloadRoundsToWholeBuckets) {
-  // Four buckets of Ψ/4 (each rank's chunk Ψ/16): ratio 0.5 puts the first two on the host.
-  const auto e = estimate(make_config(2, true, "cpu", 0.5, kPsi / 4));
+  // Four tensors of Ψ/4 in four buckets (each rank's chunk Ψ/16): ratio 0.5 puts the first two on the host,
+  // and so does 0.4 (rounded to whole buckets: the second bucket's midpoint is at 3/8 of the shard).
+  const ModelShape quarters{{kPsi / 4, kPsi / 4, kPsi / 4, kPsi / 4}, 0};
+  const auto e = estimate_model_states(make_config(2, true, "cpu", 0.5, kPsi / 4), quarters, 4);
+  EXPECT_EQ(estimate_model_states(make_config(2, true, "cpu", 0.4, kPsi / 4), quarters, 4).host_optimizer,
+            e.host_optimizer);
   EXPECT_EQ(e.host_optimizer, 12 * (kPsi / 8));
   EXPECT_EQ(e.optimizer, 12 * (kPsi / 8));
   EXPECT_EQ(e.gradients, 2 * (kPsi / 8));
