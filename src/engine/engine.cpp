@@ -132,7 +132,7 @@ bool EngineImpl::prepare_gradients(const std::vector<at::Tensor>& grads) {
   global_grad_norm_ = norm;
   double coefficient = 1.0 / scale;
   if (c.gradient_clipping > 0.0) coefficient *= std::min(1.0, c.gradient_clipping / (norm + 1e-6));
-  if (coefficient != 1.0) {
+  if (coefficient != 1.0 && !parts_.optimizer->take_gradient_scale(coefficient)) {
     at::NoGradGuard no_grad;
     for (at::Tensor g : grads) g.mul_(coefficient);
   }

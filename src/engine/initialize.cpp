@@ -80,7 +80,7 @@ void use_offload_optimizer(const config::Config& c, optim::Optimizer& optimizer,
       if (copies[g][i].defined()) cpu_adam->set_param_copy(g, i, copies[g][i]);
     }
   }
-  layout.param_copies_filled(!copies.empty());
+  layout.fused_cpu_optimizer(!copies.empty());
 }
 
 }  // namespace

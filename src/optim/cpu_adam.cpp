@@ -40,24 +40,27 @@ void CpuAdam::step() {
       const at::Tensor& p = groups_[gi].params[i];
       if (!p.grad().defined()) continue;
       if (p.device().is_cpu()) {
-        step_fused(gi, i, p.grad().contiguous(), copies_[gi][i]);
+        step_fused(gi, i, p.grad().contiguous(), copies_[gi][i], static_cast<float>(grad_scale_));
       } else {
+        if (grad_scale_ != 1.0) p.grad().mul_(grad_scale_);
         on_device.push_back(p);
         device_states.push_back(&state(gi, i));
       }
     }
     fused_adam_step(on_device, device_states, groups_[gi].hyper);
   }
+  grad_scale_ = 1.0;
 }
 
-void CpuAdam::step_fused(std::size_t group, std::size_t index, const at::Tensor& grad, const at::Tensor& param_copy) {
+void CpuAdam::step_fused(std::size_t group, std::size_t index, const at::Tensor& grad, const at::Tensor& param_copy,
+                         float grad_scale) {
   at::Tensor& p = groups_.at(group).params.at(index);
   if (!p.device().is_cpu()) throw std::invalid_argument("CpuAdam::step_fused: the parameter is not on the CPU");
   ParamState& s = state(group, index);
   init_adam_state(s, p, /*amsgrad=*/false);
   // The count advances only once the kernel accepted the buffers, so a rejected call can be retried.
   const auto t = static_cast<std::int64_t>(s["step"].item<float>()) + 1;
-  cpu_adam_step(groups_[group].hyper, t, p, grad, s["exp_avg"], s["exp_avg_sq"], param_copy, exec_);
+  cpu_adam_step(groups_[group].hyper, t, p, grad, s["exp_avg"], s["exp_avg_sq"], param_copy, exec_, grad_scale);
   s["step"].fill_(static_cast<double>(t));
 }
 

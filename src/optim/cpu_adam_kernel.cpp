@@ -32,7 +32,7 @@ bool has_avx2() {
 // team costs more than it saves). A multiple of every vector width, so only a shard's last item has a tail.
 constexpr std::size_t kBlock = std::size_t{1} << 16;
 
-detail::AdamConsts fold_constants(const Hyper& h, std::int64_t step) {
+detail::AdamConsts fold_constants(const Hyper& h, std::int64_t step, float grad_scale) {
   // Powers and roots in double, rounded once: the result does not depend on how many steps were taken in
   // one process (DeepSpeed tracks β^t incrementally in fp32, which drifts slightly).
   const double t = static_cast<double>(step);
@@ -53,6 +53,8 @@ detail::AdamConsts fold_constants(const Hyper& h, std::int64_t step) {
   // rather than DeepSpeed's p += (-lr·wd)·p: that factor's rounding compounds over steps (≈1e-8 relative
   // per step at lr·wd = 1e-3), and the offloaded and on-device (FusedAdam) paths should follow one trajectory.
   k.decay = static_cast<float>(k.decoupled ? 1.0 - h.lr * h.weight_decay : h.weight_decay);
+  k.grad_scale = grad_scale;
+  k.scaled = grad_scale != 1.0f;
   return k;
 }
 
@@ -126,7 +128,7 @@ void cpu_adam_step(const Hyper& h, std::int64_t step, const CpuAdamShard& s, con
                     : s.copy_type == ElemType::kBFloat16 ? detail::CopyKind::kBFloat16
                                                          : detail::CopyKind::kFloat16;
   const auto kernel = select_kernel(exec.isa, static_cast<detail::GradKind>(s.grad_type), copy);
-  const detail::AdamConsts k = fold_constants(h, step);
+  const detail::AdamConsts k = fold_constants(h, step, s.grad_scale);
 
   const std::size_t blocks = (s.numel + kBlock - 1) / kBlock;
   const int threads = exec.parallel ? std::min<int>(omp_get_max_threads(), static_cast<int>(blocks)) : 1;
@@ -148,7 +150,7 @@ void cpu_adam_step(const Hyper& h, std::int64_t step, const CpuAdamShard& s, con
 
 void cpu_adam_step(const Hyper& h, std::int64_t step, const at::Tensor& params, const at::Tensor& grads,
                    const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq, const at::Tensor& param_copy,
-                   const CpuAdamExec& exec) {
+                   const CpuAdamExec& exec, float grad_scale) {
   const std::int64_t n = params.numel();
   check_buffer(params, "params", n);
   check_buffer(grads, "grads", n);
@@ -170,6 +172,7 @@ void cpu_adam_step(const Hyper& h, std::int64_t step, const at::Tensor& params, 
     s.copy_type = elem_type_of(param_copy, "param_copy", /*allow_fp32=*/false);
   }
   s.numel = static_cast<std::size_t>(n);
+  s.grad_scale = grad_scale;
   cpu_adam_step(h, step, s, exec);
 }
 

@@ -18,8 +18,10 @@ struct AdamConsts {
   float step_size;    // -lr / (1 - β1^t)
   float bc2_rsqrt;    // 1 / sqrt(1 - β2^t)
   float decay;        // L2: wd; decoupled: 1 - lr·wd
+  float grad_scale;   // g *= grad_scale first (the engine's unscale / clip factor), when `scaled`
   bool l2;            // g += wd·p before the moments
   bool decoupled;     // p *= (1 - lr·wd) before the update
+  bool scaled;
 };
 
 // Copy kinds: the 16-bit write-back target, or none.

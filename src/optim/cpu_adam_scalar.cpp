@@ -54,6 +54,7 @@ template <class G, class C>
 void scalar_kernel(const AdamConsts& k, float* p, const void* g, float* m, float* v, void* copy, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     float grad = G::load(g, i);
+    if (k.scaled) grad = grad * k.grad_scale;
     float param = p[i];
     if (k.l2) grad = std::fma(param, k.decay, grad);
     const float mi = std::fma(grad, k.one_minus_beta1, m[i] * k.beta1);

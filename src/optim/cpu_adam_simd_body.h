@@ -10,8 +10,8 @@
 
 template <class V>
 struct VecConsts {
-  typename V::R beta1, beta2, one_minus_beta1, one_minus_beta2, eps, step_size, bc2_rsqrt, decay;
-  bool l2, decoupled;
+  typename V::R beta1, beta2, one_minus_beta1, one_minus_beta2, eps, step_size, bc2_rsqrt, decay, grad_scale;
+  bool l2, decoupled, scaled;
   explicit VecConsts(const AdamConsts& k)
       : beta1(V::set1(k.beta1)),
         beta2(V::set1(k.beta2)),
@@ -21,8 +21,10 @@ struct VecConsts {
         step_size(V::set1(k.step_size)),
         bc2_rsqrt(V::set1(k.bc2_rsqrt)),
         decay(V::set1(k.decay)),
+        grad_scale(V::set1(k.grad_scale)),
         l2(k.l2),
-        decoupled(k.decoupled) {}
+        decoupled(k.decoupled),
+        scaled(k.scaled) {}
 };
 
 template <class V, GradKind G>
@@ -44,6 +46,7 @@ inline void adam_vector(const VecConsts<V>& k, float* p, const void* g, float* m
                         std::size_t i) {
   using R = typename V::R;
   R grad = load_grad<V, G>(g, i);
+  if (k.scaled) grad = V::mul(grad, k.grad_scale);
   R param = V::loadu(p + i);
   if (k.l2) grad = V::fma(param, k.decay, grad);
   const R mi = V::fma(grad, k.one_minus_beta1, V::mul(V::loadu(m + i), k.beta1));

@@ -26,8 +26,9 @@ Averaging Averaging::deepspeed(int world_size, bool prescale_gradients, double p
 struct BucketReducer::GroupState {
   bool grads_are_views = false;
   at::Tensor full;      // kAllReduce, kReduceScatterOnBoundary: [total_numel] in accum dtype
-  ShardBuffer shard;    // the reduce-scatters: this rank's chunks, accum dtype on the device, fp32 on the host
-  ShardBuffer landing;  // offload: pinned host landing area of the host chunks' reduce-scatter outputs
+  ShardBuffer shard;    // the reduce-scatters: this rank's chunks in accum dtype (host ones pinned)
+  ShardBuffer landing;  // offload: pinned landing area of a host chunk's later micro-steps (accumulation)
+  std::vector<char> fresh;  // per bucket: its host chunk holds nothing of this window yet
   std::vector<std::optional<c10::Event>> launched_at;  // CUDA offload: the compute stream when bucket b launched
   std::vector<int> pending;
   std::vector<char> counted;
@@ -76,7 +77,7 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     // boundary fills the shard once per window (allocated then, freed at zero_grad), keeping ZeRO-1's model
     // states at DeepSpeed's 4Ψ + 12Ψ/N between steps.
     if (!keeps_full_buffer()) state->shard = new_shard(group);
-    if (placement_.offloads()) {
+    if (placement_.offloads() && !keeps_full_buffer()) {
       state->landing = placement_.shard_buffer(group, StateKind::kTransfer,
                                                options_.communication_dtype.value_or(options_.accum_dtype));
     }
@@ -88,6 +89,7 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     state->output.resize(nb);
     state->launched.assign(nb, 0);
     state->launched_at.resize(nb);
+    state->fresh.assign(nb, 1);
     state_.push_back(std::move(state));
     for (std::size_t i = 0; i < group.params.size(); ++i) {
       Shared* shared = shared_.get();
@@ -149,7 +151,7 @@ void BucketReducer::attach_gradient_views() {
 }
 
 ShardBuffer BucketReducer::new_shard(const FlatGroup& group) const {
-  return placement_.shard_buffer(group, StateKind::kGradientShards, options_.accum_dtype, at::kFloat);
+  return placement_.shard_buffer(group, StateKind::kGradientShards, options_.accum_dtype);
 }
 
 void BucketReducer::prepare_backward(bool boundary) {
@@ -277,7 +279,11 @@ void BucketReducer::fold_into_shard(at::Tensor chunk, const at::Tensor& reduced)
 void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
   auto& s = *state_[g];
   at::NoGradGuard no_grad;
-  at::Tensor landing = s.landing.chunk(b);
+  // The window's first contribution is copied straight into the pinned shard (a DMA, no CPU work); later
+  // micro-steps land beside it and are added in, in the shard's dtype, as the device path adds them.
+  at::Tensor chunk = s.shard.chunk(b);
+  const bool first = s.fresh[b] || keeps_full_buffer();
+  at::Tensor target = first ? chunk : s.landing.chunk(b);
   {
     // Under NCCL the wait and the copy go to a side stream, so they queue behind the reduce-scatter only, not
     // behind the backward kernels launched since; the copy into pinned memory then blocks this thread alone.
@@ -287,9 +293,11 @@ void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
       s.launched_at[b]->block(*copy_stream_);
     }
     s.works[b].wait();
-    landing.copy_(s.output[b]);
+    target.copy_(s.output[b]);
   }
-  fold_into_shard(s.shard.chunk(b), landing);
+  if (!first) chunk.add_(target, averaging_.after);
+  else if (averaging_.after != 1.0) chunk.mul_(averaging_.after);
+  s.fresh[b] = 0;
   s.input[b] = at::Tensor();
   s.output[b] = at::Tensor();
   s.launched[b] = 0;
@@ -316,8 +324,14 @@ void BucketReducer::zero_grad() {
   attach_gradient_views();
   for (auto& s : state_) {
     if (s->full.defined()) s->full.zero_();
-    if (options_.reduction == Reduction::kReduceScatterOnBoundary) s->shard = ShardBuffer();
-    else if (s->shard.defined()) s->shard.zero_();
+    std::fill(s->fresh.begin(), s->fresh.end(), 1);  // host chunks are overwritten by their next landing
+    if (options_.reduction == Reduction::kReduceScatterOnBoundary) {
+      s->shard = ShardBuffer();
+    } else if (s->shard.defined()) {
+      for (const auto& piece : s->shard.pieces()) {
+        if (!piece.host) piece.tensor.zero_();
+      }
+    }
   }
 }
 

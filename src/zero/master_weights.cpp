@@ -50,17 +50,19 @@ std::vector<std::vector<std::size_t>> MasterWeights::optimizer_indices() const {
   return indices;
 }
 
-std::vector<at::Tensor> MasterWeights::attach_gradients(const std::vector<ShardBuffer>& reduced) {
+std::vector<at::Tensor> MasterWeights::attach_gradients(const std::vector<ShardBuffer>& reduced, bool host_16bit) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> grads;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     const auto& pieces = masters_[g].pieces();
     for (std::size_t p = 0; p < pieces.size(); ++p) {
       const at::Tensor& master = pieces[p].tensor;
-      const at::Tensor& r = reduced.at(g).pieces().at(p).tensor;
+      const auto& piece = reduced.at(g).pieces().at(p);
+      const at::Tensor& r = piece.tensor;
       // Reducers that accumulate in 16 bits hand over a 16-bit buffer; the optimizer needs fp32 beside its
       // masters (a transient copy, as DeepSpeed's fp16 optimizers make at step time).
-      at::Tensor grad = r.scalar_type() == at::kFloat && r.device() == master.device() ? r : r.to(master.device(), at::kFloat);
+      const bool as_is = r.device() == master.device() && (r.scalar_type() == at::kFloat || (host_16bit && piece.host));
+      at::Tensor grad = as_is ? r : r.to(master.device(), at::kFloat);
       grads.push_back(grad);
       if (view_ == View::kPerParameter) {
         for (std::size_t i = 0; i < views_[g].size(); ++i) views_[g][i].mutable_grad() = groups_[g]->view_of(grad, i);

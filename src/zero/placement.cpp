@@ -6,7 +6,7 @@
 namespace deepspeed::zero {
 
 ShardBuffer ShardBuffer::whole(const FlatGroup& group, at::Tensor tensor) {
-  return ShardBuffer(&group, {Piece{0, group.plan.buckets.size(), 0, std::move(tensor)}});
+  return ShardBuffer(&group, {Piece{0, group.plan.buckets.size(), 0, std::move(tensor), false}});
 }
 
 std::int64_t ShardBuffer::numel() const {
@@ -40,7 +40,7 @@ void ShardBuffer::copy_from(const at::Tensor& whole) const {
 std::int64_t ShardBuffer::host_bytes() const {
   std::int64_t bytes = 0;
   for (const auto& p : pieces_) {
-    if (p.tensor.device().is_cpu()) bytes += p.tensor.numel() * static_cast<std::int64_t>(p.tensor.element_size());
+    if (p.host) bytes += p.tensor.numel() * static_cast<std::int64_t>(p.tensor.element_size());
   }
   return bytes;
 }
@@ -74,12 +74,11 @@ c10::Device Placement::device_of(const FlatGroup& group, std::size_t bucket) con
 }
 
 at::Tensor Placement::host_tensor(StateKind kind, std::int64_t numel, at::ScalarType dtype) const {
-  if (arena_ && (kind == StateKind::kParamCopies || kind == StateKind::kTransfer)) return arena_->empty(numel, dtype);
+  if (arena_ && kind != StateKind::kMasterWeights) return arena_->empty(numel, dtype);
   return at::empty({numel}, at::TensorOptions().dtype(dtype).device(at::kCPU));
 }
 
-ShardBuffer Placement::shard_buffer(const FlatGroup& group, StateKind kind, at::ScalarType dtype,
-                                    std::optional<at::ScalarType> host_dtype) const {
+ShardBuffer Placement::shard_buffer(const FlatGroup& group, StateKind kind, at::ScalarType dtype) const {
   const std::size_t nb = group.plan.buckets.size();
   const std::size_t k = ratio_ > 0.0 ? host_buckets(group) : 0;
   const bool host_only = kind == StateKind::kParamCopies || kind == StateKind::kTransfer;
@@ -90,13 +89,13 @@ ShardBuffer Placement::shard_buffer(const FlatGroup& group, StateKind kind, at::
   };
   std::vector<ShardBuffer::Piece> pieces;
   if (k > 0) {
-    at::Tensor t = host_tensor(kind, span(0, k), host_dtype.value_or(dtype));
+    at::Tensor t = host_tensor(kind, span(0, k), dtype);
     t.zero_();
-    pieces.push_back({0, k, 0, t});
+    pieces.push_back({0, k, 0, t, /*host=*/true});
   }
   if (k < nb && !host_only) {
     const std::int64_t begin = group.plan.buckets[k].shard_offset;
-    pieces.push_back({k, nb, begin, at::zeros({span(k, nb)}, at::TensorOptions().dtype(dtype).device(device_))});
+    pieces.push_back({k, nb, begin, at::zeros({span(k, nb)}, at::TensorOptions().dtype(dtype).device(device_)), false});
   }
   return ShardBuffer(&group, std::move(pieces));
 }

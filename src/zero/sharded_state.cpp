@@ -71,19 +71,19 @@ std::vector<std::vector<at::Tensor>> ShardedStateStrategy::optimizer_param_copie
 std::vector<at::Tensor> ShardedStateStrategy::optimizer_gradients() {
   // The optimizer is about to rewrite the 16-bit copies: the last step's uploads must have read them.
   if (uploads_done_) uploads_done_->synchronize();
-  return masters_->attach_gradients(reducer_->shards());
+  return masters_->attach_gradients(reducer_->shards(), fused_cpu_optimizer_);
 }
 
 at::Tensor ShardedStateStrategy::updated_chunk(std::size_t g, std::size_t b, const at::TensorOptions& options) const {
   const FlatGroup& group = *masters_->groups()[g];
-  if (copies_filled_ && placement_.on_host(group, b)) {
+  if (fused_cpu_optimizer_ && placement_.on_host(group, b)) {
     return param_copies_[g].chunk(b).to(options, /*non_blocking=*/true, /*copy=*/true);
   }
   return masters_->buffers()[g].chunk(b).to(options, /*non_blocking=*/false, /*copy=*/true);
 }
 
 void ShardedStateStrategy::uploads_enqueued() {
-  if (!copies_filled_ || !placement_.device().is_cuda()) return;
+  if (!fused_cpu_optimizer_ || !placement_.device().is_cuda()) return;
   const c10::impl::VirtualGuardImpl impl(c10::DeviceType::CUDA);
   if (!uploads_done_) uploads_done_.emplace(c10::DeviceType::CUDA);
   uploads_done_->record(impl.getStream(placement_.device()));
@@ -107,10 +107,10 @@ void ShardedStateStrategy::load(checkpoint::LoadSource& source, const checkpoint
   if (!options.restores_optimizer()) return;  // the masters took the loaded weights already
   check_saved_stage(source, [this](int saved) { return loads_stage(saved); });
   load_master_shards(source, shard_layout());
-  const bool filled = copies_filled_;
-  copies_filled_ = false;  // the copies hold the last step's values, not the loaded ones
+  const bool fused = fused_cpu_optimizer_;
+  fused_cpu_optimizer_ = false;  // the copies hold the last step's values, not the loaded ones
   after_optimizer_step();  // the model's weights become the restored masters
-  copies_filled_ = filled;
+  fused_cpu_optimizer_ = fused;
 }
 
 void ShardedStateStrategy::save_optimizer_state(checkpoint::SaveTarget& target,

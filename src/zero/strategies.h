@@ -69,7 +69,7 @@ class ShardedStateStrategy : public Strategy {
  public:
   std::vector<std::vector<at::Tensor>> optimizer_params() const override;
   std::vector<std::vector<at::Tensor>> optimizer_param_copies() const override;
-  void param_copies_filled(bool filled) override { copies_filled_ = filled; }
+  void fused_cpu_optimizer(bool on) override { fused_cpu_optimizer_ = on; }
   std::int64_t host_bytes() const override;
   std::vector<at::Tensor> optimizer_gradients() override;
   void end_step() override;
@@ -105,7 +105,7 @@ class ShardedStateStrategy : public Strategy {
   std::unique_ptr<BucketReducer> reducer_;
   std::unique_ptr<MasterWeights> masters_;
   std::vector<ShardBuffer> param_copies_;  // per group: 16-bit host copies of the host chunks (offload)
-  bool copies_filled_ = false;
+  bool fused_cpu_optimizer_ = false;
   std::optional<c10::Event> uploads_done_;  // the CPU optimizer must not rewrite a copy still being uploaded
 };
 

@@ -48,6 +48,9 @@ struct CpuAdamShard {
   void* param_copy = nullptr;
   ElemType copy_type = ElemType::kBFloat16;
   std::size_t numel = 0;
+  /// Every gradient is multiplied by this first (the engine's unscale / clipping factor, folded into the pass
+  /// instead of a separate one over the gradients); 1 leaves them as they are.
+  float grad_scale = 1.0f;
 };
 
 /// Execution knobs of the kernel.
@@ -72,7 +75,7 @@ void cpu_adam_step(const Hyper& h, std::int64_t step, const CpuAdamShard& shard,
 /// any other layout.
 void cpu_adam_step(const Hyper& h, std::int64_t step, const at::Tensor& params, const at::Tensor& grads,
                    const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq, const at::Tensor& param_copy = {},
-                   const CpuAdamExec& exec = {});
+                   const CpuAdamExec& exec = {}, float grad_scale = 1.0f);
 
 /// DeepSpeed's DeepSpeedCPUAdam over fp32 parameters. State per parameter: "step" (0-dim fp32 tensor beside
 /// the parameter, the torch.optim layout), "exp_avg", "exp_avg_sq" (fp32, shaped like the parameter). CPU
@@ -91,9 +94,18 @@ class CpuAdam : public Optimizer {
   /// registered with set_param_copy() is rewritten from the updated parameter in the same pass.
   void step() override;
 
-  /// Steps one parameter with an explicit gradient (fp32/bf16/fp16, contiguous CPU, same numel) and optional
-  /// 16-bit copy to write the updated values into; increments that parameter's step count.
-  void step_fused(std::size_t group, std::size_t index, const at::Tensor& grad, const at::Tensor& param_copy = {});
+  /// Steps one parameter with an explicit gradient (fp32/bf16/fp16, contiguous CPU, same numel, multiplied by
+  /// `grad_scale` on the way in) and optional 16-bit copy to write the updated values into; increments that
+  /// parameter's step count.
+  void step_fused(std::size_t group, std::size_t index, const at::Tensor& grad, const at::Tensor& param_copy = {},
+                  float grad_scale = 1.0f);
+
+  /// Folds the engine's gradient factor into the next step() (the kernel multiplies as it reads, so no pass
+  /// over the gradients is spent on it).
+  bool take_gradient_scale(double coefficient) override {
+    grad_scale_ = coefficient;
+    return true;
+  }
 
   /// Registers (or clears, with an undefined tensor) the 16-bit tensor step() writes parameter (group, index)
   /// into: contiguous CPU bf16/fp16 of the parameter's numel.
@@ -106,6 +118,7 @@ class CpuAdam : public Optimizer {
  private:
   CpuAdamExec exec_;
   std::vector<std::vector<at::Tensor>> copies_;
+  double grad_scale_ = 1.0;  // for the next step() only
 };
 
 }  // namespace deepspeed::optim

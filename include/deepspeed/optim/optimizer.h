@@ -70,6 +70,11 @@ class Optimizer : public ScheduleTarget {
   /// Zeroes gradients in place (set_to_none=false keeps views into flat gradient buffers intact).
   void zero_grad(bool set_to_none = false);
 
+  /// The engine's factor for the gradients of the next step() (fp16 unscale × clipping). An optimizer that can
+  /// apply it while it reads the gradients takes it and returns true; otherwise (the default) the engine
+  /// scales the gradients first.
+  virtual bool take_gradient_scale(double coefficient) { return false; }
+
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
 

@@ -40,10 +40,10 @@ class MasterWeights {
   /// across the optimizer's param groups in order (the keys of the optimizer's state dict).
   std::vector<std::vector<std::size_t>> optimizer_indices() const;
 
-  /// Gives every optimizer tensor its fp32 gradient from `reduced` (per FlatGroup, pieced like the master);
-  /// 16-bit or misplaced gradients are copied to fp32 beside their master. Returns the fp32 gradients (for
-  /// norms and scaling in place).
-  std::vector<at::Tensor> attach_gradients(const std::vector<ShardBuffer>& reduced);
+  /// Gives every optimizer tensor its gradient from `reduced` (per FlatGroup, pieced like the master): fp32
+  /// beside its master (16-bit or misplaced gradients are copied), except host pieces' 16-bit gradients when
+  /// `host_16bit` (DeepSpeedCPUAdam up-casts as it reads them). Returns the gradients (for the norm).
+  std::vector<at::Tensor> attach_gradients(const std::vector<ShardBuffer>& reduced, bool host_16bit = false);
   /// Drops the gradients attach_gradients() gave (transient fp32 copies would otherwise live to the next step).
   void release_gradients();
 

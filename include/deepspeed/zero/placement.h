@@ -18,7 +18,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -31,7 +30,7 @@ namespace deepspeed::zero {
 
 enum class StateKind {
   kMasterWeights,   ///< fp32 copies the optimizer updates (and, with them, the optimizer state)
-  kGradientShards,  ///< this rank's reduced gradients at stages 1–3
+  kGradientShards,  ///< this rank's reduced gradients at stages 1–3 (pinned on the host: the copies land there)
   kParamCopies,     ///< 16-bit copies of offloaded masters, written by the CPU optimizer, uploaded to the device
   kTransfer,        ///< staging buffers of device↔host copies (pinned when offload asks for it)
 };
@@ -44,6 +43,7 @@ class ShardBuffer {
     std::size_t first_bucket = 0, end_bucket = 0;  ///< buckets [first, end) live in this piece
     std::int64_t begin = 0;                         ///< the piece's first element in shard coordinates
     at::Tensor tensor;
+    bool host = false;                              ///< offloaded (on the CPU even when the device is too)
   };
   ShardBuffer() = default;
   ShardBuffer(const FlatGroup* group, std::vector<Piece> pieces) : group_(group), pieces_(std::move(pieces)) {}
@@ -87,12 +87,11 @@ class Placement {
   /// The device of bucket b's state (the host's CPU or the compute device).
   c10::Device device_of(const FlatGroup& group, std::size_t bucket) const;
 
-  /// A shard-shaped buffer of `group` for `kind` in `dtype` (`host_dtype`, when given, for its host piece),
-  /// zero-filled, pieces placed by bucket. kParamCopies and kTransfer buffers have host pieces only (none
-  /// where nothing is offloaded).
-  ShardBuffer shard_buffer(const FlatGroup& group, StateKind kind, at::ScalarType dtype,
-                           std::optional<at::ScalarType> host_dtype = std::nullopt) const;
-  /// A flat tensor of `numel` for `kind` on the host (pinned arena for kParamCopies / kTransfer).
+  /// A shard-shaped buffer of `group` for `kind` in `dtype`, zero-filled, pieces placed by bucket.
+  /// kParamCopies and kTransfer buffers have host pieces only (none where nothing is offloaded).
+  ShardBuffer shard_buffer(const FlatGroup& group, StateKind kind, at::ScalarType dtype) const;
+  /// A flat tensor of `numel` for `kind` on the host (from the pinned arena unless it holds master weights,
+  /// which never cross the bus).
   at::Tensor host_tensor(StateKind kind, std::int64_t numel, at::ScalarType dtype) const;
 
  private:

@@ -52,10 +52,12 @@ class Strategy : public checkpoint::Stateful {
   virtual std::vector<std::vector<at::Tensor>> optimizer_params() const = 0;
   /// Parallel to optimizer_params(): for each offloaded master, a 16-bit host buffer the optimizer may fill
   /// with the updated values in the same pass (DeepSpeedCPUAdam does), undefined elsewhere; empty when nothing
-  /// is offloaded. Call param_copies_filled(true) when the optimizer fills them: the layout then uploads those
-  /// instead of converting the masters after each step.
+  /// is offloaded.
   virtual std::vector<std::vector<at::Tensor>> optimizer_param_copies() const { return {}; }
-  virtual void param_copies_filled(bool filled) {}
+  /// The optimizer is DeepSpeedCPUAdam with the copies above registered: it fills them, and it reads the
+  /// offloaded masters' 16-bit gradients as they are. The layout then uploads the copies after each step and
+  /// skips converting either.
+  virtual void fused_cpu_optimizer(bool on) {}
 
   // ---- the training step
   /// Before the model's forward (stage 3: the root unit is gathered). Collective.
