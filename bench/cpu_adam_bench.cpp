@@ -8,6 +8,8 @@
 //   bf16  torch     grads.copy_ into fp32 (LibTorch cast) + at::_fused_adamw_ + params cast into bf16
 //   fp32  ours      cpu_adam_step on fp32 grads, no write-back
 //   fp32  torch     at::_fused_adamw_ on fp32 grads
+//   bf16/fp32 norm  Σg² of the gradients (the clipping pass offload runs over host gradients): ours
+//                   (optim::squared_l2_norm) against LibTorch's vector norm with the fp64 accumulation it used
 // Casts write into preallocated buffers (LibTorch's best case; `.to()` would also pay for allocation).
 // "bytes/param" counts each array element read or written once (no write-allocate traffic): 28 for the fused
 // and fp32 rows, 40 for LibTorch + casts. A STREAM-style copy and in-place update on the same threads, counted
@@ -19,6 +21,7 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -30,6 +33,7 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
+#include "deepspeed/optim/clip.h"
 #include "deepspeed/optim/cpu_adam.h"
 
 using namespace deepspeed;
@@ -162,7 +166,7 @@ int main(int argc, char** argv) {
     if (optim::cpu_isa_supported(isa) && (isa != optim::CpuIsa::kScalar || opt.scalar)) isas.push_back(isa);
   }
 
-  std::printf("%-6s %-10s %-16s %9s %12s %10s %8s %12s\n", "params", "grads", "impl", "ms/step", "Mparams/s",
+  std::printf("%-6s %-10s %-16s %9s %12s %10s %8s %12s\n", "params", "rows", "impl", "ms/step", "Mparams/s",
               "B/param", "GB/s", "vs torch");
   for (const std::int64_t n : opt.sizes) {
     at::manual_seed(0);
@@ -199,6 +203,15 @@ int main(int argc, char** argv) {
                       }});
     }
     rows.push_back({"fp32", "torch fused", 28, [&] { torch_adamw(g32); }});
+    double norm_sink = 0;
+    for (const auto* g : {&g16, &g32}) {
+      const std::string kind = g == &g16 ? "bf16 norm" : "fp32 norm";
+      const double bytes = g == &g16 ? 2 : 4;
+      rows.push_back({kind, "ours", bytes, [&, g] { norm_sink += optim::squared_l2_norm({*g}); }});
+      rows.push_back({kind, "torch fp64", bytes, [&, g] {
+                        norm_sink += at::linalg_vector_norm(*g, 2, std::nullopt, false, at::kDouble).item<double>();
+                      }});
+    }
 
     // Interleave rows per iteration so load from other processes spreads over all of them alike.
     const int iters = opt.iters > 0 ? opt.iters : (n >= (64 << 20) ? 7 : 21);
@@ -210,13 +223,13 @@ int main(int argc, char** argv) {
         r.times.push_back(seconds_since(t0));
       }
     }
-    double torch_bf16 = 0, torch_fp32 = 0;
+    std::map<std::string, double> torch_time;  // per kind of row: LibTorch's time, the baseline
     for (const auto& r : rows) {
-      if (r.impl.rfind("torch", 0) == 0) (r.grads == "bf16" ? torch_bf16 : torch_fp32) = median(r.times);
+      if (r.impl.rfind("torch", 0) == 0) torch_time[r.grads] = median(r.times);
     }
     for (const auto& r : rows) {
       const double t = median(r.times);
-      const double base = r.grads == "bf16" ? torch_bf16 : torch_fp32;
+      const double base = torch_time[r.grads];
       char label[32];
       if (n % (1 << 20) == 0) std::snprintf(label, sizeof label, "%lldM", static_cast<long long>(n >> 20));
       else std::snprintf(label, sizeof label, "%lld", static_cast<long long>(n));

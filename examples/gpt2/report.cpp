@@ -47,7 +47,8 @@ nlohmann::json summary_json(const RunSummary& s) {
           {"tok_per_s", tok_per_s}, {"tok_per_s_per_gpu", tok_per_s / s.world_size},
           {"flops_per_token", s.flops_per_token},
           {"mfu", s.cuda ? nlohmann::json(mfu(s.flops_per_token, tok_per_s, s.world_size)) : nlohmann::json(nullptr)},
-          {"peak_mem_gib", s.peak_mem_gib}, {"peak_mem_gib_max", peak_max}, {"loss_first", s.loss_first},
+          {"peak_mem_gib", s.peak_mem_gib}, {"peak_mem_gib_max", peak_max},
+          {"peak_host_gib", s.cuda ? nlohmann::json(peak_host_gib()) : nlohmann::json(nullptr)}, {"loss_first", s.loss_first},
           {"loss_last", s.loss_last}, {"activation_checkpointing", s.config.activation_checkpointing},
           {"precision", s.precision}};
 }

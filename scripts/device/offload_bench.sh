@@ -11,13 +11,7 @@
 #                                                    offload ratio BIG_RATIO (default 0.5), a few steps
 # Knobs: STEPS (3) and WARMUP (2) timed / warm-up steps; RATIO (1) for "ours"; GASES ("1 4").
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-out=${OUT:-$PWD/device-logs}
-mkdir -p "$out"
-export PATH=/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+source "$(dirname "$0")/env.sh"
 what=${1:-ours}
 STEPS=${STEPS:-3} WARMUP=${WARMUP:-2} RATIO=${RATIO:-1} GASES=${GASES:-1 4}
 bash scripts/device/build.sh gpt2 deepspeed_launcher deepspeed_estimate dp_train >/tmp/build.log 2>&1 \

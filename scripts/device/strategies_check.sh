@@ -6,13 +6,7 @@
 #
 #   bash scripts/device/strategies_check.sh [tests|bench|all]      (default all; bench builds too if needed)
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-out=${OUT:-$PWD/device-logs}
-mkdir -p "$out"
-export PATH=/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+source "$(dirname "$0")/env.sh"
 {
   nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
   lscpu | grep -E "Model name|^CPU\(s\)"

@@ -4,16 +4,10 @@
 # (as many as the machine has), the optimizer step (fused vs per-tensor, 124M and 1.5B), the CPU Adam step.
 # Logs and tables go to $OUT.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-out=${OUT:-$PWD/device-logs}
-mkdir -p "$out"
-export PATH=/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+source "$(dirname "$0")/env.sh"
 ngpu=$(nvidia-smi -L | wc -l)
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv >"$out/gpus.csv" 2>&1
 lscpu | grep -E "Model name|^CPU\(s\)|Thread|Socket" >"$out/cpu.txt"
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 bash scripts/device/build.sh >"$out/build.log" 2>&1 || { cat "$out/build.log"; exit 1; }
 stamp "built"
 (cd build-dev && ctest -L gpu --output-on-failure >"$out/ctest_gpu.log" 2>&1)

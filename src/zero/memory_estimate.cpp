@@ -74,8 +74,10 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
   if (stage > 0) {
     e.optimizer = on_device * master_bytes;
     e.host_optimizer = host * master_bytes;
-    e.host_gradients = host * 4;
-    e.host_pinned = host * (m + communication_bytes(c));  // 16-bit copies + gradient landing area
+    e.host_gradients = host * a;
+    // A 16-bit model's offloaded masters are uploaded through 16-bit copies; stages 2-3 reduce every
+    // micro-step, and a micro-step after the first lands beside the shard before it is added in.
+    e.host_transfer = host * ((m == 2 ? m : 0) + (stage >= 2 ? communication_bytes(c) : 0));
   }
   return e;
 }

@@ -3,22 +3,7 @@
 # world sizes, and crash safety. Usage: run_checkpoint.sh BUILD_DIR PORT
 set -uo pipefail
 build=$1 port=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export DS_ACCELERATOR=${DS_ACCELERATOR:-cpu} OMP_NUM_THREADS=1 DS_KILL_GRACE_SECONDS=2
-train=$build/tests/dp_train
-failures=0
-ok() { echo "ok   $*"; }
-fail() { echo "FAIL $*"; failures=$((failures + 1)); }
-launch() {  # launch RANKS args...: one job, its output in $work/log
-  local ranks=$1
-  shift
-  port=$((port + 1))
-  "$build/bin/deepspeed" --num_gpus "$ranks" --master_port "$port" "$train" "$@" >"$work/log" 2>&1
-}
-compare() {  # compare NAME A B RTOL
-  if out=$("$train" --compare "$2" "$3" --rtol "$4"); then ok "$1: $out"; else fail "$1: $out"; fi
-}
+source "$(dirname "$0")/dp_lib.sh"
 
 # 1. Save at step 3, stop, resume: the remaining losses and the final weights are bit-identical to an
 #    uninterrupted run (stage 0 fp32, stage 1 fp16, stage 2 bf16, stage 3 bf16).

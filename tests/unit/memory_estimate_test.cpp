@@ -48,8 +48,10 @@ TEST(MemoryEstimate, OffloadMovesTheOptimizerAndItsGradientsToTheHost) {
   const auto e = estimate(make_config(2, true, "cpu"));
   EXPECT_EQ(e.device_total(), 2 * kPsi);  // DeepSpeed's 2Ψ with offload
   EXPECT_EQ(e.host_optimizer, 12 * kPsi / 4);
-  EXPECT_EQ(e.host_gradients, 4 * kPsi / 4);         // fp32 on the host
-  EXPECT_EQ(e.host_pinned, (2 + 2) * kPsi / 4);      // 16-bit copies + bf16 landing area
+  EXPECT_EQ(e.host_gradients, 2 * kPsi / 4);         // bf16, where the gradients land
+  EXPECT_EQ(e.host_transfer, (2 + 2) * kPsi / 4);    // 16-bit copies + the later micro-steps' landing area
+  // Stage 1 reduces once per window, straight into the shard: no landing area.
+  EXPECT_EQ(estimate(make_config(1, true, "cpu")).host_transfer, 2 * kPsi / 4);
 }
 
 TEST(MemoryEstimate, PartialOffloadRoundsToWholeBuckets) {

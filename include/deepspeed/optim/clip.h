@@ -8,8 +8,9 @@
 
 namespace deepspeed::optim {
 
-/// L2 norm over all tensors taken together, accumulated in fp32 (fp64 on CPU). Local: callers that hold only
-/// a shard combine the squared norms across ranks themselves.
+/// L2 norm over all tensors taken together: device tensors accumulated in fp32, host tensors in fp32 runs of
+/// 1024 summed in fp64 (deterministic for any thread count). Tensors may be on several devices (offload).
+/// Local: callers that hold only a shard combine the squared norms across ranks themselves.
 double l2_norm(const std::vector<at::Tensor>& tensors);
 /// Sum of squares, for callers that combine across shards before taking the root.
 double squared_l2_norm(const std::vector<at::Tensor>& tensors);

@@ -22,11 +22,11 @@ struct MemoryEstimate {
   std::int64_t optimizer = 0;       ///< fp32 masters and optimizer state on the device
   // On the host, per rank.
   std::int64_t host_optimizer = 0;  ///< fp32 masters and optimizer state offloaded
-  std::int64_t host_gradients = 0;  ///< fp32 gradient shards of the offloaded buckets
-  std::int64_t host_pinned = 0;     ///< page-locked transfer buffers and 16-bit copies of the offloaded buckets
+  std::int64_t host_gradients = 0;  ///< gradient shards of the offloaded buckets (pinned: the copies land there)
+  std::int64_t host_transfer = 0;   ///< pinned 16-bit weight copies, and the landing area of later micro-steps
 
   std::int64_t device_total() const { return weights + gradients + optimizer; }
-  std::int64_t host_total() const { return host_optimizer + host_gradients + host_pinned; }
+  std::int64_t host_total() const { return host_optimizer + host_gradients + host_transfer; }
 };
 
 /// The model as the estimate sees it: its trainable parameters' sizes (one entry per tensor, or a single
