@@ -6,25 +6,12 @@
 #include <sstream>
 
 #include "deepspeed/zero/flat_group.h"
+#include "deepspeed/zero/layout_choice.h"
 #include "deepspeed/zero/placement.h"
 
 namespace deepspeed::zero {
 
 namespace {
-
-std::int64_t dtype_bytes(const config::Config& c) { return c.fp16.enabled || c.bf16.enabled ? 2 : 4; }
-
-// DeepSpeed's data_types.grad_accum_dtype default, as make_strategy applies it.
-std::int64_t accumulation_bytes(const config::Config& c) {
-  if (c.grad_accum_dtype) return *c.grad_accum_dtype == config::DType::kFloat32 ? 4 : 2;
-  if (c.bf16.enabled && c.zero.stage == 0) return 4;
-  return dtype_bytes(c);
-}
-
-std::int64_t communication_bytes(const config::Config& c) {
-  if (c.communication_data_type) return *c.communication_data_type == config::DType::kFloat32 ? 4 : 2;
-  return accumulation_bytes(c);
-}
 
 // fp32 tensors per master element the optimizer adds: Adam's two moments, SGD's momentum buffer.
 std::int64_t optimizer_states(const config::OptimizerConfig& o) {
@@ -35,15 +22,16 @@ std::int64_t optimizer_states(const config::OptimizerConfig& o) {
 }  // namespace
 
 MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& model, int world_size) {
-  const int stage = c.zero.stage;
-  const std::int64_t m = dtype_bytes(c);
-  const std::int64_t a = accumulation_bytes(c);
+  const LayoutChoice choice = choose_layout(c);
+  const int stage = choice.stage;
+  const auto m = static_cast<std::int64_t>(c10::elementSize(choice.model_dtype));
+  const auto a = static_cast<std::int64_t>(c10::elementSize(choice.accum_dtype));
+  const auto comm = static_cast<std::int64_t>(c10::elementSize(choice.communication_dtype));
   const std::int64_t k = optimizer_states(c.optimizer);
   const std::int64_t master_bytes = 4 * (1 + k);  // the fp32 master and its optimizer state
-  const double ratio = c.zero.offload_optimizer.device == "cpu" ? c.zero.offload_optimizer.ratio : 0.0;
-  const std::int64_t bucket = stage == 0 ? std::min<std::int64_t>(c.zero.reduce_bucket_size, std::int64_t{1} << 23)
-                                         : c.zero.reduce_bucket_size;
-  const BucketPlan plan = plan_group(model.numels, FlatOptions{bucket, kAlignment, stage == 0 ? 1 : world_size});
+  const double ratio = choice.offload_ratio;
+  const BucketPlan plan =
+      plan_group(model.numels, FlatOptions{choice.bucket_numel, kAlignment, stage == 0 ? 1 : world_size});
   const std::int64_t total = plan.total_numel;  // the flat buffer, padding included
   const std::int64_t shard = plan.shard_numel;
   std::int64_t host = 0;  // elements of this rank's shard on the host
@@ -77,7 +65,7 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
     e.host_gradients = host * a;
     // A 16-bit model's offloaded masters are uploaded through 16-bit copies; stages 2-3 reduce every
     // micro-step, and a micro-step after the first lands beside the shard before it is added in.
-    e.host_transfer = host * ((m == 2 ? m : 0) + (stage >= 2 ? communication_bytes(c) : 0));
+    e.host_transfer = host * ((m == 2 ? m : 0) + (stage >= 2 ? comm : 0));
   }
   return e;
 }

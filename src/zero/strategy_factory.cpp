@@ -24,19 +24,6 @@ std::optional<at::ScalarType> to_scalar_type(std::optional<config::DType> d) {
   return std::nullopt;
 }
 
-// DeepSpeed's data_types.grad_accum_dtype default: fp32 for bf16 without ZeRO, else the model's dtype.
-at::ScalarType accumulation_dtype(const config::Config& c, at::ScalarType model_dtype) {
-  if (auto chosen = to_scalar_type(c.grad_accum_dtype)) {
-    if (model_dtype == at::kFloat && *chosen != at::kFloat) {
-      throw ConfigError(cat(c.source, ": data_types.grad_accum_dtype: ", config::dtype_name(*c.grad_accum_dtype),
-                            " gradient accumulation needs fp16 or bf16 training; this model trains in fp32"));
-    }
-    return *chosen;
-  }
-  if (model_dtype == at::kBFloat16 && c.zero.stage == 0) return at::kFloat;
-  return model_dtype;
-}
-
 // Offload asks for host memory per rank, and every rank of the node asks at once: refuse before allocating
 // anything when the node cannot hold it, rather than be killed by the OOM killer minutes later.
 void check_host_memory(const config::Config& c, const std::vector<std::vector<at::Tensor>>& groups,
@@ -70,6 +57,30 @@ at::ScalarType model_dtype(const config::Config& c) {
   return at::kFloat;
 }
 
+LayoutChoice choose_layout(const config::Config& c) {
+  LayoutChoice choice;
+  choice.stage = c.zero.stage;
+  choice.model_dtype = model_dtype(c);
+  // DeepSpeed's data_types.grad_accum_dtype default: fp32 for bf16 without ZeRO, else the model's dtype.
+  if (auto chosen = to_scalar_type(c.grad_accum_dtype)) {
+    if (choice.model_dtype == at::kFloat && *chosen != at::kFloat) {
+      throw ConfigError(cat(c.source, ": data_types.grad_accum_dtype: ", config::dtype_name(*c.grad_accum_dtype),
+                            " gradient accumulation needs fp16 or bf16 training; this model trains in fp32"));
+    }
+    choice.accum_dtype = *chosen;
+  } else {
+    choice.accum_dtype = choice.model_dtype == at::kBFloat16 && c.zero.stage == 0 ? at::kFloat : choice.model_dtype;
+  }
+  choice.communication_dtype = to_scalar_type(c.communication_data_type).value_or(choice.accum_dtype);
+  choice.bucket_numel = c.zero.stage == 0 ? std::min<std::int64_t>(c.zero.reduce_bucket_size, std::int64_t{1} << 23)
+                                          : c.zero.reduce_bucket_size;
+  if (c.zero.offload_optimizer.device == "cpu") {
+    choice.offload_ratio = c.zero.offload_optimizer.ratio;
+    choice.pin_memory = c.zero.offload_optimizer.pin_memory;
+  }
+  return choice;
+}
+
 std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std::vector<at::Tensor>> param_groups,
                                         std::shared_ptr<torch::nn::Module> module,
                                         std::shared_ptr<comm::Communicator> comm) {
@@ -78,25 +89,23 @@ std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std
                                     "deepspeed.cpp (offload_optimizer is)"));
   }
   check_host_memory(c, param_groups, *comm);
-  const auto& offload = c.zero.offload_optimizer;
+  const LayoutChoice choice = choose_layout(c);
   LayoutInputs in{std::move(param_groups), std::move(module), comm,
-                  offload.device == "cpu" ? Placement::offloaded(comm->device(), offload.ratio, offload.pin_memory)
-                                          : Placement::on_device(comm->device())};
-  in.model_dtype = model_dtype(c);
-  in.reducer.accum_dtype = accumulation_dtype(c, in.model_dtype);
-  in.reducer.communication_dtype = to_scalar_type(c.communication_data_type);
+                  c.zero.offload_optimizer.device == "cpu"
+                      ? Placement::offloaded(comm->device(), choice.offload_ratio, choice.pin_memory)
+                      : Placement::on_device(comm->device())};
+  in.model_dtype = choice.model_dtype;
+  in.reducer.accum_dtype = choice.accum_dtype;
+  in.reducer.communication_dtype = choice.communication_dtype;
   in.reducer.prescale_gradients = c.prescale_gradients;
   in.reducer.gradient_predivide_factor = c.gradient_predivide_factor;
-  in.bucket_numel = c.zero.reduce_bucket_size;
+  in.bucket_numel = choice.bucket_numel;
   const bool reference = reference_reducer_requested();
   if (reference && (c.zero.stage != 0 || in.model_dtype != at::kFloat)) {
     throw UsageError("DS_REFERENCE_REDUCER=1 (the per-tensor all-reduce reference) supports fp32 stage 0 only");
   }
   switch (c.zero.stage) {
     case 0: {
-      // Stage 0 overlaps its all-reduce with backward (DeepSpeed's does not); a bucket the size of DeepSpeed's
-      // 5e8-element default would leave nothing to overlap, so cap it unless the user chose a smaller one.
-      in.bucket_numel = std::min<std::int64_t>(in.bucket_numel, std::int64_t{1} << 23);
       in.reducer.reduction = Reduction::kAllReduce;
       return std::make_unique<ReplicatedStrategy>(std::move(in), reference);
     }
@@ -107,7 +116,7 @@ std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std
     case 3: {
       in.reducer.reduction = Reduction::kReduceScatterEachMicroStep;
       PartitionOptions partition;
-      partition.bucket_numel = c.zero.reduce_bucket_size;
+      partition.bucket_numel = choice.bucket_numel;
       partition.max_live_parameters = c.zero.stage3_max_live_parameters;
       partition.persistence_threshold = c.zero.stage3_param_persistence_threshold;
       partition.max_reuse_distance = c.zero.stage3_max_reuse_distance;

@@ -40,6 +40,7 @@
 #include "deepspeed/comm/communicator.h"
 #include "deepspeed/config/config.h"
 #include "deepspeed/zero/flat_group.h"
+#include "deepspeed/zero/layout_choice.h"
 
 namespace deepspeed::zero {
 
@@ -139,9 +140,6 @@ class Strategy : public checkpoint::Stateful {
 std::unique_ptr<Strategy> make_strategy(const config::Config& config, std::vector<std::vector<at::Tensor>> param_groups,
                                         std::shared_ptr<torch::nn::Module> module,
                                         std::shared_ptr<comm::Communicator> comm);
-
-/// The dtype the model's weights train in: fp16, bf16 (their sections enabled) or fp32.
-at::ScalarType model_dtype(const config::Config& config);
 
 /// DeepSpeed's rule that ZeRO runs only tested optimizers (Adam/AdamW) unless zero_allow_untested_optimizer;
 /// `client_optimizer`: the program passed its own. Throws ConfigError.
