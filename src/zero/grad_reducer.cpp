@@ -325,7 +325,9 @@ void BucketReducer::zero_grad() {
   for (auto& s : state_) {
     if (s->full.defined()) s->full.zero_();
     std::fill(s->fresh.begin(), s->fresh.end(), 1);  // host chunks are overwritten by their next landing
-    if (options_.reduction == Reduction::kReduceScatterOnBoundary) {
+    // ZeRO-1 frees its shard between windows to hold 4Ψ + 12Ψ/N. Offloaded, the shard is mostly pinned host
+    // memory, which is slow to allocate and costs the device nothing: it stays (every chunk is overwritten).
+    if (options_.reduction == Reduction::kReduceScatterOnBoundary && !placement_.offloads()) {
       s->shard = ShardBuffer();
     } else if (s->shard.defined()) {
       for (const auto& piece : s->shard.pieces()) {

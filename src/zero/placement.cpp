@@ -49,10 +49,10 @@ void ShardBuffer::zero_() const {
   for (const auto& p : pieces_) p.tensor.zero_();
 }
 
-Placement Placement::on_device(c10::Device device) { return Placement(device, 0.0, nullptr); }
+Placement Placement::on_device(c10::Device device) { return Placement(device, 0.0, false); }
 
 Placement Placement::offloaded(c10::Device device, double ratio, bool pinned) {
-  return Placement(device, ratio, std::make_shared<HostArena>(pinned && device.is_cuda()));
+  return Placement(device, ratio, pinned && device.is_cuda());
 }
 
 std::size_t offloaded_buckets(const BucketPlan& plan, double ratio) {
@@ -74,8 +74,8 @@ c10::Device Placement::device_of(const FlatGroup& group, std::size_t bucket) con
 }
 
 at::Tensor Placement::host_tensor(StateKind kind, std::int64_t numel, at::ScalarType dtype) const {
-  if (arena_ && kind != StateKind::kMasterWeights) return arena_->empty(numel, dtype);
-  return at::empty({numel}, at::TensorOptions().dtype(dtype).device(at::kCPU));
+  // Master weights (and the optimizer state beside them) never cross the bus: ordinary memory.
+  return host_empty(numel, dtype, pinned_ && kind != StateKind::kMasterWeights);
 }
 
 ShardBuffer Placement::shard_buffer(const FlatGroup& group, StateKind kind, at::ScalarType dtype) const {

@@ -14,10 +14,9 @@
 /// (the master pieces) and load_state_dict moves saved state to them, so placing the masters places it.
 /// Model weights, full gradient buffers and communication buffers always live on the compute device.
 ///
-/// Allocation is local (no collective). A Placement is a value, cheap to copy; copies share one HostArena.
+/// Allocation is local (no collective). A Placement is a value, cheap to copy.
 
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -76,8 +75,8 @@ class Placement {
  public:
   /// Everything on `device` (the rank's GPU, or the CPU under Gloo).
   static Placement on_device(c10::Device device);
-  /// ZeRO-Offload: the leading fraction `ratio` (0–1) of every group's shard on the host. `pinned`: transfer
-  /// buffers and parameter copies in page-locked memory (HostArena), so copies overlap with compute.
+  /// ZeRO-Offload: the leading fraction `ratio` (0–1) of every group's shard on the host. `pinned`: gradient
+  /// shards, copies and landing areas in page-locked memory (host_memory.h), so copies overlap with compute.
   static Placement offloaded(c10::Device device, double ratio, bool pinned);
 
   c10::Device device() const { return device_; }
@@ -90,18 +89,17 @@ class Placement {
   /// A shard-shaped buffer of `group` for `kind` in `dtype`, zero-filled, pieces placed by bucket.
   /// kParamCopies and kTransfer buffers have host pieces only (none where nothing is offloaded).
   ShardBuffer shard_buffer(const FlatGroup& group, StateKind kind, at::ScalarType dtype) const;
-  /// A flat tensor of `numel` for `kind` on the host (from the pinned arena unless it holds master weights,
-  /// which never cross the bus).
+  /// A flat tensor of `numel` for `kind` on the host, its own exact-size block: pinned when the placement pins,
+  /// unless it holds master weights (which never cross the bus).
   at::Tensor host_tensor(StateKind kind, std::int64_t numel, at::ScalarType dtype) const;
 
  private:
-  Placement(c10::Device device, double ratio, std::shared_ptr<HostArena> arena)
-      : device_(device), ratio_(ratio), arena_(std::move(arena)) {}
+  Placement(c10::Device device, double ratio, bool pinned) : device_(device), ratio_(ratio), pinned_(pinned) {}
   std::size_t host_buckets(const FlatGroup& group) const { return offloaded_buckets(group.plan, ratio_); }
 
   c10::Device device_;
   double ratio_ = 0.0;
-  std::shared_ptr<HostArena> arena_;
+  bool pinned_ = false;
 };
 
 }  // namespace deepspeed::zero
