@@ -73,6 +73,7 @@ Config parse_config(const Json& json, const std::string& source, int world_size)
   root.read("gradient_accumulation_steps", c.gradient_accumulation_steps, positive);
   root.read("steps_per_print", c.steps_per_print, positive);
   root.read("wall_clock_breakdown", c.wall_clock_breakdown);
+  root.read("memory_breakdown", c.memory_breakdown);
   root.read("gradient_clipping", c.gradient_clipping, Range{.min = 0.0});
   root.read("prescale_gradients", c.prescale_gradients);
   root.read("gradient_predivide_factor", c.gradient_predivide_factor, positive);
@@ -87,11 +88,11 @@ Config parse_config(const Json& json, const std::string& source, int world_size)
   parse_precision(root, c.fp16, c.bf16);
   parse_zero(root, c.zero);
   parse_small_sections(root, c);
+  parse_monitoring(root, c);
 
   // DeepSpeed features not implemented here. Present (and not {"enabled": false}) → a warning naming them.
   for (const char* key :
-       {"memory_breakdown", "dump_state", "sparse_gradients", "amp", "flops_profiler", "tensorboard", "wandb",
-        "csv_monitor", "comet", "comms_logger", "elasticity", "autotuning", "pipeline", "data_efficiency",
+       {"dump_state", "sparse_gradients", "amp", "elasticity", "autotuning", "pipeline", "data_efficiency",
         "curriculum_learning", "compression_training", "sparse_attention", "progressive_layer_drop",
         "tensor_parallel", "hybrid_engine", "aio", "eigenvalue", "quantize_training", "nebula",
         "dataloader_drop_last", "disable_allgather", "seq_parallel_communication_data_type", "graph_harvesting",

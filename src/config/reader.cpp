@@ -190,6 +190,32 @@ bool Section::read(std::string_view key, std::optional<std::string>& field, cons
   return true;
 }
 
+bool Section::read(std::string_view key, std::optional<std::string>& field) {
+  const Json* v = lookup_value(key);
+  if (!v) return false;
+  if (v->is_null()) {
+    field.reset();
+    return true;
+  }
+  std::string value;
+  read(key, value);
+  field = value;
+  return true;
+}
+
+bool Section::read(std::string_view key, std::vector<std::string>& field) {
+  const Json* v = lookup_value(key);
+  if (!v) return false;
+  if (!v->is_array()) fail(key, cat("expected a list of strings, got ", type_name(*v)));
+  std::vector<std::string> values;
+  for (const auto& item : *v) {
+    if (!item.is_string()) fail(key, cat("expected a list of strings, got ", v->dump()));
+    values.push_back(item.get<std::string>());
+  }
+  field = std::move(values);
+  return true;
+}
+
 Section Section::child(std::string_view key) {
   const Json* v = lookup_value(key);
   if (v && !v->is_object()) fail(key, cat("expected an object, got ", type_name(*v)));

@@ -96,12 +96,51 @@ TEST(ConfigTest, AutoValueIsAnError) {
 }
 
 TEST(ConfigTest, UnimplementedDeepSpeedKeysWarn) {
-  const auto c = parse(R"({"train_batch_size": 8, "tensorboard": {"enabled": true}, "flops_profiler": {"enabled": false},
+  const auto c = parse(R"({"train_batch_size": 8, "pipeline": {"stages": 2}, "dump_state": false,
                            "zero_optimization": {"stage": 0, "zero_quantized_weights": true}})");
   ASSERT_EQ(c.warnings.size(), 2u);
   EXPECT_NE(c.warnings[0].find("zero_optimization.zero_quantized_weights"), std::string::npos);
-  EXPECT_NE(c.warnings[1].find("tensorboard is a DeepSpeed setting that deepspeed.cpp does not implement yet"),
+  EXPECT_NE(c.warnings[1].find("pipeline is a DeepSpeed setting that deepspeed.cpp does not implement yet"),
             std::string::npos) << c.warnings[1];
+}
+
+TEST(ConfigTest, MonitoringSections) {
+  const auto d = parse(R"({"train_batch_size": 8})");
+  EXPECT_FALSE(d.monitor_enabled());
+  EXPECT_EQ(d.tensorboard.job_name, "DeepSpeedJobName");
+  EXPECT_EQ(d.csv_monitor.output_path, "");
+  EXPECT_TRUE(d.comms_logger.prof_all);
+  EXPECT_EQ(d.flops_profiler.profile_step, 1);
+  EXPECT_EQ(d.flops_profiler.module_depth, -1);
+  EXPECT_TRUE(d.flops_profiler.detailed);
+
+  const auto c = parse(R"({"train_batch_size": 8, "memory_breakdown": true,
+      "tensorboard": {"enabled": true, "output_path": "logs", "job_name": "run1"},
+      "csv_monitor": {"enabled": false},
+      "comms_logger": {"enabled": true, "prof_all": false, "prof_ops": ["all_reduce", "reduce_scatter_tensor"]},
+      "flops_profiler": {"enabled": true, "profile_step": 3, "module_depth": 2, "output_file": null}})");
+  EXPECT_TRUE(c.warnings.empty());
+  EXPECT_TRUE(c.monitor_enabled());
+  EXPECT_TRUE(c.memory_breakdown);
+  EXPECT_EQ(c.tensorboard.output_path, "logs");
+  EXPECT_EQ(c.tensorboard.job_name, "run1");
+  EXPECT_EQ(c.comms_logger.prof_ops, (std::vector<std::string>{"all_reduce", "reduce_scatter_tensor"}));
+  EXPECT_EQ(c.flops_profiler.profile_step, 3);
+  EXPECT_FALSE(c.flops_profiler.output_file.has_value());
+
+  // No client: a warning that says what to do instead, and the run goes on.
+  const auto w = parse(R"({"train_batch_size": 8, "wandb": {"enabled": true, "project": "p"}})");
+  ASSERT_EQ(w.warnings.size(), 1u);
+  EXPECT_NE(w.warnings[0].find("wandb sync"), std::string::npos) << w.warnings[0];
+
+  // DeepSpeed's monitor sections forbid extra keys; so do we (all sections).
+  EXPECT_EQ(error_of(R"({"train_batch_size": 8, "tensorboard": {"enabled": true, "outputpath": "x"}})"),
+            "ds_config.json: tensorboard.outputpath: unknown key (did you mean \"tensorboard.output_path\"?)");
+  EXPECT_EQ(error_of(R"({"train_batch_size": 8, "comms_logger": {"enabled": true, "prof_ops": ["all_gather"]}})"),
+            "ds_config.json: comms_logger.prof_ops: unknown collective \"all_gather\"; expected some of all_reduce, "
+            "broadcast, all_gather_into_tensor, reduce_scatter_tensor, barrier (did you mean \"all_gather_into_tensor\"?)");
+  EXPECT_EQ(error_of(R"({"train_batch_size": 8, "flops_profiler": {"profile_step": 0}})"),
+            "ds_config.json: flops_profiler.profile_step: expected an integer >= 1, got 0");
 }
 
 TEST(ConfigTest, CommentsAcceptedDuplicatesRejected) {

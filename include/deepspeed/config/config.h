@@ -151,6 +151,50 @@ struct ThroughputTimerConfig {
   bool synchronized = true;
 };
 
+/// `tensorboard` and `csv_monitor` (monitor/config.py): rank 0 writes the engine's events (loss, lr, loss
+/// scale, timers) under output_path/job_name ("" → relative to the working directory, as in DeepSpeed).
+struct MonitorSinkConfig {
+  bool enabled = false;
+  std::string output_path;
+  std::string job_name = "DeepSpeedJobName";
+};
+
+/// `wandb` and `comet`: read so that their keys are checked; there is no C++ client, so enabling one only
+/// produces a start-up warning pointing at the TensorBoard monitor (`wandb sync` imports its event files).
+struct WandbConfig {
+  bool enabled = false;
+  std::optional<std::string> group, team;
+  std::string project = "deepspeed";
+};
+struct CometConfig {
+  bool enabled = false;
+  std::int64_t samples_log_interval = 100;
+  std::optional<std::string> project, workspace, api_key, experiment_name, experiment_key, mode;
+  std::optional<bool> online;
+};
+
+/// `comms_logger` (comm/config.py): time every collective (prof_all) or those named in prof_ops.
+struct CommsLoggerConfig {
+  bool enabled = false;
+  bool verbose = false;   ///< a line per collective as it completes
+  bool prof_all = true;   ///< log every collective; false: only those in prof_ops
+  bool debug = false;     ///< name records by the calling component as well as the op
+  /// DeepSpeed's op names: all_reduce, broadcast, all_gather_into_tensor, reduce_scatter_tensor, barrier.
+  std::vector<std::string> prof_ops;
+};
+
+/// `flops_profiler` (profiling/config.py): at `profile_step`, rank 0 prints the model's FLOPs, parameters and
+/// latency, per unit to `module_depth`.
+struct FlopsProfilerConfig {
+  bool enabled = false;
+  double recompute_fwd_factor = 0.0;  ///< fraction of the forward recomputed in backward (activation checkpointing)
+  std::int64_t profile_step = 1;      ///< the global step (1-based) to profile
+  int module_depth = -1;              ///< -1: every depth
+  int top_modules = 1;                ///< modules listed per depth in the aggregated view
+  bool detailed = true;               ///< also the per-module tree
+  std::optional<std::string> output_file;  ///< null: standard output
+};
+
 /// The three batch sizes after DeepSpeed's rule train = micro × GAS × data-parallel world size.
 struct BatchSizes {
   std::int64_t train_batch_size = 0;
@@ -187,6 +231,14 @@ struct Config {
   ActivationCheckpointingConfig activation_checkpointing;
   CheckpointConfig checkpoint;
   ThroughputTimerConfig throughput_timer;
+  MonitorSinkConfig tensorboard, csv_monitor;
+  WandbConfig wandb;
+  CometConfig comet;
+  CommsLoggerConfig comms_logger;
+  FlopsProfilerConfig flops_profiler;
+
+  /// True when any monitor writes events (DeepSpeed's MonitorMaster.enabled).
+  bool monitor_enabled() const { return tensorboard.enabled || csv_monitor.enabled; }
 
   Json json;           ///< the config as given (for the dump and checkpoints)
   std::string source;  ///< file name or "<dict>"

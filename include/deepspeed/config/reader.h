@@ -66,6 +66,10 @@ class Section {
   bool read(std::string_view key, std::optional<std::int64_t>& field, Range range = {});
   bool read(std::string_view key, std::optional<bool>& field);
   bool read(std::string_view key, std::optional<std::string>& field, const std::vector<std::string>& choices);
+  /// A string or null (nullopt), any value.
+  bool read(std::string_view key, std::optional<std::string>& field);
+  /// A JSON array of strings.
+  bool read(std::string_view key, std::vector<std::string>& field);
 
   /// A nested object. Absent → a Section whose present() is false. Present but not an object → error.
   Section child(std::string_view key);
