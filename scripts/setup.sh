@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake ninja-build g++ ccache git python3-pip nlohmann-json3-dev libcli11-dev googletest libgtest-dev
-          libgloo-dev zlib1g-dev dataset-fashion-mnist)
+          libgloo-dev zlib1g-dev dataset-fashion-mnist libprotobuf-dev protobuf-compiler libisal-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -22,6 +22,11 @@ python=${PYTHON:-python3}
 if ! "$python" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.11.0")' 2>/dev/null; then
   echo "setup: installing torch==2.11.0 from PyPI (LibTorch headers and libraries)"
   "$python" -m pip install --quiet torch==2.11.0
+fi
+# Python's tensorboard reads back the event files our TensorBoard monitor writes (tests/monitor/).
+if ! "$python" -c 'import tensorboard' 2>/dev/null; then
+  echo "setup: installing tensorboard from PyPI (the tests read our event files back with it)"
+  "$python" -m pip install --quiet tensorboard
 fi
 
 # The CUDA toolkit is optional: with it, the NCCL path is compiled too (it runs only where GPUs exist).

@@ -3,8 +3,8 @@
 
 # comm: process group (c10d Gloo / NCCL), rendezvous from the environment.
 ds_library(ds_comm comm/dist_env.cpp comm/communicator.cpp comm/init.cpp comm/gloo_backend.cpp
-           comm/nccl_backend.cpp)
-target_link_libraries(ds_comm PUBLIC ds_util torch)
+           comm/nccl_backend.cpp comm/comms_logger.cpp)
+target_link_libraries(ds_comm PUBLIC ds_util ds_config torch)
 target_include_directories(ds_comm PRIVATE ${DS_GLOO_INCLUDE})
 find_path(DS_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include
           ${DS_TORCH_PREFIX}/../../nvidia/nccl/include)
@@ -66,8 +66,8 @@ target_link_libraries(ds_data PUBLIC ds_util torch)
 # engine: initialize(), Engine, timers.
 ds_library(ds_engine engine/arguments.cpp engine/activation_checkpointing.cpp engine/engine.cpp engine/initialize.cpp
            engine/module_sync.cpp engine/timers.cpp engine/checkpoint.cpp engine/checkpoint_parts.cpp
-           engine/gathered_parameters.cpp)
-target_link_libraries(ds_engine PUBLIC ds_optim ds_precision ds_checkpoint ds_zero ds_data ds_comm CLI11::CLI11)
+           engine/gathered_parameters.cpp engine/training_monitor.cpp engine/step_report.cpp)
+target_link_libraries(ds_engine PUBLIC ds_optim ds_precision ds_checkpoint ds_zero ds_data ds_comm ds_monitor CLI11::CLI11)
 execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
                 OUTPUT_VARIABLE DS_GIT_HASH OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
 execute_process(COMMAND git rev-parse --abbrev-ref HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}

@@ -23,6 +23,10 @@ c10d::ReduceOp to_c10d(ReduceOp op) {
   return c10d::ReduceOp(c10d::ReduceOp::SUM);
 }
 
+std::int64_t bytes_of(const at::Tensor& t) {
+  return static_cast<std::int64_t>(t.numel()) * static_cast<std::int64_t>(t.element_size());
+}
+
 std::string human_bytes(std::int64_t bytes) {
   if (bytes >= (1 << 20)) return cat(util::py_float(static_cast<double>(bytes * 10 / (1 << 20)) / 10), " MiB");
   if (bytes >= (1 << 10)) return cat(util::py_float(static_cast<double>(bytes * 10 / (1 << 10)) / 10), " KiB");
@@ -65,12 +69,19 @@ Communicator::Communicator(DistEnv env, BackendKind kind, std::chrono::milliseco
 
 Communicator::~Communicator() = default;
 
-Work Communicator::launch(c10::intrusive_ptr<c10d::Work> work, const char* op, const at::Tensor& tensor) {
-  const auto bytes = static_cast<std::int64_t>(tensor.numel()) * static_cast<std::int64_t>(tensor.element_size());
+Work Communicator::launch(c10::intrusive_ptr<c10d::Work> work, const char* op, const at::Tensor& tensor,
+                          std::int64_t bytes, Clock::time_point launched) {
+  // One pointer test when the logger is off.
+  if (logger_ && logger_->profiles(op)) logger_->track(work, op, bytes, launched, kind_ == BackendKind::kNccl);
   return Work(std::move(work),
               cat(op, " #", ++sequence_, " (", human_bytes(bytes), " ", tensor.scalar_type(), ", ", backend_name(kind_),
                   ", timeout ", timeout_.count() / 1000.0, " s)"),
               env_.rank);
+}
+
+void Communicator::set_logger(std::shared_ptr<CommsLogger> logger) {
+  if (logger && backend_ && kind_ == BackendKind::kNccl) backend_->enableCollectivesTiming();
+  logger_ = std::move(logger);
 }
 
 bool Communicator::local_only() const {
@@ -92,7 +103,8 @@ Work Communicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
   c10d::AllreduceOptions opts;
   opts.reduceOp = to_c10d(op);
   opts.timeout = timeout_;
-  return launch(backend_->allreduce(tensors, opts), "all_reduce", tensor);
+  const auto launched = Clock::now();
+  return launch(backend_->allreduce(tensors, opts), "all_reduce", tensor, bytes_of(tensor), launched);
 }
 
 Work Communicator::broadcast(at::Tensor& tensor, int root) {
@@ -101,7 +113,8 @@ Work Communicator::broadcast(at::Tensor& tensor, int root) {
   c10d::BroadcastOptions opts;
   opts.rootRank = root;
   opts.timeout = timeout_;
-  return launch(backend_->broadcast(tensors, opts), "broadcast", tensor);
+  const auto launched = Clock::now();
+  return launch(backend_->broadcast(tensors, opts), "broadcast", tensor, bytes_of(tensor), launched);
 }
 
 Work Communicator::all_gather(at::Tensor& output, at::Tensor& input) {
@@ -112,7 +125,9 @@ Work Communicator::all_gather(at::Tensor& output, at::Tensor& input) {
   }
   c10d::AllgatherOptions opts;
   opts.timeout = timeout_;
-  return launch(backend_->_allgather_base(output, input, opts), "all_gather", output);
+  const auto launched = Clock::now();
+  return launch(backend_->_allgather_base(output, input, opts), "all_gather_into_tensor", output, bytes_of(output),
+                launched);
 }
 
 Work Communicator::reduce_scatter(at::Tensor& output, at::Tensor& input, ReduceOp op) {
@@ -124,7 +139,9 @@ Work Communicator::reduce_scatter(at::Tensor& output, at::Tensor& input, ReduceO
   c10d::ReduceScatterOptions opts;
   opts.reduceOp = to_c10d(op);
   opts.timeout = timeout_;
-  return launch(backend_->_reduce_scatter_base(output, input, opts), "reduce_scatter", input);
+  const auto launched = Clock::now();
+  return launch(backend_->_reduce_scatter_base(output, input, opts), "reduce_scatter_tensor", input,
+                bytes_of(input), launched);
 }
 
 void Communicator::barrier() {
@@ -133,7 +150,11 @@ void Communicator::barrier() {
   // result blocks the host: under NCCL, Work::wait() only orders the current stream, and a barrier that
   // returns before the peers arrive (e.g. before committing a checkpoint) is no barrier.
   at::Tensor t = at::zeros({1}, at::TensorOptions().device(device_));
-  all_reduce(t).wait();
+  std::vector<at::Tensor> tensors{t};
+  c10d::AllreduceOptions opts;
+  opts.timeout = timeout_;
+  const auto launched = Clock::now();
+  launch(backend_->allreduce(tensors, opts), "barrier", t, 0, launched).wait();
   (void)t.item<float>();
 }
 

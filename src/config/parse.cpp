@@ -74,6 +74,10 @@ Config parse_config(const Json& json, const std::string& source, int world_size)
   root.read("steps_per_print", c.steps_per_print, positive);
   root.read("wall_clock_breakdown", c.wall_clock_breakdown);
   root.read("memory_breakdown", c.memory_breakdown);
+  if (c.memory_breakdown && !c.steps_per_print) {
+    diagnostics.warnings.push_back(cat(source, ": memory_breakdown: the figures ride on the step lines, and "
+                                               "steps_per_print is not set, so none are printed; set steps_per_print"));
+  }
   root.read("gradient_clipping", c.gradient_clipping, Range{.min = 0.0});
   root.read("prescale_gradients", c.prescale_gradients);
   root.read("gradient_predivide_factor", c.gradient_predivide_factor, positive);

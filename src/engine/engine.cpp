@@ -1,6 +1,7 @@
 #include "deepspeed/engine/engine.h"
 
 #include <cmath>
+#include <exception>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -26,10 +27,14 @@ const std::vector<std::string> kGlobalTimers = {"fwd", "bwd", "bwd_inner", "bwd_
 EngineImpl::EngineImpl(EngineParts parts)
     : parts_(std::move(parts)),
       loss_scaler_(parts_.config.fp16.enabled ? precision::LossScaler(parts_.config.fp16) : precision::LossScaler()),
-      timers_(parts_.comm->device(), parts_.config.wall_clock_breakdown),
+      // DeepSpeed times the phases for the flops profiler's latencies too (printed only on the global line).
+      timers_(parts_.comm->device(), parts_.config.wall_clock_breakdown || parts_.config.flops_profiler.enabled),
       throughput_(parts_.comm->device(), parts_.config.throughput_timer.enabled,
                   parts_.config.throughput_timer.synchronized, parts_.config.batch.train_batch_size,
-                  parts_.config.steps_per_print) {
+                  parts_.config.steps_per_print),
+      monitor_(std::move(parts_.monitor), parts_.config.wall_clock_breakdown),
+      progress_(parts_.config.batch.train_batch_size) {
+  if (parts_.config.scheduler.total_num_steps > 0) progress_.set_total_steps(parts_.config.scheduler.total_num_steps);
   // The checkpoint parts in save/load order (see checkpoint_parts()); the ZeRO layout is its own part.
   auto own = [this](std::unique_ptr<checkpoint::Stateful> part) {
     checkpoint_parts_.push_back(part.get());
@@ -53,7 +58,25 @@ EngineImpl::EngineImpl(EngineParts parts)
   own(counters_part(counters_, parts_.config.batch.gradient_accumulation_steps, parts_.comm->world_size()));
 }
 
-EngineImpl::~EngineImpl() = default;
+EngineImpl::~EngineImpl() {
+  // Not while unwinding: the summary waits for in-flight NCCL collectives, which a failed job may never finish.
+  if (std::uncaught_exceptions() > 0) return;
+  try {
+    log_comms_summary();
+  } catch (const std::exception& e) {
+    DS_LOG(kWarning, "comms_logger: no summary: ", e.what());
+  }
+}
+
+void EngineImpl::log_comms_summary() {
+  const auto& logger = parts_.comm->logger();
+  if (!logger || parts_.comm->rank() != 0) return;
+  logger->harvest(/*wait=*/true);
+  const std::int64_t total = logger->total_operations();
+  if (total == summarized_operations_) return;
+  summarized_operations_ = total;
+  log::print_plain_rank0(logger->summary_table());
+}
 
 bool EngineImpl::is_boundary() const {
   if (boundary_override_) return *boundary_override_;
@@ -89,6 +112,7 @@ at::Tensor EngineImpl::backward(const at::Tensor& loss, bool retain_graph, bool 
   timers_.start("bwd_inner");
   parts_.zero->begin_backward(is_boundary());
   to_differentiate.backward({}, retain_graph);
+  monitor_.on_backward(loss);
   timers_.stop("bwd_inner");
   timers_.stop("bwd_inner_microstep");
 
@@ -113,6 +137,7 @@ bool EngineImpl::prepare_gradients(const std::vector<at::Tensor>& grads) {
   auto& comm = *parts_.comm;
   if (c.fp16.enabled) {
     // Every rank must agree to skip: a non-finite norm anywhere is an overflow everywhere.
+    comm::CallerScope caller("overflow_check");
     const bool overflow = comm.all_reduce_scalar(std::isfinite(norm) ? 0.0 : 1.0, comm::ReduceOp::kMax) > 0;
     if (overflow) {
       const double attempted = scale;
@@ -155,13 +180,19 @@ void EngineImpl::take_model_step() {
   if (every && (counters_.global_steps + 1) % *every == 0) report_progress(counters_.global_steps + 1);
   ++counters_.global_steps;
   counters_.global_samples += config().batch.train_batch_size;
+  const double lr = parts_.optimizer->num_groups() > 0 ? parts_.optimizer->lr(0) : 0.0;
+  monitor_.on_model_step(counters_.global_samples, lr,
+                         config().fp16.enabled ? std::optional(loss_scaler_.scale()) : std::nullopt);
 }
 
-void EngineImpl::report_progress(std::int64_t step) const {
+void EngineImpl::report_progress(std::int64_t step) {
+  if (parts_.comm->rank() != 0) return;
   std::vector<double> lrs;
   for (std::size_t g = 0; g < parts_.optimizer->num_groups(); ++g) lrs.push_back(parts_.optimizer->lr(g));
+  std::string extra = progress_.fields(step);
+  if (config().memory_breakdown) extra += engine::memory_fields(parts_.comm->device());
   DS_LOG_DIST(kInfo, "step=", step, ", skipped=", counters_.skipped_steps, ", lr=", util::py_float_list(lrs),
-              ", mom=", parts_.optimizer->momentum_repr());
+              ", mom=", parts_.optimizer->momentum_repr(), extra);
 }
 
 void EngineImpl::step() {
@@ -175,8 +206,11 @@ void EngineImpl::step() {
   timers_.stop("step");
   timers_.stop("step_microstep");
   if (timers_.enabled()) {
-    log::print_rank0(timers_.log_line(kMicroTimers));
-    if (boundary) log::print_rank0(timers_.log_line(kGlobalTimers));
+    if (config().wall_clock_breakdown) log::print_rank0(timers_.log_line(kMicroTimers));
+    if (boundary) {
+      monitor_.on_boundary_timers(timers_, counters_.global_samples);
+      log::print_rank0(timers_.log_line(kGlobalTimers));
+    }
   }
   ++counters_.micro_steps;
   boundary_override_.reset();
@@ -228,5 +262,9 @@ const config::Config& Engine::config() const { return impl_->config(); }
 std::shared_ptr<torch::nn::Module> Engine::module() const { return impl_->module(); }
 optim::Optimizer& Engine::optimizer() const { return impl_->optimizer(); }
 std::shared_ptr<comm::Communicator> Engine::communicator() const { return impl_->comm_ptr(); }
+void Engine::set_total_steps(std::int64_t total_steps) { impl_->set_total_steps(total_steps); }
+monitor::Monitor& Engine::monitor() const { return impl_->training_monitor().sinks(); }
+std::shared_ptr<comm::CommsLogger> Engine::comms_logger() const { return impl_->comm().logger(); }
+void Engine::log_comms_summary() { impl_->log_comms_summary(); }
 
 }  // namespace deepspeed

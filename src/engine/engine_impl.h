@@ -13,10 +13,13 @@
 #include "deepspeed/comm/communicator.h"
 #include "deepspeed/config/config.h"
 #include "deepspeed/engine/timers.h"
+#include "deepspeed/monitor/monitor.h"
 #include "deepspeed/optim/lr_schedules.h"
 #include "deepspeed/optim/optimizer.h"
 #include "deepspeed/precision/loss_scaler.h"
 #include "deepspeed/zero/strategy.h"
+#include "src/engine/step_report.h"
+#include "src/engine/training_monitor.h"
 
 namespace deepspeed {
 
@@ -31,6 +34,7 @@ struct EngineParts {
   std::shared_ptr<optim::Optimizer> optimizer;
   std::shared_ptr<optim::LRScheduler> scheduler;
   bool has_dataloader = false;
+  monitor::Monitor monitor;  ///< rank 0's sinks (empty elsewhere)
 };
 
 /// Progress counters, as DeepSpeed's engine keeps them (checkpointed).
@@ -57,7 +61,11 @@ class EngineImpl {
 
   /// Called by the data loader each time it yields a micro-batch (DeepSpeed starts its throughput timer there).
   void on_batch_fetched() { throughput_.start(); }
-  void report_progress(std::int64_t step) const;
+  void report_progress(std::int64_t step);
+  /// The run's length in optimizer steps, for the progress fields of the step lines.
+  void set_total_steps(std::optional<std::int64_t> total) { progress_.set_total_steps(total); }
+  engine::TrainingMonitor& training_monitor() { return monitor_; }
+  void log_comms_summary();
 
   const config::Config& config() const { return parts_.config; }
   comm::Communicator& comm() const { return *parts_.comm; }
@@ -90,6 +98,9 @@ class EngineImpl {
   bool step_applied_ = false;
   engine::WallClockTimers timers_;
   engine::ThroughputTimer throughput_;
+  engine::TrainingMonitor monitor_;
+  engine::ProgressMeter progress_;
+  std::int64_t summarized_operations_ = 0;  // collectives in the last printed comms summary
   std::vector<std::unique_ptr<checkpoint::Stateful>> owned_parts_;  // the engine's own checkpoint parts
   std::vector<checkpoint::Stateful*> checkpoint_parts_;             // all of them, the layout too, in order
 };

@@ -97,6 +97,12 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
   DS_LOG_DIST(kInfo, "DeepSpeed info: version=", DS_VERSION, ", git-hash=", DS_GIT_HASH, ", git-branch=", DS_GIT_BRANCH);
   config::Config cfg = load_config(args, options, comm->world_size());
   for (const auto& warning : cfg.warnings) DS_LOG_DIST(kWarning, warning);
+  // From here on every collective is recorded (DeepSpeed configures its logger in initialize() too).
+  if (cfg.comms_logger.enabled) {
+    comm->set_logger(std::make_shared<comm::CommsLogger>(cfg.comms_logger, comm->world_size(), comm->rank()));
+  }
+  auto monitor = monitor::Monitor::from_config(cfg, comm->rank());
+  for (const auto& sink : monitor.sinks()) DS_LOG_DIST(kInfo, "Monitor: writing to ", sink->location());
   const at::ScalarType model_dtype = zero::model_dtype(cfg);
 
   module->to(comm->device());
@@ -161,7 +167,8 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
   }
 
   auto impl = std::make_shared<EngineImpl>(EngineParts{std::move(cfg), comm, std::move(any_module), module, model_dtype,
-                                                      std::move(layout), optimizer, scheduler, training_data != nullptr});
+                                                      std::move(layout), optimizer, scheduler, training_data != nullptr,
+                                                      std::move(monitor)});
 
   std::shared_ptr<data::DataLoader> loader;
   if (training_data) {

@@ -18,6 +18,7 @@ void broadcast_module_state(torch::nn::Module& module, comm::Communicator& comm)
     std::vector<at::Tensor> flat_parts;
     for (auto& t : tensors) flat_parts.push_back(t.detach().reshape(-1));
     at::Tensor flat = at::cat(flat_parts);
+    comm::CallerScope caller("broadcast_module_state");
     comm.broadcast(flat, 0).wait();
     std::int64_t offset = 0;
     for (auto& t : tensors) {

@@ -71,6 +71,13 @@ void write(Level level, std::string_view file, int line, std::string_view func, 
   std::fflush(stdout);
 }
 
+void print_plain_rank0(std::string_view message) {
+  if (g_rank > 0) return;
+  std::lock_guard<std::mutex> lock(output_mutex());
+  std::fwrite(message.data(), 1, message.size(), stdout);
+  std::fflush(stdout);
+}
+
 void print_rank0(std::string_view message) {
   if (g_rank > 0) return;
   const std::string text = "[Rank " + std::to_string(g_rank < 0 ? 0 : g_rank.load()) + "] " +

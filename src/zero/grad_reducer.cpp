@@ -233,6 +233,7 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
     if (input.scalar_type() != comm_dtype) s.input[b] = input = input.to(comm_dtype);
   }
   if (averaging_.before != 1.0) input.mul_(averaging_.before);
+  comm::CallerScope caller("BucketReducer");
   if (options_.reduction == Reduction::kAllReduce) {
     s.works[b] = comm_->all_reduce(input);
     if (s.input[b].defined()) s.output[b] = input;
@@ -369,6 +370,7 @@ void NaiveAllReduce::finish_backward() {
     if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
     at::Tensor grad = p.grad();
     grad.mul_(avg.before);
+    comm::CallerScope caller("NaiveAllReduce");
     comm_->all_reduce(grad).wait();
     grad.mul_(avg.after);
   }

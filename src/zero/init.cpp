@@ -33,6 +33,7 @@ void partition_module(const std::shared_ptr<torch::nn::Module>& module) {
     if (g_shards.count(p.unsafeGetTensorImpl()) || p.numel() == 0) continue;  // nested unit: done already
     // NCCL takes device tensors only: broadcast on the job's device; the shard stays there (1/N of the unit).
     at::Tensor full = p.detach().to(comm->device()).contiguous();
+    comm::CallerScope caller("zero::Init");
     comm->broadcast(full, 0).wait();
     // Only this rank's chunk is copied out (zero-padded at the end): no second full-size buffer, so the peak
     // is one parameter plus its shard.
@@ -92,6 +93,7 @@ bool materialize_presharded(const std::vector<at::Tensor>& params, c10::Device d
     }
     at::Tensor chunk = shard.chunk.to(device, dtype);
     at::Tensor gathered = at::empty({chunk.numel() * comm->world_size()}, chunk.options());
+    comm::CallerScope caller("zero::Init");
     comm->all_gather(gathered, chunk).wait();
     const auto numel = static_cast<std::int64_t>(c10::multiply_integers(shard.shape));
     at::Tensor(p).set_data(gathered.narrow(0, 0, numel).view(shard.shape).clone());

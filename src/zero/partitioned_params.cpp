@@ -77,6 +77,7 @@ void PartitionedParams::start_gather_locked(std::size_t u) {
     for (std::size_t b = 0; b < g->plan.buckets.size(); ++b) {
       at::Tensor output = g->bucket(g->param_flat, b);
       at::Tensor input = g->chunk_in_shard(g->param_shard, b);
+      comm::CallerScope caller("PartitionedParams.gather");
       unit.works.push_back(comm_->all_gather(output, input));
     }
   }

@@ -35,6 +35,7 @@ void ShardedStrategy::after_optimizer_step() {
     for (std::size_t b = 0; b < group.plan.buckets.size(); ++b) {
       at::Tensor output = group.bucket(group.param_flat, b);
       inputs.push_back(updated_chunk(g, b, group.param_flat.options()));
+      comm::CallerScope caller("ShardedOptimizer.all_gather_params");
       works.push_back(comm_->all_gather(output, inputs.back()));
     }
   }

@@ -15,6 +15,7 @@ Strategy::Strategy(int stage, std::int64_t bucket_numel, std::shared_ptr<torch::
 Strategy::~Strategy() = default;
 
 double Strategy::sum_over_shards(double local_sum) const {
+  comm::CallerScope caller("gradient_norm");
   return sharded() ? comm_->all_reduce_scalar(local_sum, comm::ReduceOp::kSum) : local_sum;
 }
 

@@ -108,6 +108,10 @@ int main(int argc, char** argv) {
   app.add_flag("--exit-after-save", exit_after_save);
   app.add_option("--load-dir", load_dir, "resume from the latest checkpoint here");
   app.add_flag("--print-losses", print_losses);
+  std::string monitor_dir;
+  app.add_option("--monitor-dir", monitor_dir,
+                 "tensorboard and csv_monitor under this directory (tb/dp, csv/dp), comms_logger, "
+                 "wall_clock_breakdown, memory_breakdown, a step line every step");
   std::string save_16bit;
   app.add_option("--save-16bit", save_16bit, "after training, save_16bit_model() into this directory");
   app.add_flag("--no-prefetch", no_prefetch, "ZeRO-3 without prefetching (stage3_prefetch_bucket_size 0)");
@@ -163,6 +167,14 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (!monitor_dir.empty()) {
+    config["tensorboard"] = {{"enabled", true}, {"output_path", monitor_dir + "/tb"}, {"job_name", "dp"}};
+    config["csv_monitor"] = {{"enabled", true}, {"output_path", monitor_dir + "/csv"}, {"job_name", "dp"}};
+    config["comms_logger"] = {{"enabled", true}};
+    config["wall_clock_breakdown"] = true;
+    config["memory_breakdown"] = true;
+    config["steps_per_print"] = 1;
+  }
   torch::manual_seed(rank == 0 ? 7 : 100 + rank);  // ranks disagree: initialize() (or zero::Init) must fix it
   std::optional<deepspeed::zero::Init> init;
   if (zero_init) init.emplace();
@@ -176,6 +188,7 @@ int main(int argc, char** argv) {
   deepspeed::InitializeOptions options;
   if (ds_args->deepspeed_config.empty()) options.config = config;
   auto [engine, opt, loader, sched] = deepspeed::initialize(ds_args, net, net->parameters(), nullptr, options);
+  if (!monitor_dir.empty()) engine.set_total_steps(steps);
 
   const std::int64_t global_batch = static_cast<std::int64_t>(micro) * gas * ws;
   torch::manual_seed(42);

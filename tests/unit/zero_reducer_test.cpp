@@ -2,9 +2,12 @@
 // gradients equal the closed-form average over ranks of what each rank's backward produced.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include "deepspeed/comm/comms_logger.h"
 #include "deepspeed/zero/flat_group.h"
 #include "deepspeed/zero/grad_reducer.h"
 #include "deepspeed/zero/host_memory.h"
@@ -99,6 +102,46 @@ TEST(BucketReducer, ReduceScatterEachMicroStepAccumulatesInTheShard) {
   for (int ws : {2, 3}) {
     for (int gas : {1, 3}) check_bucket_reducer(Reduction::kReduceScatterEachMicroStep, ws, gas);
   }
+}
+
+// The comms logger attached to the communicator records exactly the reducer's bucket plan: one collective per
+// bucket per reduction, its size the whole bucket (what nccl-tests calls the message size).
+void check_logged_collectives(Reduction reduction, int world_size, int gas, int windows) {
+  testing::run_ranks(world_size, [&](const std::shared_ptr<comm::Communicator>& comm) {
+    config::CommsLoggerConfig options;
+    options.enabled = true;
+    options.debug = true;
+    auto logger = std::make_shared<comm::CommsLogger>(options, comm->world_size(), comm->rank());
+    comm->set_logger(logger);
+    const bool shards = reduction != Reduction::kAllReduce;
+    auto params = make_params();
+    auto groups = build_flat_groups({params}, FlatOptions{24, kAlignment, shards ? world_size : 1});
+    ReducerOptions reducer_options;
+    reducer_options.reduction = reduction;
+    BucketReducer reducer({groups[0].get()}, comm, reducer_options, Placement::on_device(c10::Device(c10::kCPU)));
+    for (int w = 0; w < windows; ++w) {
+      backward_window(reducer, params, comm->rank(), gas);
+      reducer.zero_grad();
+    }
+    const int per_window = reduction == Reduction::kReduceScatterEachMicroStep ? gas : 1;
+    std::map<std::int64_t, std::int64_t> expected;  // bytes → count
+    for (const auto& bucket : groups[0]->plan.buckets) expected[bucket.numel * 4] += per_window * windows;
+    const std::string op = shards ? "reduce_scatter_tensor" : "all_reduce";
+    std::map<std::int64_t, std::int64_t> got;
+    for (const auto& row : logger->summary()) {
+      EXPECT_EQ(row.record, op + " | [Caller Func: BucketReducer]");
+      got[row.bytes] += row.count;
+      EXPECT_GE(row.avg_ms, 0.0);
+    }
+    EXPECT_EQ(got, expected) << "rank " << comm->rank();
+    comm->set_logger(nullptr);
+  });
+}
+
+TEST(BucketReducer, CommsLoggerCountsAndSizesFollowTheBucketPlan) {
+  check_logged_collectives(Reduction::kAllReduce, 2, 3, 2);
+  check_logged_collectives(Reduction::kReduceScatterEachMicroStep, 2, 3, 2);
+  check_logged_collectives(Reduction::kReduceScatterOnBoundary, 3, 2, 2);
 }
 
 TEST(NaiveAllReduce, MatchesTheClosedForm) {

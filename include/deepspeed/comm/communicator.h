@@ -24,6 +24,7 @@
 #include <torch/csrc/distributed/c10d/Store.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
+#include "deepspeed/comm/comms_logger.h"
 #include "deepspeed/comm/dist_env.h"
 
 namespace deepspeed::comm {
@@ -91,11 +92,19 @@ class Communicator {
   /// The c10d store, for rendezvous-style exchanges (checkpoint tags).
   c10d::Store& store() { return *store_; }
 
+  /// Records collectives in `logger` from now on (nullptr: stop). Under NCCL this turns on c10d's collective
+  /// timing (CUDA events per collective). Call between collectives, from the thread that launches them.
+  void set_logger(std::shared_ptr<CommsLogger> logger);
+  const std::shared_ptr<CommsLogger>& logger() const { return logger_; }
+
   /// Shuts the process group down (NCCL communicators destroyed). Later collectives throw JobError.
   void shutdown();
 
  private:
-  Work launch(c10::intrusive_ptr<c10d::Work> work, const char* op, const at::Tensor& tensor);
+  using Clock = std::chrono::steady_clock;
+  /// `op`: DeepSpeed's name for it (the comms logger's record name); `bytes`: the whole buffer it moves.
+  Work launch(c10::intrusive_ptr<c10d::Work> work, const char* op, const at::Tensor& tensor, std::int64_t bytes,
+              Clock::time_point launched);
   /// True in a one-process world (collectives are identities); throws after shutdown().
   bool local_only() const;
 
@@ -107,6 +116,7 @@ class Communicator {
   c10::Device device_;
   std::uint64_t sequence_ = 0;
   bool shut_down_ = false;
+  std::shared_ptr<CommsLogger> logger_;
 };
 
 /// Sets up the job's process group from the environment (dist_env.h). Collective: every rank calls it once,

@@ -27,6 +27,10 @@ namespace deepspeed {
 
 namespace comm {
 class Communicator;
+class CommsLogger;
+}  // namespace comm
+namespace monitor {
+class Monitor;
 }
 namespace optim {
 class Optimizer;
@@ -132,6 +136,20 @@ class Engine {
   std::shared_ptr<torch::nn::Module> module() const;
   optim::Optimizer& optimizer() const;
   std::shared_ptr<comm::Communicator> communicator() const;
+
+  /// The run's length in optimizer steps: the step lines then show progress=step/total and an ETA (rank 0).
+  /// Defaults to the LR schedule's total_num_steps where it has one. Any rank may call it; only rank 0 prints.
+  void set_total_steps(std::int64_t total_steps);
+
+  /// The monitors (tensorboard, csv_monitor) on rank 0; empty elsewhere. monitor().write({{name, value, step}})
+  /// adds the caller's own scalars to the same files (DeepSpeed's engine.monitor.write_events).
+  monitor::Monitor& monitor() const;
+  /// The comms_logger (nullptr when the config does not enable it). Local: no rank needs to call anything.
+  std::shared_ptr<comm::CommsLogger> comms_logger() const;
+  /// DeepSpeed's deepspeed.comm.log_summary(): rank 0 prints the comms_logger table (every collective this
+  /// rank launched so far). Not collective. Also printed when the engine is destroyed if it was not printed
+  /// since the last recorded collective, so a run that forgets the call still gets it.
+  void log_comms_summary();
 
   explicit operator bool() const { return static_cast<bool>(impl_); }
 

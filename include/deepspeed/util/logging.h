@@ -27,6 +27,8 @@ void write(Level level, std::string_view file, int line, std::string_view func, 
 
 /// print_dist: the message with DeepSpeed's "[Rank N] " prefix and no logger header, rank 0 only.
 void print_rank0(std::string_view message);
+/// The message as it is (Python's print), rank 0 only: tables that tools parse, such as the comms summary.
+void print_plain_rank0(std::string_view message);
 
 }  // namespace deepspeed::log
 

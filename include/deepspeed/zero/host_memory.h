@@ -16,6 +16,9 @@ namespace deepspeed::zero {
 /// (otherwise ordinary memory). Throws JobError naming the size when the host cannot provide it.
 at::Tensor host_empty(std::int64_t numel, at::ScalarType dtype, bool pinned);
 
+/// Bytes of page-locked memory host_empty() holds now, in this process (the memory_breakdown figure).
+std::int64_t pinned_host_bytes();
+
 /// Whether a CUDA device is usable in this process (pinning needs one).
 bool cuda_available();
 

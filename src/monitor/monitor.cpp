@@ -1,0 +1,28 @@
+#include "deepspeed/monitor/monitor.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include "deepspeed/util/error.h"
+#include "deepspeed/util/strings.h"
+
+namespace deepspeed::monitor {
+
+std::string log_directory(const config::MonitorSinkConfig& config) {
+  return (std::filesystem::path(config.output_path) / config.job_name).string();
+}
+
+Monitor Monitor::from_config(const config::Config& config, int rank) {
+  Monitor monitor;
+  if (rank != 0) return monitor;
+  if (config.tensorboard.enabled) monitor.add(make_tensorboard_sink(config.tensorboard));
+  if (config.csv_monitor.enabled) monitor.add(make_csv_sink(config.csv_monitor));
+  return monitor;
+}
+
+void Monitor::write(const std::vector<Event>& events) {
+  if (events.empty()) return;
+  for (auto& sink : sinks_) sink->write(events);
+}
+
+}  // namespace deepspeed::monitor
