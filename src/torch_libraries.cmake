@@ -58,6 +58,11 @@ target_link_libraries(ds_optim PRIVATE OpenMP::OpenMP_CXX)
 ds_library(ds_precision precision/loss_scaler.cpp)
 target_link_libraries(ds_precision PUBLIC ds_config)
 
+# profiling: the flops profiler (counts ATen operators through a RecordFunction callback). Beside precision:
+# the engine may use it, it uses nothing above config.
+ds_library(ds_profiling profiling/flops_profiler.cpp profiling/flop_formulas.cpp profiling/report.cpp)
+target_link_libraries(ds_profiling PUBLIC ds_config torch)
+
 # data: sampler, datasets, loader.
 file(GLOB DS_DATA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/data/*.cpp)
 ds_library(ds_data ${DS_DATA_SOURCES})
@@ -103,4 +108,4 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
 endif()
 
 add_library(deepspeed INTERFACE)
-target_link_libraries(deepspeed INTERFACE ds_engine ds_ops)
+target_link_libraries(deepspeed INTERFACE ds_engine ds_ops ds_profiling)
