@@ -71,8 +71,10 @@ target_link_libraries(ds_data PUBLIC ds_util torch)
 # engine: initialize(), Engine, timers.
 ds_library(ds_engine engine/arguments.cpp engine/activation_checkpointing.cpp engine/engine.cpp engine/initialize.cpp
            engine/module_sync.cpp engine/timers.cpp engine/checkpoint.cpp engine/checkpoint_parts.cpp
-           engine/gathered_parameters.cpp engine/training_monitor.cpp engine/step_report.cpp)
-target_link_libraries(ds_engine PUBLIC ds_optim ds_precision ds_checkpoint ds_zero ds_data ds_comm ds_monitor CLI11::CLI11)
+           engine/gathered_parameters.cpp engine/training_monitor.cpp engine/step_report.cpp
+           engine/flops_profile_step.cpp)
+target_link_libraries(ds_engine PUBLIC ds_optim ds_precision ds_checkpoint ds_zero ds_data ds_comm ds_monitor
+                      ds_profiling CLI11::CLI11)
 execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
                 OUTPUT_VARIABLE DS_GIT_HASH OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
 execute_process(COMMAND git rev-parse --abbrev-ref HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}

@@ -19,6 +19,7 @@
 #include "deepspeed/deepspeed.h"
 #include "deepspeed/engine/activation_checkpointing.h"
 #include "deepspeed/engine/timers.h"
+#include "deepspeed/monitor/monitor.h"
 #include "deepspeed/ops/cross_entropy.h"
 #include "examples/gpt2/data.h"
 #include "examples/gpt2/model.h"
@@ -240,6 +241,14 @@ int main(int argc, char** argv) {
           gpt2::print_step_line(step, max_steps, loss_all / batches_all, engine.get_lr().at(0), tok_per_s,
                                 1e3 * seconds / static_cast<double>(step - last_logged), flops_per_token, world,
                                 device);
+          // The example's own curves beside the engine's, in the files the config's monitors write (a no-op
+          // without monitors): the token rate, MFU and the loss averaged over every rank.
+          const std::int64_t samples = engine.global_samples();
+          std::vector<deepspeed::monitor::Event> events = {
+              {"Train/Samples/tokens_per_sec", tok_per_s, samples},
+              {"Train/Samples/loss_all_ranks", loss_all / batches_all, samples}};
+          if (device.is_cuda()) events.push_back({"Train/Samples/mfu", gpt2::mfu(flops_per_token, tok_per_s, world), samples});
+          engine.monitor().write(events);
         }
         loss_sum.zero_();
         tokens_seen = micro_batches = 0;

@@ -33,7 +33,8 @@ EngineImpl::EngineImpl(EngineParts parts)
                   parts_.config.throughput_timer.synchronized, parts_.config.batch.train_batch_size,
                   parts_.config.steps_per_print),
       monitor_(std::move(parts_.monitor), parts_.config.wall_clock_breakdown),
-      progress_(parts_.config.batch.train_batch_size) {
+      progress_(parts_.config.batch.train_batch_size),
+      flops_profile_(parts_.config, parts_.module, parts_.comm->rank(), parts_.comm->device()) {
   if (parts_.config.scheduler.total_num_steps > 0) progress_.set_total_steps(parts_.config.scheduler.total_num_steps);
   // The checkpoint parts in save/load order (see checkpoint_parts()); the ZeRO layout is its own part.
   auto own = [this](std::unique_ptr<checkpoint::Stateful> part) {
@@ -88,9 +89,11 @@ void EngineImpl::begin_forward() {
   parts_.zero->begin_forward();
   timers_.start("fwd_microstep");
   timers_.start("fwd");
+  flops_profile_.begin_forward(counters_.global_steps);
 }
 
 void EngineImpl::end_forward() {
+  flops_profile_.end_forward();
   timers_.stop("fwd");
   timers_.stop("fwd_microstep");
 }
@@ -208,6 +211,8 @@ void EngineImpl::step() {
   if (timers_.enabled()) {
     if (config().wall_clock_breakdown) log::print_rank0(timers_.log_line(kMicroTimers));
     if (boundary) {
+      flops_profile_.after_boundary(counters_.global_steps, timers_, parts_.comm->world_size(),
+                                    config().batch.micro_batch_per_gpu);
       monitor_.on_boundary_timers(timers_, counters_.global_samples);
       log::print_rank0(timers_.log_line(kGlobalTimers));
     }
@@ -266,5 +271,6 @@ void Engine::set_total_steps(std::int64_t total_steps) { impl_->set_total_steps(
 monitor::Monitor& Engine::monitor() const { return impl_->training_monitor().sinks(); }
 std::shared_ptr<comm::CommsLogger> Engine::comms_logger() const { return impl_->comm().logger(); }
 void Engine::log_comms_summary() { impl_->log_comms_summary(); }
+profiling::FlopsProfiler* Engine::flops_profiler() const { return impl_->flops_profiler(); }
 
 }  // namespace deepspeed

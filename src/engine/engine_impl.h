@@ -18,6 +18,7 @@
 #include "deepspeed/optim/optimizer.h"
 #include "deepspeed/precision/loss_scaler.h"
 #include "deepspeed/zero/strategy.h"
+#include "src/engine/flops_profile_step.h"
 #include "src/engine/step_report.h"
 #include "src/engine/training_monitor.h"
 
@@ -65,6 +66,8 @@ class EngineImpl {
   /// The run's length in optimizer steps, for the progress fields of the step lines.
   void set_total_steps(std::optional<std::int64_t> total) { progress_.set_total_steps(total); }
   engine::TrainingMonitor& training_monitor() { return monitor_; }
+  /// Rank 0's flops profiler (nullptr when disabled or on other ranks).
+  profiling::FlopsProfiler* flops_profiler() const { return flops_profile_.profiler(); }
   void log_comms_summary();
 
   const config::Config& config() const { return parts_.config; }
@@ -100,6 +103,7 @@ class EngineImpl {
   engine::ThroughputTimer throughput_;
   engine::TrainingMonitor monitor_;
   engine::ProgressMeter progress_;
+  engine::FlopsProfileStep flops_profile_;
   std::int64_t summarized_operations_ = 0;  // collectives in the last printed comms summary
   std::vector<std::unique_ptr<checkpoint::Stateful>> owned_parts_;  // the engine's own checkpoint parts
   std::vector<checkpoint::Stateful*> checkpoint_parts_;             // all of them, the layout too, in order

@@ -188,7 +188,7 @@ struct CommsLoggerConfig {
 struct FlopsProfilerConfig {
   bool enabled = false;
   double recompute_fwd_factor = 0.0;  ///< fraction of the forward recomputed in backward (activation checkpointing)
-  std::int64_t profile_step = 1;      ///< the global step (1-based) to profile
+  std::int64_t profile_step = 1;      ///< profiles the step run while global_steps == this (DeepSpeed's rule)
   int module_depth = -1;              ///< -1: every depth
   int top_modules = 1;                ///< modules listed per depth in the aggregated view
   bool detailed = true;               ///< also the per-module tree

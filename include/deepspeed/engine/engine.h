@@ -32,6 +32,9 @@ class CommsLogger;
 namespace monitor {
 class Monitor;
 }
+namespace profiling {
+class FlopsProfiler;
+}
 namespace optim {
 class Optimizer;
 class LRScheduler;
@@ -150,6 +153,9 @@ class Engine {
   /// rank launched so far). Not collective. Also printed when the engine is destroyed if it was not printed
   /// since the last recorded collective, so a run that forgets the call still gets it.
   void log_comms_summary();
+  /// The flops profiler on rank 0 when flops_profiler.enabled (nullptr otherwise): after the profiled step its
+  /// totals and per-module figures stay readable (total_flops(), module_profiles(), ...).
+  profiling::FlopsProfiler* flops_profiler() const;
 
   explicit operator bool() const { return static_cast<bool>(impl_); }
 
