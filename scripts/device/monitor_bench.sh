@@ -58,7 +58,7 @@ run() {  # run NAME CONFIG: one 124M run, its JSON summary line appended to $out
     --data "$work/tokens.bin" --data-format uint16 >"$out/$1.log" 2>&1
   local rc=$?
   local line
-  line=$(grep -E '^\{"bench": "gpt2"' "$out/$1.log" | tail -1)
+  line=$(grep -E '^\{.*"bench":"gpt2"' "$out/$1.log" | tail -1)
   echo "{\"run\": \"$1\", \"rc\": $rc, \"summary\": ${line:-null}}" >>"$out/results.jsonl"
   stamp "$1: exit $rc $(echo "$line" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read() or "{}"); print("%.0f tok/s" % r["tok_per_s"] if "tok_per_s" in r else "")' 2>/dev/null)"
 }
@@ -81,8 +81,9 @@ if every and every[0]["summary"]:
     s = every[0]["summary"]
     print("everything on: %.0f tok/s, MFU %s" % (s["tok_per_s"], s.get("mfu")))
 PY
-cp -r "$work/mon" "$out/mon_files"
-cp -r "$work/all" "$out/all_files"
+# One archive: the device tool brings back a limited number of files.
+tar -C "$work" -czf "$out/monitor_files.tgz" mon all
+tar -C "$out" -czf /tmp/logs.tgz --exclude monitor_files.tgz . && mv /tmp/logs.tgz "$out/logs.tgz"
 grep -E "step=|MA=|Comm. Op" "$out/everything.log" | head -8
 cat "$work/all/flops_profile.txt" 2>/dev/null | head -40
 stamp "bench"

@@ -96,22 +96,20 @@ std::string CommsLogger::record_name(std::string_view op) const {
   return cat(op, " | [Caller Func: ", caller ? caller : "user", "]");
 }
 
-void CommsLogger::track(const c10::intrusive_ptr<c10d::Work>& work, std::string_view op, std::int64_t bytes,
-                        std::chrono::steady_clock::time_point launched, bool device_timed) {
+void CommsLogger::track(const c10::intrusive_ptr<c10d::Work>& work, std::string_view op, std::int64_t bytes) {
   std::string record = record_name(op);
-  if (device_timed) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    pending_.push_back({work, std::string(op), std::move(record), bytes});
-    harvest_locked(/*wait=*/false);
-    return;
-  }
-  auto self = shared_from_this();
-  work->getFuture()->addCallback([self, op = std::string(op), record = std::move(record), bytes,
-                                  launched](c10::ivalue::Future&) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  pending_.push_back({work, std::string(op), std::move(record), bytes});
+  harvest_locked(/*wait=*/false);
+}
+
+std::function<void()> CommsLogger::host_timed(std::string_view op, std::int64_t bytes,
+                                              std::chrono::steady_clock::time_point launched) {
+  return [self = shared_from_this(), op = std::string(op), record = record_name(op), bytes, launched] {
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - launched).count();
     self->append(op, record, bytes, ms);
-  });
+  };
 }
 
 void CommsLogger::harvest(bool wait) {

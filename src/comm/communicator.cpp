@@ -5,6 +5,8 @@
 #include <torch/csrc/distributed/c10d/Store.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
+#include <utility>
+
 #include "deepspeed/util/error.h"
 #include "deepspeed/util/strings.h"
 
@@ -44,8 +46,9 @@ const char* backend_name(BackendKind kind) {
   return "none";
 }
 
-Work::Work(c10::intrusive_ptr<c10d::Work> work, std::string description, int rank)
-    : work_(std::move(work)), description_(std::move(description)), rank_(rank) {}
+Work::Work(c10::intrusive_ptr<c10d::Work> work, std::string description, int rank,
+           std::function<void()> on_complete)
+    : work_(std::move(work)), description_(std::move(description)), rank_(rank), on_complete_(std::move(on_complete)) {}
 Work::~Work() = default;
 Work::Work(Work&&) noexcept = default;
 Work& Work::operator=(Work&&) noexcept = default;
@@ -59,6 +62,7 @@ void Work::wait() {
     throw JobError(cat("collective ", description_, " failed on rank ", rank_, ": ", describe(e),
                        " (a peer rank probably stopped or diverged; see that rank's error)"));
   }
+  if (on_complete_) std::exchange(on_complete_, {})();
 }
 
 Communicator::Communicator(DistEnv env, BackendKind kind, std::chrono::milliseconds timeout,
@@ -72,11 +76,15 @@ Communicator::~Communicator() = default;
 Work Communicator::launch(c10::intrusive_ptr<c10d::Work> work, const char* op, const at::Tensor& tensor,
                           std::int64_t bytes, Clock::time_point launched) {
   // One pointer test when the logger is off.
-  if (logger_ && logger_->profiles(op)) logger_->track(work, op, bytes, launched, kind_ == BackendKind::kNccl);
+  std::function<void()> on_complete;
+  if (logger_ && logger_->profiles(op)) {
+    if (kind_ == BackendKind::kNccl) logger_->track(work, op, bytes);
+    else on_complete = logger_->host_timed(op, bytes, launched);
+  }
   return Work(std::move(work),
               cat(op, " #", ++sequence_, " (", human_bytes(bytes), " ", tensor.scalar_type(), ", ", backend_name(kind_),
                   ", timeout ", timeout_.count() / 1000.0, " s)"),
-              env_.rank);
+              env_.rank, std::move(on_complete));
 }
 
 void Communicator::set_logger(std::shared_ptr<CommsLogger> logger) {

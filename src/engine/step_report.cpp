@@ -58,11 +58,13 @@ std::string progress_fields(std::int64_t step, std::optional<std::int64_t> total
 
 std::string ProgressMeter::fields(std::int64_t step) {
   const auto now = Clock::now();
-  if (!origin_) origin_.emplace(now, step);
-  const double seconds = std::chrono::duration<double>(now - origin_->first).count();
-  const std::int64_t steps = step - origin_->second;
-  const double rate =
-      steps > 0 && seconds > 0 ? static_cast<double>(steps * samples_per_step_) / seconds : 0.0;
+  double rate = 0.0;
+  if (last_) {
+    const double seconds = std::chrono::duration<double>(now - last_->first).count();
+    const std::int64_t steps = step - last_->second;
+    if (steps > 0 && seconds > 0) rate = static_cast<double>(steps * samples_per_step_) / seconds;
+  }
+  last_.emplace(now, step);
   return progress_fields(step, total_, samples_per_step_, rate);
 }
 

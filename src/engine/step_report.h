@@ -24,7 +24,8 @@ std::string format_eta(double seconds);
 std::string progress_fields(std::int64_t step, std::optional<std::int64_t> total_steps,
                             std::int64_t samples_per_step, double samples_per_sec);
 
-/// Averages the rate over the run since the first step line (initialize()'s step 0 starts the clock).
+/// The rate over the interval since the previous step line (initialize()'s step 0 starts the clock), so the
+/// ETA follows the current speed rather than a start-up average.
 class ProgressMeter {
  public:
   explicit ProgressMeter(std::int64_t samples_per_step) : samples_per_step_(samples_per_step) {}
@@ -37,7 +38,7 @@ class ProgressMeter {
   using Clock = std::chrono::steady_clock;
   std::int64_t samples_per_step_;
   std::optional<std::int64_t> total_;
-  std::optional<std::pair<Clock::time_point, std::int64_t>> origin_;  // (time, step) of the first line
+  std::optional<std::pair<Clock::time_point, std::int64_t>> last_;  // (time, step) of the previous line
 };
 
 /// Resident set size of this process in bytes (/proc/self/statm; 0 where unavailable).

@@ -7,7 +7,8 @@
 /// Timing: under NCCL each collective is timed by CUDA events on the NCCL stream (c10d's collective timing),
 /// read once the collective has finished, so logging neither blocks the host nor serialises communication
 /// with compute (DeepSpeed synchronises the device around every logged op). Under Gloo it is the host time
-/// from launch to completion (the completion callback on Gloo's thread). Latency therefore includes waiting
+/// from launch until the caller's wait() returns (c10d's Gloo works do not all offer a completion future, so
+/// the communicator's Work reports it). Latency therefore includes waiting
 /// behind earlier collectives queued on the same stream or thread, as the caller experiences it.
 ///
 /// Message size is the whole buffer, as nccl-tests reports it: the tensor for all_reduce and broadcast, the
@@ -21,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -76,10 +78,13 @@ class CommsLogger : public std::enable_shared_from_this<CommsLogger> {
   void start_profiling_op(const std::vector<std::string>& ops);
   void stop_profiling_op(const std::vector<std::string>& ops);
 
-  /// Called by the Communicator right after launching `work`. Gloo: recorded when it completes; NCCL
-  /// (`device_timed`): recorded once its CUDA events have completed, at a later track() or harvest().
-  void track(const c10::intrusive_ptr<c10d::Work>& work, std::string_view op, std::int64_t bytes,
-             std::chrono::steady_clock::time_point launched, bool device_timed);
+  /// NCCL: called by the Communicator right after launching `work` (with collective timing on); recorded once
+  /// its CUDA events have completed, at a later track() or harvest().
+  void track(const c10::intrusive_ptr<c10d::Work>& work, std::string_view op, std::int64_t bytes);
+  /// Host-timed backends (Gloo): what the Communicator's Work calls when its wait() has returned; records the
+  /// time since `launched`. The record name (and caller) is fixed here, on the launching thread.
+  std::function<void()> host_timed(std::string_view op, std::int64_t bytes,
+                                   std::chrono::steady_clock::time_point launched);
   /// Records one completed collective (also the test seam).
   void append(std::string_view op, const std::string& record_name, std::int64_t bytes, double latency_ms);
   /// Records every tracked NCCL collective that has finished; with `wait`, waits for all of them first.

@@ -47,7 +47,9 @@ struct InitOptions {
 class Work {
  public:
   Work() = default;
-  Work(c10::intrusive_ptr<c10d::Work> work, std::string description, int rank);
+  /// `on_complete` (may be empty) runs once, after the first wait() that succeeds (the comms logger's timing).
+  Work(c10::intrusive_ptr<c10d::Work> work, std::string description, int rank,
+       std::function<void()> on_complete = {});
   ~Work();
   Work(Work&&) noexcept;
   Work& operator=(Work&&) noexcept;
@@ -60,6 +62,7 @@ class Work {
   c10::intrusive_ptr<c10d::Work> work_;
   std::string description_;
   int rank_ = 0;
+  std::function<void()> on_complete_;
 };
 
 class Communicator {
