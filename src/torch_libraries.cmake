@@ -84,7 +84,7 @@ set_source_files_properties(engine/initialize.cpp PROPERTIES COMPILE_DEFINITIONS
 
 # ops: kernels for models (fused cross-entropy). The CUDA kernel is built when a CUDA compiler and LibTorch
 # with CUDA are both there; otherwise ops fall back to their LibTorch reference.
-ds_library(ds_ops ops/cross_entropy.cpp)
+ds_library(ds_ops ops/cross_entropy.cpp ops/attention.cpp)
 target_link_libraries(ds_ops PUBLIC ds_util torch)
 option(DS_WITH_CUDA_OPS "Build the CUDA kernels of ops/ when a CUDA compiler is found" ON)
 include(CheckLanguage)

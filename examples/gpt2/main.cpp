@@ -20,6 +20,7 @@
 #include "deepspeed/engine/activation_checkpointing.h"
 #include "deepspeed/engine/timers.h"
 #include "deepspeed/monitor/monitor.h"
+#include "deepspeed/ops/attention.h"
 #include "deepspeed/ops/cross_entropy.h"
 #include "examples/gpt2/data.h"
 #include "examples/gpt2/model.h"
@@ -34,6 +35,7 @@ struct Options {
   std::string model = "124M";
   std::string data;
   std::string data_format = "auto";
+  std::string attention;  // "": DS_ATTENTION_BACKEND or LibTorch's default
   std::string sampling = "random";
   std::int64_t seq_len = 0;  // 0: the model's block_size
   std::int64_t max_steps = -1;
@@ -140,10 +142,15 @@ int main(int argc, char** argv) {
   app.add_option("--dropout", opt.dropout, "dropout probability (default 0)");
   app.add_option("--seed", opt.seed, "initialisation and sampling seed (default 1337)");
   app.add_option("--local_rank", opt.local_rank, "local rank passed from distributed launcher");
+  app.add_option("--attention", opt.attention,
+                 "SDPA kernel tried first: auto, flash, fa3, cudnn, efficient or math (default: DS_ATTENTION_BACKEND, "
+                 "else auto = LibTorch's order)");
   auto ds_args = deepspeed::add_config_arguments(app);
   deepspeed::parse_arguments(app, argc, argv);
 
   // Errors below (UsageError) end the program with one line and exit code 2 (parse_arguments installed the handler).
+  if (opt.attention.empty()) deepspeed::ops::apply_attention_backend_from_env();
+  else deepspeed::ops::set_attention_backend(deepspeed::ops::parse_attention_backend(opt.attention, "--attention"));
   if (opt.data.empty()) opt.data = gpt2::default_text_file();
   if (opt.data.empty()) throw deepspeed::UsageError("--data: no default text file found; pass a token or text file");
   auto tokens = gpt2::TokenFile::open(opt.data, gpt2::parse_token_format(opt.data_format));
@@ -174,11 +181,12 @@ int main(int argc, char** argv) {
   const double flops_per_token = gpt2::flops_per_token(cfg, seq_len);
   if (rank0) {
     std::printf("gpt2: %s, %lld layers, d=%lld, %lld heads, vocab %lld, seq_len %lld, %.2fM parameters, "
-                "%.3g FLOPs/token, activation checkpointing %s\n",
+                "%.3g FLOPs/token, activation checkpointing %s, attention %s\n",
                 opt.model.c_str(), static_cast<long long>(cfg.n_layer), static_cast<long long>(cfg.n_embd),
                 static_cast<long long>(cfg.n_head), static_cast<long long>(cfg.vocab_size),
                 static_cast<long long>(seq_len), gpt2::num_parameters(cfg) / 1e6, flops_per_token,
-                cfg.activation_checkpointing ? "on" : "off");
+                cfg.activation_checkpointing ? "on" : "off",
+                deepspeed::ops::attention_backend_name(deepspeed::ops::attention_backend()).c_str());
     std::printf("gpt2: data %s (%s, %lld tokens, %zu windows)\n", opt.data.c_str(),
                 gpt2::token_format_name(tokens->format()), static_cast<long long>(tokens->size()), trainset->size());
     std::fflush(stdout);

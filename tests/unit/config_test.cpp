@@ -114,13 +114,18 @@ TEST(ConfigTest, MonitoringSections) {
   EXPECT_EQ(d.flops_profiler.module_depth, -1);
   EXPECT_TRUE(d.flops_profiler.detailed);
 
-  const auto c = parse(R"({"train_batch_size": 8, "memory_breakdown": true,
+  const auto c = parse(R"({"train_batch_size": 8, "memory_breakdown": true, "steps_per_print": 10,
       "tensorboard": {"enabled": true, "output_path": "logs", "job_name": "run1"},
       "csv_monitor": {"enabled": false},
       "comms_logger": {"enabled": true, "prof_all": false, "prof_ops": ["all_reduce", "reduce_scatter_tensor"]},
       "flops_profiler": {"enabled": true, "profile_step": 3, "module_depth": 2, "output_file": null}})");
-  EXPECT_TRUE(c.warnings.empty());
+  EXPECT_TRUE(c.warnings.empty()) << c.warnings.front();
   EXPECT_TRUE(c.monitor_enabled());
+  // memory_breakdown prints on the step lines: without steps_per_print it would print nothing, so it warns.
+  const auto quiet = parse(R"({"train_batch_size": 8, "memory_breakdown": true})");
+  ASSERT_EQ(quiet.warnings.size(), 1u);
+  EXPECT_NE(quiet.warnings[0].find("memory_breakdown: the figures ride on the step lines"), std::string::npos)
+      << quiet.warnings[0];
   EXPECT_TRUE(c.memory_breakdown);
   EXPECT_EQ(c.tensorboard.output_path, "logs");
   EXPECT_EQ(c.tensorboard.job_name, "run1");

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Run ON a GPU machine (carry .devdeps) for issue #14 (transformer kernels): build, the ops' GPU tests, the SDPA
+# backend table at GPT-2's shapes (bench/sdpa_bench), and GPT-2 rows per attention backend (and with the fused
+# kernels on and off where they exist), all in one call so the rows compare. Logs and tables go to $OUT.
+#
+#   MODELS="124M 350M" ATTN="auto cudnn fa3" STEPS=60 WARM=20 bash scripts/device/kernels_bench.sh
+set -uo pipefail
+source "$(dirname "$0")/env.sh"
+bash scripts/device/build.sh >/tmp/build.log 2>&1 || { cat /tmp/build.log; exit 1; }
+stamp "built"
+(cd build-dev && ctest -L gpu -R "AddLayerNorm|CrossEntropy|Attention" --output-on-failure >"$out/ctest_ops_gpu.log" 2>&1)
+grep -E "tests passed|\*\*\*Failed|max (abs|rel)" "$out/ctest_ops_gpu.log" | head -40
+build-dev/bench/sdpa_bench --iters 30 | tee "$out/sdpa.md"
+stamp "sdpa_bench"
+
+work=/tmp/kernels_bench
+mkdir -p "$work"
+tools="python3 bench/gpt2_suite_tools.py"
+[ -f "$work/tokens.bin" ] || $tools tokens "$work/tokens.bin" --tokens $((1 << 24)) >/dev/null
+steps=${STEPS:-60} warm=${WARM:-20}
+port=29750
+for model in ${MODELS:-124M}; do
+  case $model in 124M) micro=32 ;; 350M) micro=16 ;; 1.5B) micro=8 ;; *) micro=8 ;; esac
+  $tools config examples/gpt2/ds_config_124M.json "$work/cfg_$model.json" --micro $micro --gas 1 --world 1 \
+    --stage 0 --grad-accum-dtype "" --zero-extra ""
+  for attn in ${ATTN:-auto cudnn fa3}; do
+    for variant in ${VARIANTS:-default}; do
+      port=$((port + 1))
+      name="gpt2_${model}_${attn}_${variant}"
+      env_extra=()
+      [ "$variant" = reference ] && env_extra=(DS_REFERENCE_ADD_LAYER_NORM=1)
+      env "${env_extra[@]}" build-dev/bin/deepspeed --num_gpus 1 --master_port $port build-dev/examples/gpt2 \
+        --deepspeed_config "$work/cfg_$model.json" --model "$model" --seq_len 1024 --max-steps $((warm + steps)) \
+        --log-interval "$steps" --warmup-steps "$warm" --attention "$attn" --data "$work/tokens.bin" \
+        --data-format uint16 >"$out/$name.log" 2>&1
+      rc=$?
+      line=$(grep -E '^\{.*"bench":"gpt2"' "$out/$name.log" | tail -1)
+      echo "{\"run\": \"$name\", \"rc\": $rc, \"summary\": ${line:-null}}" >>"$out/kernels_results.jsonl"
+      stamp "$name: exit $rc $(echo "$line" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read() or "{}"); print("%.0f tok/s, MFU %.1f%%, loss_last %.4f" % (r["tok_per_s"], 100*r["mfu"], r["loss_last"]) if "tok_per_s" in r else "")' 2>/dev/null)"
+    done
+  done
+done
+stamp "kernels bench"
