@@ -10,6 +10,7 @@
 #include <torch/nn/init.h>
 
 #include "deepspeed/engine/activation_checkpointing.h"
+#include "deepspeed/ops/add_layer_norm.h"
 #include "deepspeed/ops/cross_entropy.h"
 #include "deepspeed/util/error.h"
 
@@ -74,9 +75,11 @@ BlockImpl::BlockImpl(const GPTConfig& c) {
   mlp = register_module("mlp", Mlp(c));
 }
 
+// h = x + attn(ln_1(x)) and ln_2(h) in one pass (deepspeed::ops::add_layer_norm: fused on CUDA, ATen's
+// LayerNorm elsewhere or with DS_REFERENCE_ADD_LAYER_NORM=1); ln_2 keeps its parameters and name.
 at::Tensor BlockImpl::forward(const at::Tensor& x) {
-  at::Tensor h = x + attn(ln_1(x));
-  return h + mlp(ln_2(h));
+  auto [h, z] = ops::add_layer_norm(x, attn(ln_1(x)), ln_2->weight, ln_2->bias, ln_2->options.eps());
+  return h + mlp(z);
 }
 
 GPTImpl::GPTImpl(GPTConfig c) : config_(c) {

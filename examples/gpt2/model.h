@@ -49,7 +49,8 @@ class MlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
-/// x + attn(ln_1(x)), then + mlp(ln_2(·)).
+/// h = x + attn(ln_1(x)), then h + mlp(ln_2(h)); the add and ln_2 are one fused op
+/// (deepspeed::ops::add_layer_norm).
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const GPTConfig& c);

@@ -1,0 +1,420 @@
+// Fused residual-add + LayerNorm. A row is handled by one group of threads (the block's x dimension: one warp
+// for rows of up to 512 values, more warps for longer rows) that keeps the row in registers, 16 values per
+// thread, so the forward reads residual and branch once and the variance is a second pass over registers (the
+// exact two-pass formula, no E[x²] − E[x]² cancellation). Short rows put several groups in one block (y
+// dimension). Memory-bound; 16-byte loads and stores when the row length and pointers allow them.
+#include "src/ops/add_layer_norm_kernel.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+
+namespace deepspeed::ops::detail {
+namespace {
+
+constexpr int kElems = 16;              // values a thread keeps of its row
+constexpr int kMaxThreadsPerRow = 512;  // × kElems = kAddLayerNormMaxColumns; 512 leaves the backward 128 registers
+constexpr int kGroupThreads = 128;      // threads per block when several short rows share one
+static_assert(kElems * kMaxThreadsPerRow == kAddLayerNormMaxColumns);
+
+template <typename T> __device__ __forceinline__ float to_float(T x);
+template <> __device__ __forceinline__ float to_float(float x) { return x; }
+template <> __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+template <> __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <typename T> __device__ __forceinline__ T from_float(float x);
+template <> __device__ __forceinline__ float from_float(float x) { return x; }
+template <> __device__ __forceinline__ __half from_float(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_float(float x) { return __float2bfloat16_rn(x); }
+
+// N consecutive values at p, as floats: 16-byte loads when N values span whole 16-byte words (the launcher
+// checked alignment), element loads otherwise.
+template <typename U, int N>
+__device__ __forceinline__ void load(const U* __restrict__ p, float (&out)[N]) {
+  if constexpr (N * sizeof(U) >= 16) {
+    static_assert(N * sizeof(U) % 16 == 0);
+    constexpr int kPer = 16 / sizeof(U);
+#pragma unroll
+    for (int c = 0; c < N / kPer; ++c) {
+      const uint4 raw = reinterpret_cast<const uint4*>(p)[c];
+      U values[kPer];
+      memcpy(values, &raw, sizeof raw);
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) out[c * kPer + j] = to_float(values[j]);
+    }
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k) out[k] = to_float(p[k]);
+  }
+}
+
+template <typename U, int N>
+__device__ __forceinline__ void store(U* __restrict__ p, const float (&in)[N]) {
+  if constexpr (N * sizeof(U) >= 16) {
+    static_assert(N * sizeof(U) % 16 == 0);
+    constexpr int kPer = 16 / sizeof(U);
+#pragma unroll
+    for (int c = 0; c < N / kPer; ++c) {
+      U values[kPer];
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) values[j] = from_float<U>(in[c * kPer + j]);
+      uint4 raw;
+      memcpy(&raw, values, sizeof raw);
+      reinterpret_cast<uint4*>(p)[c] = raw;
+    }
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k) p[k] = from_float<U>(in[k]);
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// Sum over the threads of one row (threadIdx.x), the same value in all of them. Every thread of the block must
+// call it (it synchronises the block when a row spans several warps). `scratch`: blockDim.x·blockDim.y/32 floats.
+__device__ __forceinline__ float row_sum(float v, float* scratch) {
+  v = warp_sum(v);
+  if (blockDim.x == 32) return v;
+  const int warps = blockDim.x / 32;
+  float* s = scratch + threadIdx.y * warps;
+  __syncthreads();  // the previous call's readers are done with scratch
+  if (threadIdx.x % 32 == 0) s[threadIdx.x / 32] = v;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < warps; ++w) total += s[w];  // same order in every thread: the same value
+  return total;
+}
+
+// One row per (threadIdx.y, block); rows past the end still take part in row_sum's barriers.
+template <typename T, typename P, int kPack>
+__global__ void __launch_bounds__(kMaxThreadsPerRow)
+    add_layer_norm_forward(const T* __restrict__ residual, const T* __restrict__ branch, const P* __restrict__ weight,
+                           const P* __restrict__ bias, T* __restrict__ h, T* __restrict__ y,
+                           float* __restrict__ mean_out, float* __restrict__ rstd_out, std::int64_t rows, int columns,
+                           float eps) {
+  constexpr int kIters = kElems / kPack;
+  __shared__ float scratch[kMaxThreadsPerRow / 32];
+  const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  const bool active = row < rows;
+  const std::int64_t base = active ? row * columns : 0;
+  const int packs = columns / kPack;
+
+  float v[kIters][kPack];  // the rounded h, as the unfused `residual + branch` would have stored it
+  float sum = 0.0f;
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    const int p = threadIdx.x + it * blockDim.x;
+    if (active && p < packs) {
+      float a[kPack], b[kPack];
+      load(residual + base + p * kPack, a);
+      load(branch + base + p * kPack, b);
+#pragma unroll
+      for (int k = 0; k < kPack; ++k) {
+        v[it][k] = to_float(from_float<T>(a[k] + b[k]));
+        sum += v[it][k];
+      }
+      store(h + base + p * kPack, v[it]);
+    }
+  }
+  const float mean = row_sum(sum, scratch) / static_cast<float>(columns);
+  float squares = 0.0f;
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    if (active && threadIdx.x + it * blockDim.x < packs) {
+#pragma unroll
+      for (int k = 0; k < kPack; ++k) squares += (v[it][k] - mean) * (v[it][k] - mean);
+    }
+  }
+  const float rstd = rsqrtf(row_sum(squares, scratch) / static_cast<float>(columns) + eps);
+  if (active && threadIdx.x == 0) {
+    mean_out[row] = mean;
+    rstd_out[row] = rstd;
+  }
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    const int p = threadIdx.x + it * blockDim.x;
+    if (active && p < packs) {
+      float w[kPack], b[kPack], out[kPack];
+      load(weight + p * kPack, w);
+      load(bias + p * kPack, b);
+#pragma unroll
+      for (int k = 0; k < kPack; ++k) out[k] = (v[it][k] - mean) * rstd * w[k] + b[k];
+      store(y + base + p * kPack, out);
+    }
+  }
+}
+
+// Rows strided over a bounded grid; each thread keeps the dweight/dbias sums of its columns over all its rows
+// in registers and the block writes one partial row of each (summed over threadIdx.y in shared memory) to the
+// workspace, which add_layer_norm_param_grads folds. No atomics: the result does not depend on scheduling.
+template <typename T, typename P, int kPack>
+__global__ void __launch_bounds__(kMaxThreadsPerRow)
+    add_layer_norm_backward(const T* __restrict__ dy, const T* __restrict__ h, const float* __restrict__ mean_in,
+                            const float* __restrict__ rstd_in, const P* __restrict__ weight,
+                            const T* __restrict__ dh_out, T* __restrict__ dh, float* __restrict__ dweight_parts,
+                            float* __restrict__ dbias_parts, std::int64_t rows, int columns) {
+  constexpr int kIters = kElems / kPack;
+  __shared__ float scratch[kMaxThreadsPerRow / 32];
+  const int packs = columns / kPack;
+  float dw[kIters][kPack] = {}, db[kIters][kPack] = {};
+
+  const std::int64_t step = static_cast<std::int64_t>(gridDim.x) * blockDim.y;
+  for (std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * blockDim.y; first < rows; first += step) {
+    const std::int64_t row = first + threadIdx.y;
+    const bool active = row < rows;
+    const std::int64_t base = active ? row * columns : 0;
+    const float mean = active ? mean_in[row] : 0.0f, rstd = active ? rstd_in[row] : 0.0f;
+    float xhat[kIters][kPack], g[kIters][kPack];
+    float sum_g = 0.0f, sum_gx = 0.0f;
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+      const int p = threadIdx.x + it * blockDim.x;
+      if (active && p < packs) {
+        float hv[kPack], d[kPack], w[kPack];
+        load(h + base + p * kPack, hv);
+        load(dy + base + p * kPack, d);
+        load(weight + p * kPack, w);
+#pragma unroll
+        for (int k = 0; k < kPack; ++k) {
+          xhat[it][k] = (hv[k] - mean) * rstd;
+          g[it][k] = d[k] * w[k];
+          sum_g += g[it][k];
+          sum_gx += g[it][k] * xhat[it][k];
+          dw[it][k] += d[k] * xhat[it][k];
+          db[it][k] += d[k];
+        }
+      }
+    }
+    const float mean_g = row_sum(sum_g, scratch) / static_cast<float>(columns);
+    const float mean_gx = row_sum(sum_gx, scratch) / static_cast<float>(columns);
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+      const int p = threadIdx.x + it * blockDim.x;
+      if (active && p < packs) {
+        float out[kPack], other[kPack];
+        if (dh_out != nullptr) {
+          load(dh_out + base + p * kPack, other);
+        } else {
+#pragma unroll
+          for (int k = 0; k < kPack; ++k) other[k] = 0.0f;
+        }
+#pragma unroll
+        for (int k = 0; k < kPack; ++k) out[k] = other[k] + rstd * (g[it][k] - mean_g - xhat[it][k] * mean_gx);
+        store(dh + base + p * kPack, out);
+      }
+    }
+  }
+
+  float* dw_row = dweight_parts + static_cast<std::int64_t>(blockIdx.x) * columns;
+  float* db_row = dbias_parts + static_cast<std::int64_t>(blockIdx.x) * columns;
+  if (blockDim.y == 1) {
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+      const int p = threadIdx.x + it * blockDim.x;
+      if (p < packs) {
+        store(dw_row + p * kPack, dw[it]);
+        store(db_row + p * kPack, db[it]);
+      }
+    }
+    return;
+  }
+  // Several rows per block (short rows, so 2·columns floats fit easily): fold the threadIdx.y groups in order.
+  extern __shared__ float sums[];  // [2][columns]
+  for (unsigned gy = 0; gy < blockDim.y; ++gy) {
+    if (threadIdx.y == gy) {
+#pragma unroll
+      for (int it = 0; it < kIters; ++it) {
+        const int p = threadIdx.x + it * blockDim.x;
+        if (p < packs) {
+#pragma unroll
+          for (int k = 0; k < kPack; ++k) {
+            const int c = p * kPack + k;
+            sums[c] = gy == 0 ? dw[it][k] : sums[c] + dw[it][k];
+            sums[columns + c] = gy == 0 ? db[it][k] : sums[columns + c] + db[it][k];
+          }
+        }
+      }
+    }
+    __syncthreads();
+  }
+  for (int c = threadIdx.y * blockDim.x + threadIdx.x; c < columns; c += blockDim.x * blockDim.y) {
+    dw_row[c] = sums[c];
+    db_row[c] = sums[columns + c];
+  }
+}
+
+// dweight[c] = Σ_parts dweight_parts[part, c] (and dbias), 32 columns per block, 16 threads down each column,
+// then a fixed-order fold in shared memory.
+constexpr int kFoldColumns = 32, kFoldLanes = 16;
+template <typename P>
+__global__ void __launch_bounds__(kFoldColumns* kFoldLanes)
+    add_layer_norm_param_grads(const float* __restrict__ dweight_parts, const float* __restrict__ dbias_parts,
+                               std::int64_t parts, int columns, P* __restrict__ dweight, P* __restrict__ dbias) {
+  __shared__ float fold[2][kFoldLanes][kFoldColumns + 1];
+  const int c = blockIdx.x * kFoldColumns + threadIdx.x;
+  float sw = 0.0f, sb = 0.0f;
+  if (c < columns) {
+    for (std::int64_t i = threadIdx.y; i < parts; i += kFoldLanes) {
+      sw += dweight_parts[i * columns + c];
+      sb += dbias_parts[i * columns + c];
+    }
+  }
+  fold[0][threadIdx.y][threadIdx.x] = sw;
+  fold[1][threadIdx.y][threadIdx.x] = sb;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < columns) {
+    for (int i = 1; i < kFoldLanes; ++i) {
+      sw += fold[0][i][threadIdx.x];
+      sb += fold[1][i][threadIdx.x];
+    }
+    dweight[c] = from_float<P>(sw);
+    dbias[c] = from_float<P>(sb);
+  }
+}
+
+// Threads per row (whole warps, each holding ≤ kElems values) and rows per block.
+struct Shape {
+  int threads;
+  int rows;
+};
+
+Shape shape_for(std::int64_t columns, int pack) {
+  const std::int64_t per_thread = kElems / pack;
+  const std::int64_t packs = columns / pack;
+  const std::int64_t needed = (packs + per_thread - 1) / per_thread;
+  const int threads = static_cast<int>(std::max<std::int64_t>(32, (needed + 31) / 32 * 32));
+  return {threads, threads >= kGroupThreads ? 1 : kGroupThreads / threads};
+}
+
+// Blocks of this shape that fill the current device (2048 threads per SM), and no more: in the backward each
+// block adds a partial row to fold.
+std::int64_t resident_blocks(Shape s) {
+  int device = 0, sms = 1;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    sms = 1;
+  }
+  return static_cast<std::int64_t>(std::max(sms, 1)) * std::max(1, 2048 / (s.threads * s.rows));
+}
+
+bool aligned(std::initializer_list<const void*> pointers) {
+  return std::all_of(pointers.begin(), pointers.end(),
+                     [](const void* p) { return p == nullptr || reinterpret_cast<std::uintptr_t>(p) % 16 == 0; });
+}
+
+template <typename T, typename P>
+cudaError_t forward(const void* residual, const void* branch, const void* weight, const void* bias, void* h, void* y,
+                    float* mean, float* rstd, std::int64_t rows, std::int64_t columns, float eps, cudaStream_t stream) {
+  if (rows == 0) return cudaSuccess;
+  constexpr int kVec = 16 / sizeof(T);
+  const bool vector = columns % kVec == 0 && aligned({residual, branch, weight, bias, h, y});
+  const Shape s = shape_for(columns, vector ? kVec : 1);
+  const dim3 block(s.threads, s.rows);
+  const auto grid = static_cast<unsigned>((rows + s.rows - 1) / s.rows);
+  const auto args = [&](auto kernel) {
+    kernel<<<grid, block, 0, stream>>>(static_cast<const T*>(residual), static_cast<const T*>(branch),
+                                       static_cast<const P*>(weight), static_cast<const P*>(bias), static_cast<T*>(h),
+                                       static_cast<T*>(y), mean, rstd, rows, static_cast<int>(columns), eps);
+  };
+  if (vector) {
+    args(add_layer_norm_forward<T, P, kVec>);
+  } else {
+    args(add_layer_norm_forward<T, P, 1>);
+  }
+  return cudaGetLastError();
+}
+
+template <typename T, typename P>
+cudaError_t backward(const void* dy, const void* h, const float* mean, const float* rstd, const void* weight,
+                     const void* dh_out, void* dh, void* dweight, void* dbias, float* workspace, std::int64_t parts,
+                     std::int64_t rows, std::int64_t columns, cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(T);
+  const bool vector = columns % kVec == 0 && aligned({dy, h, weight, dh_out, dh, workspace});
+  const Shape s = shape_for(columns, vector ? kVec : 1);
+  const std::int64_t blocks = std::min({(rows + s.rows - 1) / s.rows, parts, resident_blocks(s)});
+  float* dw_parts = workspace;
+  float* db_parts = workspace + parts * columns;
+  if (blocks > 0) {
+    const dim3 block(s.threads, s.rows);
+    const std::size_t shared = s.rows > 1 ? 2 * columns * sizeof(float) : 0;
+    const auto args = [&](auto kernel) {
+      kernel<<<static_cast<unsigned>(blocks), block, shared, stream>>>(
+          static_cast<const T*>(dy), static_cast<const T*>(h), mean, rstd, static_cast<const P*>(weight),
+          static_cast<const T*>(dh_out), static_cast<T*>(dh), dw_parts, db_parts, rows, static_cast<int>(columns));
+    };
+    if (vector) {
+      args(add_layer_norm_backward<T, P, kVec>);
+    } else {
+      args(add_layer_norm_backward<T, P, 1>);
+    }
+  }
+  const auto fold_blocks = static_cast<unsigned>((columns + kFoldColumns - 1) / kFoldColumns);
+  add_layer_norm_param_grads<P><<<fold_blocks, dim3(kFoldColumns, kFoldLanes), 0, stream>>>(
+      dw_parts, db_parts, blocks, static_cast<int>(columns), static_cast<P*>(dweight), static_cast<P*>(dbias));
+  return cudaGetLastError();
+}
+
+// The (input, parameter) type pairs: parameters in the inputs' type or in fp32.
+template <template <typename, typename> class Launch, typename... Args>
+cudaError_t dispatch(ElementType type, ElementType param_type, Args... args) {
+  const bool fp32_params = param_type == ElementType::kFloat32;
+  switch (type) {
+    case ElementType::kFloat32:
+      return fp32_params ? Launch<float, float>::run(args...) : cudaErrorInvalidValue;
+    case ElementType::kFloat16:
+      if (fp32_params) return Launch<__half, float>::run(args...);
+      return param_type == type ? Launch<__half, __half>::run(args...) : cudaErrorInvalidValue;
+    case ElementType::kBFloat16:
+      if (fp32_params) return Launch<__nv_bfloat16, float>::run(args...);
+      return param_type == type ? Launch<__nv_bfloat16, __nv_bfloat16>::run(args...) : cudaErrorInvalidValue;
+  }
+  return cudaErrorInvalidValue;
+}
+
+template <typename T, typename P>
+struct Forward {
+  template <typename... Args>
+  static cudaError_t run(Args... args) { return forward<T, P>(args...); }
+};
+
+template <typename T, typename P>
+struct Backward {
+  template <typename... Args>
+  static cudaError_t run(Args... args) { return backward<T, P>(args...); }
+};
+
+}  // namespace
+
+cudaError_t launch_add_layer_norm_forward(ElementType type, ElementType param_type, const void* residual,
+                                          const void* branch, const void* weight, const void* bias, void* h, void* y,
+                                          float* mean, float* rstd, std::int64_t rows, std::int64_t columns, float eps,
+                                          cudaStream_t stream) {
+  if (columns < 1 || columns > kAddLayerNormMaxColumns || rows < 0) return cudaErrorInvalidValue;
+  return dispatch<Forward>(type, param_type, residual, branch, weight, bias, h, y, mean, rstd, rows, columns, eps,
+                           stream);
+}
+
+std::int64_t add_layer_norm_backward_parts(std::int64_t rows, std::int64_t columns) {
+  // Threads per row depend on the values per row, not on the load width, so the element-wise shape bounds both.
+  const Shape s = shape_for(std::clamp<std::int64_t>(columns, 1, kAddLayerNormMaxColumns), 1);
+  return std::min((std::max<std::int64_t>(rows, 0) + s.rows - 1) / s.rows, resident_blocks(s));
+}
+
+cudaError_t launch_add_layer_norm_backward(ElementType type, ElementType param_type, const void* dy, const void* h,
+                                           const float* mean, const float* rstd, const void* weight,
+                                           const void* dh_out, void* dh, void* dweight, void* dbias, float* workspace,
+                                           std::int64_t parts, std::int64_t rows, std::int64_t columns,
+                                           cudaStream_t stream) {
+  if (columns < 1 || columns > kAddLayerNormMaxColumns || rows < 0 || parts < 0) return cudaErrorInvalidValue;
+  return dispatch<Backward>(type, param_type, dy, h, mean, rstd, weight, dh_out, dh, dweight, dbias, workspace, parts,
+                            rows, columns, stream);
+}
+
+}  // namespace deepspeed::ops::detail
