@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
           return y;
         };
         for (int i = 0; i < 5; ++i) run(true);
-        at::cuda::CUDAEvent e0, e1, e2;
+        at::cuda::CUDAEvent e0(cudaEventDefault), e1(cudaEventDefault), e2(cudaEventDefault);
         auto stream = c10::cuda::getCurrentCUDAStream();
         e0.record(stream);
         for (int i = 0; i < iters; ++i) run(false);
