@@ -6,7 +6,7 @@
 #   MODELS="124M 350M" ATTN="auto cudnn fa3" STEPS=60 WARM=20 bash scripts/device/kernels_bench.sh
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
-bash scripts/device/build.sh >/tmp/build.log 2>&1 || { cat /tmp/build.log; exit 1; }
+bash scripts/device/build.sh ${BUILD_TARGETS:-} >/tmp/build.log 2>&1 || { cat /tmp/build.log; exit 1; }
 stamp "built"
 (cd build-dev && ctest -L gpu -R "AddLayerNorm|CrossEntropy|Attention" --output-on-failure >"$out/ctest_ops_gpu.log" 2>&1)
 grep -E "tests passed|\*\*\*Failed|max (abs|rel)" "$out/ctest_ops_gpu.log" | head -40

@@ -15,7 +15,7 @@ source "$(dirname "$0")/env.sh"
 } >"$out/machine.txt" 2>&1
 cat "$out/machine.txt"
 what=${1:-all}
-bash scripts/device/build.sh >/tmp/build.log 2>&1 || { cat /tmp/build.log; exit 1; }
+bash scripts/device/build.sh ${BUILD_TARGETS:-} >/tmp/build.log 2>&1 || { cat /tmp/build.log; exit 1; }
 stamp "built"
 if [ "$what" != bench ]; then
   (cd build-dev && ctest -L gpu --output-on-failure --timeout 300 >"$out/ctest_gpu.log" 2>&1)
