@@ -56,11 +56,10 @@ double error_in_eps(const at::Tensor& got, const at::Tensor& want, double eps, c
   return rel / eps;
 }
 
-// Conservative bounds, in multiples of the dtype's epsilon, chosen before any device run: 16-bit outputs are
-// rounded once from fp32 values (½ eps) that differ from the reference by fp32 summation order and by h being
-// rounded before the normalisation (≤ ½ eps of h), so a few eps; fp32 differs by summation order over up to
-// 8192 columns or 4096 rows. TIGHTEN from the printed max_rel of the H200 run (keep ~2× headroom).
-double tolerance_in_eps(at::ScalarType t) { return t == at::kFloat ? 64.0 : 8.0; }
+// Bounds in multiples of the dtype's epsilon, from the H200 run of 2026-12-03 (every case of this file) with
+// about 2× headroom: the largest errors measured were 1.02 eps (bf16), 0.87 eps (fp16, also with fp32
+// parameters) and 8.65 eps (fp32, summation order over up to 8192 columns or 4096 rows).
+double tolerance_in_eps(at::ScalarType t) { return t == at::kFloat ? 18.0 : 2.5; }
 
 using Case = std::tuple<at::ScalarType, bool, std::int64_t, std::int64_t>;  // dtype, fp32 params, C, rows
 
