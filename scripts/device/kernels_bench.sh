@@ -6,6 +6,7 @@
 #   MODELS="124M 350M" ATTN="auto cudnn fa3" STEPS=60 WARM=20 bash scripts/device/kernels_bench.sh
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
+describe_machine
 bash scripts/device/build.sh ${BUILD_TARGETS:-} >/tmp/build.log 2>&1 || { cat /tmp/build.log; exit 1; }
 stamp "built"
 # The binaries directly (ctest starts CUDA once per case: 95 cases took minutes); they print each case's error.

@@ -9,11 +9,7 @@
 #   bash scripts/device/monitor_bench.sh [tests|bench|all]      (default all)
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
-{
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
-  lscpu | grep -E "Model name|^CPU\(s\)"
-} >"$out/machine.txt" 2>&1
-cat "$out/machine.txt"
+describe_machine
 what=${1:-all}
 bash scripts/device/build.sh ${BUILD_TARGETS:-} >/tmp/build.log 2>&1 || { cat /tmp/build.log; exit 1; }
 stamp "built"

@@ -153,54 +153,43 @@ bool Section::read(std::string_view key, std::vector<double>& field, std::size_t
   return true;
 }
 
-bool Section::read(std::string_view key, std::optional<std::int64_t>& field, Range range) {
+template <typename T, typename ReadValue>
+bool Section::read_nullable(std::string_view key, std::optional<T>& field, ReadValue read_value) {
   const Json* v = lookup_value(key);
   if (!v) return false;
-  if (v->is_null()) {
-    field.reset();
-    return true;
-  }
-  field = static_cast<std::int64_t>(read_number(key, *v, range, true));
+  if (v->is_null()) field.reset();
+  else field = read_value(*v);
   return true;
+}
+
+bool Section::read(std::string_view key, std::optional<std::int64_t>& field, Range range) {
+  return read_nullable(key, field, [&](const Json& v) {
+    return static_cast<std::int64_t>(read_number(key, v, range, true));
+  });
 }
 
 bool Section::read(std::string_view key, std::optional<bool>& field) {
-  const Json* v = lookup_value(key);
-  if (!v) return false;
-  if (v->is_null()) {
-    field.reset();
-    return true;
-  }
-  bool value = false;
-  read(key, value);
-  field = value;
-  return true;
+  return read_nullable(key, field, [&](const Json&) {
+    bool value = false;
+    read(key, value);
+    return value;
+  });
 }
 
 bool Section::read(std::string_view key, std::optional<std::string>& field, const std::vector<std::string>& choices) {
-  const Json* v = lookup_value(key);
-  if (!v) return false;
-  if (v->is_null()) {
-    field.reset();
-    return true;
-  }
-  std::string value;
-  read_choice(key, value, choices, /*ignore_case=*/true);
-  field = value;
-  return true;
+  return read_nullable(key, field, [&](const Json&) {
+    std::string value;
+    read_choice(key, value, choices, /*ignore_case=*/true);
+    return value;
+  });
 }
 
 bool Section::read(std::string_view key, std::optional<std::string>& field) {
-  const Json* v = lookup_value(key);
-  if (!v) return false;
-  if (v->is_null()) {
-    field.reset();
-    return true;
-  }
-  std::string value;
-  read(key, value);
-  field = value;
-  return true;
+  return read_nullable(key, field, [&](const Json&) {
+    std::string value;
+    read(key, value);
+    return value;
+  });
 }
 
 bool Section::read(std::string_view key, std::vector<std::string>& field) {

@@ -183,9 +183,11 @@ void EngineImpl::take_model_step() {
   if (every && (counters_.global_steps + 1) % *every == 0) report_progress(counters_.global_steps + 1);
   ++counters_.global_steps;
   counters_.global_samples += config().batch.train_batch_size;
-  const double lr = parts_.optimizer->num_groups() > 0 ? parts_.optimizer->lr(0) : 0.0;
-  monitor_.on_model_step(counters_.global_samples, lr,
-                         config().fp16.enabled ? std::optional(loss_scaler_.scale()) : std::nullopt);
+  if (monitor_.enabled()) {
+    const double lr = parts_.optimizer->num_groups() > 0 ? parts_.optimizer->lr(0) : 0.0;
+    monitor_.on_model_step(counters_.global_samples, lr,
+                           config().fp16.enabled ? std::optional(loss_scaler_.scale()) : std::nullopt);
+  }
 }
 
 void EngineImpl::report_progress(std::int64_t step) {

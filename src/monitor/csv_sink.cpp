@@ -2,7 +2,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <set>
-#include <system_error>
 
 #include "deepspeed/monitor/monitor.h"
 #include "deepspeed/util/error.h"
@@ -48,11 +47,7 @@ class CsvSink final : public Sink {
 }  // namespace
 
 std::unique_ptr<Sink> make_csv_sink(const config::MonitorSinkConfig& config) {
-  const std::filesystem::path dir = log_directory(config);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw UsageError(cat("csv_monitor.output_path: cannot create ", dir.string(), ": ", ec.message()));
-  return std::make_unique<CsvSink>(dir);
+  return std::make_unique<CsvSink>(create_log_directory(config, "csv_monitor"));
 }
 
 }  // namespace deepspeed::monitor

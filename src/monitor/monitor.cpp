@@ -8,8 +8,12 @@
 
 namespace deepspeed::monitor {
 
-std::string log_directory(const config::MonitorSinkConfig& config) {
-  return (std::filesystem::path(config.output_path) / config.job_name).string();
+std::string create_log_directory(const config::MonitorSinkConfig& config, const char* section) {
+  const std::filesystem::path dir = std::filesystem::path(config.output_path) / config.job_name;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw UsageError(util::cat(section, ".output_path: cannot create ", dir.string(), ": ", ec.message()));
+  return dir.string();
 }
 
 Monitor Monitor::from_config(const config::Config& config, int rank) {

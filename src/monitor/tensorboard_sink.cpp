@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <system_error>
 
 #include "deepspeed/monitor/monitor.h"
 #include "deepspeed/util/error.h"
@@ -68,11 +67,7 @@ class TensorBoardSink final : public Sink {
 }  // namespace
 
 std::unique_ptr<Sink> make_tensorboard_sink(const config::MonitorSinkConfig& config) {
-  const std::filesystem::path dir = log_directory(config);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw UsageError(cat("tensorboard.output_path: cannot create ", dir.string(), ": ", ec.message()));
-  return std::make_unique<TensorBoardSink>(dir);
+  return std::make_unique<TensorBoardSink>(create_log_directory(config, "tensorboard"));
 }
 
 }  // namespace deepspeed::monitor

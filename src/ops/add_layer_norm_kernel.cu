@@ -4,6 +4,7 @@
 // exact two-pass formula, no E[x²] − E[x]² cancellation). Short rows put several groups in one block (y
 // dimension). Memory-bound; 16-byte loads and stores when the row length and pointers allow them.
 #include "src/ops/add_layer_norm_kernel.h"
+#include "src/ops/cuda_convert.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -20,16 +21,6 @@ constexpr int kElems = 16;              // values a thread keeps of its row
 constexpr int kMaxThreadsPerRow = 512;  // × kElems = kAddLayerNormMaxColumns; 512 leaves the backward 128 registers
 constexpr int kGroupThreads = 128;      // threads per block when several short rows share one
 static_assert(kElems * kMaxThreadsPerRow == kAddLayerNormMaxColumns);
-
-template <typename T> __device__ __forceinline__ float to_float(T x);
-template <> __device__ __forceinline__ float to_float(float x) { return x; }
-template <> __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-template <> __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <typename T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ float from_float(float x) { return x; }
-template <> __device__ __forceinline__ __half from_float(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float(float x) { return __float2bfloat16_rn(x); }
 
 // N consecutive values at p, as floats: 16-byte loads when N values span whole 16-byte words (the launcher
 // checked alignment), element loads otherwise.

@@ -2,6 +2,7 @@
 // L2): an online max/sum-exp in fp32, then the gradient for an incoming gradient of 1, written in the logits'
 // type. Memory-bound; 16-byte loads and stores when the row allows them.
 #include "src/ops/cross_entropy_kernel.h"
+#include "src/ops/cuda_convert.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -13,16 +14,6 @@ namespace deepspeed::ops::detail {
 namespace {
 
 constexpr int kThreads = 512;
-
-template <typename T> __device__ __forceinline__ float to_float(T x);
-template <> __device__ __forceinline__ float to_float(float x) { return x; }
-template <> __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-template <> __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <typename T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ float from_float(float x) { return x; }
-template <> __device__ __forceinline__ __half from_float(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float(float x) { return __float2bfloat16_rn(x); }
 
 // Running maximum and sum of exp(x - max); an empty state has max = -inf and sum = 0.
 struct MaxSum {

@@ -96,6 +96,9 @@ class Section {
   const Json* lookup(std::string_view key);
   const Json* lookup_value(std::string_view key);  // lookup + rejects "auto"
   double read_number(std::string_view key, const Json& value, Range range, bool integral);
+  /// The optional readers' shared part: absent → false; null → nullopt; else read_value(json).
+  template <typename T, typename ReadValue>
+  bool read_nullable(std::string_view key, std::optional<T>& field, ReadValue read_value);
 
   const Json* object_;
   std::string path_;

@@ -59,7 +59,8 @@ std::unique_ptr<Sink> make_csv_sink(const config::MonitorSinkConfig& config);
 /// build has no TensorBoard writer (protobuf or ISA-L missing at configure time).
 std::unique_ptr<Sink> make_tensorboard_sink(const config::MonitorSinkConfig& config);
 
-/// <output_path>/<job_name> as DeepSpeed joins them (an empty output_path means the working directory).
-std::string log_directory(const config::MonitorSinkConfig& config);
+/// Creates <output_path>/<job_name> (DeepSpeed's join; an empty output_path means the working directory) and
+/// returns it. Throws UsageError naming `<section>.output_path` when it cannot be created.
+std::string create_log_directory(const config::MonitorSinkConfig& config, const char* section);
 
 }  // namespace deepspeed::monitor
