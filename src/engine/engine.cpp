@@ -21,6 +21,9 @@ namespace {
 const std::vector<std::string> kMicroTimers = {"fwd_microstep", "bwd_microstep", "bwd_inner_microstep",
                                                "bwd_allreduce_microstep", "step_microstep"};
 const std::vector<std::string> kGlobalTimers = {"fwd", "bwd", "bwd_inner", "bwd_allreduce", "step"};
+// The ZeRO optimizers' own (stage_1_and_2.py OPTIMIZER_TIMERS): gradients ready for the update (attached, norm,
+// clipping), the update, the new weights back in the model. Where an offloaded run's step time goes.
+const std::vector<std::string> kOptimizerTimers = {"optimizer_allgather", "optimizer_gradients", "optimizer_step"};
 
 }  // namespace
 
@@ -134,7 +137,7 @@ bool EngineImpl::prepare_gradients(const std::vector<at::Tensor>& grads) {
   const auto& c = config();
   const bool need_norm = c.gradient_clipping > 0.0 || c.fp16.enabled;
   if (!need_norm) return true;
-  const double squared = parts_.zero->sum_over_shards(optim::squared_l2_norm(grads));
+  const double squared = parts_.zero->sum_over_shards(parts_.zero->squared_gradient_norm(grads, optim::squared_l2_norm));
   const double scale = loss_scaler_.scale();
   const double norm = std::sqrt(squared) / scale;
   auto& comm = *parts_.comm;
@@ -169,16 +172,23 @@ bool EngineImpl::prepare_gradients(const std::vector<at::Tensor>& grads) {
 
 void EngineImpl::take_model_step() {
   auto& zero = *parts_.zero;
+  timers_.start("optimizer_gradients");
   step_applied_ = prepare_gradients(zero.optimizer_gradients());
+  timers_.stop("optimizer_gradients");
   if (step_applied_) {
+    timers_.start("optimizer_step");
     parts_.optimizer->step();
+    timers_.stop("optimizer_step");
+    timers_.start("optimizer_allgather");
     zero.after_optimizer_step();
+    timers_.stop("optimizer_allgather");
     if (config().fp16.enabled) loss_scaler_.update(false, parts_.comm->rank());
     if (parts_.scheduler) parts_.scheduler->step();
   } else {
     ++counters_.skipped_steps;
   }
   zero.end_step();
+  if (config().wall_clock_breakdown && zero.sharded()) log::print_rank0(timers_.log_line(kOptimizerTimers));
   const auto& every = config().steps_per_print;
   if (every && (counters_.global_steps + 1) % *every == 0) report_progress(counters_.global_steps + 1);
   ++counters_.global_steps;

@@ -1,9 +1,13 @@
 // deepspeed::initialize(): builds the engine's parts in DeepSpeed's order and prints its start-up lines.
+#include <cstdlib>
+#include <string>
+
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
 #include "deepspeed/initialize.h"
 #include "deepspeed/engine/timers.h"
+#include "deepspeed/optim/clip.h"
 #include "deepspeed/optim/cpu_adam.h"
 #include "deepspeed/zero/init.h"
 #include "deepspeed/zero/memory_estimate.h"
@@ -63,24 +67,43 @@ void report_model_states(const config::Config& c, const zero::ModelShape& shape,
 
 // ZeRO-Offload steps the host masters with DeepSpeedCPUAdam, which writes their 16-bit values into the
 // layout's pinned copies in the same pass. Another optimizer is DeepSpeed's error unless the config allows it.
-void use_offload_optimizer(const config::Config& c, optim::Optimizer& optimizer, zero::Strategy& layout) {
-  auto* cpu_adam = dynamic_cast<optim::CpuAdam*>(&optimizer);
+void use_offload_optimizer(const config::Config& c, const std::shared_ptr<optim::Optimizer>& optimizer,
+                           zero::Strategy& layout) {
+  // DS_REFERENCE_OFFLOAD_STEP=1: the reference the tests hold the pipelined update to — ‖g‖² in one pass at
+  // step time, each host shard updated whole by optimizer.step() after backward.
+  const char* reference_env = std::getenv("DS_REFERENCE_OFFLOAD_STEP");
+  const bool reference = reference_env && std::string(reference_env) == "1";
+  // Clipping and fp16's overflow check need ‖g‖²: the host chunks' share is summed as they land.
+  if (!reference && (c.gradient_clipping > 0.0 || c.fp16.enabled)) layout.track_host_norms(optim::squared_l2_norm);
+  auto cpu_adam = std::dynamic_pointer_cast<optim::CpuAdam>(optimizer);
   if (!cpu_adam) {
     if (c.zero_force_ds_cpu_optimizer) {
-      throw ConfigError(cat(c.source, ": zero_force_ds_cpu_optimizer: ZeRO-Offload with the optimizer ", optimizer.name(),
+      throw ConfigError(cat(c.source, ": zero_force_ds_cpu_optimizer: ZeRO-Offload with the optimizer ", optimizer->name(),
                             ", which is not DeepSpeedCPUAdam, will be slow; use optimizer.type Adam or AdamW, or set "
                             "<\"zero_force_ds_cpu_optimizer\": false> to run it anyway"));
     }
     return;  // the layout converts the masters itself after each step
   }
   const auto copies = layout.optimizer_param_copies();
-  if (copies.size() != optimizer.num_groups()) return;  // a param group without parameters was dropped
+  if (copies.size() != optimizer->num_groups()) return;  // a param group without parameters was dropped
   for (std::size_t g = 0; g < copies.size(); ++g) {
     for (std::size_t i = 0; i < copies[g].size(); ++i) {
       if (copies[g][i].defined()) cpu_adam->set_param_copy(g, i, copies[g][i]);
     }
   }
   layout.fused_cpu_optimizer(!copies.empty());
+  // The layout then runs the host update bucket by bucket, each bucket's upload overlapping the next one's
+  // update; when nothing makes the update wait for the global gradient norm (no clipping, no fp16 overflow
+  // check), each bucket is updated as soon as its gradient is final on the host, while backward goes on.
+  // Either way every update is the one a whole-step update would make, bit for bit.
+  zero::HostStepper stepper{
+      [cpu_adam] { cpu_adam->begin_host_step(); },
+      [cpu_adam](std::size_t g, std::size_t i, std::int64_t offset, std::int64_t numel, const at::Tensor& grad) {
+        cpu_adam->step_host_range(g, i, offset, numel, grad);
+      }};
+  if (reference) return;
+  const bool during_backward = c.gradient_clipping <= 0.0 && !c.fp16.enabled;
+  if (layout.use_host_stepper(std::move(stepper), during_backward)) cpu_adam->set_external_host_steps(true);
 }
 
 }  // namespace
@@ -153,7 +176,7 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
     throw ConfigError(cat(cfg.source, ": optimizer: missing; add an \"optimizer\" section or pass "
                                       "InitializeOptions::optimizer"));
   }
-  if (offloaded) use_offload_optimizer(cfg, *optimizer, *layout);
+  if (offloaded) use_offload_optimizer(cfg, optimizer, *layout);
   DS_LOG_DIST(kInfo, "DeepSpeed Basic Optimizer = ", optimizer->name());
   if (const auto message = zero::optimizer_creation_message(cfg); !message.empty()) DS_LOG_DIST(kInfo, message);
   DS_LOG_DIST(kInfo, "DeepSpeed Final Optimizer = ", optimizer->name());

@@ -30,6 +30,11 @@ CpuAdam::CpuAdam(std::vector<ParamGroup> groups, CpuIsa isa) : Optimizer(std::mo
   }
 }
 
+namespace {
+// Counts are fp32 scalars, as DeepSpeed's.
+void advance_count(ParamState& s) { s.at("step").add_(1); }
+}  // namespace
+
 void CpuAdam::step() {
   at::NoGradGuard no_grad;
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
@@ -40,7 +45,11 @@ void CpuAdam::step() {
       const at::Tensor& p = groups_[gi].params[i];
       if (!p.grad().defined()) continue;
       if (p.device().is_cpu()) {
-        step_fused(gi, i, p.grad().contiguous(), copies_[gi][i], static_cast<float>(grad_scale_));
+        if (!layout_steps(gi, i)) {
+          step_fused(gi, i, p.grad().contiguous(), copies_[gi][i], static_cast<float>(grad_scale_));
+        } else if (!host_begun_) {
+          advance_count(state(gi, i));
+        }
       } else {
         if (grad_scale_ != 1.0) p.grad().mul_(grad_scale_);
         on_device.push_back(p);
@@ -49,7 +58,47 @@ void CpuAdam::step() {
     }
     fused_adam_step(on_device, device_states, groups_[gi].hyper);
   }
+  if (external_host_ && !host_begun_) host_scale_ = static_cast<float>(grad_scale_);
+  host_begun_ = false;
   grad_scale_ = 1.0;
+}
+
+void CpuAdam::begin_host_step() {
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    for (std::size_t i = 0; i < groups_[gi].params.size(); ++i) {
+      if (layout_steps(gi, i)) advance_count(state(gi, i));
+    }
+  }
+  host_scale_ = 1.0f;
+  host_begun_ = true;
+}
+
+void CpuAdam::step_host_range(std::size_t group, std::size_t index, std::int64_t offset, std::int64_t numel,
+                              const at::Tensor& grad) {
+  // Raw pointers, no views: the training thread may be attaching gradients to these tensors meanwhile.
+  const at::Tensor& p = groups_.at(group).params.at(index);
+  if (!layout_steps(group, index) || offset < 0 || numel < 0 || offset + numel > p.numel() || !grad.device().is_cpu() ||
+      !grad.is_contiguous() || grad.numel() != numel ||
+      (grad.scalar_type() != at::kFloat && grad.scalar_type() != at::kBFloat16 && grad.scalar_type() != at::kHalf)) {
+    throw std::invalid_argument("CpuAdam::step_host_range: needs a range of a CPU parameter with a 16-bit copy, "
+                                "and its contiguous CPU gradient");
+  }
+  const ParamState& s = state(group, index);
+  CpuAdamShard shard;
+  shard.params = p.data_ptr<float>() + offset;
+  shard.grads = grad.data_ptr();
+  shard.grad_type = grad.scalar_type() == at::kFloat      ? ElemType::kFloat32
+                    : grad.scalar_type() == at::kBFloat16 ? ElemType::kBFloat16
+                                                          : ElemType::kFloat16;
+  shard.exp_avg = s.at("exp_avg").data_ptr<float>() + offset;
+  shard.exp_avg_sq = s.at("exp_avg_sq").data_ptr<float>() + offset;
+  if (const at::Tensor& copy = copies_.at(group).at(index); copy.defined()) {
+    shard.param_copy = static_cast<char*>(copy.data_ptr()) + offset * 2;
+    shard.copy_type = copy.scalar_type() == at::kBFloat16 ? ElemType::kBFloat16 : ElemType::kFloat16;
+  }
+  shard.numel = static_cast<std::size_t>(numel);
+  shard.grad_scale = host_scale_;
+  cpu_adam_step(groups_[group].hyper, static_cast<std::int64_t>(s.at("step").item<float>()), shard, exec_);
 }
 
 void CpuAdam::step_fused(std::size_t group, std::size_t index, const at::Tensor& grad, const at::Tensor& param_copy,

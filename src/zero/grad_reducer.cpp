@@ -30,6 +30,7 @@ struct BucketReducer::GroupState {
   ShardBuffer landing;  // offload: pinned landing area of a host chunk's later micro-steps (accumulation)
   std::vector<char> fresh;  // per bucket: its host chunk holds nothing of this window yet
   std::vector<std::optional<c10::Event>> launched_at;  // CUDA offload: the compute stream when bucket b launched
+  std::vector<double> host_squared;  // offload, norms tracked: ‖host chunk b‖² of the boundary's gradient
   std::vector<int> pending;
   std::vector<char> counted;
   std::vector<comm::Work> works;
@@ -90,6 +91,7 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     state->launched.assign(nb, 0);
     state->launched_at.resize(nb);
     state->fresh.assign(nb, 1);
+    state->host_squared.assign(nb, 0.0);
     state_.push_back(std::move(state));
     for (std::size_t i = 0; i < group.params.size(); ++i) {
       Shared* shared = shared_.get();
@@ -158,6 +160,7 @@ void BucketReducer::prepare_backward(bool boundary) {
   attach_gradient_views();
   std::lock_guard<std::mutex> lock(shared_->mutex);
   armed_ = options_.reduction == Reduction::kReduceScatterEachMicroStep || boundary;
+  boundary_ = boundary;
   if (armed_ && sharded()) {
     for (std::size_t g = 0; g < groups_.size(); ++g) {
       if (!state_[g]->shard.defined()) state_[g]->shard = new_shard(*groups_[g]);
@@ -302,6 +305,21 @@ void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
   s.input[b] = at::Tensor();
   s.output[b] = at::Tensor();
   s.launched[b] = 0;
+  if (!boundary_) return;
+  if (squared_norm_) s.host_squared[b] = squared_norm_({chunk});
+  if (chunk_final_) chunk_final_(g, b);
+}
+
+at::Tensor BucketReducer::shard_chunk(std::size_t g, std::size_t b) const { return state_.at(g)->shard.chunk(b); }
+
+std::optional<double> BucketReducer::host_squared_norm(std::size_t g) const {
+  if (!squared_norm_) return std::nullopt;
+  const FlatGroup& group = *groups_.at(g);
+  std::optional<double> sum;
+  for (std::size_t b = 0; b < group.plan.buckets.size(); ++b) {
+    if (placement_.on_host(group, b)) sum = sum.value_or(0.0) + state_[g]->host_squared[b];
+  }
+  return sum;
 }
 
 void BucketReducer::finish_backward() {

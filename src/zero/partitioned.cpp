@@ -58,6 +58,7 @@ PartitionedStrategy::PartitionedStrategy(LayoutInputs in, PartitionOptions parti
 PartitionedStrategy::~PartitionedStrategy() { detach(); }
 
 void PartitionedStrategy::begin_backward(bool boundary) {
+  before_backward(boundary);
   reducer_->prepare_backward(boundary);
   partitioned_->begin_backward();
 }
@@ -68,6 +69,7 @@ void PartitionedStrategy::end_backward() {
 }
 
 void PartitionedStrategy::after_optimizer_step() {
+  queue_host_steps();
   at::NoGradGuard no_grad;
   const auto& groups = masters_->groups();
   for (std::size_t g = 0; g < groups.size(); ++g) {

@@ -27,6 +27,7 @@ ShardedStrategy::~ShardedStrategy() { detach(); }
 void ShardedStrategy::after_optimizer_step() {
   // Each rank refreshes its own chunk of every bucket, then every bucket is all-gathered (all in flight at
   // once; a rank's input is a copy because Gloo does not accept an input aliasing the output).
+  queue_host_steps();
   at::NoGradGuard no_grad;
   std::vector<comm::Work> works;
   std::vector<at::Tensor> inputs;

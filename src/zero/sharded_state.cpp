@@ -1,5 +1,7 @@
 // What ZeRO stages 1–3 share: fp32 master shards updated by the optimizer, gradient shards from the reducer,
 // their placement (device, or host under ZeRO-Offload), and their per-rank checkpoint.
+#include <future>
+
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
@@ -42,6 +44,7 @@ std::int64_t ShardedStateStrategy::host_bytes() const {
 }
 
 void ShardedStateStrategy::detach() {
+  step_worker_.reset();  // finishes a queued update before the buffers it writes go
   reducer_.reset();
   masters_.reset();
 }
@@ -74,9 +77,97 @@ std::vector<at::Tensor> ShardedStateStrategy::optimizer_gradients() {
   return masters_->attach_gradients(reducer_->shards(), fused_cpu_optimizer_);
 }
 
+bool ShardedStateStrategy::use_host_stepper(HostStepper stepper, bool during_backward) {
+  if (!fused_cpu_optimizer_ || !placement_.offloads()) return false;
+  const auto& groups = masters_->groups();
+  bool any = false;
+  for (const auto* group : groups) any = any || placement_.on_host(*group, 0);
+  if (!any) return false;
+  stepper_ = std::move(stepper);
+  step_during_backward_ = during_backward;
+  // Each piece's position in its optimizer param group's tensor list (optimizer_indices() counts across groups).
+  std::vector<std::size_t> next;
+  optimizer_index_.clear();
+  for (const auto* group : groups) {
+    if (next.size() <= group->optimizer_group) next.resize(group->optimizer_group + 1, 0);
+    std::vector<std::size_t> pieces;
+    for (std::size_t p = 0; p < masters_->buffers()[optimizer_index_.size()].pieces().size(); ++p) {
+      pieces.push_back(next[group->optimizer_group]++);
+    }
+    optimizer_index_.push_back(std::move(pieces));
+  }
+  host_steps_.assign(groups.size(), {});
+  for (std::size_t g = 0; g < groups.size(); ++g) host_steps_[g].resize(groups[g]->plan.buckets.size());
+  step_worker_ = std::make_unique<SerialWorker>();
+  if (during_backward) {
+    // On the landing thread, after the chunk's last micro-step landed; stepping_in_backward_ was set before
+    // this backward began and the previous window's landings were drained.
+    reducer_->on_host_chunk_final([this](std::size_t g, std::size_t b) {
+      if (stepping_in_backward_) queue_host_step(g, b, reducer_->shard_chunk(g, b));
+    });
+  }
+  return true;
+}
+
+void ShardedStateStrategy::before_backward(bool boundary) {
+  stepping_in_backward_ = false;
+  if (!stepper_ || !step_during_backward_ || !boundary || !fused_cpu_optimizer_) return;
+  // The updates below rewrite the 16-bit copies the last step uploaded from.
+  if (uploads_done_) uploads_done_->synchronize();
+  stepper_->begin_during_backward();
+  stepping_in_backward_ = true;
+}
+
+void ShardedStateStrategy::queue_host_steps() {
+  if (!stepper_ || !fused_cpu_optimizer_) return;
+  if (stepping_in_backward_) {  // queued as they landed
+    stepping_in_backward_ = false;
+    return;
+  }
+  const auto& groups = masters_->groups();
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    for (std::size_t b = 0; b < groups[g]->plan.buckets.size(); ++b) {
+      if (placement_.on_host(*groups[g], b)) queue_host_step(g, b, reducer_->shard_chunk(g, b));
+    }
+  }
+}
+
+void ShardedStateStrategy::queue_host_step(std::size_t g, std::size_t b, const at::Tensor& grad) {
+  const FlatGroup& group = *masters_->groups()[g];
+  const auto& pieces = masters_->buffers()[g].pieces();
+  std::size_t p = 0;
+  while (b >= pieces.at(p).end_bucket) ++p;
+  const auto& bucket = group.plan.buckets[b];
+  auto task = std::make_shared<std::packaged_task<void()>>(
+      [range = stepper_->range, og = group.optimizer_group, oi = optimizer_index_[g][p],
+       offset = bucket.shard_offset - pieces[p].begin, numel = bucket.chunk, grad] {
+        at::NoGradGuard no_grad;
+        range(og, oi, offset, numel, grad);
+      });
+  host_steps_[g][b] = task->get_future().share();
+  step_worker_->submit([task] { (*task)(); });
+}
+
+double ShardedStateStrategy::squared_gradient_norm(const std::vector<at::Tensor>& grads, const SquaredNorm& squared_norm) {
+  // grads are optimizer_gradients()'s: one per piece of each group's masters, in order.
+  std::vector<at::Tensor> rest;
+  double tracked = 0.0;
+  std::size_t k = 0;
+  for (std::size_t g = 0; g < masters_->groups().size(); ++g) {
+    const auto host = reducer_->host_squared_norm(g);
+    for (const auto& piece : masters_->buffers()[g].pieces()) {
+      if (piece.host && host) tracked += *host;
+      else rest.push_back(grads.at(k));
+      ++k;
+    }
+  }
+  return tracked + (rest.empty() ? 0.0 : squared_norm(rest));
+}
+
 at::Tensor ShardedStateStrategy::updated_chunk(std::size_t g, std::size_t b, const at::TensorOptions& options) const {
   const FlatGroup& group = *masters_->groups()[g];
   if (fused_cpu_optimizer_ && placement_.on_host(group, b)) {
+    if (stepper_) host_steps_[g][b].get();  // this bucket's update (rethrows its error)
     return param_copies_[g].chunk(b).to(options, /*non_blocking=*/true, /*copy=*/true);
   }
   return masters_->buffers()[g].chunk(b).to(options, /*non_blocking=*/false, /*copy=*/true);

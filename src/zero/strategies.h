@@ -2,6 +2,7 @@
 // Internal: the ZeRO layouts (include/deepspeed/zero/strategy.h has the contract), each composed of the same
 // parts — flat groups, a gradient reducer, master weights, and at stage 3 the partitioned parameters.
 // make_strategy() (strategy_factory.cpp) is the only place that picks one.
+#include <future>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "deepspeed/zero/partitioned_params.h"
 #include "deepspeed/zero/placement.h"
 #include "deepspeed/zero/strategy.h"
+#include "src/zero/serial_worker.h"
 #include "src/zero/shard_checkpoint.h"
 
 namespace deepspeed::zero {
@@ -70,6 +72,9 @@ class ShardedStateStrategy : public Strategy {
   std::vector<std::vector<at::Tensor>> optimizer_params() const override;
   std::vector<std::vector<at::Tensor>> optimizer_param_copies() const override;
   void fused_cpu_optimizer(bool on) override { fused_cpu_optimizer_ = on; }
+  bool use_host_stepper(HostStepper stepper, bool during_backward) override;
+  void track_host_norms(SquaredNorm squared_norm) override { reducer_->track_host_norms(std::move(squared_norm)); }
+  double squared_gradient_norm(const std::vector<at::Tensor>& grads, const SquaredNorm& squared_norm) override;
   std::int64_t host_bytes() const override;
   std::vector<at::Tensor> optimizer_gradients() override;
   void end_step() override;
@@ -97,6 +102,11 @@ class ShardedStateStrategy : public Strategy {
   /// memory: call uploads_enqueued() once every chunk of the step is asked for.
   at::Tensor updated_chunk(std::size_t g, std::size_t b, const at::TensorOptions& options) const;
   void uploads_enqueued();
+  /// Both run by the derived layouts: before the reducer's prepare_backward (an update during backward is
+  /// armed on the boundary), and first thing after the optimizer step (the host buckets not yet updated are
+  /// queued, in the order updated_chunk() will ask for them).
+  void before_backward(bool boundary);
+  void queue_host_steps();
   ShardLayout shard_layout() const;
 
   std::size_t num_optimizer_groups_;
@@ -107,6 +117,17 @@ class ShardedStateStrategy : public Strategy {
   std::vector<ShardBuffer> param_copies_;  // per group: 16-bit host copies of the host chunks (offload)
   bool fused_cpu_optimizer_ = false;
   std::optional<c10::Event> uploads_done_;  // the CPU optimizer must not rewrite a copy still being uploaded
+
+ private:
+  /// Queues the update of host bucket b of group g on step_worker_; updated_chunk(g, b) waits for it.
+  void queue_host_step(std::size_t g, std::size_t b, const at::Tensor& grad);
+
+  std::optional<HostStepper> stepper_;
+  bool step_during_backward_ = false;
+  bool stepping_in_backward_ = false;  // this window's host buckets are queued as they land
+  std::vector<std::vector<std::size_t>> optimizer_index_;  // per group, per master piece: its optimizer tensor
+  std::vector<std::vector<std::shared_future<void>>> host_steps_;  // per group, per bucket: this step's update
+  std::unique_ptr<SerialWorker> step_worker_;
 };
 
 /// Stages 1 and 2: the sharded state over flat groups of the whole model, whose weights stay replicated: after
@@ -117,7 +138,10 @@ class ShardedStrategy final : public ShardedStateStrategy {
   ShardedStrategy(int stage, LayoutInputs in);
   ~ShardedStrategy() override;
 
-  void begin_backward(bool boundary) override { reducer_->prepare_backward(boundary); }
+  void begin_backward(bool boundary) override {
+    before_backward(boundary);
+    reducer_->prepare_backward(boundary);
+  }
   void end_backward() override { reducer_->finish_backward(); }
   void after_optimizer_step() override;
   void adopt_parameter_values(std::size_t u) override;

@@ -22,6 +22,20 @@ for dtype in fp32 bf16 fp16; do
   done
 done
 
+# The pipelined host update (each bucket's upload overlapping the next bucket's update; without clipping, each
+# bucket updated during backward as soon as its gradient is final) against the reference (each host shard
+# updated whole after backward, DS_REFERENCE_OFFLOAD_STEP=1): the same updates, bit for bit.
+for clip in 0 0.05; do
+  for ratio in 1 0.5; do
+    common=(--steps 5 --micro 2 --gas 3 --clip "$clip" --stage "$stage" --dtype bf16 --offload "$ratio")
+    offload_launch "${common[@]}" --out "$work/pipelined.pt" || { fail "pipelined clip $clip ratio $ratio"; continue; }
+    DS_REFERENCE_OFFLOAD_STEP=1 offload_launch "${common[@]}" --out "$work/reference.pt" \
+      || { fail "reference clip $clip ratio $ratio"; continue; }
+    compare "stage $stage clip $clip ratio $ratio: pipelined host step vs reference (exact)" "$work/pipelined.pt" \
+      "$work/reference.pt" 0
+  done
+done
+
 # Partial offload: the leading half of every group's shard on the host, the rest stepped on the device.
 offload_launch --steps 5 --micro 2 --gas 2 --clip 0.05 --stage "$stage" --dtype bf16 --out "$work/device.pt" || fail "ratio runs"
 for ratio in 0 0.5; do

@@ -111,14 +111,36 @@ class CpuAdam : public Optimizer {
   /// into: contiguous CPU bf16/fp16 of the parameter's numel.
   void set_param_copy(std::size_t group, std::size_t index, at::Tensor copy);
 
+  /// ZeRO-Offload's layout steps the CPU tensors that have a 16-bit copy itself, range by range from its
+  /// worker thread (zero::HostStepper): step() then updates only the others (a partial offload's) and, for
+  /// those, advances their step counts and keeps the gradient scale for the ranges that follow — unless
+  /// begin_host_step() already did so for this step.
+  void set_external_host_steps(bool on) { external_host_ = on; }
+  /// For an update the layout runs during backward, before step(): advances the CPU tensors' counts now, with
+  /// gradient scale 1 for the ranges.
+  void begin_host_step();
+  /// Updates elements [offset, offset + numel) of CPU tensor (group, index) from `grad` (those elements'
+  /// gradient: fp32/bf16/fp16, contiguous CPU) with the step count and hyper-parameters in force, writing the
+  /// registered copy's elements too. Ranges of one step may run concurrently with each other and with step()'s
+  /// device work; not with set_param_copy() or a state load.
+  void step_host_range(std::size_t group, std::size_t index, std::int64_t offset, std::int64_t numel,
+                       const at::Tensor& grad);
+
   CpuIsa isa() const { return exec_.isa; }
   /// Threads are OpenMP's; `parallel=false` keeps each step on the calling thread.
   void set_parallel(bool parallel) { exec_.parallel = parallel; }
 
  private:
+  bool layout_steps(std::size_t group, std::size_t index) const {
+    return external_host_ && copies_.at(group).at(index).defined();
+  }
+
   CpuAdamExec exec_;
   std::vector<std::vector<at::Tensor>> copies_;
   double grad_scale_ = 1.0;  // for the next step() only
+  bool external_host_ = false;
+  bool host_begun_ = false;  // begin_host_step() ran for the coming step()
+  float host_scale_ = 1.0f;  // the gradient scale of the current step's ranges
 };
 
 }  // namespace deepspeed::optim

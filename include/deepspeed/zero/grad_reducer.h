@@ -101,6 +101,21 @@ class BucketReducer : public GradientReducer {
   /// Called from the parameter hooks (autograd's thread).
   void on_gradient_ready(std::size_t group, std::size_t index);
 
+  /// Offload: ‖chunk‖² of every host chunk is computed with `squared_norm` by the landing thread once the
+  /// boundary's gradient is complete, while backward goes on, instead of in a pass over the host gradients at
+  /// step time. Set before the first backward.
+  void track_host_norms(std::function<double(const std::vector<at::Tensor>&)> squared_norm) {
+    squared_norm_ = std::move(squared_norm);
+  }
+  /// After the boundary's finish_backward(): the sum of ‖chunk‖² over group g's host chunks, summed in bucket
+  /// order (the same value for any timing); nullopt when norms are not tracked or g has no host chunk.
+  std::optional<double> host_squared_norm(std::size_t group) const;
+  /// Bucket b's chunk of group g's gradient shard (its host chunk under offload).
+  at::Tensor shard_chunk(std::size_t group, std::size_t bucket) const;
+  /// Offload: called on the landing thread once bucket b of group g holds the boundary's complete gradient on
+  /// the host (its accumulation window closed), in landing order. Set before the first backward.
+  void on_host_chunk_final(std::function<void(std::size_t, std::size_t)> callback) { chunk_final_ = std::move(callback); }
+
  private:
   struct GroupState;
   struct Shared;
@@ -125,7 +140,10 @@ class BucketReducer : public GradientReducer {
   std::shared_ptr<Shared> shared_;  // what the hooks hold
   bool armed_ = false;
   std::size_t next_group_ = 0, next_bucket_ = 0;
+  bool boundary_ = false;  // this backward closes an accumulation window
   std::function<void(std::size_t)> group_done_;
+  std::function<double(const std::vector<at::Tensor>&)> squared_norm_;
+  std::function<void(std::size_t, std::size_t)> chunk_final_;
   std::optional<c10::Stream> copy_stream_;  // CUDA: where host-bound chunks are copied
   std::unique_ptr<SerialWorker> worker_;    // offload only
 };

@@ -44,6 +44,24 @@
 
 namespace deepspeed::zero {
 
+/// ‖t‖² summed over tensors (the engine passes optim::squared_l2_norm; zero does not depend on optim).
+using SquaredNorm = std::function<double(const std::vector<at::Tensor>&)>;
+
+/// ZeRO-Offload's CPU optimizer as an offloaded layout drives it: range by range, bucket by bucket, so that one
+/// bucket's upload overlaps the next bucket's update and, when nothing makes the update wait for the global
+/// gradient norm, each bucket is updated as soon as its gradient is complete on the host while backward goes
+/// on. The engine builds one from DeepSpeedCPUAdam.
+struct HostStepper {
+  /// Once per step, before its first range, when the update runs during backward (gradient scale 1): the
+  /// optimizer's step counts advance. (After a normal optimizer step the optimizer has done this itself.)
+  std::function<void()> begin_during_backward;
+  /// Updates elements [offset, offset + numel) of the optimizer's tensor `index` in param group `group` from
+  /// `grad` (those elements' gradient), writing their 16-bit copies too. Runs on the layout's worker thread.
+  std::function<void(std::size_t group, std::size_t index, std::int64_t offset, std::int64_t numel,
+                     const at::Tensor& grad)>
+      range;
+};
+
 class Strategy : public checkpoint::Stateful {
  public:
   ~Strategy() override;
@@ -59,6 +77,18 @@ class Strategy : public checkpoint::Stateful {
   /// offloaded masters' 16-bit gradients as they are. The layout then uploads the copies after each step and
   /// skips converting either.
   virtual void fused_cpu_optimizer(bool on) {}
+  /// With offload and fused_cpu_optimizer: the layout steps the host masters itself through `stepper` (the
+  /// optimizer's step() leaves them alone); `during_backward`: the update does not depend on the global norm
+  /// (no clipping, no fp16 loss scaling), so each host bucket is updated as soon as its gradient is final.
+  /// Returns false when the layout has nothing on the host (the optimizer steps everything itself).
+  virtual bool use_host_stepper(HostStepper stepper, bool during_backward) { return false; }
+  /// Offload: ‖g‖² of the host gradients is computed while they land (BucketReducer::track_host_norms).
+  virtual void track_host_norms(SquaredNorm squared_norm) {}
+  /// ‖g‖² of this rank's optimizer_gradients() `grads` (before sum_over_shards): `squared_norm(grads)`, or
+  /// with tracked host norms, those plus `squared_norm` of the rest.
+  virtual double squared_gradient_norm(const std::vector<at::Tensor>& grads, const SquaredNorm& squared_norm) {
+    return squared_norm(grads);
+  }
 
   // ---- the training step
   /// Before the model's forward (stage 3: the root unit is gathered). Collective.

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Run ON a one-GPU machine (carry .devdeps): where an offloaded step's time goes (issue #12). The host's CPU Adam
+# bandwidth (bench/cpu_adam_bench), then the 3.8B preset at stage 2 + offload_optimizer with wall_clock_breakdown
+# (DeepSpeed's fwd/bwd/step and optimizer_gradients/_step/_allgather lines), with and without clipping.
+# Everything under $OUT comes back as one archive, all.tgz.
+#   CLIPS="1.0 0" GASES="1" STAGES=2 IMPLS=ours STEPS=3 WARMUP=2 bash scripts/device/offload_profile.sh
+# CHECK=1 first runs the offload GPU tests (ctest -R offload -L gpu); ADAM_BENCH=0 skips cpu_adam_bench;
+# IMPLS="deepspeed" runs DeepSpeed 0.19.8 (carry .whl) on the same configs.
+set -uo pipefail
+source "$(dirname "$0")/env.sh"
+STEPS=${STEPS:-3} WARMUP=${WARMUP:-2} CLIPS=${CLIPS:-1.0 0} GASES=${GASES:-1} STAGES=${STAGES:-2}
+IMPLS=${IMPLS:-ours}
+describe_machine
+bash scripts/device/build.sh gpt2 deepspeed_launcher deepspeed_estimate cpu_adam_bench >"$out/build.log" 2>&1 \
+  || { cat "$out/build.log"; exit 1; }
+stamp "built"
+free -g | head -2
+if [ "${CHECK:-0}" = 1 ]; then
+  (cd build-dev && ctest -R offload -L gpu --output-on-failure >"$out/ctest_offload.log" 2>&1)
+  grep -E "ok: |FAIL|tests passed|Failed|Passed" "$out/ctest_offload.log" | head -24
+  stamp "offload GPU tests"
+fi
+if [ "${ADAM_BENCH:-1}" = 1 ]; then
+  build-dev/bench/cpu_adam_bench --threads "$(nproc)" --sizes 128M,1G --iters 3 >"$out/cpu_adam_bench.txt" 2>&1
+  tail -20 "$out/cpu_adam_bench.txt"
+  stamp "cpu_adam_bench"
+fi
+offload='{"offload_optimizer": {"device": "cpu", "pin_memory": true, "ratio": 1}}'
+for clip in $CLIPS; do
+  cfg=/tmp/ds_clip_$clip.json
+  python3 - "$clip" "$cfg" <<'PY'
+import json, sys
+c = json.load(open("examples/gpt2/ds_config_124M.json"))
+c["gradient_clipping"] = float(sys.argv[1]); c["wall_clock_breakdown"] = True
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+  for gas in $GASES; do
+    for stage in $STAGES; do
+      name=s${stage}_clip${clip}_gas$gas
+      extra=$offload; [ "$stage" = 0 ] && extra=""
+      env OUT=/tmp/$name MODELS=${MODEL:-3.8B} GPUS=1 STEPS=$STEPS WARMUP=$WARMUP AC_3_8B=1 RUN_TIMEOUT=${RUN_TIMEOUT:-200} \
+        BUDGET_S=900 IMPLS="$IMPLS" DS_1GPU=1 GAS=$gas STAGES_1GPU=$stage ZERO_EXTRA="$extra" DS_CONFIG=$cfg \
+        bash bench/run_gpt2_suite.sh 2>&1 | grep -E "^\[" | tail -4
+      cat /tmp/$name/results.jsonl >>"$out/results.jsonl"
+      cp /tmp/$name/runs.log "$out/runs_$name.log"
+      grep -E "time \(ms\)|Model states|step=" /tmp/$name/runs.log | tail -14
+    done
+  done
+done
+[ -s "$out/results.jsonl" ] && python3 bench/gpt2_suite_tools.py table "$out/results.jsonl" | tee "$out/table.md" | tail -10
+stamp "done"
+cd "$out" && tar czf /tmp/all.tgz . && rm -rf "$out"/* && mv /tmp/all.tgz "$out/all.tgz"
