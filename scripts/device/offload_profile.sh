@@ -4,6 +4,7 @@
 # (DeepSpeed's fwd/bwd/step and optimizer_gradients/_step/_allgather lines), with and without clipping.
 # Everything under $OUT comes back as one archive, all.tgz.
 #   CLIPS="1.0 0" GASES="1" STAGES=2 IMPLS=ours STEPS=3 WARMUP=2 bash scripts/device/offload_profile.sh
+# BREAKDOWN=0 leaves wall_clock_breakdown off (its timers synchronise the device between phases).
 # CHECK=1 first runs the offload GPU tests (ctest -R offload -L gpu); ADAM_BENCH=0 skips cpu_adam_bench;
 # IMPLS="deepspeed" runs DeepSpeed 0.19.8 (carry .whl) on the same configs.
 set -uo pipefail
@@ -26,25 +27,26 @@ if [ "${ADAM_BENCH:-1}" = 1 ]; then
   stamp "cpu_adam_bench"
 fi
 offload='{"offload_optimizer": {"device": "cpu", "pin_memory": true, "ratio": 1}}'
-for clip in $CLIPS; do
+# RUNS="clip:gas ..." picks single pairs instead of CLIPS × GASES.
+pairs=${RUNS:-$(for c in $CLIPS; do for g in $GASES; do echo -n "$c:$g "; done; done)}
+for pair in $pairs; do
+  clip=${pair%%:*} gas=${pair##*:}
   cfg=/tmp/ds_clip_$clip.json
-  python3 - "$clip" "$cfg" <<'PY'
+  python3 - "$clip" "$cfg" "${BREAKDOWN:-1}" <<'PY'
 import json, sys
 c = json.load(open("examples/gpt2/ds_config_124M.json"))
-c["gradient_clipping"] = float(sys.argv[1]); c["wall_clock_breakdown"] = True
+c["gradient_clipping"] = float(sys.argv[1]); c["wall_clock_breakdown"] = sys.argv[3] == "1"
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 PY
-  for gas in $GASES; do
-    for stage in $STAGES; do
-      name=s${stage}_clip${clip}_gas$gas
-      extra=$offload; [ "$stage" = 0 ] && extra=""
-      env OUT=/tmp/$name MODELS=${MODEL:-3.8B} GPUS=1 STEPS=$STEPS WARMUP=$WARMUP AC_3_8B=1 RUN_TIMEOUT=${RUN_TIMEOUT:-200} \
-        BUDGET_S=900 IMPLS="$IMPLS" DS_1GPU=1 GAS=$gas STAGES_1GPU=$stage ZERO_EXTRA="$extra" DS_CONFIG=$cfg \
-        bash bench/run_gpt2_suite.sh 2>&1 | grep -E "^\[" | tail -4
-      cat /tmp/$name/results.jsonl >>"$out/results.jsonl"
-      cp /tmp/$name/runs.log "$out/runs_$name.log"
-      grep -E "time \(ms\)|Model states|step=" /tmp/$name/runs.log | tail -14
-    done
+  for stage in $STAGES; do
+    name=s${stage}_clip${clip}_gas$gas
+    extra=$offload; [ "$stage" = 0 ] && extra=""
+    env OUT=/tmp/$name MODELS=${MODEL:-3.8B} GPUS=1 STEPS=$STEPS WARMUP=$WARMUP AC_3_8B=1 RUN_TIMEOUT=${RUN_TIMEOUT:-200} \
+      BUDGET_S=900 IMPLS="$IMPLS" DS_1GPU=1 GAS=$gas STAGES_1GPU=$stage ZERO_EXTRA="$extra" DS_CONFIG=$cfg \
+      bash bench/run_gpt2_suite.sh 2>&1 | grep -E "^\[" | tail -4
+    cat /tmp/$name/results.jsonl >>"$out/results.jsonl"
+    cp /tmp/$name/runs.log "$out/runs_$name.log"
+    grep -E "time \(ms\)|Model states|step=" /tmp/$name/runs.log | tail -14
   done
 done
 [ -s "$out/results.jsonl" ] && python3 bench/gpt2_suite_tools.py table "$out/results.jsonl" | tee "$out/table.md" | tail -10
