@@ -34,4 +34,11 @@ launch 2 --steps 2 --micro 4 --gas 1 --out "$work/params_off.pt" || { cat "$work
 [ -z "$(ls -A "$work/off")" ] && ok "no files without monitors" || { ls -la "$work/off"; fail "files written without monitors"; }
 grep -q "Comm. Op" "$work/log" && fail "comms summary without comms_logger" || ok "no comms summary when off"
 
+# At ZeRO stages 1-3 wall_clock_breakdown adds DeepSpeed's ZeRO optimizer timers after each optimizer step.
+mkdir -p "$work/z2" && cd "$work/z2"
+launch 2 --steps 3 --micro 2 --stage 2 --monitor-dir "$work/mon_z2" || { cat "$work/log"; fail "stage 2 run"; }
+timer_lines=$(grep -cE '\] time \(ms\) \| optimizer_allgather: [0-9.]+ \| optimizer_gradients: [0-9.]+ \| optimizer_step: [0-9.]+$' "$work/log")
+[ "$timer_lines" = 3 ] && ok "stage 2: one optimizer timer line per step (rank 0)" \
+  || { grep "time (ms)" "$work/log"; fail "stage 2: $timer_lines optimizer timer lines, expected 3"; }
+
 [ "$failures" -eq 0 ] || { echo "$failures failure(s)"; exit 1; }

@@ -15,6 +15,8 @@ namespace {
 
 const std::vector<std::int64_t> kLengths = {1, 7, 15, 17, 33, 1031, 100003};
 
+at::Tensor grads_of_one() { return torch::zeros({1}); }
+
 std::vector<CpuIsa> supported_isas() {
   std::vector<CpuIsa> out;
   for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
@@ -282,6 +284,58 @@ TEST(CpuAdamTest, OptimizerInterfaceWithHalfGradsAndRegisteredCopy) {
   EXPECT_EQ(opt.state(0, 0).at("step").item<float>(), 11.0f);
   EXPECT_EQ(opt.state(0, 1).at("step").item<float>(), 10.0f);
   EXPECT_TRUE(same_bits(copy16, params[0].to(at::kHalf)));
+}
+
+// ZeRO-Offload's pipelined update: the layout steps the tensors with a copy itself, range by range and in any
+// order, after step() (which advanced their counts and kept the clipping factor) or after begin_host_step()
+// (an update during backward, factor 1). Each element gets exactly the whole-tensor update.
+TEST(CpuAdamTest, HostRangesEqualWholeSteps) {
+  const auto h = hyper(1e-2, 0.1, true);
+  auto params = make_params(31);
+  auto whole_params = params;
+  for (auto& p : whole_params) p = p.clone();
+  std::vector<at::Tensor> copies, whole_copies;
+  optim::CpuAdam ranged({optim::ParamGroup{params, h}}), whole({optim::ParamGroup{whole_params, h}});
+  // Parameter 0 has no copy: it stays the optimizer's own (a partial offload's device piece).
+  for (std::size_t i = 1; i < params.size(); ++i) {
+    copies.push_back(torch::zeros_like(params[i], at::kBFloat16));
+    whole_copies.push_back(torch::zeros_like(params[i], at::kBFloat16));
+    ranged.set_param_copy(0, i, copies.back());
+    whole.set_param_copy(0, i, whole_copies.back());
+  }
+  ranged.set_external_host_steps(true);
+  for (std::int64_t step = 1; step <= 6; ++step) {
+    const bool during_backward = step % 2 == 0;
+    const double factor = during_backward ? 1.0 : 0.37;
+    std::vector<at::Tensor> grads;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      grads.push_back(torch::randn_like(params[i]).to(at::kBFloat16));
+      params[i].mutable_grad() = grads[i];
+      whole_params[i].mutable_grad() = grads[i];
+    }
+    if (during_backward) ranged.begin_host_step();
+    ranged.take_gradient_scale(factor);
+    ranged.step();
+    whole.take_gradient_scale(factor);
+    whole.step();
+    for (std::size_t i = params.size() - 1; i >= 1; --i) {  // ranges back to front, three per tensor
+      const std::int64_t n = params[i].numel(), a = n / 3, b = 2 * n / 3;
+      for (auto [lo, hi] : {std::pair{b, n}, std::pair{std::int64_t{0}, a}, std::pair{a, b}}) {
+        if (hi > lo) ranged.step_host_range(0, i, lo, hi - lo, grads[i].narrow(0, lo, hi - lo).contiguous());
+      }
+    }
+  }
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    EXPECT_TRUE(same_bits(params[i], whole_params[i])) << "param " << i;
+    EXPECT_EQ(ranged.state(0, i).at("step").item<float>(), 6.0f);
+    EXPECT_TRUE(same_bits(ranged.state(0, i).at("exp_avg_sq"), whole.state(0, i).at("exp_avg_sq")));
+    if (i > 0) EXPECT_TRUE(same_bits(copies[i - 1], whole_copies[i - 1])) << "copy " << i;
+  }
+  // A tensor the optimizer steps itself, a range past the end, a gradient of the wrong size: refused.
+  EXPECT_THROW(ranged.step_host_range(0, 0, 0, 1, grads_of_one()), std::invalid_argument);
+  EXPECT_THROW(ranged.step_host_range(0, 1, 0, params[1].numel() + 1, torch::zeros({params[1].numel() + 1})),
+               std::invalid_argument);
+  EXPECT_THROW(ranged.step_host_range(0, 1, 0, 1, torch::zeros({2})), std::invalid_argument);
 }
 
 TEST(CpuAdamTest, RejectsWhatItCannotRun) {
