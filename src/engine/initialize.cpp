@@ -96,12 +96,12 @@ void use_offload_optimizer(const config::Config& c, const std::shared_ptr<optim:
   // update; when nothing makes the update wait for the global gradient norm (no clipping, no fp16 overflow
   // check), each bucket is updated as soon as its gradient is final on the host, while backward goes on.
   // Either way every update is the one a whole-step update would make, bit for bit.
+  if (reference) return;
   zero::HostStepper stepper{
       [cpu_adam] { cpu_adam->begin_host_step(); },
       [cpu_adam](std::size_t g, std::size_t i, std::int64_t offset, std::int64_t numel, const at::Tensor& grad) {
         cpu_adam->step_host_range(g, i, offset, numel, grad);
       }};
-  if (reference) return;
   const bool during_backward = c.gradient_clipping <= 0.0 && !c.fp16.enabled;
   if (layout.use_host_stepper(std::move(stepper), during_backward)) cpu_adam->set_external_host_steps(true);
 }
