@@ -4,7 +4,7 @@
 # (DeepSpeed's fwd/bwd/step and optimizer_gradients/_step/_allgather lines), with and without clipping.
 # Everything under $OUT comes back as one archive, all.tgz.
 #   CLIPS="1.0 0" GASES="1" STAGES=2 IMPLS=ours STEPS=3 WARMUP=2 bash scripts/device/offload_profile.sh
-# BREAKDOWN=0 leaves wall_clock_breakdown off (its timers synchronise the device between phases).
+# RATIO (1) is offload_optimizer.ratio. BREAKDOWN=0 leaves wall_clock_breakdown off (its timers synchronise the device between phases).
 # CHECK=1 first runs the offload GPU tests (ctest -R offload -L gpu); ADAM_BENCH=0 skips cpu_adam_bench;
 # IMPLS="deepspeed" runs DeepSpeed 0.19.8 (carry .whl) on the same configs.
 set -uo pipefail
@@ -26,7 +26,7 @@ if [ "${ADAM_BENCH:-1}" = 1 ]; then
   tail -20 "$out/cpu_adam_bench.txt"
   stamp "cpu_adam_bench"
 fi
-offload='{"offload_optimizer": {"device": "cpu", "pin_memory": true, "ratio": 1}}'
+offload="{\"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true, \"ratio\": ${RATIO:-1}}}"
 # RUNS="clip:gas ..." picks single pairs instead of CLIPS × GASES.
 pairs=${RUNS:-$(for c in $CLIPS; do for g in $GASES; do echo -n "$c:$g "; done; done)}
 for pair in $pairs; do
