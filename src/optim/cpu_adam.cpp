@@ -78,8 +78,7 @@ void CpuAdam::step_host_range(std::size_t group, std::size_t index, std::int64_t
   // Raw pointers, no views: the training thread may be attaching gradients to these tensors meanwhile.
   const at::Tensor& p = groups_.at(group).params.at(index);
   if (!layout_steps(group, index) || offset < 0 || numel < 0 || offset + numel > p.numel() || !grad.device().is_cpu() ||
-      !grad.is_contiguous() || grad.numel() != numel ||
-      (grad.scalar_type() != at::kFloat && grad.scalar_type() != at::kBFloat16 && grad.scalar_type() != at::kHalf)) {
+      !grad.is_contiguous() || grad.numel() != numel) {
     throw std::invalid_argument("CpuAdam::step_host_range: needs a range of a CPU parameter with a 16-bit copy, "
                                 "and its contiguous CPU gradient");
   }
@@ -87,14 +86,12 @@ void CpuAdam::step_host_range(std::size_t group, std::size_t index, std::int64_t
   CpuAdamShard shard;
   shard.params = p.data_ptr<float>() + offset;
   shard.grads = grad.data_ptr();
-  shard.grad_type = grad.scalar_type() == at::kFloat      ? ElemType::kFloat32
-                    : grad.scalar_type() == at::kBFloat16 ? ElemType::kBFloat16
-                                                          : ElemType::kFloat16;
+  shard.grad_type = elem_type_of(grad, "grad", /*allow_fp32=*/true);
   shard.exp_avg = s.at("exp_avg").data_ptr<float>() + offset;
   shard.exp_avg_sq = s.at("exp_avg_sq").data_ptr<float>() + offset;
   if (const at::Tensor& copy = copies_.at(group).at(index); copy.defined()) {
     shard.param_copy = static_cast<char*>(copy.data_ptr()) + offset * 2;
-    shard.copy_type = copy.scalar_type() == at::kBFloat16 ? ElemType::kBFloat16 : ElemType::kFloat16;
+    shard.copy_type = elem_type_of(copy, "param_copy", /*allow_fp32=*/false);
   }
   shard.numel = static_cast<std::size_t>(numel);
   shard.grad_scale = host_scale_;

@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 
 #include "deepspeed/optim/cpu_adam.h"
+#include "src/optim/adam_internal.h"
 #include "src/optim/cpu_adam_kernels.h"
 
 namespace deepspeed::optim {
@@ -69,6 +70,15 @@ detail::AdamKernel select_kernel(CpuIsa isa, detail::GradKind g, detail::CopyKin
 
 std::size_t elem_bytes(ElemType t) { return t == ElemType::kFloat32 ? 4 : 2; }
 
+void check_buffer(const at::Tensor& t, const char* what, std::int64_t numel) {
+  if (!t.defined() || !t.device().is_cpu() || !t.is_contiguous() || t.numel() != numel) {
+    throw std::invalid_argument(std::string("cpu_adam_step: ") + what +
+                                " must be a contiguous CPU tensor with the parameter's numel");
+  }
+}
+
+}  // namespace
+
 ElemType elem_type_of(const at::Tensor& t, const char* what, bool allow_fp32) {
   switch (t.scalar_type()) {
     case at::kFloat:
@@ -81,15 +91,6 @@ ElemType elem_type_of(const at::Tensor& t, const char* what, bool allow_fp32) {
   throw std::invalid_argument(std::string("cpu_adam_step: ") + what + " has unsupported dtype " +
                               std::string(c10::toString(t.scalar_type())));
 }
-
-void check_buffer(const at::Tensor& t, const char* what, std::int64_t numel) {
-  if (!t.defined() || !t.device().is_cpu() || !t.is_contiguous() || t.numel() != numel) {
-    throw std::invalid_argument(std::string("cpu_adam_step: ") + what +
-                                " must be a contiguous CPU tensor with the parameter's numel");
-  }
-}
-
-}  // namespace
 
 bool cpu_isa_supported(CpuIsa isa) {
   switch (isa) {

@@ -34,18 +34,31 @@ std::vector<std::vector<at::Tensor>> MasterWeights::optimizer_params(std::size_t
   return out;
 }
 
-std::vector<std::vector<std::size_t>> MasterWeights::optimizer_indices() const {
-  std::size_t num_optimizer_groups = 0;
-  for (const auto* g : groups_) num_optimizer_groups = std::max(num_optimizer_groups, g->optimizer_group + 1);
-  std::vector<std::size_t> count(num_optimizer_groups, 0);
-  for (std::size_t g = 0; g < groups_.size(); ++g) count[groups_[g]->optimizer_group] += masters_[g].pieces().size();
-  std::vector<std::size_t> next(num_optimizer_groups, 0);  // each optimizer group's first tensor, then onwards
-  for (std::size_t og = 1; og < num_optimizer_groups; ++og) next[og] = next[og - 1] + count[og - 1];
-  std::vector<std::vector<std::size_t>> indices;
+std::vector<std::vector<std::size_t>> MasterWeights::optimizer_positions() const {
+  std::vector<std::size_t> next;  // per optimizer group: its next tensor's position
+  std::vector<std::vector<std::size_t>> positions;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
+    const std::size_t og = groups_[g]->optimizer_group;
+    if (next.size() <= og) next.resize(og + 1, 0);
     std::vector<std::size_t> pieces;
-    for (std::size_t p = 0; p < masters_[g].pieces().size(); ++p) pieces.push_back(next[groups_[g]->optimizer_group]++);
-    indices.push_back(std::move(pieces));
+    for (std::size_t p = 0; p < masters_[g].pieces().size(); ++p) pieces.push_back(next[og]++);
+    positions.push_back(std::move(pieces));
+  }
+  return positions;
+}
+
+std::vector<std::vector<std::size_t>> MasterWeights::optimizer_indices() const {
+  auto indices = optimizer_positions();
+  std::vector<std::size_t> count;  // tensors per optimizer group
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    const std::size_t og = groups_[g]->optimizer_group;
+    if (count.size() <= og) count.resize(og + 1, 0);
+    count[og] += masters_[g].pieces().size();
+  }
+  std::vector<std::size_t> first(count.size(), 0);  // each optimizer group's first tensor among all
+  for (std::size_t og = 1; og < count.size(); ++og) first[og] = first[og - 1] + count[og - 1];
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    for (auto& index : indices[g]) index += first[groups_[g]->optimizer_group];
   }
   return indices;
 }

@@ -85,17 +85,7 @@ bool ShardedStateStrategy::use_host_stepper(HostStepper stepper, bool during_bac
   if (!any) return false;
   stepper_ = std::move(stepper);
   step_during_backward_ = during_backward;
-  // Each piece's position in its optimizer param group's tensor list (optimizer_indices() counts across groups).
-  std::vector<std::size_t> next;
-  optimizer_index_.clear();
-  for (const auto* group : groups) {
-    if (next.size() <= group->optimizer_group) next.resize(group->optimizer_group + 1, 0);
-    std::vector<std::size_t> pieces;
-    for (std::size_t p = 0; p < masters_->buffers()[optimizer_index_.size()].pieces().size(); ++p) {
-      pieces.push_back(next[group->optimizer_group]++);
-    }
-    optimizer_index_.push_back(std::move(pieces));
-  }
+  optimizer_index_ = masters_->optimizer_positions();
   host_steps_.assign(groups.size(), {});
   for (std::size_t g = 0; g < groups.size(); ++g) host_steps_[g].resize(groups[g]->plan.buckets.size());
   step_worker_ = std::make_unique<SerialWorker>();

@@ -125,7 +125,7 @@ class ShardedStateStrategy : public Strategy {
   std::optional<HostStepper> stepper_;
   bool step_during_backward_ = false;
   bool stepping_in_backward_ = false;  // this window's host buckets are queued as they land
-  std::vector<std::vector<std::size_t>> optimizer_index_;  // per group, per master piece: its optimizer tensor
+  std::vector<std::vector<std::size_t>> optimizer_index_;  // per group, per master piece: its position in its param group
   std::vector<std::vector<std::shared_future<void>>> host_steps_;  // per group, per bucket: this step's update
   std::unique_ptr<SerialWorker> step_worker_;
 };

@@ -39,6 +39,9 @@ class MasterWeights {
   /// kPerGroup: per FlatGroup, per piece, the index of that tensor among all optimizer tensors, counted
   /// across the optimizer's param groups in order (the keys of the optimizer's state dict).
   std::vector<std::vector<std::size_t>> optimizer_indices() const;
+  /// kPerGroup: per FlatGroup, per piece, the position of that tensor in its optimizer param group's list
+  /// (what the optimizer's (group, index) addressing takes).
+  std::vector<std::vector<std::size_t>> optimizer_positions() const;
 
   /// Gives every optimizer tensor its gradient from `reduced` (per FlatGroup, pieced like the master): fp32
   /// beside its master (16-bit or misplaced gradients are copied), except host pieces' 16-bit gradients when
