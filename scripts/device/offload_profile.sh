@@ -4,7 +4,9 @@
 # (DeepSpeed's fwd/bwd/step and optimizer_gradients/_step/_allgather lines), with and without clipping.
 # Everything under $OUT comes back as one archive, all.tgz.
 #   CLIPS="1.0 0" GASES="1" STAGES=2 IMPLS=ours STEPS=3 WARMUP=2 bash scripts/device/offload_profile.sh
-# RATIO (1) is offload_optimizer.ratio. BREAKDOWN=0 leaves wall_clock_breakdown off (its timers synchronise the device between phases).
+# RATIO (1) is offload_optimizer.ratio; PARAM=1 adds offload_param (stage 3: weight shards on the host); MODEL
+# (3.8B) is the example's preset, trained with activation checkpointing; BUCKET sets reduce_bucket_size (the
+# granularity of ratio: whole buckets of every group, and at stage 3 each unit is a group). BREAKDOWN=0 leaves wall_clock_breakdown off (its timers synchronise the device between phases).
 # CHECK=1 first runs the offload GPU tests (ctest -R offload -L gpu); ADAM_BENCH=0 skips cpu_adam_bench;
 # IMPLS="deepspeed" runs DeepSpeed 0.19.8 (carry .whl) on the same configs.
 set -uo pipefail
@@ -12,12 +14,12 @@ source "$(dirname "$0")/env.sh"
 STEPS=${STEPS:-3} WARMUP=${WARMUP:-2} CLIPS=${CLIPS:-1.0 0} GASES=${GASES:-1} STAGES=${STAGES:-2}
 IMPLS=${IMPLS:-ours}
 describe_machine
-bash scripts/device/build.sh gpt2 deepspeed_launcher deepspeed_estimate cpu_adam_bench >"$out/build.log" 2>&1 \
+bash scripts/device/build.sh gpt2 deepspeed_launcher deepspeed_estimate cpu_adam_bench zero_init_memory >"$out/build.log" 2>&1 \
   || { cat "$out/build.log"; exit 1; }
 stamp "built"
 free -g | head -2
 if [ "${CHECK:-0}" = 1 ]; then
-  (cd build-dev && ctest -R offload -L gpu --output-on-failure >"$out/ctest_offload.log" 2>&1)
+  (cd build-dev && ctest -R "offload|on_host" -L gpu --output-on-failure >"$out/ctest_offload.log" 2>&1)
   grep -E "ok: |FAIL|tests passed|Failed|Passed" "$out/ctest_offload.log" | head -24
   stamp "offload GPU tests"
 fi
@@ -26,7 +28,11 @@ if [ "${ADAM_BENCH:-1}" = 1 ]; then
   tail -20 "$out/cpu_adam_bench.txt"
   stamp "cpu_adam_bench"
 fi
-offload="{\"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true, \"ratio\": ${RATIO:-1}}}"
+param=""
+[ "${PARAM:-0}" = 1 ] && param=", \"offload_param\": {\"device\": \"cpu\", \"pin_memory\": true}"
+[ -n "${BUCKET:-}" ] && param="$param, \"reduce_bucket_size\": $BUCKET"
+offload="{\"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true, \"ratio\": ${RATIO:-1}}$param}"
+model=${MODEL:-3.8B}
 # RUNS="clip:gas ..." picks single pairs instead of CLIPS × GASES.
 pairs=${RUNS:-$(for c in $CLIPS; do for g in $GASES; do echo -n "$c:$g "; done; done)}
 for pair in $pairs; do
@@ -39,14 +45,14 @@ c["gradient_clipping"] = float(sys.argv[1]); c["wall_clock_breakdown"] = sys.arg
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 PY
   for stage in $STAGES; do
-    name=s${stage}_clip${clip}_gas$gas
+    name=${model}_s${stage}_clip${clip}_gas$gas
     extra=$offload; [ "$stage" = 0 ] && extra=""
-    env OUT=/tmp/$name MODELS=${MODEL:-3.8B} GPUS=1 STEPS=$STEPS WARMUP=$WARMUP AC_3_8B=1 RUN_TIMEOUT=${RUN_TIMEOUT:-200} \
+    env OUT=/tmp/$name MODELS=$model GPUS=1 STEPS=$STEPS WARMUP=$WARMUP "AC_${model//./_}=1" RUN_TIMEOUT=${RUN_TIMEOUT:-200} \
       BUDGET_S=900 IMPLS="$IMPLS" DS_1GPU=1 GAS=$gas STAGES_1GPU=$stage ZERO_EXTRA="$extra" DS_CONFIG=$cfg \
       bash bench/run_gpt2_suite.sh 2>&1 | grep -E "^\[" | tail -4
     cat /tmp/$name/results.jsonl >>"$out/results.jsonl"
     cp /tmp/$name/runs.log "$out/runs_$name.log"
-    grep -E "time \(ms\)|Model states|step=" /tmp/$name/runs.log | tail -14
+    grep -E "time \(ms\)|Model states|step=|ZeRO-3:" /tmp/$name/runs.log | tail -14
   done
 done
 [ -s "$out/results.jsonl" ] && python3 bench/gpt2_suite_tools.py table "$out/results.jsonl" | tee "$out/table.md" | tail -10

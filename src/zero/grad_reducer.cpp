@@ -28,6 +28,7 @@ struct BucketReducer::GroupState {
   at::Tensor full;      // kAllReduce, kReduceScatterOnBoundary: [total_numel] in accum dtype
   ShardBuffer shard;    // the reduce-scatters: this rank's chunks in accum dtype (host ones pinned)
   ShardBuffer landing;  // offload: pinned landing area of a host chunk's later micro-steps (accumulation)
+  ShardBuffer window;   // offload accumulated on device: the host chunks' sum over the window's micro-steps
   std::vector<char> fresh;  // per bucket: its host chunk holds nothing of this window yet
   std::vector<std::optional<c10::Event>> launched_at;  // CUDA offload: the compute stream when bucket b launched
   std::vector<double> host_squared;  // offload, norms tracked: ‖host chunk b‖² of the boundary's gradient
@@ -78,11 +79,20 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     // boundary fills the shard once per window (allocated then, freed at zero_grad), keeping ZeRO-1's model
     // states at DeepSpeed's 4Ψ + 12Ψ/N between steps.
     if (!keeps_full_buffer()) state->shard = new_shard(group);
-    if (placement_.offloads() && !keeps_full_buffer()) {
-      state->landing = placement_.shard_buffer(group, StateKind::kTransfer,
-                                               options_.communication_dtype.value_or(options_.accum_dtype));
-    }
     const std::size_t nb = group.plan.buckets.size();
+    if (placement_.offloads() && !keeps_full_buffer()) {
+      std::size_t host_buckets = 0;
+      while (host_buckets < nb && placement_.on_host(group, host_buckets)) ++host_buckets;
+      // accumulate_on_device: a window's micro-steps are summed over the host buckets in a device buffer.
+      // Otherwise a later micro-step needs a landing area, allocated by land_on_host() when one first comes
+      // (never without gradient accumulation).
+      if (options_.accumulate_on_device && host_buckets > 0) {
+        const auto& last = group.plan.buckets[host_buckets - 1];
+        state->window = ShardBuffer(&group, {ShardBuffer::Piece{0, host_buckets, 0,
+                                                                at::zeros({last.shard_offset + last.chunk}, opts),
+                                                                false}});
+      }
+    }
     state->pending.assign(nb, 0);
     state->counted.assign(group.params.size(), 0);
     state->works.resize(nb);
@@ -245,7 +255,7 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
     s.works[b] = comm_->reduce_scatter(s.output[b], input);
   }
   s.launched[b] = 1;
-  if (placement_.on_host(group, b)) {
+  if (placement_.on_host(group, b) && lands_now()) {
     if (copy_stream_) {
       // The copy stream must not read the result before the compute stream produced it (a one-rank "collective"
       // is a plain copy on the compute stream; under NCCL the wait below covers it too).
@@ -267,7 +277,8 @@ void BucketReducer::complete(std::size_t g, std::size_t b) {
     if (s.output[b].defined()) bucket.copy_(s.output[b]);
     if (averaging_.after != 1.0) bucket.mul_(averaging_.after);
   } else {
-    fold_into_shard(s.shard.chunk(b), s.output[b]);
+    // A host chunk completed here is a micro-step before the boundary, accumulating on the device.
+    fold_into_shard(placement_.on_host(group, b) ? s.window.chunk(b) : s.shard.chunk(b), s.output[b]);
   }
   s.input[b] = at::Tensor();
   s.output[b] = at::Tensor();
@@ -286,7 +297,12 @@ void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
   // The window's first contribution is copied straight into the pinned shard (a DMA, no CPU work); later
   // micro-steps land beside it and are added in, in the shard's dtype, as the device path adds them.
   at::Tensor chunk = s.shard.chunk(b);
-  const bool first = s.fresh[b] || keeps_full_buffer();
+  const bool on_device = s.window.defined();
+  const bool first = s.fresh[b] || keeps_full_buffer() || on_device;
+  if (!first && !s.landing.defined()) {
+    s.landing = placement_.shard_buffer(*groups_[g], StateKind::kTransfer,
+                                        options_.communication_dtype.value_or(options_.accum_dtype));
+  }
   at::Tensor target = first ? chunk : s.landing.chunk(b);
   {
     // Under NCCL the wait and the copy go to a side stream, so they queue behind the reduce-scatter only, not
@@ -297,10 +313,18 @@ void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
       s.launched_at[b]->block(*copy_stream_);
     }
     s.works[b].wait();
-    target.copy_(s.output[b]);
+    if (on_device) {
+      // The boundary's micro-step joins the window's sum on the device (as the device path folds it), and
+      // the sum crosses once. The window is zeroed with the device shards at zero_grad().
+      at::Tensor sum = s.window.chunk(b);
+      fold_into_shard(sum, s.output[b]);
+      target.copy_(sum);
+    } else {
+      target.copy_(s.output[b]);
+    }
   }
   if (!first) chunk.add_(target, averaging_.after);
-  else if (averaging_.after != 1.0) chunk.mul_(averaging_.after);
+  else if (averaging_.after != 1.0 && !on_device) chunk.mul_(averaging_.after);
   s.fresh[b] = 0;
   s.input[b] = at::Tensor();
   s.output[b] = at::Tensor();
@@ -333,7 +357,7 @@ void BucketReducer::finish_backward() {
   }
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     for (std::size_t b = 0; b < state_[g]->works.size(); ++b) {
-      if (!placement_.on_host(*groups_[g], b)) complete(g, b);
+      if (!placement_.on_host(*groups_[g], b) || !lands_now()) complete(g, b);
     }
   }
   if (worker_) worker_->drain();
@@ -344,6 +368,7 @@ void BucketReducer::zero_grad() {
   for (auto& s : state_) {
     if (s->full.defined()) s->full.zero_();
     std::fill(s->fresh.begin(), s->fresh.end(), 1);  // host chunks are overwritten by their next landing
+    if (s->window.defined()) s->window.zero_();
     // ZeRO-1 frees its shard between windows to hold 4Ψ + 12Ψ/N. Offloaded, the shard is mostly pinned host
     // memory, which is slow to allocate and costs the device nothing: it stays (every chunk is overwritten).
     if (options_.reduction == Reduction::kReduceScatterOnBoundary && !placement_.offloads()) {

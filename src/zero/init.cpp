@@ -8,6 +8,7 @@
 #include <c10/core/GradMode.h>
 
 #include "deepspeed/comm/communicator.h"
+#include "deepspeed/zero/host_memory.h"
 #include "deepspeed/zero/unit.h"
 #include "src/zero/storage.h"
 
@@ -23,6 +24,7 @@ struct Shard {
 std::mutex g_mutex;
 std::map<const c10::TensorImpl*, Shard> g_shards;
 int g_active = 0;
+InitOptions g_options;  // the outermost active Init's
 
 void partition_module(const std::shared_ptr<torch::nn::Module>& module) {
   auto comm = comm::init_distributed();
@@ -40,7 +42,9 @@ void partition_module(const std::shared_ptr<torch::nn::Module>& module) {
     const std::int64_t chunk = (full.numel() + ws - 1) / ws;
     const std::int64_t begin = std::min<std::int64_t>(comm->rank() * chunk, full.numel());
     const std::int64_t valid = std::min<std::int64_t>(chunk, full.numel() - begin);
-    at::Tensor mine = at::zeros({chunk}, full.options());
+    at::Tensor mine = g_options.on_host
+                          ? host_empty(chunk, full.scalar_type(), g_options.pin_memory && full.is_cuda()).zero_()
+                          : at::zeros({chunk}, full.options());
     if (valid > 0) mine.narrow(0, 0, valid).copy_(full.reshape(-1).narrow(0, begin, valid));
     g_shards[p.unsafeGetTensorImpl()] = Shard{mine, p.sizes().vec()};
     p.set_data(at::empty({0}, p.options()));
@@ -53,10 +57,15 @@ void partition_module(const std::shared_ptr<torch::nn::Module>& module) {
 
 }  // namespace
 
-Init::Init() {
+Init::Init() : Init(InitOptions{}) {}
+
+Init::Init(InitOptions options) {
   comm::init_distributed();
   std::lock_guard<std::mutex> lock(g_mutex);
-  if (g_active++ == 0) Unit::construction_hook() = partition_module;
+  if (g_active++ == 0) {
+    g_options = options;
+    Unit::construction_hook() = partition_module;
+  }
 }
 
 Init::~Init() {

@@ -55,7 +55,8 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
       e.gradients = on_device * a;
       break;
     default:
-      e.weights = shard * m + std::min(model.largest_unit, total) * m;
+      e.weights = (choice.offload_params ? 0 : shard * m) + std::min(model.largest_unit, total) * m;
+      e.host_weights = choice.offload_params ? shard * m : 0;
       e.gradients = on_device * a;
       break;
   }
@@ -64,8 +65,13 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
     e.host_optimizer = host * master_bytes;
     e.host_gradients = host * a;
     // A 16-bit model's offloaded masters are uploaded through 16-bit copies; stages 2-3 reduce every
-    // micro-step, and a micro-step after the first lands beside the shard before it is added in.
-    e.host_transfer = host * ((m == 2 ? m : 0) + (stage >= 2 ? comm : 0));
+    // micro-step, and a micro-step after the first either lands beside the shard before it is added in, or
+    // is summed in a device window.
+    const bool landing = stage >= 2 && !choice.accumulate_on_device && c.batch.gradient_accumulation_steps > 1;
+    // Under offload_param the 16-bit copies are the host weight shard itself.
+    const bool copies = m == 2 && !choice.offload_params;
+    e.host_transfer = host * ((copies ? m : 0) + (landing ? comm : 0));
+    if (choice.accumulate_on_device) e.gradients += host * a;
   }
   return e;
 }

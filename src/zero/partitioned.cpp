@@ -49,10 +49,26 @@ PartitionedStrategy::PartitionedStrategy(LayoutInputs in, PartitionOptions parti
   materialize_presharded(module_->parameters(), comm_->device(), in.model_dtype);
   for (std::size_t u = 0; u < units.size(); ++u) units[u].bind(partitioned_.get(), u + 1);
   const auto groups = partitioned_->groups();
+  // offload_param with a 16-bit model: the CPU optimizer's 16-bit copies of the host buckets are the host
+  // weight shards themselves, so the step writes the weights in place and nothing is copied after it.
+  copies_in_weight_shards_ = partition.offload;
   attach(groups, in, [&groups](std::size_t g, const ShardBuffer& master) { master.copy_from(groups[g]->param_shard); });
   PartitionedParams* partitioned = partitioned_.get();
   reducer_->on_group_done([partitioned, groups](std::size_t g) { partitioned->on_unit_gradients_done(groups[g]->unit); });
-  DS_LOG_DIST(kInfo, "ZeRO-3: ", units.size(), " units + root, ", groups.size(), " parameter groups");
+  if (copies_in_weight_shards_) {
+    for (const auto& copies : param_copies_) aliased_copy_bytes_ += copies.host_bytes();
+  }
+  DS_LOG_DIST(kInfo, "ZeRO-3: ", units.size(), " units + root, ", groups.size(), " parameter groups",
+              partition.offload ? " (weight shards on the host: offload_param)" : "");
+}
+
+bool PartitionedStrategy::writes_shard_in_place(std::size_t g, std::size_t b) const {
+  return copies_in_weight_shards_ && !param_copies_.empty() && fused_cpu_optimizer_ &&
+         placement_.on_host(*masters_->groups()[g], b);
+}
+
+std::int64_t PartitionedStrategy::host_bytes() const {
+  return ShardedStateStrategy::host_bytes() - aliased_copy_bytes_ + partitioned_->host_bytes();
 }
 
 PartitionedStrategy::~PartitionedStrategy() { detach(); }
@@ -75,7 +91,8 @@ void PartitionedStrategy::after_optimizer_step() {
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const FlatGroup& group = *groups[g];
     for (std::size_t b = 0; b < group.plan.buckets.size(); ++b) {
-      group.chunk_in_shard(group.param_shard, b).copy_(updated_chunk(g, b, group.param_shard.options()));
+      if (writes_shard_in_place(g, b)) wait_for_update(g, b);
+      else group.chunk_in_shard(group.param_shard, b).copy_(updated_chunk(g, b, group.param_shard.options()));
     }
   }
   uploads_enqueued();

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include "deepspeed/zero/host_memory.h"
 #include "deepspeed/zero/init.h"
 #include "src/zero/storage.h"
 
@@ -17,6 +18,7 @@ struct PartitionedParams::UnitState {
   bool gathered = false;
   bool in_flight = false;
   std::vector<comm::Work> works;
+  std::vector<at::Tensor> staged;  // offload_param: the chunks copied to the device for the gathers in flight
   std::size_t groups_done = 0;  // this backward
 };
 
@@ -35,7 +37,10 @@ PartitionedParams::PartitionedParams(const std::vector<std::vector<std::vector<a
     }
     for (auto& group : build_flat_groups(units[u], flat)) {
       group->unit = u;
-      group->param_shard = at::empty({group->plan.shard_numel}, group->param_flat.options());
+      group->param_shard = options_.offload
+                               ? host_empty(group->plan.shard_numel, group->param_flat.scalar_type(),
+                                            options_.pin_memory && comm_->device().is_cuda())
+                               : at::empty({group->plan.shard_numel}, group->param_flat.options());
       group->copy_own_chunks(group->param_flat, group->param_shard, comm_->rank());
       state->numel += group->plan.total_numel;
       state->groups.push_back(group.get());
@@ -77,6 +82,12 @@ void PartitionedParams::start_gather_locked(std::size_t u) {
     for (std::size_t b = 0; b < g->plan.buckets.size(); ++b) {
       at::Tensor output = g->bucket(g->param_flat, b);
       at::Tensor input = g->chunk_in_shard(g->param_shard, b);
+      if (input.device() != output.device()) {
+        // offload_param: the chunk goes up first (a DMA from pinned memory, queued on the current stream,
+        // which the collective waits for); it is kept until the gather is waited for.
+        unit.staged.push_back(input.to(output.device(), /*non_blocking=*/true));
+        input = unit.staged.back();
+      }
       comm::CallerScope caller("PartitionedParams.gather");
       unit.works.push_back(comm_->all_gather(output, input));
     }
@@ -92,6 +103,7 @@ void PartitionedParams::finish_gather_locked(std::size_t u) {
   start_gather_locked(u);
   for (auto& w : unit.works) w.wait();
   unit.works.clear();
+  unit.staged.clear();
   unit.in_flight = false;
   at::NoGradGuard no_grad;
   for (auto* g : unit.groups) {
@@ -222,6 +234,14 @@ void PartitionedParams::invalidate() {
     // parameters do: refresh them from the new shards now.
     if (units_[u]->persistent) finish_gather_locked(u);
   }
+}
+
+std::int64_t PartitionedParams::host_bytes() const {
+  std::int64_t bytes = 0;
+  for (const auto& g : groups_) {
+    if (options_.offload) bytes += g->param_shard.numel() * static_cast<std::int64_t>(g->param_shard.element_size());
+  }
+  return bytes;
 }
 
 void PartitionedParams::update_shards_from_full(std::size_t u) {

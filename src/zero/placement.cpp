@@ -78,7 +78,8 @@ at::Tensor Placement::host_tensor(StateKind kind, std::int64_t numel, at::Scalar
   return host_empty(numel, dtype, pinned_ && kind != StateKind::kMasterWeights);
 }
 
-ShardBuffer Placement::shard_buffer(const FlatGroup& group, StateKind kind, at::ScalarType dtype) const {
+ShardBuffer Placement::shard_buffer(const FlatGroup& group, StateKind kind, at::ScalarType dtype,
+                                    const at::Tensor& host_storage) const {
   const std::size_t nb = group.plan.buckets.size();
   const std::size_t k = ratio_ > 0.0 ? host_buckets(group) : 0;
   const bool host_only = kind == StateKind::kParamCopies || kind == StateKind::kTransfer;
@@ -88,7 +89,9 @@ ShardBuffer Placement::shard_buffer(const FlatGroup& group, StateKind kind, at::
     return n;
   };
   std::vector<ShardBuffer::Piece> pieces;
-  if (k > 0) {
+  if (k > 0 && host_storage.defined()) {
+    pieces.push_back({0, k, 0, host_storage.narrow(0, 0, span(0, k)), /*host=*/true});
+  } else if (k > 0) {
     at::Tensor t = host_tensor(kind, span(0, k), dtype);
     t.zero_();
     pieces.push_back({0, k, 0, t, /*host=*/true});

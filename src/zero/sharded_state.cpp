@@ -29,8 +29,10 @@ void ShardedStateStrategy::attach(std::vector<FlatGroup*> groups, const LayoutIn
     fill(g, masters.back());
     // A 16-bit model gets 16-bit copies of its offloaded masters for the CPU optimizer to write into; an fp32
     // model uploads its masters themselves.
+    // Under offload_param the weight shard itself is on the host: the optimizer writes into it.
     if (model_dtype_ != at::kFloat) {
-      param_copies_.push_back(placement_.shard_buffer(*groups[g], StateKind::kParamCopies, model_dtype_));
+      param_copies_.push_back(placement_.shard_buffer(*groups[g], StateKind::kParamCopies, model_dtype_,
+                                                      copies_in_weight_shards_ ? groups[g]->param_shard : at::Tensor()));
     }
   }
   masters_ = std::make_unique<MasterWeights>(std::move(groups), std::move(masters), MasterWeights::View::kPerGroup);
@@ -157,10 +159,14 @@ double ShardedStateStrategy::squared_gradient_norm(const std::vector<at::Tensor>
 at::Tensor ShardedStateStrategy::updated_chunk(std::size_t g, std::size_t b, const at::TensorOptions& options) const {
   const FlatGroup& group = *masters_->groups()[g];
   if (fused_cpu_optimizer_ && placement_.on_host(group, b)) {
-    if (stepper_) host_steps_[g][b].get();  // this bucket's update (rethrows its error)
+    wait_for_update(g, b);
     return param_copies_[g].chunk(b).to(options, /*non_blocking=*/true, /*copy=*/true);
   }
   return masters_->buffers()[g].chunk(b).to(options, /*non_blocking=*/false, /*copy=*/true);
+}
+
+void ShardedStateStrategy::wait_for_update(std::size_t g, std::size_t b) const {
+  if (stepper_ && host_steps_[g][b].valid()) host_steps_[g][b].get();
 }
 
 void ShardedStateStrategy::uploads_enqueued() {

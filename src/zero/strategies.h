@@ -101,6 +101,8 @@ class ShardedStateStrategy : public Strategy {
   /// 16-bit copy the CPU optimizer wrote, else the master converted. An upload is asynchronous from pinned
   /// memory: call uploads_enqueued() once every chunk of the step is asked for.
   at::Tensor updated_chunk(std::size_t g, std::size_t b, const at::TensorOptions& options) const;
+  /// Waits for the queued host update of bucket b of group g, if any (rethrows its error).
+  void wait_for_update(std::size_t g, std::size_t b) const;
   void uploads_enqueued();
   /// Both run by the derived layouts: before the reducer's prepare_backward (an update during backward is
   /// armed on the boundary), and first thing after the optimizer step (the host buckets not yet updated are
@@ -115,6 +117,7 @@ class ShardedStateStrategy : public Strategy {
   std::unique_ptr<BucketReducer> reducer_;
   std::unique_ptr<MasterWeights> masters_;
   std::vector<ShardBuffer> param_copies_;  // per group: 16-bit host copies of the host chunks (offload)
+  bool copies_in_weight_shards_ = false;   // set before attach(): the copies are views of the groups' param_shard
   bool fused_cpu_optimizer_ = false;
   std::optional<c10::Event> uploads_done_;  // the CPU optimizer must not rewrite a copy still being uploaded
 
@@ -172,10 +175,14 @@ class PartitionedStrategy final : public ShardedStateStrategy {
   void adopt_parameter_values(std::size_t u) override;
   std::int64_t unit_gathers() const override { return partitioned_->gathers(); }
   bool allows_16bit_model_save() const override { return gather_16bit_weights_on_save_; }
+  std::int64_t host_bytes() const override;
 
  private:
   bool loads_stage(int saved_stage) const override { return saved_stage == 3; }
+  /// Whether the CPU optimizer wrote bucket b of group g straight into its weight shard.
+  bool writes_shard_in_place(std::size_t g, std::size_t b) const;
   bool gather_16bit_weights_on_save_;
+  std::int64_t aliased_copy_bytes_ = 0;  // offload_param: host bytes of param_copies_, which are weight shards
   std::unique_ptr<PartitionedParams> partitioned_;
 };
 

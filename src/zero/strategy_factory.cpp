@@ -28,7 +28,7 @@ std::optional<at::ScalarType> to_scalar_type(std::optional<config::DType> d) {
 // anything when the node cannot hold it, rather than be killed by the OOM killer minutes later.
 void check_host_memory(const config::Config& c, const std::vector<std::vector<at::Tensor>>& groups,
                        const comm::Communicator& comm) {
-  if (c.zero.offload_optimizer.device == "none") return;
+  if (c.zero.offload_optimizer.device == "none" && c.zero.offload_param.device == "none") return;
   ModelShape shape;
   for (const auto& g : groups) {
     for (const auto& p : g) shape.numels.push_back(full_numel(p));
@@ -37,11 +37,22 @@ void check_host_memory(const config::Config& c, const std::vector<std::vector<at
   const std::int64_t node = per_rank * comm.env().local_size;
   const std::int64_t available = host_memory_available();
   if (available >= 0 && node > available) {
-    throw UsageError(cat(c.source, ": zero_optimization.offload_optimizer: the ", comm.env().local_size,
-                         " rank(s) on this node need ", gib(node), " of host memory for the offloaded optimizer (",
-                         gib(per_rank), " each; see deepspeed_estimate), but ", gib(available),
+    throw UsageError(cat(c.source, ": zero_optimization.", c.zero.offload_optimizer.device == "none" ? "offload_param" : "offload_optimizer",
+                         ": the ", comm.env().local_size, " rank(s) on this node need ", gib(node),
+                         " of host memory for the offloaded state (", gib(per_rank),
+                         " each; see deepspeed_estimate), but ", gib(available),
                          " is available; lower offload_optimizer.ratio or use more nodes"));
   }
+}
+
+// DS_OFFLOAD_GRAD_ACCUMULATION: "host" or "device" overrides where an offloaded window accumulates.
+std::optional<bool> accumulation_on_device_requested() {
+  const char* value = std::getenv("DS_OFFLOAD_GRAD_ACCUMULATION");
+  if (!value || !*value) return std::nullopt;
+  const std::string v(value);
+  if (v == "device") return true;
+  if (v == "host") return false;
+  throw UsageError(cat("DS_OFFLOAD_GRAD_ACCUMULATION: expected \"host\" or \"device\", got \"", v, "\""));
 }
 
 bool reference_reducer_requested() {
@@ -77,17 +88,20 @@ LayoutChoice choose_layout(const config::Config& c) {
   if (c.zero.offload_optimizer.device == "cpu") {
     choice.offload_ratio = c.zero.offload_optimizer.ratio;
     choice.pin_memory = c.zero.offload_optimizer.pin_memory;
+    // Stage 1 accumulates in its full device buffer anyway; stages 2-3 reduce every micro-step.
+    choice.accumulate_on_device = accumulation_on_device_requested().value_or(
+                                      c.batch.gradient_accumulation_steps > 1 && c.zero.offload_param.device == "none") &&
+                                  c.zero.stage >= 2;
   }
+  // The config rejects offload_param below stage 3 and "nvme".
+  choice.offload_params = c.zero.stage == 3 && c.zero.offload_param.device == "cpu";
+  choice.pin_params = c.zero.offload_param.pin_memory;
   return choice;
 }
 
 std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std::vector<at::Tensor>> param_groups,
                                         std::shared_ptr<torch::nn::Module> module,
                                         std::shared_ptr<comm::Communicator> comm) {
-  if (c.zero.offload_param.device != "none") {
-    throw ConfigError(cat(c.source, ": zero_optimization.offload_param: parameter offload is not implemented yet by "
-                                    "deepspeed.cpp (offload_optimizer is)"));
-  }
   check_host_memory(c, param_groups, *comm);
   const LayoutChoice choice = choose_layout(c);
   LayoutInputs in{std::move(param_groups), std::move(module), comm,
@@ -99,6 +113,7 @@ std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std
   in.reducer.communication_dtype = choice.communication_dtype;
   in.reducer.prescale_gradients = c.prescale_gradients;
   in.reducer.gradient_predivide_factor = c.gradient_predivide_factor;
+  in.reducer.accumulate_on_device = choice.accumulate_on_device;
   in.bucket_numel = choice.bucket_numel;
   const bool reference = reference_reducer_requested();
   if (reference && (c.zero.stage != 0 || in.model_dtype != at::kFloat)) {
@@ -121,6 +136,8 @@ std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std
       partition.persistence_threshold = c.zero.stage3_param_persistence_threshold;
       partition.max_reuse_distance = c.zero.stage3_max_reuse_distance;
       partition.prefetch_numel = c.zero.stage3_prefetch_bucket_size;
+      partition.offload = choice.offload_params;
+      partition.pin_memory = choice.pin_params;
       return std::make_unique<PartitionedStrategy>(std::move(in), partition,
                                                    c.zero.stage3_gather_16bit_weights_on_model_save);
     }

@@ -123,6 +123,8 @@ int main(int argc, char** argv) {
   app.add_flag("--zero-init", zero_init, "construct the model under deepspeed::zero::Init");
   double offload_ratio = -1;
   app.add_option("--offload", offload_ratio, "offload_optimizer to the CPU with this ratio (0-1)");
+  bool offload_param = false;
+  app.add_flag("--offload-param", offload_param, "stage 3: offload_param to the CPU (pinned)");
   app.add_option("--rtol", rtol);
   auto ds_args = deepspeed::add_config_arguments(app);
   deepspeed::parse_arguments(app, argc, argv);
@@ -165,6 +167,7 @@ int main(int argc, char** argv) {
     if (offload_ratio >= 0) {
       config["zero_optimization"]["offload_optimizer"] = {{"device", "cpu"}, {"ratio", offload_ratio}, {"pin_memory", true}};
     }
+    if (offload_param) config["zero_optimization"]["offload_param"] = {{"device", "cpu"}, {"pin_memory", true}};
   }
 
   if (!monitor_dir.empty()) {

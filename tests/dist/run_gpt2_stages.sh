@@ -5,9 +5,10 @@
 # runs it on GPUs. With OFFLOAD (a ratio), stages 1-3 run with offload_optimizer on the CPU (pinned), still
 # against stage 0 without it (in bf16: against the same stage without it); CLIP replaces the config's gradient_clipping (0: offloaded updates run during
 # backward); DTYPE bf16 trains in bf16 (the offloaded update then writes the 16-bit weights itself, bucket by
-# bucket). Ports PORT … PORT+6. Usage: run_gpt2_stages.sh BUILD_DIR PORT RANKS [OFFLOAD [CLIP [DTYPE]]]
+# bucket). PARAM=param adds offload_param at stage 3 (the weight shards on the host) and runs stage 3 only.
+# Ports PORT … PORT+6. Usage: run_gpt2_stages.sh BUILD_DIR PORT RANKS [OFFLOAD [CLIP [DTYPE [PARAM]]]]
 set -uo pipefail
-build=$1 port=$2 ranks=$3 offload=${4:-} clip=${5:-1.0} dtype=${6:-fp32}
+build=$1 port=$2 ranks=$3 offload=${4:-} clip=${5:-1.0} dtype=${6:-fp32} param=${7:-}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -30,13 +31,16 @@ run() {
 # (where gradients are accumulated and in which dtype), so each offloaded stage is held to the same stage
 # without offload, exactly (the offloaded update is the device one, bit for bit, in 16-bit training).
 run z0 0 "" "$port"
-for stage in 1 2 3; do
+stages="1 2 3"
+[ "$param" = param ] && stages=3
+for stage in $stages; do
   # With a ratio below 1, small buckets, so that it splits every group between the host and the device; with
   # the whole state offloaded, the default size (each of the example's two param groups one bucket).
   buckets=""
   [ "$offload" != 1 ] && buckets=" \"reduce_bucket_size\": 50000,"
   extra=""
   [ -n "$offload" ] && extra=",$buckets \"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true, \"ratio\": $offload}"
+  [ "$param" = param ] && extra="$extra, \"offload_param\": {\"device\": \"cpu\", \"pin_memory\": true}"
   ref=z0 tol=1e-4
   if [ "$dtype" = bf16 ] && [ -n "$offload" ]; then
     run "ref$stage" "$stage" "${buckets%,}" $((port + 3 + stage))
@@ -47,5 +51,6 @@ for stage in 1 2 3; do
     echo "FAIL: stage $stage changed the losses (against $ref)"; exit 1
   fi
   [ -n "$offload" ] && { grep -q "DeepSpeedCPUAdam" "$work/z$stage.log" || { echo "FAIL: stage $stage did not offload"; exit 1; }; }
-  echo "ok: stage $stage${offload:+ (offload ratio $offload, clipping $clip, $dtype)} gives $ref's 10 losses on $ranks rank(s) ($DS_ACCELERATOR), last $(tail -1 "$work/z$stage.loss")"
+  [ "$param" = param ] && { grep -q "offload_param" "$work/z$stage.log" || { echo "FAIL: stage 3 did not offload its weights"; exit 1; }; }
+  echo "ok: stage $stage${offload:+ (offload ratio $offload, clipping $clip, $dtype${param:+, offload_param})} gives $ref's 10 losses on $ranks rank(s) ($DS_ACCELERATOR), last $(tail -1 "$work/z$stage.loss")"
 done

@@ -36,6 +36,19 @@ for clip in 0 0.05; do
   done
 done
 
+# Where a window's micro-steps accumulate: at GAS > 1 by default in a device buffer, the sum crossing to the
+# host once (DS_OFFLOAD_GRAD_ACCUMULATION=device); against each micro-step landing on the host and added there
+# (=host): the same sums, bit for bit. Stage 1 accumulates in its full buffer either way.
+for dtype in fp32 bf16; do
+  common=(--steps 4 --micro 2 --gas 3 --clip 0.05 --stage "$stage" --dtype "$dtype" --offload 1)
+  DS_OFFLOAD_GRAD_ACCUMULATION=device offload_launch "${common[@]}" --out "$work/acc_device.pt" \
+    || { fail "device accumulation $dtype"; continue; }
+  DS_OFFLOAD_GRAD_ACCUMULATION=host offload_launch "${common[@]}" --out "$work/acc_host.pt" \
+    || { fail "host accumulation $dtype"; continue; }
+  compare "stage $stage $dtype gas 3: accumulated on the device vs on the host (exact)" "$work/acc_device.pt" \
+    "$work/acc_host.pt" 0
+done
+
 # Partial offload: the leading half of every group's shard on the host, the rest stepped on the device.
 offload_launch --steps 5 --micro 2 --gas 2 --clip 0.05 --stage "$stage" --dtype bf16 --out "$work/device.pt" || fail "ratio runs"
 for ratio in 0 0.5; do
@@ -43,6 +56,31 @@ for ratio in 0 0.5; do
     || { fail "ratio $ratio run"; continue; }
   compare "stage $stage bf16 ratio $ratio vs device" "$work/ratio.pt" "$work/device.pt" 2e-2
 done
+
+# ZeRO-3 parameter offload: the weight shards on the host, copied up before each gather; the CPU optimizer
+# writes the 16-bit weights straight into them. Where the shards live changes no arithmetic: exact against the
+# same run with the shards on the device, with and without offload_optimizer, updating during backward (clip 0)
+# or after it, with host accumulation (GAS 3).
+if [ "$stage" = 3 ]; then
+  for dtype in bf16 fp32; do
+    for run in "0:1:1" "0.05:3:1" "0.05:3:0.5" "0.05:1:"; do
+      IFS=: read -r clip gas ratio <<<"$run"
+      common=(--steps 4 --micro 2 --gas "$gas" --clip "$clip" --stage 3 --dtype "$dtype" ${ratio:+--offload "$ratio"})
+      what="stage 3 $dtype clip $clip gas $gas offload_optimizer ${ratio:-none}"
+      offload_launch "${common[@]}" --out "$work/shards_device.pt" || { fail "$what: shards on the device"; continue; }
+      offload_launch "${common[@]}" --offload-param --out "$work/shards_host.pt" || { fail "$what: offload_param"; continue; }
+      grep -q "offload_param" "$work/log" || fail "$what: the run did not report offload_param"
+      compare "$what: offload_param vs shards on the device (exact)" "$work/shards_host.pt" "$work/shards_device.pt" 0
+    done
+  done
+  # A checkpoint saved with offload_param resumes without it (the same layout on disk), exactly.
+  common=(--steps 6 --micro 2 --gas 2 --stage 3 --dtype bf16 --offload 1)
+  offload_launch "${common[@]}" --offload-param --out "$work/full_param.pt" || fail "uninterrupted offload_param run"
+  rm -rf "$work/ck"
+  offload_launch "${common[@]}" --offload-param --save-dir "$work/ck" --save-at 3 --exit-after-save || fail "offload_param save"
+  offload_launch "${common[@]}" --load-dir "$work/ck" --out "$work/resumed.pt" || fail "resume without offload_param"
+  compare "stage 3: offload_param save -> resume without it (exact)" "$work/resumed.pt" "$work/full_param.pt" 0
+fi
 
 # fp16 overflow on one rank: every rank skips the step (the loss scale halves once).
 offload_launch --steps 5 --micro 2 --stage "$stage" --dtype fp16 --offload 1 --overflow-step 2 --overflow-rank 1 \

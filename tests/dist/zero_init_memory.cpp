@@ -45,6 +45,8 @@ TORCH_MODULE(Stack);
 
 int main(int argc, char** argv) {
   CLI::App app{"zero_init_memory"};
+  bool on_host = false;
+  app.add_flag("--on-host", on_host, "zero::Init keeps the shards in host memory; train with offload_param");
   auto ds_args = deepspeed::add_config_arguments(app);
   deepspeed::parse_arguments(app, argc, argv);
   auto comm = deepspeed::comm::init_distributed();
@@ -59,7 +61,7 @@ int main(int argc, char** argv) {
   const std::int64_t before = heap_bytes();
   std::optional<Stack> model;
   {
-    deepspeed::zero::Init init;
+    deepspeed::zero::Init init(deepspeed::zero::InitOptions{.on_host = on_host, .pin_memory = on_host});
     model.emplace();
   }
   // Each unit's full copy is freed as soon as its shard is cut (zero::Init frees the broadcast buffer itself, so
@@ -84,6 +86,12 @@ int main(int argc, char** argv) {
   // On a GPU the unit is built on the host and broadcast from the device: the device's peak during
   // construction is the shards plus the one unit in flight.
   const c10::Device device = comm->device();
+  if (device.is_cuda() && on_host && deepspeed::engine::memory_allocated(device) > 4096) {
+    // The shards went to the host: what the device holds after construction is the warm-up tensor alone.
+    std::fprintf(stderr, "rank %d: the device holds %lld bytes after an on-host build\n", comm->rank(),
+                 static_cast<long long>(deepspeed::engine::memory_allocated(device)));
+    ++failures;
+  }
   if (device.is_cuda()) {
     const std::int64_t peak = deepspeed::engine::max_memory_allocated(device);
     if (peak > kUnits * unit_bytes / comm->world_size() + unit_bytes + unit_bytes / 4) {
@@ -99,6 +107,10 @@ int main(int argc, char** argv) {
   options.config = deepspeed::config::Json{{"train_micro_batch_size_per_gpu", 4},
                                            {"zero_optimization", {{"stage", 3}, {"stage3_param_persistence_threshold", 0}}},
                                            {"optimizer", {{"type", "Adam"}, {"params", {{"lr", 1e-3}}}}}};
+  if (on_host) {
+    (*options.config)["zero_optimization"]["offload_param"] = {{"device", "cpu"}, {"pin_memory", true}};
+    (*options.config)["zero_optimization"]["offload_optimizer"] = {{"device", "cpu"}, {"pin_memory", true}};
+  }
   auto [engine, optimizer, loader, scheduler] =
       deepspeed::initialize(ds_args, *model, (*model)->parameters(), nullptr, options);
   const auto x = at::randn({4, kWidth}).to(engine.device());

@@ -1,5 +1,7 @@
 // The model-state estimate against the ZeRO paper's closed forms (one tensor whose size every world size
 // divides, so no padding): Ψ parameters, N ranks, 16-bit weights, Adam (12 bytes of fp32 state each).
+#include <cstdlib>
+
 #include <gtest/gtest.h>
 
 #include "deepspeed/zero/memory_estimate.h"
@@ -10,8 +12,9 @@ namespace {
 constexpr std::int64_t kPsi = 1'024'000;  // a multiple of 16 × 4
 
 config::Config make_config(int stage, bool bf16, const std::string& offload = "none", double ratio = 1.0,
-                           std::int64_t bucket = 500'000'000) {
-  config::Json json = {{"train_batch_size", 8},
+                           std::int64_t bucket = 500'000'000, int gas = 1) {
+  config::Json json = {{"train_batch_size", 8 * gas},
+                       {"gradient_accumulation_steps", gas},
                        {"optimizer", {{"type", "AdamW"}, {"params", {{"lr", 1e-3}}}}},
                        {"zero_optimization",
                         {{"stage", stage}, {"reduce_bucket_size", bucket},
@@ -49,9 +52,41 @@ TEST(MemoryEstimate, OffloadMovesTheOptimizerAndItsGradientsToTheHost) {
   EXPECT_EQ(e.device_total(), 2 * kPsi);  // DeepSpeed's 2Ψ with offload
   EXPECT_EQ(e.host_optimizer, 12 * kPsi / 4);
   EXPECT_EQ(e.host_gradients, 2 * kPsi / 4);         // bf16, where the gradients land
-  EXPECT_EQ(e.host_transfer, (2 + 2) * kPsi / 4);    // 16-bit copies + the later micro-steps' landing area
+  EXPECT_EQ(e.host_transfer, 2 * kPsi / 4);          // 16-bit copies (no accumulation: no landing area)
   // Stage 1 reduces once per window, straight into the shard: no landing area.
   EXPECT_EQ(estimate(make_config(1, true, "cpu")).host_transfer, 2 * kPsi / 4);
+}
+
+TEST(MemoryEstimate, HostAccumulationNeedsALandingArea) {
+  ::setenv("DS_OFFLOAD_GRAD_ACCUMULATION", "host", 1);
+  const auto e = estimate(make_config(2, true, "cpu", 1.0, 500'000'000, 4));
+  ::unsetenv("DS_OFFLOAD_GRAD_ACCUMULATION");
+  EXPECT_EQ(e.host_transfer, (2 + 2) * kPsi / 4);  // 16-bit copies + the later micro-steps' landing area
+  EXPECT_EQ(e.device_total(), 2 * kPsi);
+}
+
+TEST(MemoryEstimate, OffloadParamKeepsTheWeightShardOnTheHost) {
+  auto c = make_config(3, true, "cpu");
+  c.zero.offload_param.device = "cpu";
+  const auto e = estimate_model_states(c, ModelShape{{kPsi}, kPsi / 8}, 4);
+  EXPECT_EQ(e.weights, 2 * (kPsi / 8));  // the largest unit, gathered
+  EXPECT_EQ(e.host_weights, 2 * kPsi / 4);
+  EXPECT_EQ(e.host_transfer, 0);         // the optimizer writes the 16-bit weights into the shard itself
+  EXPECT_EQ(e.host_total(), (2 + 12 + 2) * kPsi / 4);
+}
+
+TEST(MemoryEstimate, OffloadAccumulatesOnTheDeviceWithGradientAccumulation) {
+  // Stages 2-3 with GAS > 1 sum a window's micro-steps in a device buffer (2Ψ/N) instead of a host landing area.
+  for (int stage : {2, 3}) {
+    const auto one = estimate(make_config(stage, true, "cpu"));
+    const auto e = estimate(make_config(stage, true, "cpu", 1.0, 500'000'000, 4));
+    EXPECT_EQ(e.gradients, one.gradients + 2 * kPsi / 4) << "stage " << stage;
+    EXPECT_EQ(e.host_transfer, 2 * kPsi / 4) << "stage " << stage;  // the 16-bit copies only
+    EXPECT_EQ(e.host_gradients, one.host_gradients) << "stage " << stage;
+  }
+  // Stage 1 accumulates in its full buffer anyway.
+  EXPECT_EQ(estimate(make_config(1, true, "cpu", 1.0, 500'000'000, 4)).device_total(),
+            estimate(make_config(1, true, "cpu")).device_total());
 }
 
 TEST(MemoryEstimate, PartialOffloadRoundsToWholeBuckets) {

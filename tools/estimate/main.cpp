@@ -1,5 +1,5 @@
 // deepspeed_estimate: model-state memory per GPU and per node for a ds_config and a model size, for every ZeRO
-// stage with and without optimizer offload (DeepSpeed's estimate_zero2/zero3_model_states_mem_needs_all_live,
+// stage with and without optimizer offload, and ZeRO-3 with parameter offload (DeepSpeed's estimate_zero2/zero3_model_states_mem_needs_all_live,
 // from this engine's own layout).
 //
 //   deepspeed_estimate --deepspeed_config ds.json --params 3.8e9 [--gpus-per-node 8] [--nodes 1]
@@ -40,10 +40,11 @@ std::vector<std::int64_t> read_shapes(const std::string& path) {
 
 std::string row(const deepspeed::config::Config& c, const zero::ModelShape& model, int world, int per_node) {
   const auto e = zero::estimate_model_states(c, model, world);
-  return cat("| ", c.zero.stage, " | ", c.zero.offload_optimizer.device == "none" ? std::string("none")
-                                                                             : cat("cpu, ratio ", c.zero.offload_optimizer.ratio),
-             " | ", zero::gib(e.device_total()), " | ", zero::gib(e.weights), " | ", zero::gib(e.gradients), " | ",
-             zero::gib(e.optimizer), " | ", zero::gib(e.host_total() * per_node), " |");
+  std::string offload = c.zero.offload_optimizer.device == "none" ? std::string("none")
+                                                                    : cat("optimizer (ratio ", c.zero.offload_optimizer.ratio, ")");
+  if (c.zero.offload_param.device != "none") offload = offload == "none" ? "param" : offload + " + param";
+  return cat("| ", c.zero.stage, " | ", offload, " | ", zero::gib(e.device_total()), " | ", zero::gib(e.weights), " | ",
+             zero::gib(e.gradients), " | ", zero::gib(e.optimizer), " | ", zero::gib(e.host_total() * per_node), " |");
 }
 
 }  // namespace
@@ -83,20 +84,25 @@ int main(int argc, char** argv) {
               "steps (no activations)\n\n", static_cast<long long>(total),
               config.bf16.enabled ? "bf16" : config.fp16.enabled ? "fp16" : "fp32",
               config.optimizer.type.empty() ? "adam" : config.optimizer.type.c_str(), nodes, gpus_per_node);
-  std::printf("| stage | offload_optimizer | per GPU | weights | gradients | optimizer | host per node |\n");
+  std::printf("| stage | offload | per GPU | weights | gradients | optimizer | host per node |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
   for (int stage = 0; stage <= 3; ++stage) {
     for (const char* device : {"none", "cpu"}) {
       if (stage == 0 && std::string(device) == "cpu") continue;
-      auto c = config;
-      c.zero.stage = stage;
-      c.zero.offload_optimizer.device = device;
-      if (std::string(device) == "cpu" && config.zero.offload_optimizer.device == "none") c.zero.offload_optimizer.ratio = 1.0;
-      std::printf("%s\n", row(c, model, world, gpus_per_node).c_str());
+      for (bool params : {false, true}) {
+        if (params && stage != 3) continue;  // offload_param is ZeRO-3's
+        auto c = config;
+        c.zero.stage = stage;
+        c.zero.offload_optimizer.device = device;
+        c.zero.offload_param.device = params ? "cpu" : "none";
+        if (std::string(device) == "cpu" && config.zero.offload_optimizer.device == "none") c.zero.offload_optimizer.ratio = 1.0;
+        std::printf("%s\n", row(c, model, world, gpus_per_node).c_str());
+      }
     }
   }
-  std::printf("\nThis config (stage %d, offload_optimizer %s):\n%s\n", config.zero.stage,
-              config.zero.offload_optimizer.device.c_str(), row(config, model, world, gpus_per_node).c_str());
+  std::printf("\nThis config (stage %d, offload_optimizer %s, offload_param %s):\n%s\n", config.zero.stage,
+              config.zero.offload_optimizer.device.c_str(), config.zero.offload_param.device.c_str(),
+              row(config, model, world, gpus_per_node).c_str());
   if (const auto available = zero::host_memory_available(); available >= 0) {
     std::printf("This machine has %s of host memory available.\n", zero::gib(available).c_str());
   }

@@ -23,8 +23,11 @@
 ///
 /// Gradient shards are allocated through the Placement. A bucket whose shard chunk the Placement puts on the
 /// host (ZeRO-Offload) is brought there as soon as its reduce-scatter is launched: a background thread waits
-/// for it (on a side stream under NCCL), copies it into a pinned landing buffer and adds it, in fp32, into the
-/// host shard, while autograd goes on. finish_backward() returns once every chunk has landed.
+/// for it (on a side stream under NCCL) and copies it into the pinned host shard while autograd goes on; a
+/// later micro-step of the window either lands in a pinned landing buffer and is added into the host shard in
+/// the accumulation dtype, or (accumulate_on_device) is added into a device window buffer, which the
+/// boundary's landing adds its own micro-step to and copies over. finish_backward() returns once every chunk
+/// has landed.
 
 #include <functional>
 #include <memory>
@@ -57,6 +60,9 @@ struct ReducerOptions {
   std::optional<at::ScalarType> communication_dtype;  ///< nullopt: accum_dtype
   bool prescale_gradients = false;
   double gradient_predivide_factor = 1.0;
+  /// Offload, kReduceScatterEachMicroStep: host chunks of micro-steps before the boundary are added into a
+  /// device window buffer; the boundary adds its own on the device and copies the sum to the host once.
+  bool accumulate_on_device = false;
 };
 
 /// What the engine drives. All ranks must call each method the same number of times in the same order.
@@ -129,6 +135,8 @@ class BucketReducer : public GradientReducer {
   void fold_into_shard(at::Tensor chunk, const at::Tensor& reduced) const;
   ShardBuffer new_shard(const FlatGroup& group) const;
   at::Tensor staging(std::size_t group, std::size_t bucket);
+  /// Whether host bucket chunks go to the host this micro-step (else they accumulate in the device window).
+  bool lands_now() const { return !options_.accumulate_on_device || boundary_; }
   bool keeps_full_buffer() const { return options_.reduction != Reduction::kReduceScatterEachMicroStep; }
 
   std::shared_ptr<comm::Communicator> comm_;

@@ -12,6 +12,9 @@
 /// full tensors: a rank never holds more than the unit being built in full. Parameters outside units are left
 /// whole. initialize() later gathers each unit into its final layout, one unit at a time. Units must be
 /// constructed in the same order on every rank.
+///
+/// With InitOptions::on_host (DeepSpeed's remote_device="cpu", for offload_param) the shards are kept in host
+/// memory: the device then holds only the unit being broadcast, never the model's shards.
 
 #include <optional>
 #include <vector>
@@ -20,10 +23,18 @@
 
 namespace deepspeed::zero {
 
+struct InitOptions {
+  /// Keep this rank's shards in host memory instead of on the job's device.
+  bool on_host = false;
+  /// With on_host on a GPU: page-locked memory, so that the shards are copied up asynchronously later.
+  bool pin_memory = false;
+};
+
 class Init {
  public:
-  /// Sets up the process group (init_distributed) if needed.
+  /// Sets up the process group (init_distributed) if needed. Nested Inits keep the outermost one's options.
   Init();
+  explicit Init(InitOptions options);
   ~Init();
   Init(const Init&) = delete;
   Init& operator=(const Init&) = delete;

@@ -21,6 +21,14 @@ struct LayoutChoice {
   at::ScalarType communication_dtype = at::kFloat;  ///< communication_data_type, else accum_dtype
   double offload_ratio = 0.0;                       ///< fraction of every shard on the host; 0: no offload
   bool pin_memory = false;                          ///< offload_optimizer.pin_memory
+  /// Offload at stages 2-3 with gradient accumulation: the micro-steps of a window are summed in a device
+  /// buffer (2Ψ/N in accum dtype) and only the boundary's sum crosses to the host, instead of every micro-step
+  /// landing on the host and being added there by the CPU (which lagged backward). Off without accumulation,
+  /// with offload_param (whose point is to keep Ψ/N-sized state off the device), or with
+  /// DS_OFFLOAD_GRAD_ACCUMULATION=host; DS_OFFLOAD_GRAD_ACCUMULATION=device forces it on.
+  bool accumulate_on_device = false;
+  bool offload_params = false;  ///< offload_param.device "cpu" (stage 3): the 16-bit weight shards on the host
+  bool pin_params = false;      ///< offload_param.pin_memory
 };
 
 /// Throws ConfigError for a grad_accum_dtype an fp32 model cannot use.

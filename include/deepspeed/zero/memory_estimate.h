@@ -17,16 +17,17 @@ namespace deepspeed::zero {
 
 struct MemoryEstimate {
   // On the rank's device.
-  std::int64_t weights = 0;         ///< model weights kept (all of them; stage 3: the shard and the largest unit)
-  std::int64_t gradients = 0;       ///< gradient buffers kept between steps
+  std::int64_t weights = 0;         ///< model weights kept (all of them; stage 3: the shard and the largest unit; offload_param: the largest unit)
+  std::int64_t gradients = 0;       ///< gradient buffers kept between steps (offload with GAS > 1: the device window)
   std::int64_t optimizer = 0;       ///< fp32 masters and optimizer state on the device
   // On the host, per rank.
   std::int64_t host_optimizer = 0;  ///< fp32 masters and optimizer state offloaded
   std::int64_t host_gradients = 0;  ///< gradient shards of the offloaded buckets (pinned: the copies land there)
-  std::int64_t host_transfer = 0;   ///< pinned 16-bit weight copies, and the landing area of later micro-steps
+  std::int64_t host_weights = 0;    ///< offload_param: the 16-bit weight shard (also the optimizer's copies)
+  std::int64_t host_transfer = 0;   ///< pinned 16-bit weight copies, and the landing area of later micro-steps (accumulated on the host)
 
   std::int64_t device_total() const { return weights + gradients + optimizer; }
-  std::int64_t host_total() const { return host_optimizer + host_gradients + host_transfer; }
+  std::int64_t host_total() const { return host_weights + host_optimizer + host_gradients + host_transfer; }
 };
 
 /// The model as the estimate sees it: its trainable parameters' sizes (one entry per tensor, or a single

@@ -10,6 +10,11 @@
 /// releases it once all its parameters' gradients are in. The next unit (in the order the first forward ran
 /// them) is prefetched while the current one computes, within stage3_max_live_parameters.
 ///
+/// With PartitionOptions::offload (offload_param), the shards are host tensors: gathering a unit first copies
+/// each of its chunks to the device (asynchronously from pinned memory, on the current stream, ahead of the
+/// all-gather that reads it); whoever writes a shard on the host (the CPU optimizer) must not do so while a
+/// gather of that unit is in flight.
+///
 /// Collective contract: every rank runs the same units in the same order (the usual SPMD rule; units gather
 /// with all-gathers). Calls come from the training thread, and from autograd's thread for the backward hooks.
 
@@ -36,6 +41,11 @@ struct PartitionOptions {
   /// stage3_prefetch_bucket_size: while a unit runs, the units after it (before it, in backward) are gathered
   /// ahead until their elements reach this many (at least one unit); 0 = no prefetch.
   std::int64_t prefetch_numel = 50000000;
+  /// offload_param: each rank's 16-bit shard lives in host memory (page-locked when `pin_memory` and the
+  /// device is a GPU) and is copied to the device just before its all-gather; the device holds only the
+  /// units gathered at the moment.
+  bool offload = false;
+  bool pin_memory = false;
 };
 
 class PartitionedParams : public UnitRuntime {
@@ -76,6 +86,8 @@ class PartitionedParams : public UnitRuntime {
   std::int64_t gathers() const { return gathers_; }
   /// Copies the (gathered) full parameters of `unit` into this rank's shards (after an edit).
   void update_shards_from_full(std::size_t unit);
+  /// Bytes of host memory the shards hold (offload_param; 0 otherwise).
+  std::int64_t host_bytes() const;
 
  private:
   struct UnitState;

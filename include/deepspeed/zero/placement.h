@@ -88,7 +88,10 @@ class Placement {
 
   /// A shard-shaped buffer of `group` for `kind` in `dtype`, zero-filled, pieces placed by bucket.
   /// kParamCopies and kTransfer buffers have host pieces only (none where nothing is offloaded).
-  ShardBuffer shard_buffer(const FlatGroup& group, StateKind kind, at::ScalarType dtype) const;
+  /// With `host_storage` (a shard-shaped host tensor of `dtype`), the host piece is a view of it instead of
+  /// new memory, and keeps its values.
+  ShardBuffer shard_buffer(const FlatGroup& group, StateKind kind, at::ScalarType dtype,
+                           const at::Tensor& host_storage = {}) const;
   /// A flat tensor of `numel` for `kind` on the host, its own exact-size block: pinned when the placement pins,
   /// unless it holds master weights (which never cross the bus).
   at::Tensor host_tensor(StateKind kind, std::int64_t numel, at::ScalarType dtype) const;
