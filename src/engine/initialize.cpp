@@ -46,8 +46,10 @@ config::Config load_config(const Arguments& args, const InitializeOptions& optio
 }
 
 // What the layout was estimated to hold against what it holds (rank 0's view; every rank holds the same).
-void report_model_states(const config::Config& c, const zero::ModelShape& shape, const zero::Strategy& layout,
+void report_model_states(const config::Config& c, zero::ModelShape shape, const zero::Strategy& layout,
                          const optim::Optimizer& optimizer, const comm::Communicator& comm) {
+  shape.largest_unit = layout.gathered_numel();  // stage 3 between steps: the root and persistent units
+  shape.groups = layout.flat_group_numels();
   const auto e = zero::estimate_model_states(c, shape, comm.world_size());
   std::int64_t host = layout.host_bytes();
   for (const auto& group : optimizer.all_state()) {

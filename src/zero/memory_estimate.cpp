@@ -30,13 +30,18 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
   const std::int64_t k = optimizer_states(c.optimizer);
   const std::int64_t master_bytes = 4 * (1 + k);  // the fp32 master and its optimizer state
   const double ratio = choice.offload_ratio;
-  const BucketPlan plan =
-      plan_group(model.numels, FlatOptions{choice.bucket_numel, kAlignment, stage == 0 ? 1 : world_size});
-  const std::int64_t total = plan.total_numel;  // the flat buffer, padding included
-  const std::int64_t shard = plan.shard_numel;
-  std::int64_t host = 0;  // elements of this rank's shard on the host
-  const std::size_t offloaded = ratio > 0.0 ? offloaded_buckets(plan, ratio) : 0;
-  for (std::size_t b = 0; b < offloaded; ++b) host += plan.buckets[b].chunk;
+  // Each flat group is bucketed, padded and split by ratio on its own, as the layout does.
+  std::int64_t total = 0;  // the flat buffers, padding included
+  std::int64_t shard = 0;
+  std::int64_t host = 0;   // elements of this rank's shard on the host
+  const FlatOptions flat{choice.bucket_numel, kAlignment, stage == 0 ? 1 : world_size};
+  for (const auto& numels : model.groups.empty() ? std::vector<std::vector<std::int64_t>>{model.numels} : model.groups) {
+    const BucketPlan plan = plan_group(numels, flat);
+    total += plan.total_numel;
+    shard += plan.shard_numel;
+    const std::size_t offloaded = ratio > 0.0 ? offloaded_buckets(plan, ratio) : 0;
+    for (std::size_t b = 0; b < offloaded; ++b) host += plan.buckets[b].chunk;
+  }
   const std::int64_t on_device = shard - host;
 
   MemoryEstimate e;

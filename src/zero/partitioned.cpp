@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 
 #include "deepspeed/util/logging.h"
 #include "deepspeed/zero/init.h"
@@ -88,14 +89,29 @@ void PartitionedStrategy::after_optimizer_step() {
   queue_host_steps();
   at::NoGradGuard no_grad;
   const auto& groups = masters_->groups();
+  bool downloads = false;
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const FlatGroup& group = *groups[g];
     for (std::size_t b = 0; b < group.plan.buckets.size(); ++b) {
-      if (writes_shard_in_place(g, b)) wait_for_update(g, b);
-      else group.chunk_in_shard(group.param_shard, b).copy_(updated_chunk(g, b, group.param_shard.options()));
+      if (writes_shard_in_place(g, b)) {
+        wait_for_update(g, b);
+        continue;
+      }
+      at::Tensor shard_chunk = group.chunk_in_shard(group.param_shard, b);
+      if (shard_chunk.is_cpu() && !placement_.on_host(group, b) && !placement_.device().is_cpu()) {
+        // offload_param, a bucket stepped on the device: converted there, then one DMA into the host shard, so
+        // that this thread does no CPU pass over it while the CPU optimizer's threads are busy.
+        shard_chunk.copy_(updated_chunk(g, b, shard_chunk.options().device(placement_.device())), /*non_blocking=*/true);
+        downloads = true;
+      } else {
+        shard_chunk.copy_(updated_chunk(g, b, shard_chunk.options()));
+      }
     }
   }
   uploads_enqueued();
+  // The host shards must be final when the step returns (a checkpoint reads them on the CPU); the next
+  // gathers would have waited for the downloads anyway.
+  if (downloads) c10::impl::VirtualGuardImpl(placement_.device().type()).getStream(placement_.device()).synchronize();
   partitioned_->invalidate();
 }
 

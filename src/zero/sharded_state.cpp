@@ -45,6 +45,12 @@ std::int64_t ShardedStateStrategy::host_bytes() const {
   return bytes;
 }
 
+std::vector<std::vector<std::int64_t>> ShardedStateStrategy::flat_group_numels() const {
+  std::vector<std::vector<std::int64_t>> out;
+  for (const auto* group : masters_->groups()) out.push_back(group->numels());
+  return out;
+}
+
 void ShardedStateStrategy::detach() {
   step_worker_.reset();  // finishes a queued update before the buffers it writes go
   reducer_.reset();

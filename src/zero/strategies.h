@@ -76,6 +76,7 @@ class ShardedStateStrategy : public Strategy {
   void track_host_norms(SquaredNorm squared_norm) override { reducer_->track_host_norms(std::move(squared_norm)); }
   double squared_gradient_norm(const std::vector<at::Tensor>& grads, const SquaredNorm& squared_norm) override;
   std::int64_t host_bytes() const override;
+  std::vector<std::vector<std::int64_t>> flat_group_numels() const override;
   std::vector<at::Tensor> optimizer_gradients() override;
   void end_step() override;
   void zero_grad() override { reducer_->zero_grad(); }
@@ -174,6 +175,7 @@ class PartitionedStrategy final : public ShardedStateStrategy {
   void release(std::size_t u) override { partitioned_->release(u); }
   void adopt_parameter_values(std::size_t u) override;
   std::int64_t unit_gathers() const override { return partitioned_->gathers(); }
+  std::int64_t gathered_numel() const override { return partitioned_->live_numel(); }
   bool allows_16bit_model_save() const override { return gather_16bit_weights_on_save_; }
   std::int64_t host_bytes() const override;
 

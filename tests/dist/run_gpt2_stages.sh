@@ -6,7 +6,7 @@
 # against stage 0 without it (in bf16: against the same stage without it); CLIP replaces the config's gradient_clipping (0: offloaded updates run during
 # backward); DTYPE bf16 trains in bf16 (the offloaded update then writes the 16-bit weights itself, bucket by
 # bucket). PARAM=param adds offload_param at stage 3 (the weight shards on the host) and runs stage 3 only.
-# Ports PORT … PORT+6. Usage: run_gpt2_stages.sh BUILD_DIR PORT RANKS [OFFLOAD [CLIP [DTYPE [PARAM]]]]
+# Ports PORT … PORT+9. Usage: run_gpt2_stages.sh BUILD_DIR PORT RANKS [OFFLOAD [CLIP [DTYPE [PARAM]]]]
 set -uo pipefail
 build=$1 port=$2 ranks=$3 offload=${4:-} clip=${5:-1.0} dtype=${6:-fp32} param=${7:-}
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,9 +27,12 @@ run() {
   sed -n 's/^step \([0-9]*\)\/10 | loss \([0-9.]*\) .*/\1 \2/p' "$work/$1.log" >"$work/$1.loss"
   [ "$(wc -l <"$work/$1.loss")" -eq 10 ] || { cat "$work/$1.log"; echo "FAIL: $1: expected 10 loss lines"; exit 1; }
 }
-# In fp32 every layout gives stage 0's losses to 1e-4. In bf16 the stages differ from each other at that level
-# (where gradients are accumulated and in which dtype), so each offloaded stage is held to the same stage
-# without offload, exactly (the offloaded update is the device one, bit for bit, in 16-bit training).
+# compare_losses A B TOL: the same steps, losses within TOL.
+compare_losses() {
+  paste "$work/$1.loss" "$work/$2.loss" | awk -v tol="$3" '{ d = $2 - $4; if (d < 0) d = -d; if ($1 != $3 || d > tol) { print; bad = 1 } } END { exit bad }' \
+    || { echo "FAIL: $2 changed the losses (against $1, tolerance $3)"; exit 1; }
+}
+# In fp32 every layout gives stage 0's losses to 1e-4.
 run z0 0 "" "$port"
 stages="1 2 3"
 [ "$param" = param ] && stages=3
@@ -40,15 +43,23 @@ for stage in $stages; do
   [ "$offload" != 1 ] && buckets=" \"reduce_bucket_size\": 50000,"
   extra=""
   [ -n "$offload" ] && extra=",$buckets \"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true, \"ratio\": $offload}"
+  offload_only=$extra
   [ "$param" = param ] && extra="$extra, \"offload_param\": {\"device\": \"cpu\", \"pin_memory\": true}"
-  ref=z0 tol=1e-4
-  if [ "$dtype" = bf16 ] && [ -n "$offload" ]; then
-    run "ref$stage" "$stage" "${buckets%,}" $((port + 3 + stage))
-    ref=ref$stage tol=0
-  fi
   run "z$stage" "$stage" "$extra" $((port + stage))
-  if ! paste "$work/$ref.loss" "$work/z$stage.loss" | awk -v tol="$tol" '{ d = $2 - $4; if (d < 0) d = -d; if ($1 != $3 || d > tol) { print; bad = 1 } } END { exit bad }'; then
-    echo "FAIL: stage $stage changed the losses (against $ref)"; exit 1
+  if [ "$dtype" = bf16 ] && [ -n "$offload" ]; then
+    # In bf16 the stages differ from each other at 1e-4 (where gradients accumulate, in which dtype), so an
+    # offloaded stage is held to the same stage without offload — to 1e-3, since the CPU optimizer rounds the
+    # fp32 masters differently from the device one by an ulp, which the bf16 weights sometimes show (on an
+    # H200 1e-4 in the loss by step 7; on CPU ranks nothing) — and, exactly, to the reference host step
+    # (DS_REFERENCE_OFFLOAD_STEP=1: each host shard stepped whole after backward, the weights on the device).
+    run "dev$stage" "$stage" "${buckets%,}" $((port + 3 + stage))
+    compare_losses "dev$stage" "z$stage" 1e-3
+    DS_REFERENCE_OFFLOAD_STEP=1 run "ref$stage" "$stage" "$offload_only" $((port + 6 + stage))
+    compare_losses "ref$stage" "z$stage" 0
+    ref="ref$stage (exactly) and dev$stage"
+  else
+    ref=z0
+    compare_losses z0 "z$stage" 1e-4
   fi
   [ -n "$offload" ] && { grep -q "DeepSpeedCPUAdam" "$work/z$stage.log" || { echo "FAIL: stage $stage did not offload"; exit 1; }; }
   [ "$param" = param ] && { grep -q "offload_param" "$work/z$stage.log" || { echo "FAIL: stage 3 did not offload its weights"; exit 1; }; }

@@ -89,6 +89,17 @@ TEST(MemoryEstimate, OffloadAccumulatesOnTheDeviceWithGradientAccumulation) {
             estimate(make_config(1, true, "cpu")).device_total());
 }
 
+TEST(MemoryEstimate, FlatGroupsArePlannedOnTheirOwn) {
+  // The same two tensors as one group (two buckets: the second's midpoint is past 0.6, it stays on the device)
+  // and as two groups (ZeRO-3 units: each one bucket whose midpoint, 0.5, is inside 0.6: both offloaded).
+  const auto c = make_config(3, true, "cpu", 0.6, kPsi / 2);
+  ModelShape one{{kPsi / 2, kPsi / 2}, 0};
+  ModelShape two = one;
+  two.groups = {{kPsi / 2}, {kPsi / 2}};
+  EXPECT_EQ(estimate_model_states(c, one, 4).host_optimizer, 12 * kPsi / 8);
+  EXPECT_EQ(estimate_model_states(c, two, 4).host_optimizer, 12 * kPsi / 4);
+}
+
 TEST(MemoryEstimate, PartialOffloadRoundsToWholeBuckets) {
   // Four tensors of Ψ/4 in four buckets (each rank's chunk Ψ/16): ratio 0.5 puts the first two on the host,
   // and so does 0.4 (rounded to whole buckets: the second bucket's midpoint is at 3/8 of the shard).

@@ -3,7 +3,8 @@
 // from this engine's own layout).
 //
 //   deepspeed_estimate --deepspeed_config ds.json --params 3.8e9 [--gpus-per-node 8] [--nodes 1]
-//   deepspeed_estimate --deepspeed_config ds.json --shapes shapes.txt    (one tensor per line: "768 2304" or a count)
+//   deepspeed_estimate --deepspeed_config ds.json --shapes shapes.txt    (one tensor per line: "768 2304" or a count;
+//                                                                         a blank line between flat groups / units)
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -21,10 +22,11 @@ namespace {
 using deepspeed::util::cat;
 namespace zero = deepspeed::zero;
 
-std::vector<std::int64_t> read_shapes(const std::string& path) {
+// One tensor per line; a blank line starts another flat group (a ZeRO-3 unit: buckets never span two).
+std::vector<std::vector<std::int64_t>> read_shapes(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw deepspeed::UsageError(cat("deepspeed_estimate: cannot read --shapes '", path, "'"));
-  std::vector<std::int64_t> numels;
+  std::vector<std::vector<std::int64_t>> groups(1);
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
     std::istringstream dims(line);
@@ -32,10 +34,12 @@ std::vector<std::int64_t> read_shapes(const std::string& path) {
     bool any = false;
     while (dims >> d) numel *= d, any = true;
     if (!dims.eof()) throw deepspeed::UsageError(cat("deepspeed_estimate: ", path, ":", n, ": expected sizes, got '", line, "'"));
-    if (any) numels.push_back(numel);
+    if (any) groups.back().push_back(numel);
+    else if (!groups.back().empty()) groups.emplace_back();
   }
-  if (numels.empty()) throw deepspeed::UsageError(cat("deepspeed_estimate: '", path, "' lists no tensor"));
-  return numels;
+  if (groups.back().empty()) groups.pop_back();
+  if (groups.empty()) throw deepspeed::UsageError(cat("deepspeed_estimate: '", path, "' lists no tensor"));
+  return groups;
 }
 
 std::string row(const deepspeed::config::Config& c, const zero::ModelShape& model, int world, int per_node) {
@@ -58,7 +62,8 @@ int main(int argc, char** argv) {
   int gpus_per_node = 1, nodes = 1;
   app.add_option("--deepspeed_config", config_path, "ds_config.json (precision, optimizer, bucket size, ratio)")->required();
   app.add_option("--params", params, "trainable parameters (e.g. 3.8e9)");
-  app.add_option("--shapes", shapes, "file with one tensor per line (its sizes), instead of --params");
+  app.add_option("--shapes", shapes, "file with one tensor per line (its sizes), instead of --params; a blank line "
+                                     "separates flat groups (stage 3: units × optimizer param groups)");
   app.add_option("--largest-unit", largest_unit, "stage 3: elements of the largest unit (one is gathered at a time)");
   app.add_option("--gpus-per-node", gpus_per_node)->check(CLI::PositiveNumber);
   app.add_option("--nodes", nodes)->check(CLI::PositiveNumber);
@@ -76,7 +81,13 @@ int main(int argc, char** argv) {
   const int world = gpus_per_node * nodes;
   const auto config = deepspeed::config::parse_config(deepspeed::config::load_json_file(config_path), config_path, world);
   zero::ModelShape model;
-  model.numels = shapes.empty() ? std::vector<std::int64_t>{static_cast<std::int64_t>(params)} : read_shapes(shapes);
+  if (shapes.empty()) {
+    model.numels = {static_cast<std::int64_t>(params)};
+  } else {
+    model.groups = read_shapes(shapes);
+    for (const auto& g : model.groups) model.numels.insert(model.numels.end(), g.begin(), g.end());
+    if (model.groups.size() == 1) model.groups.clear();
+  }
   model.largest_unit = largest_unit;
   std::int64_t total = 0;
   for (auto n : model.numels) total += n;

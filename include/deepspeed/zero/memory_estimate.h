@@ -35,6 +35,9 @@ struct MemoryEstimate {
 struct ModelShape {
   std::vector<std::int64_t> numels;
   std::int64_t largest_unit = 0;
+  /// When known, the layout's flat groups (tensor sizes of each): buckets, padding and the offload ratio's
+  /// rounding are per group (at stage 3 each unit × optimizer group is one). Empty: `numels` as one group.
+  std::vector<std::vector<std::int64_t>> groups;
 };
 
 /// Per-rank model-state bytes for `config`'s stage, precision, optimizer and offload on `world_size` ranks.

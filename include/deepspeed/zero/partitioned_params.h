@@ -84,6 +84,8 @@ class PartitionedParams : public UnitRuntime {
   std::size_t num_units() const { return units_.size(); }
   /// All-gathers started so far (each gathers one unit); for tests and tuning.
   std::int64_t gathers() const { return gathers_; }
+  /// Elements of the units gathered (or being gathered) now.
+  std::int64_t live_numel() const { return live_numel_; }
   /// Copies the (gathered) full parameters of `unit` into this rank's shards (after an edit).
   void update_shards_from_full(std::size_t unit);
   /// Bytes of host memory the shards hold (offload_param; 0 otherwise).

@@ -129,6 +129,10 @@ class Strategy : public checkpoint::Stateful {
   virtual std::int64_t host_bytes() const { return 0; }
   /// All-gathers of units started so far (stage 3), for tests and tuning.
   virtual std::int64_t unit_gathers() const { return 0; }
+  /// Elements of the units gathered whole now (stage 3; between steps: the root and the persistent units).
+  virtual std::int64_t gathered_numel() const { return 0; }
+  /// The tensor sizes of each flat group the layout built (what the memory estimate plans); empty if none.
+  virtual std::vector<std::vector<std::int64_t>> flat_group_numels() const { return {}; }
   /// Whether save_16bit_model may gather the weights (stage 3 asks
   /// stage3_gather_16bit_weights_on_model_save; DeepSpeed's rule).
   virtual bool allows_16bit_model_save() const { return true; }
