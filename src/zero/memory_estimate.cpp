@@ -81,6 +81,21 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
   return e;
 }
 
+std::optional<std::string> host_memory_shortfall(const config::Config& c, const ModelShape& model, int world_size,
+                                                 int local_ranks, std::int64_t available) {
+  if (c.zero.offload_optimizer.device == "none" && c.zero.offload_param.device == "none") return std::nullopt;
+  const std::int64_t per_rank = estimate_model_states(c, model, world_size).host_total();
+  const std::int64_t node = per_rank * local_ranks;
+  if (available < 0 || node <= available) return std::nullopt;
+  const char* key = c.zero.offload_optimizer.device == "none" ? "offload_param" : "offload_optimizer";
+  std::ostringstream out;
+  out << c.source << ": zero_optimization." << key << ": the " << local_ranks << " rank(s) on this node need "
+      << gib(node) << " of host memory for the offloaded state (" << gib(per_rank)
+      << " each; see deepspeed_estimate), but " << gib(available)
+      << " is available; lower offload_optimizer.ratio or use more nodes";
+  return out.str();
+}
+
 std::string gib(std::int64_t bytes) {
   char text[32];
   std::snprintf(text, sizeof text, "%.2f GiB", static_cast<double>(bytes) / (1 << 30));

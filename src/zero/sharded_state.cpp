@@ -21,6 +21,11 @@ ShardedStateStrategy::~ShardedStateStrategy() = default;
 
 void ShardedStateStrategy::attach(std::vector<FlatGroup*> groups, const LayoutInputs& in,
                                   const std::function<void(std::size_t, const ShardBuffer&)>& fill) {
+  if (in.check_host_memory && placement_.offloads()) {
+    std::vector<std::vector<std::int64_t>> numels;
+    for (const auto* group : groups) numels.push_back(group->numels());
+    in.check_host_memory(numels);
+  }
   reducer_ = std::make_unique<BucketReducer>(groups, comm_, in.reducer, placement_);
   at::NoGradGuard no_grad;
   std::vector<ShardBuffer> masters;

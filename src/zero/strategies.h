@@ -28,6 +28,9 @@ struct LayoutInputs {
   ReducerOptions reducer;
   std::int64_t bucket_numel = 0;
   at::ScalarType model_dtype = at::kFloat;  ///< what zero::Init's shards are gathered back into
+  /// Called by a sharded layout with its flat groups' tensor sizes before it allocates masters and gradient
+  /// shards (throws UsageError when the node's host memory cannot hold the offloaded state).
+  std::function<void(const std::vector<std::vector<std::int64_t>>&)> check_host_memory;
 };
 
 /// Stage 0: every rank holds the whole model state; flat gradients are all-reduced on the boundary. The

@@ -25,23 +25,12 @@ std::optional<at::ScalarType> to_scalar_type(std::optional<config::DType> d) {
 }
 
 // Offload asks for host memory per rank, and every rank of the node asks at once: refuse before allocating
-// anything when the node cannot hold it, rather than be killed by the OOM killer minutes later.
-void check_host_memory(const config::Config& c, const std::vector<std::vector<at::Tensor>>& groups,
-                       const comm::Communicator& comm) {
-  if (c.zero.offload_optimizer.device == "none" && c.zero.offload_param.device == "none") return;
-  ModelShape shape;
-  for (const auto& g : groups) {
-    for (const auto& p : g) shape.numels.push_back(full_numel(p));
-  }
-  const std::int64_t per_rank = estimate_model_states(c, shape, comm.world_size()).host_total();
-  const std::int64_t node = per_rank * comm.env().local_size;
-  const std::int64_t available = host_memory_available();
-  if (available >= 0 && node > available) {
-    throw UsageError(cat(c.source, ": zero_optimization.", c.zero.offload_optimizer.device == "none" ? "offload_param" : "offload_optimizer",
-                         ": the ", comm.env().local_size, " rank(s) on this node need ", gib(node),
-                         " of host memory for the offloaded state (", gib(per_rank),
-                         " each; see deepspeed_estimate), but ", gib(available),
-                         " is available; lower offload_optimizer.ratio or use more nodes"));
+// anything when the node cannot hold it, rather than be killed by the OOM killer minutes later. Checked once
+// here on the parameter list, and again by the layout on its own flat groups (at stage 3 the units' buckets
+// round `ratio` differently) before it allocates the offloaded state.
+void check_host_memory(const config::Config& c, const ModelShape& shape, const comm::Communicator& comm) {
+  if (auto error = host_memory_shortfall(c, shape, comm.world_size(), comm.env().local_size, host_memory_available())) {
+    throw UsageError(*error);
   }
 }
 
@@ -102,7 +91,11 @@ LayoutChoice choose_layout(const config::Config& c) {
 std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std::vector<at::Tensor>> param_groups,
                                         std::shared_ptr<torch::nn::Module> module,
                                         std::shared_ptr<comm::Communicator> comm) {
-  check_host_memory(c, param_groups, *comm);
+  ModelShape shape;
+  for (const auto& g : param_groups) {
+    for (const auto& p : g) shape.numels.push_back(full_numel(p));
+  }
+  check_host_memory(c, shape, *comm);
   const LayoutChoice choice = choose_layout(c);
   LayoutInputs in{std::move(param_groups), std::move(module), comm,
                   c.zero.offload_optimizer.device == "cpu"
@@ -115,6 +108,12 @@ std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std
   in.reducer.gradient_predivide_factor = c.gradient_predivide_factor;
   in.reducer.accumulate_on_device = choice.accumulate_on_device;
   in.bucket_numel = choice.bucket_numel;
+  in.check_host_memory = [c, comm](const std::vector<std::vector<std::int64_t>>& groups) {
+    ModelShape planned;
+    planned.groups = groups;
+    for (const auto& g : groups) planned.numels.insert(planned.numels.end(), g.begin(), g.end());
+    check_host_memory(c, planned, *comm);
+  };
   const bool reference = reference_reducer_requested();
   if (reference && (c.zero.stage != 0 || in.model_dtype != at::kFloat)) {
     throw UsageError("DS_REFERENCE_REDUCER=1 (the per-tensor all-reduce reference) supports fp32 stage 0 only");

@@ -100,6 +100,27 @@ TEST(MemoryEstimate, FlatGroupsArePlannedOnTheirOwn) {
   EXPECT_EQ(estimate_model_states(c, two, 4).host_optimizer, 12 * kPsi / 4);
 }
 
+TEST(MemoryEstimate, HostMemoryShortfallNamesTheKeyAndTheFigures) {
+  // Stage 2, full offload, 4 ranks on the node: each holds 12Ψ/4 + 2Ψ/4 + 2Ψ/4 = 4Ψ bytes on the host.
+  const auto c = make_config(2, true, "cpu");
+  const ModelShape shape{{kPsi}, 0};
+  const std::int64_t node = 4 * 4 * kPsi;
+  EXPECT_FALSE(host_memory_shortfall(c, shape, 4, 4, node));
+  EXPECT_FALSE(host_memory_shortfall(c, shape, 4, 4, -1));  // unknown: no check
+  const auto error = host_memory_shortfall(c, shape, 4, 4, node - 1);
+  ASSERT_TRUE(error);
+  EXPECT_NE(error->find("<test>: zero_optimization.offload_optimizer: the 4 rank(s) on this node need " + gib(node)),
+            std::string::npos) << *error;
+  EXPECT_NE(error->find("lower offload_optimizer.ratio"), std::string::npos) << *error;
+  // Parameter offload alone: the 16-bit shards, named by their own key.
+  auto params = make_config(3, true);
+  params.zero.offload_param.device = "cpu";
+  const auto param_error = host_memory_shortfall(params, shape, 4, 4, 4 * 2 * kPsi / 4 - 1);
+  ASSERT_TRUE(param_error);
+  EXPECT_NE(param_error->find("zero_optimization.offload_param:"), std::string::npos) << *param_error;
+  EXPECT_FALSE(host_memory_shortfall(make_config(2, true), shape, 4, 4, 0));  // nothing offloaded
+}
+
 TEST(MemoryEstimate, PartialOffloadRoundsToWholeBuckets) {
   // Four tensors of Ψ/4 in four buckets (each rank's chunk Ψ/16): ratio 0.5 puts the first two on the host,
   // and so does 0.4 (rounded to whole buckets: the second bucket's midpoint is at 3/8 of the shard).
