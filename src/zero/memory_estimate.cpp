@@ -82,11 +82,11 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
 }
 
 std::optional<std::string> host_memory_shortfall(const config::Config& c, const ModelShape& model, int world_size,
-                                                 int local_ranks, std::int64_t available) {
+                                                 int local_ranks, std::int64_t available, std::int64_t held) {
   if (c.zero.offload_optimizer.device == "none" && c.zero.offload_param.device == "none") return std::nullopt;
   const std::int64_t per_rank = estimate_model_states(c, model, world_size).host_total();
   const std::int64_t node = per_rank * local_ranks;
-  if (available < 0 || node <= available) return std::nullopt;
+  if (available < 0 || (per_rank - held) * local_ranks <= available) return std::nullopt;
   const char* key = c.zero.offload_optimizer.device == "none" ? "offload_param" : "offload_optimizer";
   std::ostringstream out;
   out << c.source << ": zero_optimization." << key << ": the " << local_ranks << " rank(s) on this node need "

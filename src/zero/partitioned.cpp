@@ -53,7 +53,8 @@ PartitionedStrategy::PartitionedStrategy(LayoutInputs in, PartitionOptions parti
   // offload_param with a 16-bit model: the CPU optimizer's 16-bit copies of the host buckets are the host
   // weight shards themselves, so the step writes the weights in place and nothing is copied after it.
   copies_in_weight_shards_ = partition.offload;
-  attach(groups, in, [&groups](std::size_t g, const ShardBuffer& master) { master.copy_from(groups[g]->param_shard); });
+  attach(groups, in, [&groups](std::size_t g, const ShardBuffer& master) { master.copy_from(groups[g]->param_shard); },
+         partitioned_->host_bytes());
   PartitionedParams* partitioned = partitioned_.get();
   reducer_->on_group_done([partitioned, groups](std::size_t g) { partitioned->on_unit_gradients_done(groups[g]->unit); });
   if (copies_in_weight_shards_) {

@@ -20,11 +20,12 @@ ShardedStateStrategy::ShardedStateStrategy(int stage, const LayoutInputs& in)
 ShardedStateStrategy::~ShardedStateStrategy() = default;
 
 void ShardedStateStrategy::attach(std::vector<FlatGroup*> groups, const LayoutInputs& in,
-                                  const std::function<void(std::size_t, const ShardBuffer&)>& fill) {
+                                  const std::function<void(std::size_t, const ShardBuffer&)>& fill,
+                                  std::int64_t host_bytes_held) {
   if (in.check_host_memory && placement_.offloads()) {
     std::vector<std::vector<std::int64_t>> numels;
     for (const auto* group : groups) numels.push_back(group->numels());
-    in.check_host_memory(numels);
+    in.check_host_memory(numels, host_bytes_held);
   }
   reducer_ = std::make_unique<BucketReducer>(groups, comm_, in.reducer, placement_);
   at::NoGradGuard no_grad;
@@ -32,9 +33,8 @@ void ShardedStateStrategy::attach(std::vector<FlatGroup*> groups, const LayoutIn
   for (std::size_t g = 0; g < groups.size(); ++g) {
     masters.push_back(placement_.shard_buffer(*groups[g], StateKind::kMasterWeights, at::kFloat));
     fill(g, masters.back());
-    // A 16-bit model gets 16-bit copies of its offloaded masters for the CPU optimizer to write into; an fp32
-    // model uploads its masters themselves.
-    // Under offload_param the weight shard itself is on the host: the optimizer writes into it.
+    // A 16-bit model gets 16-bit copies of its offloaded masters for the CPU optimizer to write into (under
+    // offload_param, views of the host weight shard itself); an fp32 model uploads its masters themselves.
     if (model_dtype_ != at::kFloat) {
       param_copies_.push_back(placement_.shard_buffer(*groups[g], StateKind::kParamCopies, model_dtype_,
                                                       copies_in_weight_shards_ ? groups[g]->param_shard : at::Tensor()));

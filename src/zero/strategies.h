@@ -28,9 +28,10 @@ struct LayoutInputs {
   ReducerOptions reducer;
   std::int64_t bucket_numel = 0;
   at::ScalarType model_dtype = at::kFloat;  ///< what zero::Init's shards are gathered back into
-  /// Called by a sharded layout with its flat groups' tensor sizes before it allocates masters and gradient
-  /// shards (throws UsageError when the node's host memory cannot hold the offloaded state).
-  std::function<void(const std::vector<std::vector<std::int64_t>>&)> check_host_memory;
+  /// Called by a sharded layout with its flat groups' tensor sizes and the host bytes it already holds (ZeRO-3's
+  /// offloaded weight shards), before it allocates masters and gradient shards; throws UsageError when the
+  /// node's host memory cannot hold the rest of the offloaded state.
+  std::function<void(const std::vector<std::vector<std::int64_t>>&, std::int64_t)> check_host_memory;
 };
 
 /// Stage 0: every rank holds the whole model state; flat gradients are all-reduced on the boundary. The
@@ -93,9 +94,10 @@ class ShardedStateStrategy : public Strategy {
   ShardedStateStrategy(int stage, const LayoutInputs& in);
   ~ShardedStateStrategy() override;
   /// `groups` (owned by the derived layout) get a reducer and fp32 masters, placed by in.placement;
-  /// `fill(g, master)` sets group g's master to this rank's shard of the weights.
+  /// `fill(g, master)` sets group g's master to this rank's shard of the weights. `host_bytes_held`: host
+  /// memory the derived layout has allocated already (counted in the estimate the host check compares).
   void attach(std::vector<FlatGroup*> groups, const LayoutInputs& in,
-              const std::function<void(std::size_t, const ShardBuffer&)>& fill);
+              const std::function<void(std::size_t, const ShardBuffer&)>& fill, std::int64_t host_bytes_held = 0);
   /// The reducer's hooks and the masters point into the derived layout's groups: its destructor calls this
   /// before the groups go.
   void detach();

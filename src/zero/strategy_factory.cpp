@@ -28,8 +28,10 @@ std::optional<at::ScalarType> to_scalar_type(std::optional<config::DType> d) {
 // anything when the node cannot hold it, rather than be killed by the OOM killer minutes later. Checked once
 // here on the parameter list, and again by the layout on its own flat groups (at stage 3 the units' buckets
 // round `ratio` differently) before it allocates the offloaded state.
-void check_host_memory(const config::Config& c, const ModelShape& shape, const comm::Communicator& comm) {
-  if (auto error = host_memory_shortfall(c, shape, comm.world_size(), comm.env().local_size, host_memory_available())) {
+void check_host_memory(const config::Config& c, const ModelShape& shape, const comm::Communicator& comm,
+                       std::int64_t held = 0) {
+  if (auto error = host_memory_shortfall(c, shape, comm.world_size(), comm.env().local_size,
+                                         host_memory_available(), held)) {
     throw UsageError(*error);
   }
 }
@@ -108,11 +110,11 @@ std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std
   in.reducer.gradient_predivide_factor = c.gradient_predivide_factor;
   in.reducer.accumulate_on_device = choice.accumulate_on_device;
   in.bucket_numel = choice.bucket_numel;
-  in.check_host_memory = [c, comm](const std::vector<std::vector<std::int64_t>>& groups) {
+  in.check_host_memory = [c, comm](const std::vector<std::vector<std::int64_t>>& groups, std::int64_t held) {
     ModelShape planned;
     planned.groups = groups;
     for (const auto& g : groups) planned.numels.insert(planned.numels.end(), g.begin(), g.end());
-    check_host_memory(c, planned, *comm);
+    check_host_memory(c, planned, *comm, held);
   };
   const bool reference = reference_reducer_requested();
   if (reference && (c.zero.stage != 0 || in.model_dtype != at::kFloat)) {

@@ -119,6 +119,9 @@ TEST(MemoryEstimate, HostMemoryShortfallNamesTheKeyAndTheFigures) {
   ASSERT_TRUE(param_error);
   EXPECT_NE(param_error->find("zero_optimization.offload_param:"), std::string::npos) << *param_error;
   EXPECT_FALSE(host_memory_shortfall(make_config(2, true), shape, 4, 4, 0));  // nothing offloaded
+  // What a rank holds already is no longer available, and no longer needed.
+  EXPECT_FALSE(host_memory_shortfall(c, shape, 4, 4, node - 4 * 100, 100));
+  EXPECT_TRUE(host_memory_shortfall(c, shape, 4, 4, node - 4 * 100 - 1, 100));
 }
 
 TEST(MemoryEstimate, PartialOffloadRoundsToWholeBuckets) {

@@ -44,11 +44,13 @@ struct ModelShape {
 /// Per-rank model-state bytes for `config`'s stage, precision, optimizer and offload on `world_size` ranks.
 MemoryEstimate estimate_model_states(const config::Config& config, const ModelShape& model, int world_size);
 
-/// Offload's host-memory check, before anything is allocated: every one of the node's `local_ranks` ranks holds
-/// estimate_model_states(...).host_total(). The one-line error naming the key and the figures when that exceeds
-/// `available` bytes; nullopt when it fits, nothing is offloaded, or `available` is unknown (< 0).
+/// Offload's host-memory check: every one of the node's `local_ranks` ranks will hold
+/// estimate_model_states(...).host_total(), of which it holds `held` bytes already (no longer in `available`).
+/// The one-line error naming the key and the figures when the rest exceeds `available` bytes; nullopt when it
+/// fits, nothing is offloaded, or `available` is unknown (< 0).
 std::optional<std::string> host_memory_shortfall(const config::Config& config, const ModelShape& model,
-                                                 int world_size, int local_ranks, std::int64_t available);
+                                                 int world_size, int local_ranks, std::int64_t available,
+                                                 std::int64_t held = 0);
 
 /// "12.34 GiB".
 std::string gib(std::int64_t bytes);
