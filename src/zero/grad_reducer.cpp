@@ -81,8 +81,7 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     if (!keeps_full_buffer()) state->shard = new_shard(group);
     const std::size_t nb = group.plan.buckets.size();
     if (placement_.offloads() && !keeps_full_buffer()) {
-      std::size_t host_buckets = 0;
-      while (host_buckets < nb && placement_.on_host(group, host_buckets)) ++host_buckets;
+      const std::size_t host_buckets = placement_.host_buckets(group);
       // accumulate_on_device: a window's micro-steps are summed over the host buckets in a device buffer.
       // Otherwise a later micro-step needs a landing area, allocated by land_on_host() when one first comes
       // (never without gradient accumulation).

@@ -57,9 +57,6 @@ PartitionedStrategy::PartitionedStrategy(LayoutInputs in, PartitionOptions parti
          partitioned_->host_bytes());
   PartitionedParams* partitioned = partitioned_.get();
   reducer_->on_group_done([partitioned, groups](std::size_t g) { partitioned->on_unit_gradients_done(groups[g]->unit); });
-  if (copies_in_weight_shards_) {
-    for (const auto& copies : param_copies_) aliased_copy_bytes_ += copies.host_bytes();
-  }
   DS_LOG_DIST(kInfo, "ZeRO-3: ", units.size(), " units + root, ", groups.size(), " parameter groups",
               partition.offload ? " (weight shards on the host: offload_param)" : "");
 }
@@ -70,7 +67,12 @@ bool PartitionedStrategy::writes_shard_in_place(std::size_t g, std::size_t b) co
 }
 
 std::int64_t PartitionedStrategy::host_bytes() const {
-  return ShardedStateStrategy::host_bytes() - aliased_copy_bytes_ + partitioned_->host_bytes();
+  // Under offload_param the 16-bit copies the base counts are views of the weight shards counted here.
+  std::int64_t aliased = 0;
+  if (copies_in_weight_shards_) {
+    for (const auto& copies : param_copies_) aliased += copies.host_bytes();
+  }
+  return ShardedStateStrategy::host_bytes() - aliased + partitioned_->host_bytes();
 }
 
 PartitionedStrategy::~PartitionedStrategy() { detach(); }

@@ -66,7 +66,7 @@ std::size_t offloaded_buckets(const BucketPlan& plan, double ratio) {
 }
 
 bool Placement::on_host(const FlatGroup& group, std::size_t bucket) const {
-  return ratio_ > 0.0 && bucket < host_buckets(group);
+  return bucket < host_buckets(group);
 }
 
 c10::Device Placement::device_of(const FlatGroup& group, std::size_t bucket) const {
@@ -81,7 +81,7 @@ at::Tensor Placement::host_tensor(StateKind kind, std::int64_t numel, at::Scalar
 ShardBuffer Placement::shard_buffer(const FlatGroup& group, StateKind kind, at::ScalarType dtype,
                                     const at::Tensor& host_storage) const {
   const std::size_t nb = group.plan.buckets.size();
-  const std::size_t k = ratio_ > 0.0 ? host_buckets(group) : 0;
+  const std::size_t k = host_buckets(group);
   const bool host_only = kind == StateKind::kParamCopies || kind == StateKind::kTransfer;
   auto span = [&](std::size_t first, std::size_t end) {
     std::int64_t n = 0;

@@ -189,7 +189,6 @@ class PartitionedStrategy final : public ShardedStateStrategy {
   /// Whether the CPU optimizer wrote bucket b of group g straight into its weight shard.
   bool writes_shard_in_place(std::size_t g, std::size_t b) const;
   bool gather_16bit_weights_on_save_;
-  std::int64_t aliased_copy_bytes_ = 0;  // offload_param: host bytes of param_copies_, which are weight shards
   std::unique_ptr<PartitionedParams> partitioned_;
 };
 

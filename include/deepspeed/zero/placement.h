@@ -83,6 +83,8 @@ class Placement {
   bool offloads() const { return ratio_ > 0.0; }
   /// Whether bucket b of `group` keeps its master, optimizer state and gradient shard on the host.
   bool on_host(const FlatGroup& group, std::size_t bucket) const;
+  /// How many leading buckets of `group` are on the host (0 when nothing is offloaded).
+  std::size_t host_buckets(const FlatGroup& group) const { return ratio_ > 0.0 ? offloaded_buckets(group.plan, ratio_) : 0; }
   /// The device of bucket b's state (the host's CPU or the compute device).
   c10::Device device_of(const FlatGroup& group, std::size_t bucket) const;
 
@@ -98,7 +100,6 @@ class Placement {
 
  private:
   Placement(c10::Device device, double ratio, bool pinned) : device_(device), ratio_(ratio), pinned_(pinned) {}
-  std::size_t host_buckets(const FlatGroup& group) const { return offloaded_buckets(group.plan, ratio_); }
 
   c10::Device device_;
   double ratio_ = 0.0;
