@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <ATen/ops/arange.h>
 #include <ATen/ops/gelu.h>
@@ -75,11 +77,19 @@ BlockImpl::BlockImpl(const GPTConfig& c) {
   mlp = register_module("mlp", Mlp(c));
 }
 
-// h = x + attn(ln_1(x)) and ln_2(h) in one pass (deepspeed::ops::add_layer_norm: fused on CUDA, ATen's
-// LayerNorm elsewhere or with DS_REFERENCE_ADD_LAYER_NORM=1); ln_2 keeps its parameters and name.
-at::Tensor BlockImpl::forward(const at::Tensor& x) {
-  auto [h, z] = ops::add_layer_norm(x, attn(ln_1(x)), ln_2->weight, ln_2->bias, ln_2->options.eps());
-  return h + mlp(z);
+// The residual adds are fused into the LayerNorms that read their sums (deepspeed::ops::add_layer_norm: fused on
+// CUDA, ATen's LayerNorm elsewhere or with DS_REFERENCE_ADD_LAYER_NORM=1): the previous block's MLP output
+// (`pending`) joins the stream in ln_1's pass, the attention output in ln_2's. The MLP output is returned
+// unadded, for the next block's ln_1 (or ln_f) to add. The LayerNorms keep their parameters and names.
+std::vector<at::Tensor> BlockImpl::forward(const at::Tensor& x, const at::Tensor& pending) {
+  at::Tensor residual = x, a;
+  if (pending.defined()) {
+    std::tie(residual, a) = ops::add_layer_norm(x, pending, ln_1->weight, ln_1->bias, ln_1->options.eps());
+  } else {
+    a = ln_1(x);
+  }
+  auto [h, z] = ops::add_layer_norm(residual, attn(a), ln_2->weight, ln_2->bias, ln_2->options.eps());
+  return {h, mlp(z)};
 }
 
 GPTImpl::GPTImpl(GPTConfig c) : config_(c) {
@@ -116,16 +126,30 @@ at::Tensor GPTImpl::forward(const at::Tensor& idx) {
                      std::to_string(config_.block_size));
   }
   const at::Tensor pos = at::arange(t, idx.options().dtype(at::kLong));
-  at::Tensor x = drop_(wte(idx) + wpe(pos));
+  // The LM head is the token embedding, transposed: both uses accumulate into one gradient.
+  return at::linear(trunk(drop_(wte(idx) + wpe(pos))), wte->weight);
+}
+
+at::Tensor GPTImpl::trunk(const at::Tensor& embedded) {
+  at::Tensor x = embedded, pending;
   for (auto& unit : units) {
     if (config_.activation_checkpointing && is_training()) {
-      x = checkpointing::checkpoint([u = unit](const at::Tensor& in) mutable { return u(in); }, x);
+      // A checkpoint saves its inputs until backward: one tensor per block, so the MLP output is added
+      // inside (unfused) rather than carried out as a second saved input.
+      x = checkpointing::checkpoint(
+          [u = unit](const at::Tensor& in) mutable {
+            auto out = u.operator()<std::vector<at::Tensor>>(in, at::Tensor());
+            return out[0] + out[1];
+          },
+          x);
     } else {
-      x = unit(x);
+      auto out = unit.operator()<std::vector<at::Tensor>>(x, pending);
+      x = out[0];
+      pending = out[1];
     }
   }
-  // The LM head is the token embedding, transposed: both uses accumulate into one gradient.
-  return at::linear(ln_f(x), wte->weight);
+  if (!pending.defined()) return ln_f(x);
+  return ops::add_layer_norm(x, pending, ln_f->weight, ln_f->bias, ln_f->options.eps()).second;
 }
 
 at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& targets) {

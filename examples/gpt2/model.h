@@ -49,12 +49,14 @@ class MlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
-/// h = x + attn(ln_1(x)), then h + mlp(ln_2(h)); the add and ln_2 are one fused op
-/// (deepspeed::ops::add_layer_norm).
+/// A pre-LayerNorm block on a residual stream x whose last branch, `pending` (the previous block's MLP output;
+/// undefined for the first block), is not added yet. Returns {h, m}: h = x + pending + attn(ln_1(x + pending)),
+/// m = mlp(ln_2(h)), with m left for the next LayerNorm to add (x + pending + ... is the unfused block's
+/// stream; each add is fused with the LayerNorm that reads it, deepspeed::ops::add_layer_norm).
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const GPTConfig& c);
-  at::Tensor forward(const at::Tensor& x);
+  std::vector<at::Tensor> forward(const at::Tensor& x, const at::Tensor& pending);
 
   torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
   CausalSelfAttention attn{nullptr};
@@ -72,6 +74,10 @@ class GPTImpl : public torch::nn::Module {
   /// With config().activation_checkpointing each block is recomputed in backward (in training mode with
   /// grad enabled; evaluation runs plainly).
   at::Tensor forward(const at::Tensor& idx);
+
+  /// The blocks and ln_f on the embedded tokens [B, T, C] → ln_f's output [B, T, C] (forward() applies the
+  /// LM head to it). The last block's MLP output is added in ln_f's fused pass.
+  at::Tensor trunk(const at::Tensor& embedded);
 
   const GPTConfig& config() const { return config_; }
 

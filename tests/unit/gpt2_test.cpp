@@ -101,13 +101,46 @@ TEST(Gpt2Model, GradientsFiniteAndTiedEmbeddingGetsBothUses) {
   model->zero_grad();
   at::Tensor head_weight = model->wte->weight.detach().clone().requires_grad_(true);
   at::Tensor x = model->wte(idx) + model->wpe(at::arange(16, at::kLong));
-  for (auto& b : model->blocks) x = b(x);
-  gpt2::lm_loss(at::linear(model->ln_f(x), head_weight), targets).backward();
+  gpt2::lm_loss(at::linear(model->trunk(x), head_weight), targets).backward();
   const at::Tensor lookup = at::zeros_like(total).index_add_(0, idx[0], model->wpe->weight.grad().narrow(0, 0, 16));
   EXPECT_TRUE(at::allclose(total, head_weight.grad() + lookup, 1e-5, 1e-7));
   EXPECT_GT(lookup.abs().sum().item<double>(), 0.0);
   EXPECT_GT(head_weight.grad().narrow(0, 20, 77).abs().sum().item<double>(), 0.0);
   EXPECT_TRUE(at::allclose(total.narrow(0, 20, 77), head_weight.grad().narrow(0, 20, 77)));
+}
+
+// The blocks carry the MLP output to the next LayerNorm to be added there (fused); the result must be GPT-2's
+// textbook block, x += attn(ln_1(x)); x += mlp(ln_2(x)), then ln_f. Forward and gradients, CPU fp32.
+TEST(Gpt2Model, FusedResidualsMatchTextbookBlocks) {
+  torch::manual_seed(5);
+  gpt2::GPT model(tiny());
+  const at::Tensor idx = at::randint(97, {2, 16}, at::kLong);
+  const at::Tensor targets = at::randint(97, {2, 16}, at::kLong);
+  auto run = [&](bool textbook) {
+    model->zero_grad();
+    at::Tensor x = model->wte(idx) + model->wpe(at::arange(16, at::kLong));
+    if (textbook) {
+      for (auto& b : model->blocks) {
+        x = x + b->attn(b->ln_1(x));
+        x = x + b->mlp(b->ln_2(x));
+      }
+      x = model->ln_f(x);
+    } else {
+      x = model->trunk(x);
+    }
+    const at::Tensor loss = gpt2::lm_loss(at::linear(x, model->wte->weight), targets);
+    loss.backward();
+    std::vector<at::Tensor> out{x.detach()};
+    for (const auto& p : model->parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  const auto fused = run(false);
+  const auto textbook = run(true);
+  ASSERT_EQ(fused.size(), textbook.size());
+  for (std::size_t i = 0; i < fused.size(); ++i) {
+    EXPECT_TRUE(at::allclose(fused[i], textbook[i], 1e-5, 1e-7)) << "tensor " << i;
+  }
+  EXPECT_TRUE(at::equal(model(idx), at::linear(fused[0], model->wte->weight)));
 }
 
 TEST(Gpt2Model, CheckpointedMatchesPlain) {
