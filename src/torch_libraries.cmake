@@ -82,10 +82,10 @@ execute_process(COMMAND git rev-parse --abbrev-ref HEAD WORKING_DIRECTORY ${PROJ
 set_source_files_properties(engine/initialize.cpp PROPERTIES COMPILE_DEFINITIONS
   "DS_VERSION=\"${PROJECT_VERSION}\";DS_GIT_HASH=\"${DS_GIT_HASH}\";DS_GIT_BRANCH=\"${DS_GIT_BRANCH}\"")
 
-# ops: kernels for models (fused cross-entropy, fused residual-add + LayerNorm) and the attention-backend
+# ops: kernels for models (fused cross-entropy, residual-add + LayerNorm, bias + GELU) and the attention-backend
 # switch. The CUDA kernels are built when a CUDA compiler and LibTorch with CUDA are both there; otherwise ops
 # fall back to their LibTorch reference.
-ds_library(ds_ops ops/cross_entropy.cpp ops/add_layer_norm.cpp ops/attention.cpp)
+ds_library(ds_ops ops/cross_entropy.cpp ops/add_layer_norm.cpp ops/bias_gelu.cpp ops/attention.cpp)
 target_link_libraries(ds_ops PUBLIC ds_util torch)
 option(DS_WITH_CUDA_OPS "Build the CUDA kernels of ops/ when a CUDA compiler is found" ON)
 include(CheckLanguage)
@@ -95,7 +95,7 @@ endif()
 if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
   enable_language(CUDA)
   find_package(CUDAToolkit REQUIRED)
-  add_library(ds_ops_cuda STATIC ops/cross_entropy_kernel.cu ops/add_layer_norm_kernel.cu)
+  add_library(ds_ops_cuda STATIC ops/cross_entropy_kernel.cu ops/add_layer_norm_kernel.cu ops/bias_gelu_kernel.cu)
   target_include_directories(ds_ops_cuda PRIVATE ${PROJECT_SOURCE_DIR})
   # A100 and H100; set DS_CUDA_ARCHITECTURES for other cards.
   set(DS_CUDA_ARCHITECTURES "80;90" CACHE STRING "CUDA architectures of deepspeed.cpp's own kernels")

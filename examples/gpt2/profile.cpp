@@ -34,6 +34,7 @@ std::string kernel_category(std::string_view n) {
   if (contains(s, "nccl")) return "communication";
   if (contains(s, "adam") || contains(s, "fused_adam") || contains(s, "multi_tensor")) return "optimizer";
   if (contains(s, "layer_norm") || contains(s, "layernorm") || contains(s, "gammabeta")) return "LayerNorm";
+  if (contains(s, "bias_gelu")) return "bias+GELU";  // deepspeed::ops::bias_gelu's kernels, fwd, bwd and fold
   if (contains(s, "gemm") || contains(s, "cutlass") || contains(s, "nvjet") || contains(s, "xmma") ||
       contains(s, "sm90_") || contains(s, "cublas") || contains(s, "aten::mm") || contains(s, "aten::addmm") ||
       contains(s, "aten::bmm") || contains(s, "matmul")) {

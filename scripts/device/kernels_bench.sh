@@ -4,18 +4,23 @@
 # kernels on and off where they exist), all in one call so the rows compare. Logs and tables go to $OUT.
 #
 #   MODELS="124M 350M" ATTN="auto cudnn fa3" STEPS=60 WARM=20 bash scripts/device/kernels_bench.sh
+# VARIANTS: default (every fused op), reference (none: DS_REFERENCE_ADD_LAYER_NORM=1 DS_REFERENCE_BIAS_GELU=1),
+# ref_ln / ref_gelu (one op on its reference). PROFILE_MODELS="1.5B": one more default run of each, profiled over
+# 5 steps after the warm-up (device time per kernel category and the top kernels). SDPA=0 skips sdpa_bench.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 describe_machine
 bash scripts/device/build.sh ${BUILD_TARGETS:-} >/tmp/build.log 2>&1 || { cat /tmp/build.log; exit 1; }
 stamp "built"
 # The binaries directly (ctest starts CUDA once per case: 95 cases took minutes); they print each case's error.
-for t in add_layer_norm_gpu_test cross_entropy_gpu_test; do
+for t in add_layer_norm_gpu_test bias_gelu_gpu_test cross_entropy_gpu_test; do
   [ -x build-dev/tests/$t ] && build-dev/tests/$t >"$out/$t.log" 2>&1
   [ -f "$out/$t.log" ] && grep -E "PASSED|FAILED" "$out/$t.log" | sed "s/^/$t: /"
 done
-build-dev/bench/sdpa_bench --iters 30 | tee "$out/sdpa.md"
-stamp "sdpa_bench"
+if [ "${SDPA:-1}" = 1 ]; then
+  build-dev/bench/sdpa_bench --iters 30 | tee "$out/sdpa.md"
+  stamp "sdpa_bench"
+fi
 
 work=/tmp/kernels_bench
 mkdir -p "$work"
@@ -32,7 +37,11 @@ for model in ${MODELS:-124M}; do
       port=$((port + 1))
       name="gpt2_${model}_${attn}_${variant}"
       env_extra=()
-      [ "$variant" = reference ] && env_extra=(DS_REFERENCE_ADD_LAYER_NORM=1)
+      case $variant in
+        reference) env_extra=(DS_REFERENCE_ADD_LAYER_NORM=1 DS_REFERENCE_BIAS_GELU=1) ;;
+        ref_ln) env_extra=(DS_REFERENCE_ADD_LAYER_NORM=1) ;;
+        ref_gelu) env_extra=(DS_REFERENCE_BIAS_GELU=1) ;;
+      esac
       env "${env_extra[@]}" build-dev/bin/deepspeed --num_gpus 1 --master_port $port build-dev/examples/gpt2 \
         --deepspeed_config "$work/cfg_$model.json" --model "$model" --seq_len 1024 --max-steps $((warm + steps)) \
         --log-interval "$steps" --warmup-steps "$warm" --attention "$attn" --data "$work/tokens.bin" \
@@ -44,4 +53,14 @@ for model in ${MODELS:-124M}; do
     done
   done
 done
+for model in ${PROFILE_MODELS:-}; do
+  port=$((port + 1))
+  build-dev/bin/deepspeed --num_gpus 1 --master_port $port build-dev/examples/gpt2 \
+    --deepspeed_config "$work/cfg_$model.json" --model "$model" --seq_len 1024 --max-steps $((warm + 5)) \
+    --log-interval 5 --warmup-steps "$warm" --profile-steps 5 --data "$work/tokens.bin" --data-format uint16 \
+    >"$out/profile_$model.log" 2>&1
+  stamp "profile $model: exit $?"
+  grep -vE "^\[|^step|^\{" "$out/profile_$model.log" | tail -45
+done
 stamp "kernels bench"
+cd "$out" && tar czf /tmp/all.tgz . && rm -rf "$out"/* && mv /tmp/all.tgz "$out/all.tgz"

@@ -22,47 +22,6 @@ constexpr int kMaxThreadsPerRow = 512;  // × kElems = kAddLayerNormMaxColumns; 
 constexpr int kGroupThreads = 128;      // threads per block when several short rows share one
 static_assert(kElems * kMaxThreadsPerRow == kAddLayerNormMaxColumns);
 
-// N consecutive values at p, as floats: 16-byte loads when N values span whole 16-byte words (the launcher
-// checked alignment), element loads otherwise.
-template <typename U, int N>
-__device__ __forceinline__ void load(const U* __restrict__ p, float (&out)[N]) {
-  if constexpr (N * sizeof(U) >= 16) {
-    static_assert(N * sizeof(U) % 16 == 0);
-    constexpr int kPer = 16 / sizeof(U);
-#pragma unroll
-    for (int c = 0; c < N / kPer; ++c) {
-      const uint4 raw = reinterpret_cast<const uint4*>(p)[c];
-      U values[kPer];
-      memcpy(values, &raw, sizeof raw);
-#pragma unroll
-      for (int j = 0; j < kPer; ++j) out[c * kPer + j] = to_float(values[j]);
-    }
-  } else {
-#pragma unroll
-    for (int k = 0; k < N; ++k) out[k] = to_float(p[k]);
-  }
-}
-
-template <typename U, int N>
-__device__ __forceinline__ void store(U* __restrict__ p, const float (&in)[N]) {
-  if constexpr (N * sizeof(U) >= 16) {
-    static_assert(N * sizeof(U) % 16 == 0);
-    constexpr int kPer = 16 / sizeof(U);
-#pragma unroll
-    for (int c = 0; c < N / kPer; ++c) {
-      U values[kPer];
-#pragma unroll
-      for (int j = 0; j < kPer; ++j) values[j] = from_float<U>(in[c * kPer + j]);
-      uint4 raw;
-      memcpy(&raw, values, sizeof raw);
-      reinterpret_cast<uint4*>(p)[c] = raw;
-    }
-  } else {
-#pragma unroll
-    for (int k = 0; k < N; ++k) p[k] = from_float<U>(in[k]);
-  }
-}
-
 __device__ __forceinline__ float warp_sum(float v) {
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
@@ -295,11 +254,6 @@ std::int64_t resident_blocks(Shape s) {
   return static_cast<std::int64_t>(std::max(sms, 1)) * std::max(1, 2048 / (s.threads * s.rows));
 }
 
-bool aligned(std::initializer_list<const void*> pointers) {
-  return std::all_of(pointers.begin(), pointers.end(),
-                     [](const void* p) { return p == nullptr || reinterpret_cast<std::uintptr_t>(p) % 16 == 0; });
-}
-
 template <typename T, typename P>
 cudaError_t forward(const void* residual, const void* branch, const void* weight, const void* bias, void* h, void* y,
                     float* mean, float* rstd, std::int64_t rows, std::int64_t columns, float eps, cudaStream_t stream) {
@@ -350,23 +304,6 @@ cudaError_t backward(const void* dy, const void* h, const float* mean, const flo
   add_layer_norm_param_grads<P><<<fold_blocks, dim3(kFoldColumns, kFoldLanes), 0, stream>>>(
       dw_parts, db_parts, blocks, static_cast<int>(columns), static_cast<P*>(dweight), static_cast<P*>(dbias));
   return cudaGetLastError();
-}
-
-// The (input, parameter) type pairs: parameters in the inputs' type or in fp32.
-template <template <typename, typename> class Launch, typename... Args>
-cudaError_t dispatch(ElementType type, ElementType param_type, Args... args) {
-  const bool fp32_params = param_type == ElementType::kFloat32;
-  switch (type) {
-    case ElementType::kFloat32:
-      return fp32_params ? Launch<float, float>::run(args...) : cudaErrorInvalidValue;
-    case ElementType::kFloat16:
-      if (fp32_params) return Launch<__half, float>::run(args...);
-      return param_type == type ? Launch<__half, __half>::run(args...) : cudaErrorInvalidValue;
-    case ElementType::kBFloat16:
-      if (fp32_params) return Launch<__nv_bfloat16, float>::run(args...);
-      return param_type == type ? Launch<__nv_bfloat16, __nv_bfloat16>::run(args...) : cudaErrorInvalidValue;
-  }
-  return cudaErrorInvalidValue;
 }
 
 template <typename T, typename P>

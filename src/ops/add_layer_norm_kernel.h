@@ -6,9 +6,9 @@
 
 #include <cuda_runtime_api.h>
 
-namespace deepspeed::ops::detail {
+#include "src/ops/element_type.h"
 
-enum class ElementType { kFloat32, kFloat16, kBFloat16 };
+namespace deepspeed::ops::detail {
 
 /// Longest row the kernels take: a row is held in registers, 16 values per thread, at most 512 threads per row.
 inline constexpr std::int64_t kAddLayerNormMaxColumns = 8192;

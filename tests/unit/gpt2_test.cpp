@@ -331,6 +331,8 @@ TEST(Gpt2Profile, KernelCategories) {
             "cross-entropy");
   EXPECT_EQ(gpt2::kernel_category("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<...>"),
             "LayerNorm");
+  EXPECT_EQ(gpt2::kernel_category("void deepspeed::ops::detail::(anonymous namespace)::bias_gelu_backward<...>"),
+            "bias+GELU");
   EXPECT_EQ(gpt2::kernel_category("void at::native::GammaBetaBackwardCUDAKernel<...>"), "LayerNorm");
   EXPECT_EQ(gpt2::kernel_category("ncclDevKernel_AllReduce_Sum_bf16_RING_LL"), "communication");
   EXPECT_EQ(gpt2::kernel_category("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>"),

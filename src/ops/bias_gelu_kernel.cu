@@ -1,0 +1,193 @@
+// Fused bias + GELU (tanh) for a transformer MLP's first projection, whose GEMM then runs without its bias.
+// Forward: one elementwise pass. Backward: the bias gradient is summed while dx is written, so the gradient is
+// read once; unfused, autograd reduces dx over the rows for the bias in a second pass over the widest
+// activation of the block. Memory-bound; 16-byte loads and stores where the row length and pointers allow.
+#include "src/ops/bias_gelu_kernel.h"
+#include "src/ops/cuda_convert.cuh"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace deepspeed::ops::detail {
+namespace {
+
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kCubic = 0.044715f;
+
+// The cube is formed first and the terms grouped as in the formula, as ATen's gelu(approximate="tanh") does, so
+// the two paths differ by tanhf's rounding at most.
+__device__ __forceinline__ float gelu_tanh(float h) {
+  const float cube = h * h * h;
+  return 0.5f * h * (1.0f + tanhf(kSqrt2OverPi * (h + kCubic * cube)));
+}
+
+// d/dh of gelu_tanh: ½(1 + t) + ½h(1 − t²)·√(2/π)(1 + 3·0.044715·h²), t = tanh(√(2/π)(h + 0.044715·h³)).
+__device__ __forceinline__ float gelu_tanh_grad(float h) {
+  const float square = h * h;
+  const float t = tanhf(kSqrt2OverPi * (h + kCubic * (square * h)));
+  const float outer = 0.5f * (1.0f + t);
+  const float inner = 0.5f * h * (1.0f - t * t) * (kSqrt2OverPi * (1.0f + 3.0f * kCubic * square));
+  return outer + inner;
+}
+
+template <typename T, typename P, int kVec>
+__global__ void bias_gelu_forward(const T* x, const P* __restrict__ bias, T* y, std::int64_t packs, int columns) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < packs; i += stride) {
+    const std::int64_t first = i * kVec;
+    float v[kVec], b[kVec];
+    load<T, kVec>(x + first, v);
+    load<P, kVec>(bias + first % columns, b);
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) v[k] = gelu_tanh(round_to<T>(v[k] + b[k]));
+    store<T, kVec>(y + first, v);
+  }
+}
+
+// A block covers kLanes × kVec columns and kRows rows at a time; blockIdx.y picks a slice of the rows (a part).
+// Each thread keeps kVec running column sums; the block folds them over threadIdx.y in a fixed order and
+// writes one partial row of the bias gradient.
+constexpr int kLanes = 32, kRows = 8;
+
+template <typename T, typename P, int kVec>
+__global__ void __launch_bounds__(kLanes* kRows)
+    bias_gelu_backward(const T* dy, const T* __restrict__ x, const P* __restrict__ bias, T* dx,
+                       float* __restrict__ parts_out, std::int64_t rows, int columns) {
+  __shared__ float fold[kRows][kLanes * kVec];
+  const int column = (blockIdx.x * kLanes + threadIdx.x) * kVec;
+  float b[kVec] = {}, sum[kVec] = {};
+  if (column < columns) {
+    load<P, kVec>(bias + column, b);
+    const std::int64_t stride = static_cast<std::int64_t>(gridDim.y) * kRows;
+    for (std::int64_t r = static_cast<std::int64_t>(blockIdx.y) * kRows + threadIdx.y; r < rows; r += stride) {
+      const std::int64_t at = r * columns + column;
+      float g[kVec], v[kVec];
+      load<T, kVec>(dy + at, g);
+      load<T, kVec>(x + at, v);
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) {
+        g[k] = round_to<T>(g[k] * gelu_tanh_grad(round_to<T>(v[k] + b[k])));
+        sum[k] += g[k];
+      }
+      store<T, kVec>(dx + at, g);
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) fold[threadIdx.y][threadIdx.x * kVec + k] = sum[k];
+  __syncthreads();
+  if (threadIdx.y == 0 && column < columns) {
+    float* row = parts_out + static_cast<std::int64_t>(blockIdx.y) * columns + column;
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) {
+      float s = fold[0][threadIdx.x * kVec + k];
+      for (int i = 1; i < kRows; ++i) s += fold[i][threadIdx.x * kVec + k];
+      row[k] = s;
+    }
+  }
+}
+
+// dbias[c] = Σ_parts parts[p, c] in part order, one thread per column.
+template <typename P>
+__global__ void bias_gelu_fold(const float* __restrict__ parts_in, std::int64_t parts, int columns, P* dbias) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= columns) return;
+  float s = 0.0f;
+  for (std::int64_t p = 0; p < parts; ++p) s += parts_in[p * columns + c];
+  dbias[c] = from_float<P>(s);
+}
+
+int device_sms() {
+  int device = 0, sms = 1;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    sms = 1;
+  }
+  return std::max(sms, 1);
+}
+
+std::int64_t column_tiles(std::int64_t columns, int vec) { return (columns + kLanes * vec - 1) / (kLanes * vec); }
+
+template <typename T, typename P>
+cudaError_t forward(const void* x, const void* bias, void* y, std::int64_t rows, std::int64_t columns,
+                    cudaStream_t stream) {
+  if (rows == 0) return cudaSuccess;
+  constexpr int kVec = 16 / sizeof(T);
+  const bool vector = columns % kVec == 0 && aligned({x, bias, y});
+  const int vec = vector ? kVec : 1;
+  const std::int64_t packs = rows * columns / vec;
+  constexpr int kThreads = 256;
+  const auto blocks = static_cast<unsigned>(
+      std::min<std::int64_t>((packs + kThreads - 1) / kThreads, static_cast<std::int64_t>(device_sms()) * 8));
+  const auto args = [&](auto kernel) {
+    kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<const P*>(bias), static_cast<T*>(y),
+                                            packs, static_cast<int>(columns));
+  };
+  if (vector) {
+    args(bias_gelu_forward<T, P, kVec>);
+  } else {
+    args(bias_gelu_forward<T, P, 1>);
+  }
+  return cudaGetLastError();
+}
+
+template <typename T, typename P>
+cudaError_t backward(const void* dy, const void* x, const void* bias, void* dx, void* dbias, float* workspace,
+                     std::int64_t parts, std::int64_t rows, std::int64_t columns, cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(T);
+  const bool vector = columns % kVec == 0 && aligned({dy, x, bias, dx});
+  if (rows > 0 && parts > 0) {
+    const dim3 grid(static_cast<unsigned>(column_tiles(columns, vector ? kVec : 1)), static_cast<unsigned>(parts));
+    const auto args = [&](auto kernel) {
+      kernel<<<grid, dim3(kLanes, kRows), 0, stream>>>(static_cast<const T*>(dy), static_cast<const T*>(x),
+                                                       static_cast<const P*>(bias), static_cast<T*>(dx), workspace,
+                                                       rows, static_cast<int>(columns));
+    };
+    if (vector) {
+      args(bias_gelu_backward<T, P, kVec>);
+    } else {
+      args(bias_gelu_backward<T, P, 1>);
+    }
+  }
+  constexpr int kFoldThreads = 256;
+  bias_gelu_fold<P><<<static_cast<unsigned>((columns + kFoldThreads - 1) / kFoldThreads), kFoldThreads, 0, stream>>>(
+      workspace, rows > 0 ? parts : 0, static_cast<int>(columns), static_cast<P*>(dbias));
+  return cudaGetLastError();
+}
+
+template <typename T, typename P>
+struct Forward {
+  template <typename... Args>
+  static cudaError_t run(Args... args) { return forward<T, P>(args...); }
+};
+
+template <typename T, typename P>
+struct Backward {
+  template <typename... Args>
+  static cudaError_t run(Args... args) { return backward<T, P>(args...); }
+};
+
+}  // namespace
+
+cudaError_t launch_bias_gelu_forward(ElementType type, ElementType param_type, const void* x, const void* bias,
+                                     void* y, std::int64_t rows, std::int64_t columns, cudaStream_t stream) {
+  if (columns < 1 || columns > INT32_MAX || rows < 0) return cudaErrorInvalidValue;
+  return dispatch<Forward>(type, param_type, x, bias, y, rows, columns, stream);
+}
+
+std::int64_t bias_gelu_backward_parts(std::int64_t rows, std::int64_t columns) {
+  // Enough blocks to fill the device (8 of 256 threads per SM) with the widest loads (the fewest column tiles;
+  // element loads then launch more blocks, which is harmless), and at least one row group per part.
+  const std::int64_t resident = static_cast<std::int64_t>(device_sms()) * 8;
+  const std::int64_t tiles = column_tiles(std::max<std::int64_t>(columns, 1), 8);
+  const std::int64_t row_groups = (std::max<std::int64_t>(rows, 0) + kRows - 1) / kRows;
+  return std::max<std::int64_t>(1, std::min(row_groups, std::max<std::int64_t>(1, resident / tiles)));
+}
+
+cudaError_t launch_bias_gelu_backward(ElementType type, ElementType param_type, const void* dy, const void* x,
+                                      const void* bias, void* dx, void* dbias, float* workspace, std::int64_t parts,
+                                      std::int64_t rows, std::int64_t columns, cudaStream_t stream) {
+  if (columns < 1 || columns > INT32_MAX || rows < 0 || parts < 1) return cudaErrorInvalidValue;
+  return dispatch<Backward>(type, param_type, dy, x, bias, dx, dbias, workspace, parts, rows, columns, stream);
+}
+
+}  // namespace deepspeed::ops::detail

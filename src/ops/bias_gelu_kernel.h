@@ -1,0 +1,31 @@
+#pragma once
+// Torch-free launchers of the fused bias + GELU kernels (bias_gelu_kernel.cu), so nvcc never parses ATen.
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+#include "src/ops/element_type.h"
+
+namespace deepspeed::ops::detail {
+
+/// Per element of x [rows, columns] (contiguous, `type`): h = round(x + bias[column]) in `type`, computed in
+/// fp32, and y = round(GELU_tanh(h)) with GELU_tanh(h) = h/2 · (1 + tanh(√(2/π)·(h + 0.044715·h³))). bias
+/// [columns] is `param_type`: `type` or kFloat32. y may alias x. Asynchronous on `stream`; returns the launch
+/// error.
+cudaError_t launch_bias_gelu_forward(ElementType type, ElementType param_type, const void* x, const void* bias,
+                                     void* y, std::int64_t rows, std::int64_t columns, cudaStream_t stream);
+
+/// Rows of the fp32 workspace launch_bias_gelu_backward needs ([parts, columns]: one partial bias-gradient row
+/// per slice of the rows, sized to fill the current device once).
+std::int64_t bias_gelu_backward_parts(std::int64_t rows, std::int64_t columns);
+
+/// With h recomputed as in the forward: dx = round(dy · GELU_tanh'(h)) in `type` (dx may alias dy), and
+/// dbias = Σ_rows dx, summed in fp32 in an order fixed by (rows, columns, device), rounded once to
+/// `param_type`. `workspace` holds parts × columns floats, parts from bias_gelu_backward_parts. Asynchronous on
+/// `stream`; returns the launch error.
+cudaError_t launch_bias_gelu_backward(ElementType type, ElementType param_type, const void* dy, const void* x,
+                                      const void* bias, void* dx, void* dbias, float* workspace, std::int64_t parts,
+                                      std::int64_t rows, std::int64_t columns, cudaStream_t stream);
+
+}  // namespace deepspeed::ops::detail
