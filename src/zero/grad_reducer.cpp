@@ -30,6 +30,9 @@ struct BucketReducer::GroupState {
   ShardBuffer landing;  // offload: pinned landing area of a host chunk's later micro-steps (accumulation)
   ShardBuffer window;   // offload accumulated on device: the host chunks' sum over the window's micro-steps
   std::vector<char> fresh;  // per bucket: its host chunk holds nothing of this window yet
+  // full buffer of a 16-bit model: per parameter, its region holds this window's gradient (otherwise whatever
+  // the last window left: the first gradient is copied in rather than added to a zeroed buffer)
+  std::vector<char> written;
   std::vector<std::optional<c10::Event>> launched_at;  // CUDA offload: the compute stream when bucket b launched
   std::vector<double> host_squared;  // offload, norms tracked: ‖host chunk b‖² of the boundary's gradient
   std::vector<int> pending;
@@ -94,6 +97,7 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     }
     state->pending.assign(nb, 0);
     state->counted.assign(group.params.size(), 0);
+    state->written.assign(group.params.size(), 1);  // full starts zeroed
     state->works.resize(nb);
     state->input.resize(nb);
     state->output.resize(nb);
@@ -207,8 +211,11 @@ void BucketReducer::on_gradient_ready(std::size_t g, std::size_t i) {
       staging(g, group.plan.bucket_of[i])
           .narrow(0, group.plan.offset[i] - bucket.offset, p.numel())
           .copy_(p.grad().reshape(-1));
-    } else {
+    } else if (s.written[i]) {
       group.view_of(s.full, i).add_(p.grad());
+    } else {
+      group.view_of(s.full, i).copy_(p.grad());  // converts into the accumulation dtype
+      s.written[i] = 1;
     }
     p.mutable_grad().reset();  // the copy holds it now; free the parameter-dtype gradient
   }
@@ -241,6 +248,13 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
   if (!keeps_full_buffer()) {
     input = staging(g, b);
   } else {
+    // Members that got no gradient this window (unused parameters) still hold the last window's.
+    if (!s.grads_are_views) {
+      for (const std::size_t i : group.plan.buckets[b].members) {
+        if (!s.written[i]) group.view_of(s.full, i).zero_();
+        s.written[i] = 1;
+      }
+    }
     input = group.bucket(s.full, b);
     if (input.scalar_type() != comm_dtype) s.input[b] = input = input.to(comm_dtype);
   }
@@ -365,7 +379,10 @@ void BucketReducer::finish_backward() {
 void BucketReducer::zero_grad() {
   attach_gradient_views();
   for (auto& s : state_) {
-    if (s->full.defined()) s->full.zero_();
+    // A 16-bit model's gradients are copied in on their first arrival (or zeroed at launch): zeroing the whole
+    // buffer here, then adding to it, would cost two more passes over it per step.
+    if (s->full.defined() && s->grads_are_views) s->full.zero_();
+    std::fill(s->written.begin(), s->written.end(), 0);
     std::fill(s->fresh.begin(), s->fresh.end(), 1);  // host chunks are overwritten by their next landing
     if (s->window.defined()) s->window.zero_();
     // ZeRO-1 frees its shard between windows to hold 4Ψ + 12Ψ/N. Offloaded, the shard is mostly pinned host

@@ -178,6 +178,62 @@ TEST(BucketReducer, UnusedParametersStillReduce) {
   });
 }
 
+// A 16-bit model's gradients accumulate in an fp32 buffer; a window's first gradient of each parameter is
+// copied in (the buffer is not zeroed between windows), and a parameter that gets none is zeroed at launch.
+// Two windows with different parameters used in different micro-steps: nothing of the first window may leak
+// into the second. Contributions are small multiples of 1/8: exact in bf16 and in every fp32 sum.
+void check_bf16_windows(Reduction reduction) {
+  testing::run_ranks(2, [&](const std::shared_ptr<comm::Communicator>& comm) {
+    const int rank = comm->rank();
+    std::vector<at::Tensor> params;
+    for (const auto& shape : kShapes) params.push_back(at::zeros(shape, at::kBFloat16).requires_grad_(true));
+    const bool shards = reduction != Reduction::kAllReduce;
+    auto groups = build_flat_groups({params}, FlatOptions{24, kAlignment, shards ? 2 : 1});
+    ReducerOptions options;
+    options.reduction = reduction;
+    options.accum_dtype = at::kFloat;
+    BucketReducer reducer({groups[0].get()}, comm, options, Placement::on_device(c10::Device(c10::kCPU)));
+    const auto c = [&](std::size_t i, int r, int m) {
+      const auto n = c10::multiply_integers(kShapes[i]);
+      return ((at::arange(n, at::kFloat).remainder(8) * 0.125) + r + 2.0 * m + 8.0 * static_cast<double>(i))
+          .reshape(kShapes[i]);
+    };
+    // uses[m]: the parameters micro-step m's loss touches.
+    const auto window = [&](const std::vector<std::vector<std::size_t>>& uses) {
+      std::vector<at::Tensor> want;
+      for (const auto& shape : kShapes) want.push_back(at::zeros(shape));
+      for (std::size_t m = 0; m < uses.size(); ++m) {
+        reducer.prepare_backward(/*boundary=*/m + 1 == uses.size());
+        at::Tensor loss = at::zeros({}, at::kFloat);
+        for (std::size_t i : uses[m]) {
+          loss = loss + (params[i].to(at::kFloat) * c(i, rank, static_cast<int>(m))).sum();
+          for (int r = 0; r < 2; ++r) want[i] += c(i, r, static_cast<int>(m)) / 2.0;
+        }
+        loss.backward();
+        reducer.finish_backward();
+      }
+      at::NoGradGuard no_grad;
+      at::Tensor full = at::zeros({groups[0]->plan.total_numel});
+      for (std::size_t i = 0; i < params.size(); ++i) groups[0]->view_of(full, i).copy_(want[i]);
+      at::Tensor expected = full;
+      if (shards) {
+        expected = at::zeros({groups[0]->plan.shard_numel});
+        groups[0]->copy_own_chunks(full, expected, rank);
+      }
+      EXPECT_TRUE(at::equal(reducer.gradients().at(0), expected)) << "rank " << rank;
+      reducer.zero_grad();
+    };
+    window({{0, 1, 2, 3}, {0, 1, 2, 3}});
+    window({{0, 2}, {0, 1}});  // 1 only in the second micro-step, 2 only in the first, 3 unused
+    window({{3}});             // everything but 3 unused
+  });
+}
+
+TEST(BucketReducer, SixteenBitGradientsStartEachWindowAfresh) {
+  check_bf16_windows(Reduction::kAllReduce);
+  check_bf16_windows(Reduction::kReduceScatterOnBoundary);
+}
+
 TEST(BucketReducer, OffloadedShardsAreRightEveryWindowAndKeepTheirHostMemory) {
   // ZeRO-1 and ZeRO-2 with every bucket offloaded: each window's shard lands on the host, equal to the closed
   // form, and the host blocks are reused from window to window (pinned allocation is slow; it must not churn).
