@@ -126,6 +126,7 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
 
 BucketReducer::~BucketReducer() {
   worker_.reset();  // finishes what it was doing before the state goes
+  norm_worker_.reset();
   {
     std::lock_guard<std::mutex> lock(shared_->mutex);
     shared_->owner = nullptr;
@@ -343,8 +344,17 @@ void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
   s.output[b] = at::Tensor();
   s.launched[b] = 0;
   if (!boundary_) return;
-  if (squared_norm_) s.host_squared[b] = squared_norm_({chunk});
-  if (chunk_final_) chunk_final_(g, b);
+  if (!squared_norm_) {
+    if (chunk_final_) chunk_final_(g, b);
+    return;
+  }
+  // On a thread of its own, so this one goes on to the next chunk's copy: run here, the norms added ~0.1 s
+  // behind the end of backward (3.8B on an H200 host), as the copies alone already keep pace with backward.
+  if (!norm_worker_) norm_worker_ = std::make_unique<SerialWorker>();
+  norm_worker_->submit([this, g, b, chunk] {
+    state_[g]->host_squared[b] = squared_norm_({chunk});
+    if (chunk_final_) chunk_final_(g, b);
+  });
 }
 
 at::Tensor BucketReducer::shard_chunk(std::size_t g, std::size_t b) const { return state_.at(g)->shard.chunk(b); }
@@ -374,6 +384,7 @@ void BucketReducer::finish_backward() {
     }
   }
   if (worker_) worker_->drain();
+  if (norm_worker_) norm_worker_->drain();  // after the landings, which queue the norms
 }
 
 void BucketReducer::zero_grad() {

@@ -103,7 +103,7 @@ bool ShardedStateStrategy::use_host_stepper(HostStepper stepper, bool during_bac
   for (std::size_t g = 0; g < groups.size(); ++g) host_steps_[g].resize(groups[g]->plan.buckets.size());
   step_worker_ = std::make_unique<SerialWorker>();
   if (during_backward) {
-    // On the landing thread, after the chunk's last micro-step landed; stepping_in_backward_ was set before
+    // On the landing (or norm) thread, after the chunk's last micro-step landed; stepping_in_backward_ was set before
     // this backward began and the previous window's landings were drained.
     reducer_->on_host_chunk_final([this](std::size_t g, std::size_t b) {
       if (stepping_in_backward_) queue_host_step(g, b, reducer_->shard_chunk(g, b));

@@ -107,9 +107,9 @@ class BucketReducer : public GradientReducer {
   /// Called from the parameter hooks (autograd's thread).
   void on_gradient_ready(std::size_t group, std::size_t index);
 
-  /// Offload: ‖chunk‖² of every host chunk is computed with `squared_norm` by the landing thread once the
-  /// boundary's gradient is complete, while backward goes on, instead of in a pass over the host gradients at
-  /// step time. Set before the first backward.
+  /// Offload: ‖chunk‖² of every host chunk is computed with `squared_norm` on a thread of its own once the
+  /// chunk holds the boundary's complete gradient, while backward and the next chunks' copies go on, instead
+  /// of in a pass over the host gradients at step time. Set before the first backward.
   void track_host_norms(std::function<double(const std::vector<at::Tensor>&)> squared_norm) {
     squared_norm_ = std::move(squared_norm);
   }
@@ -118,8 +118,9 @@ class BucketReducer : public GradientReducer {
   std::optional<double> host_squared_norm(std::size_t group) const;
   /// Bucket b's chunk of group g's gradient shard (its host chunk under offload).
   at::Tensor shard_chunk(std::size_t group, std::size_t bucket) const;
-  /// Offload: called on the landing thread once bucket b of group g holds the boundary's complete gradient on
-  /// the host (its accumulation window closed), in landing order. Set before the first backward.
+  /// Offload: called once bucket b of group g holds the boundary's complete gradient on the host (its
+  /// accumulation window closed), in landing order: on the landing thread, or, when norms are tracked, on the
+  /// norm thread after the chunk's norm. Set before the first backward.
   void on_host_chunk_final(std::function<void(std::size_t, std::size_t)> callback) { chunk_final_ = std::move(callback); }
 
  private:
@@ -153,7 +154,8 @@ class BucketReducer : public GradientReducer {
   std::function<double(const std::vector<at::Tensor>&)> squared_norm_;
   std::function<void(std::size_t, std::size_t)> chunk_final_;
   std::optional<c10::Stream> copy_stream_;  // CUDA: where host-bound chunks are copied
-  std::unique_ptr<SerialWorker> worker_;    // offload only
+  std::unique_ptr<SerialWorker> worker_;       // offload only: the landing thread
+  std::unique_ptr<SerialWorker> norm_worker_;  // offload with tracked norms: ‖chunk‖² off the landing thread
 };
 
 class NaiveAllReduce : public GradientReducer {
