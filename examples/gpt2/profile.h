@@ -13,8 +13,8 @@
 
 namespace deepspeed::examples::gpt2 {
 
-/// A coarse kernel category from a kernel (or op) name: "GEMM", "attention", "cross-entropy", "LayerNorm", "bias+GELU",
-/// "optimizer", "communication", "copy/fill", "reduction", "elementwise" or "other". Pure.
+/// A coarse kernel category from a kernel (or op) name: "GEMM", "attention", "cross-entropy", "LayerNorm",
+/// "bias+GELU", "optimizer", "communication", "copy/fill", "reduction", "elementwise" or "other". Pure.
 std::string kernel_category(std::string_view name);
 
 struct ProfileRow {

@@ -13,6 +13,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "src/ops/add_layer_norm_kernel.h"
+#include "src/ops/launch_support.h"
 #endif
 
 namespace deepspeed::ops {
@@ -49,20 +50,6 @@ at::ScalarType compute_type(const at::Tensor& h, const at::Tensor& weight) {
   return at::promote_types(h.scalar_type(), weight.scalar_type());
 }
 
-#ifdef DS_WITH_CUDA_OPS
-detail::ElementType element_type(at::ScalarType t) {
-  switch (t) {
-    case at::kBFloat16: return detail::ElementType::kBFloat16;
-    case at::kHalf: return detail::ElementType::kFloat16;
-    default: return detail::ElementType::kFloat32;
-  }
-}
-
-void check_launch(cudaError_t err) {
-  if (err != cudaSuccess) throw JobError(std::string("fused add_layer_norm launch failed: ") + cudaGetErrorString(err));
-}
-#endif
-
 struct Forward {
   at::Tensor h, y, mean, rstd;
 };
@@ -95,10 +82,13 @@ Forward fused_forward(const at::Tensor& residual, const at::Tensor& branch, cons
   const std::int64_t columns = r.size(-1), rows = r.numel() / columns;
   Forward out{at::empty(r.sizes(), r.options()), at::empty(r.sizes(), r.options()),
               at::empty({rows}, r.options().dtype(at::kFloat)), at::empty({rows}, r.options().dtype(at::kFloat))};
-  check_launch(detail::launch_add_layer_norm_forward(
-      element_type(r.scalar_type()), element_type(w.scalar_type()), r.data_ptr(), b.data_ptr(), w.data_ptr(),
-      bb.data_ptr(), out.h.data_ptr(), out.y.data_ptr(), out.mean.data_ptr<float>(), out.rstd.data_ptr<float>(), rows,
-      columns, static_cast<float>(eps), c10::cuda::getCurrentCUDAStream().stream()));
+  detail::check_launch(
+      detail::launch_add_layer_norm_forward(
+          detail::element_type(r.scalar_type()), detail::element_type(w.scalar_type()), r.data_ptr(), b.data_ptr(),
+          w.data_ptr(), bb.data_ptr(), out.h.data_ptr(), out.y.data_ptr(), out.mean.data_ptr<float>(),
+          out.rstd.data_ptr<float>(), rows, columns, static_cast<float>(eps),
+          c10::cuda::getCurrentCUDAStream().stream()),
+      "add_layer_norm");
   return out;
 }
 
@@ -114,11 +104,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_backward(const at::Tensor& 
   at::Tensor dweight = at::empty({columns}, w.options()), dbias = at::empty({columns}, w.options());
   const std::int64_t parts = detail::add_layer_norm_backward_parts(rows, columns);
   at::Tensor workspace = at::empty({2, parts, columns}, h.options().dtype(at::kFloat));  // freed in stream order
-  check_launch(detail::launch_add_layer_norm_backward(
-      element_type(h.scalar_type()), element_type(w.scalar_type()), d.data_ptr(), h.data_ptr(), mean.data_ptr<float>(),
-      rstd.data_ptr<float>(), w.data_ptr(), other.defined() ? other.data_ptr() : nullptr, dh.data_ptr(),
-      dweight.data_ptr(), dbias.data_ptr(), workspace.data_ptr<float>(), parts, rows, columns,
-      c10::cuda::getCurrentCUDAStream().stream()));
+  detail::check_launch(
+      detail::launch_add_layer_norm_backward(
+          detail::element_type(h.scalar_type()), detail::element_type(w.scalar_type()), d.data_ptr(), h.data_ptr(),
+          mean.data_ptr<float>(), rstd.data_ptr<float>(), w.data_ptr(), other.defined() ? other.data_ptr() : nullptr,
+          dh.data_ptr(), dweight.data_ptr(), dbias.data_ptr(), workspace.data_ptr<float>(), parts, rows, columns,
+          c10::cuda::getCurrentCUDAStream().stream()),
+      "add_layer_norm");
   return {dh, dweight, dbias};
 }
 #endif

@@ -246,12 +246,7 @@ Shape shape_for(std::int64_t columns, int pack) {
 // Blocks of this shape that fill the current device (2048 threads per SM), and no more: in the backward each
 // block adds a partial row to fold.
 std::int64_t resident_blocks(Shape s) {
-  int device = 0, sms = 1;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    sms = 1;
-  }
-  return static_cast<std::int64_t>(std::max(sms, 1)) * std::max(1, 2048 / (s.threads * s.rows));
+  return static_cast<std::int64_t>(device_sms()) * std::max(1, 2048 / (s.threads * s.rows));
 }
 
 template <typename T, typename P>
@@ -306,18 +301,6 @@ cudaError_t backward(const void* dy, const void* h, const float* mean, const flo
   return cudaGetLastError();
 }
 
-template <typename T, typename P>
-struct Forward {
-  template <typename... Args>
-  static cudaError_t run(Args... args) { return forward<T, P>(args...); }
-};
-
-template <typename T, typename P>
-struct Backward {
-  template <typename... Args>
-  static cudaError_t run(Args... args) { return backward<T, P>(args...); }
-};
-
 }  // namespace
 
 cudaError_t launch_add_layer_norm_forward(ElementType type, ElementType param_type, const void* residual,
@@ -325,8 +308,11 @@ cudaError_t launch_add_layer_norm_forward(ElementType type, ElementType param_ty
                                           float* mean, float* rstd, std::int64_t rows, std::int64_t columns, float eps,
                                           cudaStream_t stream) {
   if (columns < 1 || columns > kAddLayerNormMaxColumns || rows < 0) return cudaErrorInvalidValue;
-  return dispatch<Forward>(type, param_type, residual, branch, weight, bias, h, y, mean, rstd, rows, columns, eps,
-                           stream);
+  return dispatch(type, param_type, [&](auto t, auto p) {
+    using T = typename decltype(t)::type;
+    using P = typename decltype(p)::type;
+    return forward<T, P>(residual, branch, weight, bias, h, y, mean, rstd, rows, columns, eps, stream);
+  });
 }
 
 std::int64_t add_layer_norm_backward_parts(std::int64_t rows, std::int64_t columns) {
@@ -341,8 +327,12 @@ cudaError_t launch_add_layer_norm_backward(ElementType type, ElementType param_t
                                            std::int64_t parts, std::int64_t rows, std::int64_t columns,
                                            cudaStream_t stream) {
   if (columns < 1 || columns > kAddLayerNormMaxColumns || rows < 0 || parts < 0) return cudaErrorInvalidValue;
-  return dispatch<Backward>(type, param_type, dy, h, mean, rstd, weight, dh_out, dh, dweight, dbias, workspace, parts,
-                            rows, columns, stream);
+  return dispatch(type, param_type, [&](auto t, auto p) {
+    using T = typename decltype(t)::type;
+    using P = typename decltype(p)::type;
+    return backward<T, P>(dy, h, mean, rstd, weight, dh_out, dh, dweight, dbias, workspace, parts, rows, columns,
+                          stream);
+  });
 }
 
 }  // namespace deepspeed::ops::detail

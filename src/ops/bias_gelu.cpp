@@ -13,6 +13,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "src/ops/bias_gelu_kernel.h"
+#include "src/ops/launch_support.h"
 #endif
 
 namespace deepspeed::ops {
@@ -37,18 +38,6 @@ at::Tensor reference(const at::Tensor& x, const at::Tensor& bias) {
 }
 
 #ifdef DS_WITH_CUDA_OPS
-detail::ElementType element_type(at::ScalarType t) {
-  switch (t) {
-    case at::kBFloat16: return detail::ElementType::kBFloat16;
-    case at::kHalf: return detail::ElementType::kFloat16;
-    default: return detail::ElementType::kFloat32;
-  }
-}
-
-void check_launch(cudaError_t err) {
-  if (err != cudaSuccess) throw JobError(std::string("fused bias_gelu launch failed: ") + cudaGetErrorString(err));
-}
-
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
@@ -61,9 +50,11 @@ class BiasGelu : public torch::autograd::Function<BiasGelu> {
     const at::Tensor xc = x.contiguous(), b = bias.contiguous();
     const std::int64_t columns = xc.size(-1), rows = xc.numel() / columns;
     at::Tensor y = at::empty(xc.sizes(), xc.options());
-    check_launch(detail::launch_bias_gelu_forward(element_type(xc.scalar_type()), element_type(b.scalar_type()),
-                                                  xc.data_ptr(), b.data_ptr(), y.data_ptr(), rows, columns,
-                                                  c10::cuda::getCurrentCUDAStream().stream()));
+    detail::check_launch(
+        detail::launch_bias_gelu_forward(detail::element_type(xc.scalar_type()), detail::element_type(b.scalar_type()),
+                                         xc.data_ptr(), b.data_ptr(), y.data_ptr(), rows, columns,
+                                         c10::cuda::getCurrentCUDAStream().stream()),
+        "bias_gelu");
     ctx->save_for_backward({xc, b});
     return y;
   }
@@ -79,10 +70,12 @@ class BiasGelu : public torch::autograd::Function<BiasGelu> {
     at::Tensor dbias = at::empty({columns}, bias.options());
     const std::int64_t parts = detail::bias_gelu_backward_parts(rows, columns);
     at::Tensor workspace = at::empty({parts, columns}, x.options().dtype(at::kFloat));  // freed in stream order
-    check_launch(detail::launch_bias_gelu_backward(
-        element_type(x.scalar_type()), element_type(bias.scalar_type()), dy.data_ptr(), x.data_ptr(), bias.data_ptr(),
-        dx.data_ptr(), dbias.data_ptr(), workspace.data_ptr<float>(), parts, rows, columns,
-        c10::cuda::getCurrentCUDAStream().stream()));
+    detail::check_launch(
+        detail::launch_bias_gelu_backward(detail::element_type(x.scalar_type()),
+                                          detail::element_type(bias.scalar_type()), dy.data_ptr(), x.data_ptr(),
+                                          bias.data_ptr(), dx.data_ptr(), dbias.data_ptr(), workspace.data_ptr<float>(),
+                                          parts, rows, columns, c10::cuda::getCurrentCUDAStream().stream()),
+        "bias_gelu");
     return {dx, dbias};
   }
 };

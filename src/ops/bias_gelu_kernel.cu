@@ -21,7 +21,8 @@ __device__ __forceinline__ float gelu_tanh(float h) {
   return 0.5f * h * (1.0f + tanhf(kSqrt2OverPi * (h + kCubic * cube)));
 }
 
-// d/dh of gelu_tanh: ½(1 + t) + ½h(1 − t²)·√(2/π)(1 + 3·0.044715·h²), t = tanh(√(2/π)(h + 0.044715·h³)).
+// d/dh of gelu_tanh: ½(1 + t) + ½h(1 − t²)·√(2/π)(1 + 3·0.044715·h²),
+// with t = tanh(√(2/π)(h + 0.044715·h³)).
 __device__ __forceinline__ float gelu_tanh_grad(float h) {
   const float square = h * h;
   const float t = tanhf(kSqrt2OverPi * (h + kCubic * (square * h)));
@@ -96,15 +97,6 @@ __global__ void bias_gelu_fold(const float* __restrict__ parts_in, std::int64_t 
   dbias[c] = from_float<P>(s);
 }
 
-int device_sms() {
-  int device = 0, sms = 1;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    sms = 1;
-  }
-  return std::max(sms, 1);
-}
-
 std::int64_t column_tiles(std::int64_t columns, int vec) { return (columns + kLanes * vec - 1) / (kLanes * vec); }
 
 template <typename T, typename P>
@@ -154,24 +146,16 @@ cudaError_t backward(const void* dy, const void* x, const void* bias, void* dx, 
   return cudaGetLastError();
 }
 
-template <typename T, typename P>
-struct Forward {
-  template <typename... Args>
-  static cudaError_t run(Args... args) { return forward<T, P>(args...); }
-};
-
-template <typename T, typename P>
-struct Backward {
-  template <typename... Args>
-  static cudaError_t run(Args... args) { return backward<T, P>(args...); }
-};
-
 }  // namespace
 
 cudaError_t launch_bias_gelu_forward(ElementType type, ElementType param_type, const void* x, const void* bias,
                                      void* y, std::int64_t rows, std::int64_t columns, cudaStream_t stream) {
   if (columns < 1 || columns > INT32_MAX || rows < 0) return cudaErrorInvalidValue;
-  return dispatch<Forward>(type, param_type, x, bias, y, rows, columns, stream);
+  return dispatch(type, param_type, [&](auto t, auto p) {
+    using T = typename decltype(t)::type;
+    using P = typename decltype(p)::type;
+    return forward<T, P>(x, bias, y, rows, columns, stream);
+  });
 }
 
 std::int64_t bias_gelu_backward_parts(std::int64_t rows, std::int64_t columns) {
@@ -187,7 +171,11 @@ cudaError_t launch_bias_gelu_backward(ElementType type, ElementType param_type, 
                                       const void* bias, void* dx, void* dbias, float* workspace, std::int64_t parts,
                                       std::int64_t rows, std::int64_t columns, cudaStream_t stream) {
   if (columns < 1 || columns > INT32_MAX || rows < 0 || parts < 1) return cudaErrorInvalidValue;
-  return dispatch<Backward>(type, param_type, dy, x, bias, dx, dbias, workspace, parts, rows, columns, stream);
+  return dispatch(type, param_type, [&](auto t, auto p) {
+    using T = typename decltype(t)::type;
+    using P = typename decltype(p)::type;
+    return backward<T, P>(dy, x, bias, dx, dbias, workspace, parts, rows, columns, stream);
+  });
 }
 
 }  // namespace deepspeed::ops::detail

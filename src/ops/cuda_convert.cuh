@@ -68,25 +68,42 @@ __device__ __forceinline__ void store(U* __restrict__ p, const float (&in)[N]) {
   }
 }
 
+/// Streaming multiprocessors of the current device (1 if it cannot be read): grids sized to fill it once.
+inline int device_sms() {
+  int device = 0, sms = 1;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    sms = 1;
+  }
+  return std::max(sms, 1);
+}
+
 /// True when every non-null pointer is 16-byte aligned (the packed loads' requirement).
 inline bool aligned(std::initializer_list<const void*> pointers) {
   return std::all_of(pointers.begin(), pointers.end(),
                      [](const void* p) { return p == nullptr || reinterpret_cast<std::uintptr_t>(p) % 16 == 0; });
 }
 
-// The (input, parameter) type pairs: parameters in the inputs' type or in fp32.
-template <template <typename, typename> class Launch, typename... Args>
-cudaError_t dispatch(ElementType type, ElementType param_type, Args... args) {
+/// A type carried as a value, so one generic lambda can be instantiated per type pair.
+template <typename T>
+struct TypeTag {
+  using type = T;
+};
+
+/// Calls fn(TypeTag<T>{}, TypeTag<P>{}) for the (input, parameter) type pair named: parameters in the inputs'
+/// type or in fp32; any other pair is cudaErrorInvalidValue.
+template <typename Fn>
+cudaError_t dispatch(ElementType type, ElementType param_type, Fn&& fn) {
   const bool fp32_params = param_type == ElementType::kFloat32;
   switch (type) {
     case ElementType::kFloat32:
-      return fp32_params ? Launch<float, float>::run(args...) : cudaErrorInvalidValue;
+      return fp32_params ? fn(TypeTag<float>{}, TypeTag<float>{}) : cudaErrorInvalidValue;
     case ElementType::kFloat16:
-      if (fp32_params) return Launch<__half, float>::run(args...);
-      return param_type == type ? Launch<__half, __half>::run(args...) : cudaErrorInvalidValue;
+      if (fp32_params) return fn(TypeTag<__half>{}, TypeTag<float>{});
+      return param_type == type ? fn(TypeTag<__half>{}, TypeTag<__half>{}) : cudaErrorInvalidValue;
     case ElementType::kBFloat16:
-      if (fp32_params) return Launch<__nv_bfloat16, float>::run(args...);
-      return param_type == type ? Launch<__nv_bfloat16, __nv_bfloat16>::run(args...) : cudaErrorInvalidValue;
+      if (fp32_params) return fn(TypeTag<__nv_bfloat16>{}, TypeTag<float>{});
+      return param_type == type ? fn(TypeTag<__nv_bfloat16>{}, TypeTag<__nv_bfloat16>{}) : cudaErrorInvalidValue;
   }
   return cudaErrorInvalidValue;
 }

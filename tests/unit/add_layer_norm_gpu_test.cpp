@@ -12,10 +12,17 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "deepspeed/ops/add_layer_norm.h"
+#include "tests/support/eps_error.h"
 
 namespace {
 
 namespace ops = deepspeed::ops;
+using deepspeed::testing::epsilon_of;
+
+double error_in_eps(const at::Tensor& got, const at::Tensor& want, double eps, const char* what,
+                    const std::string& label) {
+  return deepspeed::testing::error_in_eps(got, want, eps, "add_layer_norm", what, label);
+}
 constexpr double kEps = 1e-5;
 
 struct Grads {
@@ -37,23 +44,6 @@ Grads run(Fn fn, const at::Tensor& residual, const at::Tensor& branch, const at:
   torch::autograd::backward(outputs, grads);
   const auto f = [](const at::Tensor& t) { return t.detach().to(at::kFloat); };
   return {f(h), f(y), f(r.grad()), f(x.grad()), f(w.grad()), f(b.grad())};
-}
-
-double epsilon_of(at::ScalarType t) {
-  return t == at::kBFloat16 ? std::ldexp(1.0, -7) : t == at::kHalf ? std::ldexp(1.0, -10) : std::ldexp(1.0, -23);
-}
-
-// Error of `got` against `want`, in units of the dtype's epsilon: max |got − want| / (|want| + rms(want)), so
-// values far below the tensor's typical size are judged against that size rather than against themselves.
-// Prints max abs and that relative error so the device run reports the measured values.
-double error_in_eps(const at::Tensor& got, const at::Tensor& want, double eps, const char* what,
-                    const std::string& label) {
-  const auto diff = (got - want).abs();
-  const double rms = want.pow(2).mean().sqrt().item<double>();
-  const double rel = (diff / (want.abs() + rms + 1e-30)).max().item<double>();
-  std::printf("[add_layer_norm] %-44s %-10s max_abs %.3e max_rel %.3e (%.2f eps)\n", label.c_str(), what,
-              diff.max().item<double>(), rel, rel / eps);
-  return rel / eps;
 }
 
 // Bounds in multiples of the dtype's epsilon, from the H200 run of 2026-12-03 (every case of this file) with

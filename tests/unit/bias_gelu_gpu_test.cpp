@@ -13,10 +13,17 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "deepspeed/ops/bias_gelu.h"
+#include "tests/support/eps_error.h"
 
 namespace {
 
 namespace ops = deepspeed::ops;
+using deepspeed::testing::epsilon_of;
+
+double error_in_eps(const at::Tensor& got, const at::Tensor& want, double eps, const char* what,
+                    const std::string& label) {
+  return deepspeed::testing::error_in_eps(got, want, eps, "bias_gelu", what, label);
+}
 
 struct Outcome {
   at::Tensor y, dx, dbias;  // fp32 copies
@@ -29,22 +36,6 @@ Outcome run(Fn fn, const at::Tensor& x, const at::Tensor& bias, const at::Tensor
   y.backward(dy);
   const auto f = [](const at::Tensor& t) { return t.detach().to(at::kFloat); };
   return {f(y), f(xx.grad()), f(b.grad())};
-}
-
-double epsilon_of(at::ScalarType t) {
-  return t == at::kBFloat16 ? std::ldexp(1.0, -7) : t == at::kHalf ? std::ldexp(1.0, -10) : std::ldexp(1.0, -23);
-}
-
-// max |got − want| / (|want| + rms(want)) in units of eps (values far below the tensor's typical size are judged
-// against that size); printed, so the device log reports the measured errors.
-double error_in_eps(const at::Tensor& got, const at::Tensor& want, double eps, const char* what,
-                    const std::string& label) {
-  const auto diff = (got - want).abs();
-  const double rms = want.pow(2).mean().sqrt().item<double>();
-  const double rel = (diff / (want.abs() + rms + 1e-30)).max().item<double>();
-  std::printf("[bias_gelu] %-40s %-12s max_abs %.3e max_rel %.3e (%.2f eps)\n", label.c_str(), what,
-              diff.max().item<double>(), rel, rel / eps);
-  return rel / eps;
 }
 
 // Bounds in the inputs' epsilon, from the H200 run of 2026-12-03 (every case of this file). Against the
