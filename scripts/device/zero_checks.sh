@@ -35,8 +35,9 @@ stamp "cifar10"
 stamp "zero bench"
 # A GPT-style model that does not fit one GPU without ZeRO (32 x 4096: 6.65B parameters, 16 bytes each = 106 GB
 # of model states), trained with ZeRO-3 over all GPUs, activation checkpointing, bf16.
+[ "${SKIP_GPT:-0}" = 1 ] || [ -f /tmp/tokens.bin ] || python3 bench/gpt2_suite_tools.py tokens /tmp/tokens.bin --tokens $((1 << 24)) >/dev/null
 [ "${SKIP_GPT:-0}" = 1 ] || $bin --num_gpus "$ngpu" --master_port 29600 build-dev/examples/gpt2 --n_layer 32 --n_embd 4096 --n_head 32 \
-  --vocab 50304 --block_size 1024 --seq_len 1024 --data .devdeps/text.txt --data-format uint16 --max-steps 6 \
+  --vocab 50304 --block_size 1024 --seq_len 1024 --data /tmp/tokens.bin --data-format uint16 --max-steps 6 \
   --warmup-steps 2 --log-interval 1 --activation-checkpointing --deepspeed_config scripts/device/ds_config_gpt_zero3.json \
   >"$out/gpt_zero3_6b.log" 2>&1
 echo "GPT 6.6B ZeRO-3 on $ngpu GPUs: exit $?"
