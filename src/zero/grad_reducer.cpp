@@ -5,12 +5,11 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <c10/core/Event.h>
-#include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include "src/zero/grad_reducer_state.h"
 #include "src/zero/serial_worker.h"
 
 namespace deepspeed::zero {
@@ -22,27 +21,6 @@ Averaging Averaging::deepspeed(int world_size, bool prescale_gradients, double p
   if (prescale_gradients) return {1.0 / ws, 1.0};
   return {1.0 / predivide_factor, predivide_factor == ws ? 1.0 : predivide_factor / ws};
 }
-
-struct BucketReducer::GroupState {
-  bool grads_are_views = false;
-  at::Tensor full;      // kAllReduce, kReduceScatterOnBoundary: [total_numel] in accum dtype
-  ShardBuffer shard;    // the reduce-scatters: this rank's chunks in accum dtype (host ones pinned)
-  ShardBuffer landing;  // offload: pinned landing area of a host chunk's later micro-steps (accumulation)
-  ShardBuffer window;   // offload accumulated on device: the host chunks' sum over the window's micro-steps
-  std::vector<char> fresh;  // per bucket: its host chunk holds nothing of this window yet
-  // full buffer of a 16-bit model: per parameter, its region holds this window's gradient (otherwise whatever
-  // the last window left: the first gradient is copied in rather than added to a zeroed buffer)
-  std::vector<char> written;
-  std::vector<std::optional<c10::Event>> launched_at;  // CUDA offload: the compute stream when bucket b launched
-  std::vector<double> host_squared;  // offload, norms tracked: ‖host chunk b‖² of the boundary's gradient
-  std::vector<int> pending;
-  std::vector<char> counted;
-  std::vector<comm::Work> works;
-  std::vector<at::Tensor> input;   // per bucket: what was sent (a cast copy, or the staging buffer when reducing every micro-step)
-  std::vector<at::Tensor> output;  // per bucket: reduce-scatter result, or the cast all-reduce buffer
-  std::vector<char> launched;
-  std::size_t counted_total = 0;
-};
 
 struct BucketReducer::Shared {
   std::mutex mutex;
@@ -303,70 +281,6 @@ void BucketReducer::fold_into_shard(at::Tensor chunk, const at::Tensor& reduced)
   // On the boundary the whole window is reduced once; each micro-step adds one micro-step's worth.
   if (keeps_full_buffer()) chunk.copy_(reduced).mul_(averaging_.after);
   else chunk.add_(reduced, averaging_.after);
-}
-
-void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
-  auto& s = *state_[g];
-  at::NoGradGuard no_grad;
-  // The window's first contribution is copied straight into the pinned shard (a DMA, no CPU work); later
-  // micro-steps land beside it and are added in, in the shard's dtype, as the device path adds them.
-  at::Tensor chunk = s.shard.chunk(b);
-  const bool on_device = s.window.defined();
-  const bool first = s.fresh[b] || keeps_full_buffer() || on_device;
-  if (!first && !s.landing.defined()) {
-    s.landing = placement_.shard_buffer(*groups_[g], StateKind::kTransfer,
-                                        options_.communication_dtype.value_or(options_.accum_dtype));
-  }
-  at::Tensor target = first ? chunk : s.landing.chunk(b);
-  {
-    // Under NCCL the wait and the copy go to a side stream, so they queue behind the reduce-scatter only, not
-    // behind the backward kernels launched since; the copy into pinned memory then blocks this thread alone.
-    std::optional<c10::StreamGuard> on_copy_stream;
-    if (copy_stream_) {
-      on_copy_stream.emplace(*copy_stream_);
-      s.launched_at[b]->block(*copy_stream_);
-    }
-    s.works[b].wait();
-    if (on_device) {
-      // The boundary's micro-step joins the window's sum on the device (as the device path folds it), and
-      // the sum crosses once. The window is zeroed with the device shards at zero_grad().
-      at::Tensor sum = s.window.chunk(b);
-      fold_into_shard(sum, s.output[b]);
-      target.copy_(sum);
-    } else {
-      target.copy_(s.output[b]);
-    }
-  }
-  if (!first) chunk.add_(target, averaging_.after);
-  else if (averaging_.after != 1.0 && !on_device) chunk.mul_(averaging_.after);
-  s.fresh[b] = 0;
-  s.input[b] = at::Tensor();
-  s.output[b] = at::Tensor();
-  s.launched[b] = 0;
-  if (!boundary_) return;
-  if (!squared_norm_) {
-    if (chunk_final_) chunk_final_(g, b);
-    return;
-  }
-  // On a thread of its own, so this one goes on to the next chunk's copy: run here, after each copy, they kept
-  // the end of backward waiting 89-151 ms for the last landings (3.8B, one H200); on their own thread 38-43.
-  if (!norm_worker_) norm_worker_ = std::make_unique<SerialWorker>();
-  norm_worker_->submit([this, g, b, chunk] {
-    state_[g]->host_squared[b] = squared_norm_({chunk});
-    if (chunk_final_) chunk_final_(g, b);
-  });
-}
-
-at::Tensor BucketReducer::shard_chunk(std::size_t g, std::size_t b) const { return state_.at(g)->shard.chunk(b); }
-
-std::optional<double> BucketReducer::host_squared_norm(std::size_t g) const {
-  if (!squared_norm_) return std::nullopt;
-  const FlatGroup& group = *groups_.at(g);
-  std::optional<double> sum;
-  for (std::size_t b = 0; b < group.plan.buckets.size(); ++b) {
-    if (placement_.on_host(group, b)) sum = sum.value_or(0.0) + state_[g]->host_squared[b];
-  }
-  return sum;
 }
 
 void BucketReducer::finish_backward() {
