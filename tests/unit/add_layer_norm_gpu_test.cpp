@@ -12,7 +12,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "deepspeed/ops/add_layer_norm.h"
-#include "tests/support/eps_error.h"
+#include "tests/support/kernel_checks.h"
 
 namespace {
 
@@ -67,12 +67,7 @@ void check_case(at::ScalarType dtype, bool fp32_params, std::int64_t c, std::int
   const auto pdtype = fp32_params ? at::kFloat : dtype;
   const auto make = [&](double scale) {
     const auto v = (at::randn({rows, c}, opts) * scale).to(dtype);
-    if (!misaligned) return v;
-    // One element into a fresh buffer: contiguous but not 16-byte aligned, so the element-load path runs.
-    auto buffer = at::empty({rows * c + 1}, opts.dtype(dtype));
-    auto view = buffer.narrow(0, 1, rows * c).view({rows, c});
-    view.copy_(v);
-    return view;
+    return misaligned ? deepspeed::testing::unaligned_copy(v) : v;
   };
   const auto residual = make(1.0), branch = make(1.0), dy = make(1.0), dh_out = with_dh_out ? make(1.0) : at::Tensor();
   const auto weight = (1 + 0.2 * at::randn({c}, opts)).to(pdtype), bias = (0.2 * at::randn({c}, opts)).to(pdtype);

@@ -13,7 +13,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "deepspeed/ops/bias_gelu.h"
-#include "tests/support/eps_error.h"
+#include "tests/support/kernel_checks.h"
 
 namespace {
 
@@ -61,11 +61,7 @@ void check_case(at::ScalarType dtype, bool fp32_bias, std::int64_t n, std::int64
   const auto opts = at::TensorOptions().device(at::kCUDA);
   const auto make = [&](double scale) {
     const auto v = (at::randn({rows, n}, opts) * scale).to(dtype);
-    if (!misaligned) return v;
-    auto buffer = at::empty({rows * n + 1}, opts.dtype(dtype));  // contiguous, not 16-byte aligned
-    auto view = buffer.narrow(0, 1, rows * n).view({rows, n});
-    view.copy_(v);
-    return view;
+    return misaligned ? deepspeed::testing::unaligned_copy(v) : v;
   };
   const auto x = make(1.5), dy = make(1.0);
   const auto bias = (0.5 * at::randn({n}, opts)).to(fp32_bias ? at::kFloat : dtype);

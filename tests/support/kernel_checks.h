@@ -1,6 +1,7 @@
 #pragma once
-// Errors of a kernel's output against a reference in units of the dtype's epsilon, printed so a device run's
-// log reports what every case measured (the GPU tests' bounds are set from those lines).
+// For the ops/ kernels' GPU tests: inputs that take the element-load path, and errors against a reference in
+// units of the dtype's epsilon, printed so a device run's log reports what every case measured (the tests'
+// bounds are set from those lines).
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -8,6 +9,15 @@
 #include <ATen/ATen.h>
 
 namespace deepspeed::testing {
+
+/// A contiguous copy of `v` one element past its buffer's start, so not 16-byte aligned: the kernels fall back
+/// to element loads for it.
+inline at::Tensor unaligned_copy(const at::Tensor& v) {
+  auto buffer = at::empty({v.numel() + 1}, v.options());
+  auto view = buffer.narrow(0, 1, v.numel()).view(v.sizes());
+  view.copy_(v);
+  return view;
+}
 
 /// bf16 2^-7, fp16 2^-10, anything else fp32's 2^-23.
 inline double epsilon_of(at::ScalarType t) {
