@@ -8,7 +8,8 @@
 # (3.8B) is the example's preset, trained with activation checkpointing; BUCKET sets reduce_bucket_size (the
 # granularity of ratio: whole buckets of every group, and at stage 3 each unit is a group). BREAKDOWN=0 leaves wall_clock_breakdown off (its timers synchronise the device between phases).
 # CHECK=1 first runs the offload GPU tests (ctest -R offload -L gpu); ADAM_BENCH=0 skips cpu_adam_bench;
-# IMPLS="deepspeed" runs DeepSpeed 0.19.8 (carry .whl) on the same configs.
+# IMPLS="deepspeed" runs DeepSpeed 0.19.8 (carry .whl) on the same configs. SUPER=1 sets
+# offload_optimizer.super_offload (ours: speculative host updates with clipping; leave it off for DeepSpeed).
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 STEPS=${STEPS:-3} WARMUP=${WARMUP:-2} CLIPS=${CLIPS:-1.0 0} GASES=${GASES:-1} STAGES=${STAGES:-2}
@@ -31,7 +32,9 @@ fi
 param=""
 [ "${PARAM:-0}" = 1 ] && param=", \"offload_param\": {\"device\": \"cpu\", \"pin_memory\": true}"
 [ -n "${BUCKET:-}" ] && param="$param, \"reduce_bucket_size\": $BUCKET"
-offload="{\"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true, \"ratio\": ${RATIO:-1}}$param}"
+super=""
+[ "${SUPER:-0}" = 1 ] && super=', "super_offload": true'
+offload="{\"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true, \"ratio\": ${RATIO:-1}$super}$param}"
 model=${MODEL:-3.8B}
 # RUNS="clip:gas ..." picks single pairs instead of CLIPS × GASES.
 pairs=${RUNS:-$(for c in $CLIPS; do for g in $GASES; do echo -n "$c:$g "; done; done)}
@@ -52,7 +55,7 @@ PY
       bash bench/run_gpt2_suite.sh 2>&1 | grep -E "^\[" | tail -4
     cat /tmp/$name/results.jsonl >>"$out/results.jsonl"
     cp /tmp/$name/runs.log "$out/runs_$name.log"
-    grep -E "time \(ms\)|Model states|step=|ZeRO-3:" /tmp/$name/runs.log | tail -14
+    grep -E "time \(ms\)|Model states|step=|ZeRO-3:|super_offload|norm" /tmp/$name/runs.log | tail -16
   done
 done
 [ -s "$out/results.jsonl" ] && python3 bench/gpt2_suite_tools.py table "$out/results.jsonl" | tee "$out/table.md" | tail -10

@@ -26,7 +26,7 @@ void parse_offload(Section offload, OffloadConfig& out, bool is_param) {
     // Gradients are always converted on the host here (fp32 accumulation); both settings mean the same.
     bool convert_grad_on_cpu = true;
     offload.read("convert_grad_on_cpu", convert_grad_on_cpu);
-    offload.unsupported("super_offload");
+    offload.read("super_offload", out.super_offload);
     offload.unsupported("cpuadam_cores_perc");
   }
   if (out.device == "nvme" && out.nvme_path.empty()) offload.fail("nvme_path", "required when device is \"nvme\"");

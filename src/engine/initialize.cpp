@@ -96,16 +96,35 @@ void use_offload_optimizer(const config::Config& c, const std::shared_ptr<optim:
   layout.fused_cpu_optimizer(!copies.empty());
   // The layout then runs the host update bucket by bucket, each bucket's upload overlapping the next one's
   // update; when nothing makes the update wait for the global gradient norm (no clipping, no fp16 overflow
-  // check), each bucket is updated as soon as its gradient is final on the host, while backward goes on.
-  // Either way every update is the one a whole-step update would make, bit for bit.
+  // check), each bucket is updated as soon as its gradient is final on the host, while backward goes on, and
+  // with clipping under super_offload, speculatively so. Either way every update is the one a whole-step
+  // update would make, bit for bit.
   if (reference) return;
   zero::HostStepper stepper{
       [cpu_adam] { cpu_adam->begin_host_step(); },
-      [cpu_adam](std::size_t g, std::size_t i, std::int64_t offset, std::int64_t numel, const at::Tensor& grad) {
-        cpu_adam->step_host_range(g, i, offset, numel, grad);
+      [cpu_adam] { return cpu_adam->host_gradient_scale(); },
+      [cpu_adam](std::size_t g, std::size_t i, std::int64_t offset, std::int64_t numel, const at::Tensor& grad,
+                 float scale, float* backup) { cpu_adam->step_host_range(g, i, offset, numel, grad, scale, backup); },
+      [cpu_adam](std::size_t g, std::size_t i, std::int64_t offset, std::int64_t numel, const float* backup) {
+        cpu_adam->restore_host_range(g, i, offset, numel, backup);
       }};
-  const bool during_backward = c.gradient_clipping <= 0.0 && !c.fp16.enabled;
-  if (layout.use_host_stepper(std::move(stepper), during_backward)) cpu_adam->set_external_host_steps(true);
+  auto mode = zero::HostStepMode::kAfterStep;
+  if (c.gradient_clipping <= 0.0 && !c.fp16.enabled) {
+    mode = zero::HostStepMode::kDuringBackward;
+  } else if (c.zero.offload_optimizer.super_offload) {
+    if (c.fp16.enabled) {
+      log::print_rank0("super_offload with fp16: the host updates wait for the overflow check (speculation "
+                       "covers gradient clipping only)");
+    } else {
+      mode = zero::HostStepMode::kSpeculative;
+    }
+  }
+  if (!layout.use_host_stepper(std::move(stepper), mode)) return;
+  cpu_adam->set_external_host_steps(true);
+  if (mode == zero::HostStepMode::kSpeculative) {
+    log::print_rank0("super_offload: the host updates start during backward, before the gradient norm is known; "
+                     "a step that clips undoes and redoes them");
+  }
 }
 
 }  // namespace

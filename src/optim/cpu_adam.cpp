@@ -2,6 +2,8 @@
 // per-ISA files.
 #include "deepspeed/optim/cpu_adam.h"
 
+#include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include <ATen/ATen.h>
@@ -58,7 +60,7 @@ void CpuAdam::step() {
     }
     fused_adam_step(on_device, device_states, groups_[gi].hyper);
   }
-  if (external_host_ && !host_begun_) host_scale_ = static_cast<float>(grad_scale_);
+  if (external_host_) host_scale_ = static_cast<float>(grad_scale_);
   host_begun_ = false;
   grad_scale_ = 1.0;
 }
@@ -69,12 +71,11 @@ void CpuAdam::begin_host_step() {
       if (layout_steps(gi, i)) advance_count(state(gi, i));
     }
   }
-  host_scale_ = 1.0f;
   host_begun_ = true;
 }
 
 void CpuAdam::step_host_range(std::size_t group, std::size_t index, std::int64_t offset, std::int64_t numel,
-                              const at::Tensor& grad) {
+                              const at::Tensor& grad, float grad_scale, float* backup) {
   // Raw pointers, no views: the training thread may be attaching gradients to these tensors meanwhile.
   const at::Tensor& p = groups_.at(group).params.at(index);
   if (!layout_steps(group, index) || offset < 0 || numel < 0 || offset + numel > p.numel() || !grad.device().is_cpu() ||
@@ -94,8 +95,31 @@ void CpuAdam::step_host_range(std::size_t group, std::size_t index, std::int64_t
     shard.copy_type = elem_type_of(copy, "param_copy", /*allow_fp32=*/false);
   }
   shard.numel = static_cast<std::size_t>(numel);
-  shard.grad_scale = host_scale_;
+  shard.grad_scale = grad_scale;
+  shard.backup = backup;
   cpu_adam_step(groups_[group].hyper, static_cast<std::int64_t>(s.at("step").item<float>()), shard, exec_);
+}
+
+void CpuAdam::restore_host_range(std::size_t group, std::size_t index, std::int64_t offset, std::int64_t numel,
+                                 const float* backup) {
+  const at::Tensor& p = groups_.at(group).params.at(index);
+  if (!layout_steps(group, index) || offset < 0 || numel < 0 || offset + numel > p.numel() || backup == nullptr) {
+    throw std::invalid_argument("CpuAdam::restore_host_range: needs a range of a CPU parameter with a 16-bit copy, "
+                                "and the backup its step_host_range() saved");
+  }
+  const ParamState& s = state(group, index);
+  float* targets[3] = {p.data_ptr<float>() + offset, s.at("exp_avg").data_ptr<float>() + offset,
+                       s.at("exp_avg_sq").data_ptr<float>() + offset};
+  // Memory-bound like the update: spread over the same threads.
+  const auto n = static_cast<std::size_t>(numel);
+  constexpr std::size_t kSlice = std::size_t{1} << 16;
+  const auto slices = static_cast<std::int64_t>((n + kSlice - 1) / kSlice);
+#pragma omp parallel for schedule(static) if (exec_.parallel && slices > 1)
+  for (std::int64_t i = 0; i < 3 * slices; ++i) {
+    const std::size_t which = static_cast<std::size_t>(i / slices);
+    const std::size_t off = static_cast<std::size_t>(i % slices) * kSlice;
+    std::memcpy(targets[which] + off, backup + which * n + off, std::min(kSlice, n - off) * sizeof(float));
+  }
 }
 
 void CpuAdam::step_fused(std::size_t group, std::size_t index, const at::Tensor& grad, const at::Tensor& param_copy,

@@ -1,6 +1,7 @@
 // CPU Adam dispatch: ISA detection, per-step constants, OpenMP tiling, and the tensor-level entry point.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -136,16 +137,24 @@ void cpu_adam_step(const Hyper& h, std::int64_t step, const CpuAdamShard& s, con
   const std::size_t gb = elem_bytes(s.grad_type);
   const auto* g = static_cast<const unsigned char*>(s.grads);
   auto* c = static_cast<unsigned char*>(s.param_copy);
+  auto block = [&](std::size_t off, std::size_t len) {
+    if (s.backup != nullptr) {
+      // Just before the kernel: it then reads these lines from cache, not memory.
+      std::memcpy(s.backup + off, s.params + off, len * 4);
+      std::memcpy(s.backup + s.numel + off, s.exp_avg + off, len * 4);
+      std::memcpy(s.backup + 2 * s.numel + off, s.exp_avg_sq + off, len * 4);
+    }
+    kernel(k, s.params + off, g + off * gb, s.exp_avg + off, s.exp_avg_sq + off, c ? c + off * 2 : nullptr, len);
+  };
   if (threads <= 1) {
-    kernel(k, s.params, g, s.exp_avg, s.exp_avg_sq, c, s.numel);
+    for (std::size_t off = 0; off < s.numel; off += kBlock) block(off, std::min(kBlock, s.numel - off));
     return;
   }
   // Static schedule: each thread walks one contiguous run of blocks, which suits the hardware prefetchers.
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (std::int64_t b = 0; b < static_cast<std::int64_t>(blocks); ++b) {
     const std::size_t off = static_cast<std::size_t>(b) * kBlock;
-    const std::size_t len = std::min(kBlock, s.numel - off);
-    kernel(k, s.params + off, g + off * gb, s.exp_avg + off, s.exp_avg_sq + off, c ? c + off * 2 : nullptr, len);
+    block(off, std::min(kBlock, s.numel - off));
   }
 }
 

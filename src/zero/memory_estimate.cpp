@@ -8,6 +8,7 @@
 #include "deepspeed/zero/flat_group.h"
 #include "deepspeed/zero/layout_choice.h"
 #include "deepspeed/zero/placement.h"
+#include "src/zero/step_speculation.h"
 
 namespace deepspeed::zero {
 
@@ -76,6 +77,12 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
     // Under offload_param the 16-bit copies are the host weight shard itself.
     const bool copies = m == 2 && !choice.offload_params;
     e.host_transfer = host * ((copies ? m : 0) + (landing ? comm : 0));
+    // The CPU optimizer steps the host buckets itself (16-bit model, DeepSpeedCPUAdam) and, when clipping
+    // would make it wait, speculates (step_speculation.h).
+    const bool speculates = c.zero.offload_optimizer.super_offload && c.gradient_clipping > 0.0 &&
+                            !c.fp16.enabled && m == 2 && host > 0 &&
+                            (c.optimizer.type == "adam" || c.optimizer.type == "adamw");
+    if (speculates) e.host_speculation = 3 * 4 * speculation_backup_numel(host);
     if (choice.accumulate_on_device) e.gradients += host * a;
   }
   return e;

@@ -6,7 +6,10 @@
 #include <c10/core/GradMode.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 
+#include "deepspeed/util/logging.h"
+#include "deepspeed/util/strings.h"
 #include "src/zero/shard_checkpoint.h"
+#include "src/zero/step_speculation.h"
 #include "src/zero/strategies.h"
 
 namespace deepspeed::zero {
@@ -47,6 +50,7 @@ std::int64_t ShardedStateStrategy::host_bytes() const {
   std::int64_t bytes = reducer_->host_bytes();
   for (const auto& m : masters_->buffers()) bytes += m.host_bytes();
   for (const auto& c : param_copies_) bytes += c.host_bytes();
+  if (speculation_) bytes += speculation_->backup_bytes();
   return bytes;
 }
 
@@ -57,6 +61,7 @@ std::vector<std::vector<std::int64_t>> ShardedStateStrategy::flat_group_numels()
 }
 
 void ShardedStateStrategy::detach() {
+  if (speculation_) speculation_->abandon();  // an update waiting for a verdict that will not come
   step_worker_.reset();  // finishes a queued update before the buffers it writes go
   reducer_.reset();
   masters_.reset();
@@ -90,34 +95,47 @@ std::vector<at::Tensor> ShardedStateStrategy::optimizer_gradients() {
   return masters_->attach_gradients(reducer_->shards(), fused_cpu_optimizer_);
 }
 
-bool ShardedStateStrategy::use_host_stepper(HostStepper stepper, bool during_backward) {
+bool ShardedStateStrategy::use_host_stepper(HostStepper stepper, HostStepMode mode) {
   if (!fused_cpu_optimizer_ || !placement_.offloads()) return false;
   const auto& groups = masters_->groups();
-  bool any = false;
-  for (const auto* group : groups) any = any || placement_.on_host(*group, 0);
-  if (!any) return false;
+  std::int64_t host_numel = 0;
+  for (const auto* group : groups) {
+    for (std::size_t b = 0; b < group->plan.buckets.size(); ++b) {
+      if (placement_.on_host(*group, b)) host_numel += group->plan.buckets[b].chunk;
+    }
+  }
+  if (host_numel == 0) return false;
   stepper_ = std::move(stepper);
-  step_during_backward_ = during_backward;
+  step_mode_ = mode;
   optimizer_index_ = masters_->optimizer_positions();
   host_steps_.assign(groups.size(), {});
   for (std::size_t g = 0; g < groups.size(); ++g) host_steps_[g].resize(groups[g]->plan.buckets.size());
   step_worker_ = std::make_unique<SerialWorker>();
-  if (during_backward) {
+  if (mode == HostStepMode::kSpeculative) {
+    speculation_ = std::make_unique<StepSpeculation>(speculation_backup_numel(host_numel));
+  }
+  if (mode != HostStepMode::kAfterStep) {
     // On the landing (or norm) thread, after the chunk's last micro-step landed; stepping_in_backward_ was set before
     // this backward began and the previous window's landings were drained.
     reducer_->on_host_chunk_final([this](std::size_t g, std::size_t b) {
-      if (stepping_in_backward_) queue_host_step(g, b, reducer_->shard_chunk(g, b));
+      if (stepping_in_backward_) queue_host_step(g, b, 1.0f);
     });
   }
   return true;
 }
 
+std::pair<std::int64_t, std::int64_t> ShardedStateStrategy::speculation_counts() const {
+  if (!speculation_) return {0, 0};
+  return {speculation_->speculated_steps(), speculation_->rolled_back_steps()};
+}
+
 void ShardedStateStrategy::before_backward(bool boundary) {
   stepping_in_backward_ = false;
-  if (!stepper_ || !step_during_backward_ || !boundary || !fused_cpu_optimizer_) return;
+  if (!stepper_ || step_mode_ == HostStepMode::kAfterStep || !boundary || !fused_cpu_optimizer_) return;
   // The updates below rewrite the 16-bit copies the last step uploaded from.
   if (uploads_done_) uploads_done_->synchronize();
   stepper_->begin_during_backward();
+  if (speculation_) speculation_->begin_step();
   stepping_in_backward_ = true;
 }
 
@@ -125,27 +143,68 @@ void ShardedStateStrategy::queue_host_steps() {
   if (!stepper_ || !fused_cpu_optimizer_) return;
   if (stepping_in_backward_) {  // queued as they landed
     stepping_in_backward_ = false;
+    if (speculation_) settle_speculation();
     return;
   }
+  const float scale = stepper_->gradient_scale();
   const auto& groups = masters_->groups();
   for (std::size_t g = 0; g < groups.size(); ++g) {
     for (std::size_t b = 0; b < groups[g]->plan.buckets.size(); ++b) {
-      if (placement_.on_host(*groups[g], b)) queue_host_step(g, b, reducer_->shard_chunk(g, b));
+      if (placement_.on_host(*groups[g], b)) queue_host_step(g, b, scale);
     }
   }
 }
 
-void ShardedStateStrategy::queue_host_step(std::size_t g, std::size_t b, const at::Tensor& grad) {
+void ShardedStateStrategy::settle_speculation() {
+  const float scale = stepper_->gradient_scale();
+  const auto redo = speculation_->decide(scale);
+  for (const auto& r : redo) {
+    const HostRange h = host_range(r.group, r.bucket);
+    const at::Tensor grad = reducer_->shard_chunk(r.group, r.bucket).narrow(0, r.begin, r.numel);
+    // Behind the speculative update of the same range on the serial worker, and before the bucket's upload.
+    auto task = std::make_shared<std::packaged_task<void()>>(
+        [restore = stepper_->restore, range = stepper_->range, h, r, grad, scale] {
+          at::NoGradGuard no_grad;
+          restore(h.optimizer_group, h.optimizer_index, h.offset + r.begin, r.numel, r.backup);
+          range(h.optimizer_group, h.optimizer_index, h.offset + r.begin, r.numel, grad, scale, nullptr);
+        });
+    host_steps_[r.group][r.bucket] = task->get_future().share();
+    step_worker_->submit([task] { (*task)(); });
+  }
+  // Logged at the 1st, 2nd, 4th, 8th, ... rollback: visible in warm-up, quiet after it.
+  if (const auto rolled = speculation_->rolled_back_steps(); !redo.empty() && (rolled & (rolled - 1)) == 0) {
+    log::print_rank0(util::cat("super_offload: gradient clipping scaled this step's gradients by ", scale,
+                               ": its speculative host updates were undone and redone (", rolled, " of ",
+                               speculation_->speculated_steps(), " speculative steps so far)"));
+  }
+}
+
+ShardedStateStrategy::HostRange ShardedStateStrategy::host_range(std::size_t g, std::size_t b) const {
   const FlatGroup& group = *masters_->groups()[g];
   const auto& pieces = masters_->buffers()[g].pieces();
   std::size_t p = 0;
   while (b >= pieces.at(p).end_bucket) ++p;
   const auto& bucket = group.plan.buckets[b];
+  return HostRange{group.optimizer_group, optimizer_index_[g][p], bucket.shard_offset - pieces[p].begin, bucket.chunk};
+}
+
+void ShardedStateStrategy::queue_host_step(std::size_t g, std::size_t b, float scale) {
+  const HostRange h = host_range(g, b);
   auto task = std::make_shared<std::packaged_task<void()>>(
-      [range = stepper_->range, og = group.optimizer_group, oi = optimizer_index_[g][p],
-       offset = bucket.shard_offset - pieces[p].begin, numel = bucket.chunk, grad] {
+      [range = stepper_->range, speculation = speculation_.get(), h, g, b, scale, grad = reducer_->shard_chunk(g, b)] {
         at::NoGradGuard no_grad;
-        range(og, oi, offset, numel, grad);
+        if (!speculation) {
+          range(h.optimizer_group, h.optimizer_index, h.offset, h.numel, grad, scale, nullptr);
+          return;
+        }
+        // As much as the backup holds speculatively, the rest once the factor is known.
+        for (std::int64_t done = 0; done < h.numel;) {
+          const auto t = speculation->next(g, b, done, h.numel - done);
+          if (t.skip) return;
+          range(h.optimizer_group, h.optimizer_index, h.offset + done, t.numel, grad.narrow(0, done, t.numel),
+                t.backup ? 1.0f : t.scale, t.backup);
+          done += t.numel;
+        }
       });
   host_steps_[g][b] = task->get_future().share();
   step_worker_->submit([task] { (*task)(); });

@@ -16,6 +16,7 @@
 #include "deepspeed/zero/strategy.h"
 #include "src/zero/serial_worker.h"
 #include "src/zero/shard_checkpoint.h"
+#include "src/zero/step_speculation.h"
 
 namespace deepspeed::zero {
 
@@ -76,7 +77,8 @@ class ShardedStateStrategy : public Strategy {
   std::vector<std::vector<at::Tensor>> optimizer_params() const override;
   std::vector<std::vector<at::Tensor>> optimizer_param_copies() const override;
   void fused_cpu_optimizer(bool on) override { fused_cpu_optimizer_ = on; }
-  bool use_host_stepper(HostStepper stepper, bool during_backward) override;
+  bool use_host_stepper(HostStepper stepper, HostStepMode mode) override;
+  std::pair<std::int64_t, std::int64_t> speculation_counts() const override;
   void track_host_norms(SquaredNorm squared_norm) override { reducer_->track_host_norms(std::move(squared_norm)); }
   double squared_gradient_norm(const std::vector<at::Tensor>& grads, const SquaredNorm& squared_norm) override;
   std::int64_t host_bytes() const override;
@@ -128,11 +130,21 @@ class ShardedStateStrategy : public Strategy {
   std::optional<c10::Event> uploads_done_;  // the CPU optimizer must not rewrite a copy still being uploaded
 
  private:
-  /// Queues the update of host bucket b of group g on step_worker_; updated_chunk(g, b) waits for it.
-  void queue_host_step(std::size_t g, std::size_t b, const at::Tensor& grad);
+  /// Where host bucket b of group g sits in the optimizer: param group, tensor, element offset, length.
+  struct HostRange {
+    std::size_t optimizer_group, optimizer_index;
+    std::int64_t offset, numel;
+  };
+  HostRange host_range(std::size_t g, std::size_t b) const;
+  /// Queues the update of host bucket b of group g on step_worker_ with factor `scale` (under speculation,
+  /// whatever StepSpeculation says); updated_chunk(g, b) waits for it.
+  void queue_host_step(std::size_t g, std::size_t b, float scale);
+  /// Speculation: the step's factor is known — keep the speculative updates, or queue their redos.
+  void settle_speculation();
 
   std::optional<HostStepper> stepper_;
-  bool step_during_backward_ = false;
+  HostStepMode step_mode_ = HostStepMode::kAfterStep;
+  std::unique_ptr<StepSpeculation> speculation_;
   bool stepping_in_backward_ = false;  // this window's host buckets are queued as they land
   std::vector<std::vector<std::size_t>> optimizer_index_;  // per group, per master piece: its position in its param group
   std::vector<std::vector<std::shared_future<void>>> host_steps_;  // per group, per bucket: this step's update

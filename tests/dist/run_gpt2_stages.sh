@@ -6,9 +6,15 @@
 # against stage 0 without it (in bf16: against the same stage without it); CLIP replaces the config's gradient_clipping (0: offloaded updates run during
 # backward); DTYPE bf16 trains in bf16 (the offloaded update then writes the 16-bit weights itself, bucket by
 # bucket). PARAM=param adds offload_param at stage 3 (the weight shards on the host) and runs stage 3 only.
-# Ports PORT … PORT+9. Usage: run_gpt2_stages.sh BUILD_DIR PORT RANKS [OFFLOAD [CLIP [DTYPE [PARAM]]]]
+# SUPER=super sets offload_optimizer.super_offload: with clipping the host updates run speculatively during
+# backward; the run must say so and still give the reference's losses exactly, and must not report a rollback
+# unless CLIP is small enough to clip (below 0.01 here; whether a speculation then got to run before the norm
+# is the threads' timing, so a rollback is not required — zero_strategy_test forces them).
+# Ports PORT … PORT+9. Usage: run_gpt2_stages.sh BUILD_DIR PORT RANKS [OFFLOAD [CLIP [DTYPE [PARAM [SUPER]]]]]
 set -uo pipefail
-build=$1 port=$2 ranks=$3 offload=${4:-} clip=${5:-1.0} dtype=${6:-fp32} param=${7:-}
+build=$1 port=$2 ranks=$3 offload=${4:-} clip=${5:-1.0} dtype=${6:-fp32} param=${7:-} super=${8:-}
+super_key=""
+[ "$super" = super ] && super_key=', "super_offload": true'
 src=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -42,7 +48,7 @@ for stage in $stages; do
   buckets=""
   [ "$offload" != 1 ] && buckets=" \"reduce_bucket_size\": 50000,"
   extra=""
-  [ -n "$offload" ] && extra=",$buckets \"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true, \"ratio\": $offload}"
+  [ -n "$offload" ] && extra=",$buckets \"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true, \"ratio\": $offload$super_key}"
   offload_only=$extra
   [ "$param" = param ] && extra="$extra, \"offload_param\": {\"device\": \"cpu\", \"pin_memory\": true}"
   run "z$stage" "$stage" "$extra" $((port + stage))
@@ -63,5 +69,14 @@ for stage in $stages; do
   fi
   [ -n "$offload" ] && { grep -q "DeepSpeedCPUAdam" "$work/z$stage.log" || { echo "FAIL: stage $stage did not offload"; exit 1; }; }
   [ "$param" = param ] && { grep -q "offload_param" "$work/z$stage.log" || { echo "FAIL: stage 3 did not offload its weights"; exit 1; }; }
-  echo "ok: stage $stage${offload:+ (offload ratio $offload, clipping $clip, $dtype${param:+, offload_param})} gives $ref's 10 losses on $ranks rank(s) ($DS_ACCELERATOR), last $(tail -1 "$work/z$stage.loss")"
+  if [ "$super" = super ]; then
+    grep -q "super_offload: the host updates start during backward" "$work/z$stage.log" \
+      || { echo "FAIL: stage $stage did not speculate"; exit 1; }
+    rolled=$(grep -c "super_offload: gradient clipping scaled" "$work/z$stage.log")
+    if awk -v c="$clip" 'BEGIN { exit !(c >= 0.01) }' && [ "$rolled" -gt 0 ]; then
+      cat "$work/z$stage.log"; echo "FAIL: stage $stage rolled back with clipping $clip, which never clips"; exit 1
+    fi
+    echo "stage $stage: $rolled rollback line(s)"
+  fi
+  echo "ok: stage $stage${offload:+ (offload ratio $offload, clipping $clip, $dtype${param:+, $param}${super:+, $super})} gives $ref's 10 losses on $ranks rank(s) ($DS_ACCELERATOR), last $(tail -1 "$work/z$stage.loss")"
 done

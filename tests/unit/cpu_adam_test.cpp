@@ -321,7 +321,10 @@ TEST(CpuAdamTest, HostRangesEqualWholeSteps) {
     for (std::size_t i = params.size() - 1; i >= 1; --i) {  // ranges back to front, three per tensor
       const std::int64_t n = params[i].numel(), a = n / 3, b = 2 * n / 3;
       for (auto [lo, hi] : {std::pair{b, n}, std::pair{std::int64_t{0}, a}, std::pair{a, b}}) {
-        if (hi > lo) ranged.step_host_range(0, i, lo, hi - lo, grads[i].narrow(0, lo, hi - lo).contiguous());
+        if (hi > lo) {
+          ranged.step_host_range(0, i, lo, hi - lo, grads[i].narrow(0, lo, hi - lo).contiguous(),
+                                 ranged.host_gradient_scale());
+        }
       }
     }
   }
@@ -332,10 +335,55 @@ TEST(CpuAdamTest, HostRangesEqualWholeSteps) {
     if (i > 0) EXPECT_TRUE(same_bits(copies[i - 1], whole_copies[i - 1])) << "copy " << i;
   }
   // A tensor the optimizer steps itself, a range past the end, a gradient of the wrong size: refused.
-  EXPECT_THROW(ranged.step_host_range(0, 0, 0, 1, grads_of_one()), std::invalid_argument);
-  EXPECT_THROW(ranged.step_host_range(0, 1, 0, params[1].numel() + 1, torch::zeros({params[1].numel() + 1})),
+  EXPECT_THROW(ranged.step_host_range(0, 0, 0, 1, grads_of_one(), 1.0f), std::invalid_argument);
+  EXPECT_THROW(ranged.step_host_range(0, 1, 0, params[1].numel() + 1, torch::zeros({params[1].numel() + 1}), 1.0f),
                std::invalid_argument);
-  EXPECT_THROW(ranged.step_host_range(0, 1, 0, 1, torch::zeros({2})), std::invalid_argument);
+  EXPECT_THROW(ranged.step_host_range(0, 1, 0, 1, torch::zeros({2}), 1.0f), std::invalid_argument);
+  EXPECT_THROW(ranged.restore_host_range(0, 1, 0, 1, nullptr), std::invalid_argument);
+}
+
+// ZeRO-Offload's speculation: a range updated with a backup, then restored and updated again with the factor
+// the step really had, ends bit-identical to the one update with that factor (the rollback); a range updated
+// with a backup and kept is bit-identical to the update without one (the commit), and its backup holds the
+// values from before. Sizes span several of the kernel's blocks, with a ragged end, threaded and not.
+TEST(CpuAdamTest, SpeculativeRangesRollBackExactly) {
+  const auto h = hyper(1e-2, 0.1, true);
+  for (const bool parallel : {false, true}) {
+    const std::int64_t n = 3 * 65536 + 1234;
+    auto p = torch::randn({n}), reference = p.clone();
+    auto copy = torch::zeros({n}, at::kBFloat16), reference_copy = torch::zeros({n}, at::kBFloat16);
+    optim::CpuAdam spec({optim::ParamGroup{{p}, h}}), plain({optim::ParamGroup{{reference}, h}});
+    spec.set_param_copy(0, 0, copy);
+    plain.set_param_copy(0, 0, reference_copy);
+    spec.set_external_host_steps(true);
+    plain.set_external_host_steps(true);
+    spec.set_parallel(parallel);
+    std::vector<float> backup(static_cast<std::size_t>(3 * n));
+    for (std::int64_t step = 1; step <= 4; ++step) {
+      const auto grad = torch::randn({n}).to(at::kBFloat16);
+      const float factor = step % 2 == 0 ? 0.37f : 1.0f;  // even steps are "clipped": the speculation is undone
+      const auto before_p = p.clone(), before_m = spec.state(0, 0).at("exp_avg").clone();
+      spec.begin_host_step();
+      plain.begin_host_step();
+      // The second half speculatively (the first half waited for the verdict, as a layout out of backup does).
+      const std::int64_t half = n / 2;
+      spec.step_host_range(0, 0, half, n - half, grad.narrow(0, half, n - half).contiguous(), 1.0f, backup.data());
+      const auto saved = torch::from_blob(backup.data(), {3, n - half});
+      EXPECT_TRUE(same_bits(saved[0], before_p.narrow(0, half, n - half)));
+      EXPECT_TRUE(same_bits(saved[1], before_m.narrow(0, half, n - half)));
+      if (factor != 1.0f) {
+        spec.restore_host_range(0, 0, half, n - half, backup.data());
+        EXPECT_TRUE(same_bits(p, before_p));
+        spec.step_host_range(0, 0, half, n - half, grad.narrow(0, half, n - half).contiguous(), factor);
+      }
+      spec.step_host_range(0, 0, 0, half, grad.narrow(0, 0, half).contiguous(), factor);
+      plain.step_host_range(0, 0, 0, n, grad, factor);
+    }
+    EXPECT_TRUE(same_bits(p, reference)) << "parallel " << parallel;
+    EXPECT_TRUE(same_bits(copy, reference_copy));
+    EXPECT_TRUE(same_bits(spec.state(0, 0).at("exp_avg"), plain.state(0, 0).at("exp_avg")));
+    EXPECT_TRUE(same_bits(spec.state(0, 0).at("exp_avg_sq"), plain.state(0, 0).at("exp_avg_sq")));
+  }
 }
 
 TEST(CpuAdamTest, RejectsWhatItCannotRun) {

@@ -75,6 +75,27 @@ TEST(MemoryEstimate, OffloadParamKeepsTheWeightShardOnTheHost) {
   EXPECT_EQ(e.host_total(), (2 + 12 + 2) * kPsi / 4);
 }
 
+// super_offload speculates only where clipping would make the CPU Adam wait, and backs up 12 bytes for a
+// quarter of the host elements (step_speculation.h).
+TEST(MemoryEstimate, SuperOffloadBacksUpAQuarterOfTheHostStateWhenClipping) {
+  auto c = make_config(2, true, "cpu");
+  c.zero.offload_optimizer.super_offload = true;
+  EXPECT_EQ(estimate(c).host_speculation, 0);  // no clipping: the updates run during backward anyway
+  c.gradient_clipping = 1.0;
+  const auto e = estimate(c);
+  EXPECT_EQ(e.host_speculation, 12 * (kPsi / 4) / 4);
+  EXPECT_EQ(e.host_total(), (12 + 2 + 2 + 3) * kPsi / 4);
+  auto half = make_config(2, true, "cpu", 0.5, kPsi / 2);  // two tensors, two buckets, the first on the host
+  half.zero.offload_optimizer.super_offload = true;
+  half.gradient_clipping = 1.0;
+  EXPECT_EQ(estimate_model_states(half, ModelShape{{kPsi / 2, kPsi / 2}, 0}, 4).host_speculation,
+            12 * (kPsi / 8) / 4);
+  auto fp32 = make_config(2, false, "cpu");  // no 16-bit copies: the optimizer's own step, no speculation
+  fp32.zero.offload_optimizer.super_offload = true;
+  fp32.gradient_clipping = 1.0;
+  EXPECT_EQ(estimate(fp32).host_speculation, 0);
+}
+
 TEST(MemoryEstimate, OffloadAccumulatesOnTheDeviceWithGradientAccumulation) {
   // Stages 2-3 with GAS > 1 sum a window's micro-steps in a device buffer (2Ψ/N) instead of a host landing area.
   for (int stage : {2, 3}) {

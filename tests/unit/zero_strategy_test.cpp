@@ -3,9 +3,11 @@
 // checkpoints re-cut to another world size.
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -15,6 +17,7 @@
 #include <torch/nn/modules/linear.h>
 
 #include "deepspeed/checkpoint/files.h"
+#include "deepspeed/optim/cpu_adam.h"
 #include "deepspeed/optim/optimizer.h"
 #include "deepspeed/zero/reshard.h"
 #include "deepspeed/zero/strategy.h"
@@ -49,7 +52,8 @@ TORCH_MODULE(Net);
 at::Tensor inputs(std::int64_t rows) { return (at::arange(rows * 7, at::kFloat).reshape({rows, 7}) * 0.13).sin(); }
 at::Tensor targets(std::int64_t rows) { return (at::arange(rows * 5, at::kFloat).reshape({rows, 5}) * 0.29).cos(); }
 
-config::Config make_config(int stage, int world_size, int gas, const std::string& optimizer, double offload = -1) {
+config::Config make_config(int stage, int world_size, int gas, const std::string& optimizer, double offload = -1,
+                           bool bf16 = false) {
   config::Json json = {{"train_micro_batch_size_per_gpu", kMicro},
                        {"gradient_accumulation_steps", gas},
                        {"optimizer", {{"type", optimizer}, {"params", {{"lr", kLr}}}}},
@@ -57,6 +61,7 @@ config::Config make_config(int stage, int world_size, int gas, const std::string
                        {"zero_optimization",
                         {{"stage", stage}, {"reduce_bucket_size", 40}, {"stage3_param_persistence_threshold", 0}}}};
   if (offload >= 0) json["zero_optimization"]["offload_optimizer"] = {{"device", "cpu"}, {"ratio", offload}};
+  if (bf16) json["bf16"] = {{"enabled", true}};
   return config::parse_config(json, "<test>", world_size);
 }
 
@@ -66,16 +71,23 @@ struct Job {
   std::unique_ptr<Strategy> zero;
   std::unique_ptr<optim::Optimizer> optimizer;
 
+  at::ScalarType dtype = at::kFloat;
+
   Job(const config::Config& c, const std::shared_ptr<comm::Communicator>& comm) {
+    if (c.bf16.enabled) {
+      dtype = at::kBFloat16;
+      net->to(dtype);
+    }
     zero = make_strategy(c, {net->parameters()}, net.ptr(), comm);
     optimizer = optim::make_optimizer(c.optimizer, {optim::ParamGroup{zero->optimizer_params().at(0), {}, {}}},
                                       c.zero.offload_optimizer.device == "cpu");
   }
 
   // What the engine does for one optimizer step of `gas` micro-steps on this rank's rows of `step`'s data.
-  void train_step(int step, int gas, const comm::Communicator& comm) {
+  // `factor`: the gradient factor the engine would give the optimizer (unscaling, clipping).
+  void train_step(int step, int gas, const comm::Communicator& comm, double factor = 1.0) {
     const std::int64_t global = std::int64_t{kMicro} * gas * comm.world_size();
-    const auto x = inputs((step + 1) * global), y = targets((step + 1) * global);
+    const auto x = inputs((step + 1) * global).to(dtype), y = targets((step + 1) * global).to(dtype);
     for (int m = 0; m < gas; ++m) {
       const std::int64_t start = step * global + (std::int64_t{m} * comm.world_size() + comm.rank()) * kMicro;
       zero->begin_forward();
@@ -85,6 +97,7 @@ struct Job {
       zero->end_backward();
     }
     zero->optimizer_gradients();
+    if (factor != 1.0) optimizer->take_gradient_scale(factor);
     optimizer->step();
     zero->after_optimizer_step();
     zero->end_step();
@@ -157,6 +170,59 @@ TEST(Strategy, OffloadedStagesTrainLikeOneProcess) {
         EXPECT_GT(job.zero->host_bytes(), 0);
       });
     }
+  }
+}
+
+// ZeRO-Offload's speculation (HostStepMode::kSpeculative): host buckets updated during backward with factor 1,
+// kept when the step's factor is 1 and undone and redone when it is not (the steps alternate 1 and 0.5, as
+// clipping would), end bit-identical to the updates made after the step (kAfterStep). The factor is handed to
+// the layout only once a speculative range has run, so every step speculates whatever the threads' timing.
+TEST(Strategy, SpeculativeHostStepsEqualTheStepsAfterBackward) {
+  constexpr int kSteps = 4, kGas = 2, kRanks = 2;
+  for (int stage : {1, 2, 3}) {
+    testing::run_ranks(kRanks, [&](const std::shared_ptr<comm::Communicator>& comm) {
+      std::map<HostStepMode, at::Tensor> weights;
+      for (const auto mode : {HostStepMode::kAfterStep, HostStepMode::kSpeculative}) {
+        Job job(make_config(stage, kRanks, kGas, "AdamW", 1.0, /*bf16=*/true), comm);
+        auto* adam = dynamic_cast<optim::CpuAdam*>(job.optimizer.get());
+        ASSERT_NE(adam, nullptr);
+        const auto copies = job.zero->optimizer_param_copies();  // what the engine registers
+        for (std::size_t g = 0; g < copies.size(); ++g) {
+          for (std::size_t i = 0; i < copies[g].size(); ++i) {
+            if (copies[g][i].defined()) adam->set_param_copy(g, i, copies[g][i]);
+          }
+        }
+        job.zero->fused_cpu_optimizer(true);
+        std::atomic<int> speculative_ranges{0};
+        const bool speculates = mode == HostStepMode::kSpeculative;
+        HostStepper stepper{
+            [&] {
+              speculative_ranges = 0;
+              adam->begin_host_step();
+            },
+            [&] {
+              while (speculates && speculative_ranges.load() == 0) std::this_thread::yield();
+              return adam->host_gradient_scale();
+            },
+            [&](std::size_t g, std::size_t i, std::int64_t offset, std::int64_t numel, const at::Tensor& grad,
+                float scale, float* backup) {
+              adam->step_host_range(g, i, offset, numel, grad, scale, backup);
+              if (backup != nullptr) ++speculative_ranges;
+            },
+            [&](std::size_t g, std::size_t i, std::int64_t offset, std::int64_t numel, const float* backup) {
+              adam->restore_host_range(g, i, offset, numel, backup);
+            }};
+        ASSERT_TRUE(job.zero->use_host_stepper(std::move(stepper), mode));
+        adam->set_external_host_steps(true);
+        for (int s = 0; s < kSteps; ++s) job.train_step(s, kGas, *comm, s % 2 == 0 ? 1.0 : 0.5);
+        weights[mode] = job.weights();
+        const auto [speculated, rolled_back] = job.zero->speculation_counts();
+        EXPECT_EQ(speculated, speculates ? kSteps : 0) << "stage " << stage;
+        EXPECT_EQ(rolled_back, speculates ? kSteps / 2 : 0) << "stage " << stage;
+      }
+      EXPECT_TRUE(at::equal(weights[HostStepMode::kAfterStep], weights[HostStepMode::kSpeculative]))
+          << "stage " << stage << ", rank " << comm->rank();
+    });
   }
 }
 

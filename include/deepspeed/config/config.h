@@ -100,6 +100,13 @@ struct OffloadConfig {
   bool pipeline_write = false;
   bool fast_init = false;
   double ratio = 1.0;
+  /// offload_optimizer only. DeepSpeed's SuperOffload switch (there: stage 3 only, and without speculation
+  /// when clipping). Here, at stages 1-3: with gradient clipping, the host buckets are updated during
+  /// backward as if the norm were within `gradient_clipping`, saving what they overwrite (12 bytes per
+  /// element, for up to a quarter of the host state); a step that clips undoes and redoes them. Results are
+  /// bit-identical either way (docs/zero.md "Speculation"). No effect without clipping (the updates already
+  /// run during backward) or with fp16 (they wait for the overflow check).
+  bool super_offload = false;
   std::int64_t buffer_size = 100000000;
   std::int64_t max_in_cpu = 1000000000;
 };

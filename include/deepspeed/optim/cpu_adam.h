@@ -51,6 +51,12 @@ struct CpuAdamShard {
   /// Every gradient is multiplied by this first (the engine's unscale / clipping factor, folded into the pass
   /// instead of a separate one over the gradients); 1 leaves them as they are.
   float grad_scale = 1.0f;
+  /// Optional (nullptr = none): 3·numel floats that receive the values params, exp_avg and exp_avg_sq had
+  /// before this update, in that order, each run numel long — what an update made before it is known to be
+  /// the right one (ZeRO-Offload's speculation, zero/step_speculation.h) is undone from. Saved block by block
+  /// just before the block is updated, so the update reads them from cache: the pass writes 12 more bytes per
+  /// element and reads none more. Must not overlap the other arrays.
+  float* backup = nullptr;
 };
 
 /// Execution knobs of the kernel.
@@ -116,15 +122,22 @@ class CpuAdam : public Optimizer {
   /// those, advances their step counts and keeps the gradient scale for the ranges that follow — unless
   /// begin_host_step() already did so for this step.
   void set_external_host_steps(bool on) { external_host_ = on; }
-  /// For an update the layout runs during backward, before step(): advances the CPU tensors' counts now, with
-  /// gradient scale 1 for the ranges.
+  /// For an update the layout runs during backward, before step(): advances the CPU tensors' counts now.
   void begin_host_step();
+  /// After step(): the factor the layout's ranges of this step multiply their gradients by (the engine's
+  /// unscale × clipping coefficient, 1 when it gave none).
+  float host_gradient_scale() const { return host_scale_; }
   /// Updates elements [offset, offset + numel) of CPU tensor (group, index) from `grad` (those elements'
-  /// gradient: fp32/bf16/fp16, contiguous CPU) with the step count and hyper-parameters in force, writing the
-  /// registered copy's elements too. Ranges of one step may run concurrently with each other and with step()'s
-  /// device work; not with set_param_copy() or a state load.
+  /// gradient: fp32/bf16/fp16, contiguous CPU, multiplied by `grad_scale` as it is read) with the step count
+  /// and hyper-parameters in force, writing the registered copy's elements too; with `backup`, first saves
+  /// the range's old values there (CpuAdamShard::backup). Ranges of one step may run concurrently with each
+  /// other and with step()'s device work; not with set_param_copy() or a state load.
   void step_host_range(std::size_t group, std::size_t index, std::int64_t offset, std::int64_t numel,
-                       const at::Tensor& grad);
+                       const at::Tensor& grad, float grad_scale, float* backup = nullptr);
+  /// Puts back the values a step_host_range() over the same range saved into `backup` (the registered copy
+  /// is left as it is: the range's next update rewrites it). Same threading rules.
+  void restore_host_range(std::size_t group, std::size_t index, std::int64_t offset, std::int64_t numel,
+                          const float* backup);
 
   CpuIsa isa() const { return exec_.isa; }
   /// Threads are OpenMP's; `parallel=false` keeps each step on the calling thread.
@@ -140,7 +153,7 @@ class CpuAdam : public Optimizer {
   double grad_scale_ = 1.0;  // for the next step() only
   bool external_host_ = false;
   bool host_begun_ = false;  // begin_host_step() ran for the coming step()
-  float host_scale_ = 1.0f;  // the gradient scale of the current step's ranges
+  float host_scale_ = 1.0f;  // the gradient scale step() took for the layout's ranges
 };
 
 }  // namespace deepspeed::optim

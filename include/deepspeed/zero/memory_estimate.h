@@ -26,9 +26,12 @@ struct MemoryEstimate {
   std::int64_t host_gradients = 0;  ///< gradient shards of the offloaded buckets (pinned: the copies land there)
   std::int64_t host_weights = 0;    ///< offload_param: the 16-bit weight shard (also the optimizer's copies)
   std::int64_t host_transfer = 0;   ///< pinned 16-bit weight copies, and the landing area of later micro-steps (accumulated on the host)
+  std::int64_t host_speculation = 0;  ///< super_offload with clipping: the backup speculative updates save into
 
   std::int64_t device_total() const { return weights + gradients + optimizer; }
-  std::int64_t host_total() const { return host_weights + host_optimizer + host_gradients + host_transfer; }
+  std::int64_t host_total() const {
+    return host_weights + host_optimizer + host_gradients + host_transfer + host_speculation;
+  }
 };
 
 /// The model as the estimate sees it: its trainable parameters' sizes (one entry per tensor, or a single

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -48,18 +49,39 @@ namespace deepspeed::zero {
 using SquaredNorm = std::function<double(const std::vector<at::Tensor>&)>;
 
 /// ZeRO-Offload's CPU optimizer as an offloaded layout drives it: range by range, bucket by bucket, so that one
-/// bucket's upload overlaps the next bucket's update and, when nothing makes the update wait for the global
-/// gradient norm, each bucket is updated as soon as its gradient is complete on the host while backward goes
-/// on. The engine builds one from DeepSpeedCPUAdam.
+/// bucket's upload overlaps the next bucket's update, and, where HostStepMode allows, each bucket is updated as
+/// soon as its gradient is complete on the host while backward goes on. The engine builds one from
+/// DeepSpeedCPUAdam.
 struct HostStepper {
-  /// Once per step, before its first range, when the update runs during backward (gradient scale 1): the
-  /// optimizer's step counts advance. (After a normal optimizer step the optimizer has done this itself.)
+  /// Once per step, before its first range, when the update starts during backward: the optimizer's step
+  /// counts advance. (Otherwise the optimizer's step() does this itself.)
   std::function<void()> begin_during_backward;
+  /// After the optimizer's step(): the factor this step's gradients take (the engine's unscale × clipping
+  /// coefficient; 1 when it gave none).
+  std::function<float()> gradient_scale;
   /// Updates elements [offset, offset + numel) of the optimizer's tensor `index` in param group `group` from
-  /// `grad` (those elements' gradient), writing their 16-bit copies too. Runs on the layout's worker thread.
+  /// `grad` (those elements' gradient) multiplied by `scale`, writing their 16-bit copies too; with `backup`
+  /// (3 × numel floats), first saves the old master, exp_avg and exp_avg_sq values there. Runs on the
+  /// layout's worker thread.
   std::function<void(std::size_t group, std::size_t index, std::int64_t offset, std::int64_t numel,
-                     const at::Tensor& grad)>
+                     const at::Tensor& grad, float scale, float* backup)>
       range;
+  /// Puts back what a range with a backup saved (its 16-bit copies are left: the redo rewrites them).
+  std::function<void(std::size_t group, std::size_t index, std::int64_t offset, std::int64_t numel,
+                     const float* backup)>
+      restore;
+};
+
+/// When the host buckets are updated.
+enum class HostStepMode {
+  /// After the optimizer step, with the step's factor (the global norm or the overflow check decides it).
+  kAfterStep,
+  /// During backward, as each bucket's gradient is final: nothing makes the factor differ from 1 (no
+  /// clipping, no fp16 loss scale).
+  kDuringBackward,
+  /// During backward with factor 1, speculatively (`offload_optimizer.super_offload` with clipping): undone
+  /// and redone when the step's factor turns out otherwise (src/zero/step_speculation.h).
+  kSpeculative,
 };
 
 class Strategy : public checkpoint::Stateful {
@@ -78,10 +100,12 @@ class Strategy : public checkpoint::Stateful {
   /// skips converting either.
   virtual void fused_cpu_optimizer(bool on) {}
   /// With offload and fused_cpu_optimizer: the layout steps the host masters itself through `stepper` (the
-  /// optimizer's step() leaves them alone); `during_backward`: the update does not depend on the global norm
-  /// (no clipping, no fp16 loss scaling), so each host bucket is updated as soon as its gradient is final.
-  /// Returns false when the layout has nothing on the host (the optimizer steps everything itself).
-  virtual bool use_host_stepper(HostStepper stepper, bool during_backward) { return false; }
+  /// optimizer's step() leaves them alone), when `mode` says. Returns false when the layout has nothing on the
+  /// host (the optimizer steps everything itself).
+  virtual bool use_host_stepper(HostStepper stepper, HostStepMode mode) { return false; }
+  /// Under HostStepMode::kSpeculative: the steps whose host update started during backward, and those of
+  /// them whose factor was not 1, so their speculative ranges were undone and redone. {0, 0} otherwise.
+  virtual std::pair<std::int64_t, std::int64_t> speculation_counts() const { return {0, 0}; }
   /// Offload: ‖g‖² of the host gradients is computed while they land (BucketReducer::track_host_norms).
   virtual void track_host_norms(SquaredNorm squared_norm) {}
   /// ‖g‖² of this rank's optimizer_gradients() `grads` (before sum_over_shards): `squared_norm(grads)`, or
