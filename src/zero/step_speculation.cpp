@@ -14,6 +14,7 @@ void StepSpeculation::begin_step() {
   const std::lock_guard lock(mutex_);
   used_ = 0;
   verdict_.reset();
+  speculating_ = last_was_one_;
   abandoned_ = false;
   speculated_.clear();
 }
@@ -21,10 +22,10 @@ void StepSpeculation::begin_step() {
 StepSpeculation::Ticket StepSpeculation::next(std::size_t group, std::size_t bucket, std::int64_t begin,
                                               std::int64_t numel) {
   std::unique_lock lock(mutex_);
-  decided_.wait(lock, [&] { return verdict_ || abandoned_ || used_ < capacity_; });
+  decided_.wait(lock, [&] { return verdict_ || abandoned_ || (speculating_ && used_ < capacity_); });
   if (abandoned_) return Ticket{0, nullptr, 1.0f, true};
   if (verdict_) return Ticket{numel, nullptr, *verdict_, false};
-  const std::int64_t take = std::min(numel, capacity_ - used_);
+  const std::int64_t take = std::min({numel, capacity_ - used_, kSpeculationSlice});
   float* backup = backup_.get() + 3 * used_;
   used_ += take;
   if (speculated_.empty()) ++speculated_steps_;
@@ -37,6 +38,7 @@ std::vector<StepSpeculation::Speculated> StepSpeculation::decide(float scale) {
   {
     const std::lock_guard lock(mutex_);
     verdict_ = scale;
+    last_was_one_ = scale == 1.0f;
     if (scale != 1.0f && !speculated_.empty()) {
       redo = speculated_;
       ++rolled_back_steps_;

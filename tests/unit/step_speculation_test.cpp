@@ -55,6 +55,34 @@ TEST(StepSpeculation, SpeculatesWhatTheBackupHoldsAndRedoesItWhenTheFactorIsNotO
   EXPECT_EQ(s.rolled_back_steps(), 1);
 }
 
+TEST(StepSpeculation, AStepAfterOneThatClippedWaitsForTheVerdict) {
+  StepSpeculation s(10);
+  s.begin_step();
+  EXPECT_NE(s.next(0, 0, 0, 4).backup, nullptr);  // optimistic before any verdict
+  EXPECT_EQ(s.decide(0.5f).size(), 1u);
+  s.begin_step();  // the last step clipped: no speculation, though the backup is free
+  StepSpeculation::Ticket waited;
+  std::thread worker([&] { waited = s.next(0, 0, 0, 4); });
+  EXPECT_TRUE(s.decide(1.0f).empty());
+  worker.join();
+  EXPECT_EQ(waited.backup, nullptr);
+  EXPECT_EQ(waited.numel, 4);
+  EXPECT_EQ(waited.scale, 1.0f);
+  s.begin_step();  // factor 1 last time: speculating again
+  EXPECT_NE(s.next(0, 0, 0, 4).backup, nullptr);
+  EXPECT_EQ(s.speculated_steps(), 2);
+}
+
+TEST(StepSpeculation, RangesAreSlicedSoTheVerdictStopsTheBackupSoon) {
+  StepSpeculation s(2 * kSpeculationSlice);
+  s.begin_step();
+  const auto a = s.next(0, 0, 0, 3 * kSpeculationSlice);
+  EXPECT_EQ(a.numel, kSpeculationSlice);
+  const auto b = s.next(0, 0, kSpeculationSlice, 2 * kSpeculationSlice);
+  EXPECT_EQ(b.numel, kSpeculationSlice);
+  EXPECT_EQ(s.decide(0.5f).size(), 2u);
+}
+
 TEST(StepSpeculation, AWorkerOutOfBackupGetsTheVerdict) {
   StepSpeculation s(2);
   s.begin_step();
