@@ -155,15 +155,17 @@ TEST_F(AddLayerNormGpu, LongestRows) {
 
 TEST_F(AddLayerNormGpu, ZeroRows) {
   const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
-  auto x = at::empty({0, 768}, opts).requires_grad_(true);
-  auto w = at::ones({768}, opts).requires_grad_(true), b = at::zeros({768}, opts).requires_grad_(true);
-  auto rb = at::ones({768}, opts).requires_grad_(true);
-  auto [h, y] = ops::add_layer_norm(x, x, w, b, kEps, rb);
-  y.sum().backward();
-  EXPECT_EQ(h.numel(), 0);
-  EXPECT_EQ(w.grad().abs().sum().item<double>(), 0.0);
-  EXPECT_EQ(b.grad().abs().sum().item<double>(), 0.0);
-  EXPECT_EQ(rb.grad().abs().sum().item<double>(), 0.0);
+  for (const bool with_branch_bias : {false, true}) {
+    auto x = at::empty({0, 768}, opts).requires_grad_(true);
+    auto w = at::ones({768}, opts).requires_grad_(true), b = at::zeros({768}, opts).requires_grad_(true);
+    auto rb = with_branch_bias ? at::ones({768}, opts).requires_grad_(true) : at::Tensor();
+    auto [h, y] = ops::add_layer_norm(x, x, w, b, kEps, rb);
+    y.sum().backward();
+    EXPECT_EQ(h.numel(), 0);
+    EXPECT_EQ(w.grad().abs().sum().item<double>(), 0.0);
+    EXPECT_EQ(b.grad().abs().sum().item<double>(), 0.0);
+    if (with_branch_bias) EXPECT_EQ(rb.grad().abs().sum().item<double>(), 0.0);
+  }
 }
 
 TEST_F(AddLayerNormGpu, ReferenceForcedByEnvironment) {
