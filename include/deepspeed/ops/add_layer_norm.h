@@ -12,13 +12,13 @@
 /// its GEMM without the bias and pass the bias here, so its gradient (a sum of d(branch) over all rows) is
 /// summed in the pass that writes d(branch) instead of by a separate reduction over it.
 ///
-/// Numerics (both paths): with a branch bias, b = branch + branch_bias is computed in fp32 and rounded to the
-/// inputs' dtype (as the unbiased GEMM's output plus the bias, stored: `at::linear(x, W, bias)` adds the bias
-/// before its one rounding, so the fold rounds once more than it); without one, b = branch. h = residual + b is
-/// rounded to the inputs' dtype, exactly as `residual + b` stores it, and the LayerNorm normalises that
-/// rounded h; statistics, x̂ and all gradients are computed in fp32 and rounded once. The branch bias's
-/// gradient is the sum over all rows of d(branch) as returned (already rounded to the inputs' dtype), in fp32
-/// (fp64 for fp64 inputs), rounded once to the parameters' dtype.
+/// Numerics (both paths): with a branch bias, b = branch + branch_bias is computed in fp32 (fp64 for fp64
+/// inputs) and rounded to the inputs' dtype (the unbiased GEMM's output plus the bias, stored:
+/// `at::linear(x, W, bias)` adds the bias before its one rounding, so the fold rounds once more than it);
+/// without one, b = branch. h = residual + b is rounded to the inputs' dtype, exactly as `residual + b` stores
+/// it, and the LayerNorm normalises that rounded h; statistics, x̂ and all gradients are computed in fp32 and
+/// rounded once. The branch bias's gradient is the sum over all rows of d(branch) as returned (already rounded
+/// to the inputs' dtype), in fp32 (fp64 for fp64 inputs), rounded once to the parameters' dtype.
 ///
 /// The reference (any device, any dtype): ATen's native_layer_norm and native_layer_norm_backward inside the
 /// same autograd function. It is also used when DS_REFERENCE_ADD_LAYER_NORM=1, so a run can be compared
