@@ -42,13 +42,14 @@ __device__ __forceinline__ float row_sum(float v, float* scratch) {
   return total;
 }
 
-// One row per (threadIdx.y, block); rows past the end still take part in row_sum's barriers.
-template <typename T, typename P, int kPack>
+// One row per (threadIdx.y, block); rows past the end still take part in row_sum's barriers. kBranchBias: add
+// branch_bias to the branch as it is read.
+template <typename T, typename P, int kPack, bool kBranchBias>
 __global__ void __launch_bounds__(kMaxThreadsPerRow)
-    add_layer_norm_forward(const T* __restrict__ residual, const T* __restrict__ branch, const P* __restrict__ weight,
-                           const P* __restrict__ bias, T* __restrict__ h, T* __restrict__ y,
-                           float* __restrict__ mean_out, float* __restrict__ rstd_out, std::int64_t rows, int columns,
-                           float eps) {
+    add_layer_norm_forward(const T* __restrict__ residual, const T* __restrict__ branch,
+                           const P* __restrict__ branch_bias, const P* __restrict__ weight, const P* __restrict__ bias,
+                           T* __restrict__ h, T* __restrict__ y, float* __restrict__ mean_out,
+                           float* __restrict__ rstd_out, std::int64_t rows, int columns, float eps) {
   constexpr int kIters = kElems / kPack;
   __shared__ float scratch[kMaxThreadsPerRow / 32];
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
@@ -65,6 +66,12 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
       float a[kPack], b[kPack];
       load(residual + base + p * kPack, a);
       load(branch + base + p * kPack, b);
+      if constexpr (kBranchBias) {
+        float bb[kPack];
+        load(branch_bias + p * kPack, bb);
+#pragma unroll
+        for (int k = 0; k < kPack; ++k) b[k] = round_to<T>(b[k] + bb[k]);  // as a biased GEMM output stored in T
+      }
 #pragma unroll
       for (int k = 0; k < kPack; ++k) {
         v[it][k] = to_float(from_float<T>(a[k] + b[k]));
@@ -104,16 +111,19 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
 // Rows strided over a bounded grid; each thread keeps the dweight/dbias sums of its columns over all its rows
 // in registers and the block writes one partial row of each (summed over threadIdx.y in shared memory) to the
 // workspace, which add_layer_norm_param_grads folds. No atomics: the result does not depend on scheduling.
-template <typename T, typename P, int kPack>
+// kBranchBias adds a third sum, of the rounded dh (the branch bias's gradient); a template parameter rather
+// than a null check so that the kernel without it keeps its registers.
+template <typename T, typename P, int kPack, bool kBranchBias>
 __global__ void __launch_bounds__(kMaxThreadsPerRow)
     add_layer_norm_backward(const T* __restrict__ dy, const T* __restrict__ h, const float* __restrict__ mean_in,
                             const float* __restrict__ rstd_in, const P* __restrict__ weight,
                             const T* __restrict__ dh_out, T* __restrict__ dh, float* __restrict__ dweight_parts,
-                            float* __restrict__ dbias_parts, std::int64_t rows, int columns) {
+                            float* __restrict__ dbias_parts, float* __restrict__ dbranch_parts, std::int64_t rows,
+                            int columns) {
   constexpr int kIters = kElems / kPack;
   __shared__ float scratch[kMaxThreadsPerRow / 32];
   const int packs = columns / kPack;
-  float dw[kIters][kPack] = {}, db[kIters][kPack] = {};
+  float dw[kIters][kPack] = {}, db[kIters][kPack] = {}, dbb[kIters][kPack] = {};  // dbb unused without kBranchBias
 
   const std::int64_t step = static_cast<std::int64_t>(gridDim.x) * blockDim.y;
   for (std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * blockDim.y; first < rows; first += step) {
@@ -157,6 +167,10 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
         }
 #pragma unroll
         for (int k = 0; k < kPack; ++k) out[k] = other[k] + rstd * (g[it][k] - mean_g - xhat[it][k] * mean_gx);
+        if constexpr (kBranchBias) {
+#pragma unroll
+          for (int k = 0; k < kPack; ++k) dbb[it][k] += round_to<T>(out[k]);  // the dh that is stored
+        }
         store(dh + base + p * kPack, out);
       }
     }
@@ -164,6 +178,7 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
 
   float* dw_row = dweight_parts + static_cast<std::int64_t>(blockIdx.x) * columns;
   float* db_row = dbias_parts + static_cast<std::int64_t>(blockIdx.x) * columns;
+  float* dbb_row = kBranchBias ? dbranch_parts + static_cast<std::int64_t>(blockIdx.x) * columns : nullptr;
   if (blockDim.y == 1) {
 #pragma unroll
     for (int it = 0; it < kIters; ++it) {
@@ -171,12 +186,13 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
       if (p < packs) {
         store(dw_row + p * kPack, dw[it]);
         store(db_row + p * kPack, db[it]);
+        if constexpr (kBranchBias) store(dbb_row + p * kPack, dbb[it]);
       }
     }
     return;
   }
-  // Several rows per block (short rows, so 2·columns floats fit easily): fold the threadIdx.y groups in order.
-  extern __shared__ float sums[];  // [2][columns]
+  // Several rows per block (short rows, so 3·columns floats fit easily): fold the threadIdx.y groups in order.
+  extern __shared__ float sums[];  // [2 or 3][columns]
   for (unsigned gy = 0; gy < blockDim.y; ++gy) {
     if (threadIdx.y == gy) {
 #pragma unroll
@@ -188,6 +204,9 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
             const int c = p * kPack + k;
             sums[c] = gy == 0 ? dw[it][k] : sums[c] + dw[it][k];
             sums[columns + c] = gy == 0 ? db[it][k] : sums[columns + c] + db[it][k];
+            if constexpr (kBranchBias) {
+              sums[2 * columns + c] = gy == 0 ? dbb[it][k] : sums[2 * columns + c] + dbb[it][k];
+            }
           }
         }
       }
@@ -197,35 +216,42 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
   for (int c = threadIdx.y * blockDim.x + threadIdx.x; c < columns; c += blockDim.x * blockDim.y) {
     dw_row[c] = sums[c];
     db_row[c] = sums[columns + c];
+    if constexpr (kBranchBias) dbb_row[c] = sums[2 * columns + c];
   }
 }
 
-// dweight[c] = Σ_parts dweight_parts[part, c] (and dbias), 32 columns per block, 16 threads down each column,
-// then a fixed-order fold in shared memory.
+// dweight[c] = Σ_parts dweight_parts[part, c] (and dbias, and dbranch_bias when dbranch_parts is not null),
+// 32 columns per block, 16 threads down each column, then a fixed-order fold in shared memory.
 constexpr int kFoldColumns = 32, kFoldLanes = 16;
 template <typename P>
 __global__ void __launch_bounds__(kFoldColumns* kFoldLanes)
     add_layer_norm_param_grads(const float* __restrict__ dweight_parts, const float* __restrict__ dbias_parts,
-                               std::int64_t parts, int columns, P* __restrict__ dweight, P* __restrict__ dbias) {
-  __shared__ float fold[2][kFoldLanes][kFoldColumns + 1];
+                               const float* __restrict__ dbranch_parts, std::int64_t parts, int columns,
+                               P* __restrict__ dweight, P* __restrict__ dbias, P* __restrict__ dbranch_bias) {
+  __shared__ float fold[3][kFoldLanes][kFoldColumns + 1];
+  const bool branch = dbranch_parts != nullptr;
   const int c = blockIdx.x * kFoldColumns + threadIdx.x;
-  float sw = 0.0f, sb = 0.0f;
+  float sw = 0.0f, sb = 0.0f, sbb = 0.0f;
   if (c < columns) {
     for (std::int64_t i = threadIdx.y; i < parts; i += kFoldLanes) {
       sw += dweight_parts[i * columns + c];
       sb += dbias_parts[i * columns + c];
+      if (branch) sbb += dbranch_parts[i * columns + c];
     }
   }
   fold[0][threadIdx.y][threadIdx.x] = sw;
   fold[1][threadIdx.y][threadIdx.x] = sb;
+  fold[2][threadIdx.y][threadIdx.x] = sbb;
   __syncthreads();
   if (threadIdx.y == 0 && c < columns) {
     for (int i = 1; i < kFoldLanes; ++i) {
       sw += fold[0][i][threadIdx.x];
       sb += fold[1][i][threadIdx.x];
+      sbb += fold[2][i][threadIdx.x];
     }
     dweight[c] = from_float<P>(sw);
     dbias[c] = from_float<P>(sb);
+    if (branch) dbranch_bias[c] = from_float<P>(sbb);
   }
 }
 
@@ -250,68 +276,83 @@ std::int64_t resident_blocks(Shape s) {
 }
 
 template <typename T, typename P>
-cudaError_t forward(const void* residual, const void* branch, const void* weight, const void* bias, void* h, void* y,
-                    float* mean, float* rstd, std::int64_t rows, std::int64_t columns, float eps, cudaStream_t stream) {
+cudaError_t forward(const void* residual, const void* branch, const void* branch_bias, const void* weight,
+                    const void* bias, void* h, void* y, float* mean, float* rstd, std::int64_t rows,
+                    std::int64_t columns, float eps, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
   constexpr int kVec = 16 / sizeof(T);
-  const bool vector = columns % kVec == 0 && aligned({residual, branch, weight, bias, h, y});
+  const bool vector = columns % kVec == 0 && aligned({residual, branch, branch_bias, weight, bias, h, y});
   const Shape s = shape_for(columns, vector ? kVec : 1);
   const dim3 block(s.threads, s.rows);
   const auto grid = static_cast<unsigned>((rows + s.rows - 1) / s.rows);
   const auto args = [&](auto kernel) {
     kernel<<<grid, block, 0, stream>>>(static_cast<const T*>(residual), static_cast<const T*>(branch),
-                                       static_cast<const P*>(weight), static_cast<const P*>(bias), static_cast<T*>(h),
-                                       static_cast<T*>(y), mean, rstd, rows, static_cast<int>(columns), eps);
+                                       static_cast<const P*>(branch_bias), static_cast<const P*>(weight),
+                                       static_cast<const P*>(bias), static_cast<T*>(h), static_cast<T*>(y), mean, rstd,
+                                       rows, static_cast<int>(columns), eps);
   };
-  if (vector) {
-    args(add_layer_norm_forward<T, P, kVec>);
+  const bool biased = branch_bias != nullptr;
+  if (vector && biased) {
+    args(add_layer_norm_forward<T, P, kVec, true>);
+  } else if (vector) {
+    args(add_layer_norm_forward<T, P, kVec, false>);
+  } else if (biased) {
+    args(add_layer_norm_forward<T, P, 1, true>);
   } else {
-    args(add_layer_norm_forward<T, P, 1>);
+    args(add_layer_norm_forward<T, P, 1, false>);
   }
   return cudaGetLastError();
 }
 
 template <typename T, typename P>
 cudaError_t backward(const void* dy, const void* h, const float* mean, const float* rstd, const void* weight,
-                     const void* dh_out, void* dh, void* dweight, void* dbias, float* workspace, std::int64_t parts,
-                     std::int64_t rows, std::int64_t columns, cudaStream_t stream) {
+                     const void* dh_out, void* dh, void* dweight, void* dbias, void* dbranch_bias, float* workspace,
+                     std::int64_t parts, std::int64_t rows, std::int64_t columns, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
   const bool vector = columns % kVec == 0 && aligned({dy, h, weight, dh_out, dh, workspace});
   const Shape s = shape_for(columns, vector ? kVec : 1);
   const std::int64_t blocks = std::min({(rows + s.rows - 1) / s.rows, parts, resident_blocks(s)});
+  const bool branch = dbranch_bias != nullptr;
   float* dw_parts = workspace;
   float* db_parts = workspace + parts * columns;
+  float* dbb_parts = branch ? workspace + 2 * parts * columns : nullptr;
   if (blocks > 0) {
     const dim3 block(s.threads, s.rows);
-    const std::size_t shared = s.rows > 1 ? 2 * columns * sizeof(float) : 0;
+    const std::size_t shared = s.rows > 1 ? (branch ? 3 : 2) * columns * sizeof(float) : 0;
     const auto args = [&](auto kernel) {
       kernel<<<static_cast<unsigned>(blocks), block, shared, stream>>>(
           static_cast<const T*>(dy), static_cast<const T*>(h), mean, rstd, static_cast<const P*>(weight),
-          static_cast<const T*>(dh_out), static_cast<T*>(dh), dw_parts, db_parts, rows, static_cast<int>(columns));
+          static_cast<const T*>(dh_out), static_cast<T*>(dh), dw_parts, db_parts, dbb_parts, rows,
+          static_cast<int>(columns));
     };
-    if (vector) {
-      args(add_layer_norm_backward<T, P, kVec>);
+    if (vector && branch) {
+      args(add_layer_norm_backward<T, P, kVec, true>);
+    } else if (vector) {
+      args(add_layer_norm_backward<T, P, kVec, false>);
+    } else if (branch) {
+      args(add_layer_norm_backward<T, P, 1, true>);
     } else {
-      args(add_layer_norm_backward<T, P, 1>);
+      args(add_layer_norm_backward<T, P, 1, false>);
     }
   }
   const auto fold_blocks = static_cast<unsigned>((columns + kFoldColumns - 1) / kFoldColumns);
   add_layer_norm_param_grads<P><<<fold_blocks, dim3(kFoldColumns, kFoldLanes), 0, stream>>>(
-      dw_parts, db_parts, blocks, static_cast<int>(columns), static_cast<P*>(dweight), static_cast<P*>(dbias));
+      dw_parts, db_parts, dbb_parts, blocks, static_cast<int>(columns), static_cast<P*>(dweight),
+      static_cast<P*>(dbias), static_cast<P*>(dbranch_bias));
   return cudaGetLastError();
 }
 
 }  // namespace
 
 cudaError_t launch_add_layer_norm_forward(ElementType type, ElementType param_type, const void* residual,
-                                          const void* branch, const void* weight, const void* bias, void* h, void* y,
-                                          float* mean, float* rstd, std::int64_t rows, std::int64_t columns, float eps,
-                                          cudaStream_t stream) {
+                                          const void* branch, const void* branch_bias, const void* weight,
+                                          const void* bias, void* h, void* y, float* mean, float* rstd,
+                                          std::int64_t rows, std::int64_t columns, float eps, cudaStream_t stream) {
   if (columns < 1 || columns > kAddLayerNormMaxColumns || rows < 0) return cudaErrorInvalidValue;
   return dispatch(type, param_type, [&](auto t, auto p) {
     using T = typename decltype(t)::type;
     using P = typename decltype(p)::type;
-    return forward<T, P>(residual, branch, weight, bias, h, y, mean, rstd, rows, columns, eps, stream);
+    return forward<T, P>(residual, branch, branch_bias, weight, bias, h, y, mean, rstd, rows, columns, eps, stream);
   });
 }
 
@@ -323,15 +364,15 @@ std::int64_t add_layer_norm_backward_parts(std::int64_t rows, std::int64_t colum
 
 cudaError_t launch_add_layer_norm_backward(ElementType type, ElementType param_type, const void* dy, const void* h,
                                            const float* mean, const float* rstd, const void* weight,
-                                           const void* dh_out, void* dh, void* dweight, void* dbias, float* workspace,
-                                           std::int64_t parts, std::int64_t rows, std::int64_t columns,
-                                           cudaStream_t stream) {
+                                           const void* dh_out, void* dh, void* dweight, void* dbias,
+                                           void* dbranch_bias, float* workspace, std::int64_t parts, std::int64_t rows,
+                                           std::int64_t columns, cudaStream_t stream) {
   if (columns < 1 || columns > kAddLayerNormMaxColumns || rows < 0 || parts < 0) return cudaErrorInvalidValue;
   return dispatch(type, param_type, [&](auto t, auto p) {
     using T = typename decltype(t)::type;
     using P = typename decltype(p)::type;
-    return backward<T, P>(dy, h, mean, rstd, weight, dh_out, dh, dweight, dbias, workspace, parts, rows, columns,
-                          stream);
+    return backward<T, P>(dy, h, mean, rstd, weight, dh_out, dh, dweight, dbias, dbranch_bias, workspace, parts,
+                          rows, columns, stream);
   });
 }
 

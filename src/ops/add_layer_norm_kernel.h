@@ -13,28 +13,31 @@ namespace deepspeed::ops::detail {
 /// Longest row the kernels take: a row is held in registers, 16 values per thread, at most 512 threads per row.
 inline constexpr std::int64_t kAddLayerNormMaxColumns = 8192;
 
-/// Per row r of residual, branch [rows, columns] (contiguous, `type`): h = round(residual + branch) in `type`,
-/// mean[r] and rstd[r] = 1/sqrt(var + eps) of that rounded h (fp32, biased variance), and
-/// y = (h − mean)·rstd·weight + bias in `type`. weight and bias [columns] are `param_type`, which is `type` or
-/// kFloat32. 1 ≤ columns ≤ kAddLayerNormMaxColumns. Asynchronous on `stream`; returns the launch error.
+/// Per row r of residual, branch [rows, columns] (contiguous, `type`): h = round(residual + b) in `type` with
+/// b = branch, or b = round(branch + branch_bias) in `type` when branch_bias is not null; mean[r] and
+/// rstd[r] = 1/sqrt(var + eps) of that rounded h (fp32, biased variance), and y = (h − mean)·rstd·weight + bias
+/// in `type`. branch_bias, weight and bias [columns] are `param_type`, which is `type` or kFloat32.
+/// 1 ≤ columns ≤ kAddLayerNormMaxColumns. Asynchronous on `stream`; returns the launch error.
 cudaError_t launch_add_layer_norm_forward(ElementType type, ElementType param_type, const void* residual,
-                                          const void* branch, const void* weight, const void* bias, void* h, void* y,
-                                          float* mean, float* rstd, std::int64_t rows, std::int64_t columns, float eps,
-                                          cudaStream_t stream);
+                                          const void* branch, const void* branch_bias, const void* weight,
+                                          const void* bias, void* h, void* y, float* mean, float* rstd,
+                                          std::int64_t rows, std::int64_t columns, float eps, cudaStream_t stream);
 
-/// Rows of the fp32 workspace launch_add_layer_norm_backward needs: it takes [2, parts, columns] floats (one
-/// partial dweight and dbias row per block of the backward grid, which is sized to fill the device once).
-/// Depends on the current device's SM count.
+/// Rows of the fp32 workspace launch_add_layer_norm_backward needs: it takes [2, parts, columns] floats, or
+/// [3, parts, columns] with a branch bias (one partial dweight, dbias and dbranch_bias row per block of the
+/// backward grid, which is sized to fill the device once). Depends on the current device's SM count.
 std::int64_t add_layer_norm_backward_parts(std::int64_t rows, std::int64_t columns);
 
 /// With x̂ = (h − mean)·rstd and g = dy·weight, per row: dh = dh_out + rstd·(g − mean(g) − x̂·mean(g·x̂)) in
-/// `type` (dh_out may be null: zero); over all rows: dweight = Σ dy·x̂ and dbias = Σ dy, summed in fp32 in a fixed
-/// order (deterministic) and rounded once to `param_type`. `workspace` holds 2 × parts × columns floats, parts
-/// from add_layer_norm_backward_parts(rows, columns). Asynchronous on `stream`; returns the launch error.
+/// `type` (dh_out may be null: zero); over all rows: dweight = Σ dy·x̂, dbias = Σ dy and, when dbranch_bias is
+/// not null, dbranch_bias = Σ dh (of dh as stored, rounded to `type`), summed in fp32 in a fixed order
+/// (deterministic) and rounded once to `param_type`. `workspace` holds 2 × parts × columns floats (3 × with
+/// dbranch_bias), parts from add_layer_norm_backward_parts(rows, columns). Asynchronous on `stream`; returns
+/// the launch error.
 cudaError_t launch_add_layer_norm_backward(ElementType type, ElementType param_type, const void* dy, const void* h,
                                            const float* mean, const float* rstd, const void* weight,
-                                           const void* dh_out, void* dh, void* dweight, void* dbias, float* workspace,
-                                           std::int64_t parts, std::int64_t rows, std::int64_t columns,
-                                           cudaStream_t stream);
+                                           const void* dh_out, void* dh, void* dweight, void* dbias,
+                                           void* dbranch_bias, float* workspace, std::int64_t parts, std::int64_t rows,
+                                           std::int64_t columns, cudaStream_t stream);
 
 }  // namespace deepspeed::ops::detail

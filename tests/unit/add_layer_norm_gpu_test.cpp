@@ -1,6 +1,7 @@
 // deepspeed::ops::add_layer_norm: the CUDA kernels against the reference computed in fp32 from the same values
-// (forward h and y, backward d residual, d branch, d weight, d bias), for bf16/fp16/fp32 inputs, parameters in
-// the inputs' dtype or fp32, the GPT-2 widths, a long row, an odd one (element loads) and 1 to 4096 rows.
+// (forward h and y, backward d residual, d branch, d weight, d bias, and d branch_bias with a branch bias), for
+// bf16/fp16/fp32 inputs, parameters in the inputs' dtype or fp32, the GPT-2 widths, a long row, an odd one
+// (element loads) and 1 to 4096 rows, with and without a branch bias.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -26,16 +27,17 @@ double error_in_eps(const at::Tensor& got, const at::Tensor& want, double eps, c
 constexpr double kEps = 1e-5;
 
 struct Grads {
-  at::Tensor h, y, d_residual, d_branch, d_weight, d_bias;  // fp32 copies
+  at::Tensor h, y, d_residual, d_branch, d_weight, d_bias, d_branch_bias;  // fp32 copies; the last may be undefined
 };
 
 template <typename Fn>
 Grads run(Fn fn, const at::Tensor& residual, const at::Tensor& branch, const at::Tensor& weight,
-          const at::Tensor& bias, const at::Tensor& dh_out, const at::Tensor& dy) {
+          const at::Tensor& bias, const at::Tensor& dh_out, const at::Tensor& dy, const at::Tensor& branch_bias) {
   // detach, not clone: a misaligned input must reach the op as it is.
   auto r = residual.detach().requires_grad_(true), x = branch.detach().requires_grad_(true);
   auto w = weight.detach().requires_grad_(true), b = bias.detach().requires_grad_(true);
-  auto [h, y] = fn(r, x, w, b, kEps);
+  auto rb = branch_bias.defined() ? branch_bias.detach().requires_grad_(true) : at::Tensor();
+  auto [h, y] = fn(r, x, w, b, kEps, rb);
   std::vector<at::Tensor> outputs{y}, grads{dy};
   if (dh_out.defined()) {  // h used elsewhere too, as in a transformer block
     outputs.push_back(h);
@@ -43,13 +45,19 @@ Grads run(Fn fn, const at::Tensor& residual, const at::Tensor& branch, const at:
   }
   torch::autograd::backward(outputs, grads);
   const auto f = [](const at::Tensor& t) { return t.detach().to(at::kFloat); };
-  return {f(h), f(y), f(r.grad()), f(x.grad()), f(w.grad()), f(b.grad())};
+  return {f(h), f(y), f(r.grad()), f(x.grad()), f(w.grad()), f(b.grad()), rb.defined() ? f(rb.grad()) : at::Tensor()};
 }
 
 // Bounds in multiples of the dtype's epsilon, from the H200 run of 2026-12-03 (every case of this file) with
 // about 2× headroom: the largest errors measured were 1.02 eps (bf16), 0.87 eps (fp16, also with fp32
 // parameters) and 8.65 eps (fp32, summation order over up to 8192 columns or 4096 rows).
 double tolerance_in_eps(at::ScalarType t) { return t == at::kFloat ? 18.0 : 2.5; }
+
+// The branch bias's gradient against the fp32 sum (at::sum) of the d(branch) the kernel returned, in the
+// parameters' epsilon: the two differ by summation order and by the kernel's one rounding to the parameters'
+// dtype. Not measured on a device yet: set like bias_gelu's measured sum bounds (0.14 eps bf16, 0.38 fp16, 11.3
+// fp32 over 4096 rows) plus the half ulp of the final rounding for 16-bit parameters.
+double branch_bias_sum_bound(at::ScalarType param_dtype) { return param_dtype == at::kFloat ? 24.0 : 1.0; }
 
 using Case = std::tuple<at::ScalarType, bool, std::int64_t, std::int64_t>;  // dtype, fp32 params, C, rows
 
@@ -61,7 +69,7 @@ class AddLayerNormGpu : public ::testing::TestWithParam<Case> {
 };
 
 void check_case(at::ScalarType dtype, bool fp32_params, std::int64_t c, std::int64_t rows, bool with_dh_out,
-                bool misaligned) {
+                bool misaligned, bool with_branch_bias = false) {
   at::manual_seed(static_cast<std::uint64_t>(c * 7919 + rows));
   const auto opts = at::TensorOptions().device(at::kCUDA);
   const auto pdtype = fp32_params ? at::kFloat : dtype;
@@ -71,15 +79,17 @@ void check_case(at::ScalarType dtype, bool fp32_params, std::int64_t c, std::int
   };
   const auto residual = make(1.0), branch = make(1.0), dy = make(1.0), dh_out = with_dh_out ? make(1.0) : at::Tensor();
   const auto weight = (1 + 0.2 * at::randn({c}, opts)).to(pdtype), bias = (0.2 * at::randn({c}, opts)).to(pdtype);
-  ASSERT_TRUE(ops::add_layer_norm_is_fused(residual, branch, weight, bias));
-  const Grads got = run(ops::add_layer_norm, residual, branch, weight, bias, dh_out, dy);
+  // As large as the branch, so that a kernel that dropped it would be far off.
+  const auto branch_bias = with_branch_bias ? at::randn({c}, opts).to(pdtype) : at::Tensor();
+  ASSERT_TRUE(ops::add_layer_norm_is_fused(residual, branch, weight, bias, branch_bias));
+  const Grads got = run(ops::add_layer_norm, residual, branch, weight, bias, dh_out, dy, branch_bias);
   // The reference in fp32 from the same (exactly representable) values.
   const auto up = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat) : t; };
   const Grads want = run(ops::add_layer_norm_reference, up(residual), up(branch), up(weight), up(bias), up(dh_out),
-                         up(dy));
+                         up(dy), up(branch_bias));
   const std::string label = std::string(c10::toString(dtype)) + (fp32_params ? "/fp32 params" : "") + " C=" +
                             std::to_string(c) + " rows=" + std::to_string(rows) + (with_dh_out ? "" : " no dh_out") +
-                            (misaligned ? " misaligned" : "");
+                            (misaligned ? " misaligned" : "") + (with_branch_bias ? " branch bias" : "");
   // One unit for all outputs: the inputs' epsilon. fp32 parameter gradients too, since their terms use x̂ of
   // the h rounded to the inputs' dtype (the reference's h is the exact sum).
   const double eps = epsilon_of(dtype), tol = tolerance_in_eps(dtype);
@@ -89,12 +99,29 @@ void check_case(at::ScalarType dtype, bool fp32_params, std::int64_t c, std::int
   EXPECT_TRUE(at::equal(got.d_residual, got.d_branch)) << label;
   EXPECT_LE(error_in_eps(got.d_weight, want.d_weight, eps, "d_weight", label), tol) << label;
   EXPECT_LE(error_in_eps(got.d_bias, want.d_bias, eps, "d_bias", label), tol) << label;
+  if (!with_branch_bias) return;
+  ASSERT_TRUE(got.d_branch_bias.defined()) << label;
+  EXPECT_LE(error_in_eps(got.d_branch_bias, want.d_branch_bias, eps, "d_bbias", label), tol) << label;
+  // Its definition: the column sum of the d(branch) returned (rounded to the inputs' dtype), summed in fp32.
+  EXPECT_LE(error_in_eps(got.d_branch_bias, got.d_branch.sum(0), epsilon_of(pdtype), "d_bbias/sum", label),
+            branch_bias_sum_bound(pdtype))
+      << label;
+  // The forward's two roundings, b = round(branch + branch_bias) and h = round(residual + b), are the reference's
+  // in the same dtype: h is bit-identical to it.
+  const Grads same = run(ops::add_layer_norm_reference, residual, branch, weight, bias, dh_out, dy, branch_bias);
+  EXPECT_TRUE(at::equal(got.h, same.h)) << label;
 }
 
 TEST_P(AddLayerNormGpu, MatchesTheFp32Reference) {
   const auto [dtype, fp32_params, c, rows] = GetParam();
   if (dtype == at::kFloat && fp32_params) GTEST_SKIP() << "fp32 parameters with fp32 inputs: the plain fp32 case";
   check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false);
+}
+
+TEST_P(AddLayerNormGpu, BranchBiasMatchesTheFp32Reference) {
+  const auto [dtype, fp32_params, c, rows] = GetParam();
+  if (dtype == at::kFloat && fp32_params) GTEST_SKIP() << "fp32 parameters with fp32 inputs: the plain fp32 case";
+  check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false, /*with_branch_bias=*/true);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -106,27 +133,39 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values(std::int64_t{1}, std::int64_t{7}, std::int64_t{4096})));
 
 TEST_F(AddLayerNormGpu, NoGradientFromHsOtherUses) {
-  for (const auto dtype : {at::kBFloat16, at::kFloat}) check_case(dtype, false, 768, 300, false, false);
+  for (const bool branch_bias : {false, true}) {
+    for (const auto dtype : {at::kBFloat16, at::kFloat}) check_case(dtype, false, 768, 300, false, false, branch_bias);
+  }
 }
 
 TEST_F(AddLayerNormGpu, MisalignedRowsTakeElementLoads) {
-  for (const auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) check_case(dtype, false, 768, 300, true, true);
+  for (const bool branch_bias : {false, true}) {
+    for (const auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
+      check_case(dtype, false, 768, 300, true, true, branch_bias);
+    }
+  }
 }
 
 TEST_F(AddLayerNormGpu, LongestRows) {
-  check_case(at::kBFloat16, false, 8192, 64, true, false);
-  check_case(at::kFloat, false, 8191, 64, true, false);  // odd: 512 threads × 16 element loads
+  for (const bool branch_bias : {false, true}) {
+    check_case(at::kBFloat16, false, 8192, 64, true, false, branch_bias);
+    check_case(at::kFloat, false, 8191, 64, true, false, branch_bias);  // odd: 512 threads × 16 element loads
+  }
 }
 
 TEST_F(AddLayerNormGpu, ZeroRows) {
   const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
-  auto x = at::empty({0, 768}, opts).requires_grad_(true);
-  auto w = at::ones({768}, opts).requires_grad_(true), b = at::zeros({768}, opts).requires_grad_(true);
-  auto [h, y] = ops::add_layer_norm(x, x, w, b, kEps);
-  y.sum().backward();
-  EXPECT_EQ(h.numel(), 0);
-  EXPECT_EQ(w.grad().abs().sum().item<double>(), 0.0);
-  EXPECT_EQ(b.grad().abs().sum().item<double>(), 0.0);
+  for (const bool with_branch_bias : {false, true}) {
+    auto x = at::empty({0, 768}, opts).requires_grad_(true);
+    auto w = at::ones({768}, opts).requires_grad_(true), b = at::zeros({768}, opts).requires_grad_(true);
+    auto rb = with_branch_bias ? at::ones({768}, opts).requires_grad_(true) : at::Tensor();
+    auto [h, y] = ops::add_layer_norm(x, x, w, b, kEps, rb);
+    y.sum().backward();
+    EXPECT_EQ(h.numel(), 0);
+    EXPECT_EQ(w.grad().abs().sum().item<double>(), 0.0);
+    EXPECT_EQ(b.grad().abs().sum().item<double>(), 0.0);
+    if (with_branch_bias) EXPECT_EQ(rb.grad().abs().sum().item<double>(), 0.0);
+  }
 }
 
 TEST_F(AddLayerNormGpu, ReferenceForcedByEnvironment) {
@@ -138,6 +177,8 @@ TEST_F(AddLayerNormGpu, ReferenceForcedByEnvironment) {
   EXPECT_TRUE(ops::add_layer_norm_is_fused(x, x, w, b));
   EXPECT_FALSE(ops::add_layer_norm_is_fused(at::randn({4, 8193}, opts), at::randn({4, 8193}, opts),
                                             at::ones({8193}, opts), at::zeros({8193}, opts)));
+  EXPECT_TRUE(ops::add_layer_norm_is_fused(x, x, w, b, b));
+  EXPECT_FALSE(ops::add_layer_norm_is_fused(x, x, w, b, b.cpu()));  // a branch bias on another device
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // deepspeed::ops::add_layer_norm on the CPU: the reference path (one autograd node around ATen's LayerNorm) against
-// the unfused composition `h = residual + branch; y = at::layer_norm(h)` differentiated by autograd, and against
-// central differences in double. The CUDA kernels: add_layer_norm_gpu_test.
+// the unfused composition `h = residual + (branch + branch_bias); y = at::layer_norm(h)` differentiated by
+// autograd, with and without the branch bias, and against central differences in double. The CUDA kernels:
+// add_layer_norm_gpu_test.
 #include <cmath>
 #include <cstdlib>
 #include <functional>
@@ -18,26 +19,31 @@ namespace {
 namespace ops = deepspeed::ops;
 constexpr double kEps = 1e-5;
 
-using AddLayerNormFn = std::function<std::pair<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
-                                                                       const at::Tensor&, const at::Tensor&, double)>;
+using AddLayerNormFn =
+    std::function<std::pair<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                                    const at::Tensor&, double, const at::Tensor&)>;
 
+// fp32 and fp64 only: there `branch + branch_bias` is the op's fp32 (fp64) sum rounded once.
 std::pair<at::Tensor, at::Tensor> unfused(const at::Tensor& residual, const at::Tensor& branch,
-                                          const at::Tensor& weight, const at::Tensor& bias, double eps) {
-  at::Tensor h = residual + branch;
+                                          const at::Tensor& weight, const at::Tensor& bias, double eps,
+                                          const at::Tensor& branch_bias) {
+  at::Tensor h = residual + (branch_bias.defined() ? branch + branch_bias : branch);
   return {h, at::layer_norm(h, {h.size(-1)}, weight, bias, eps)};
 }
 
 struct Outcome {
-  at::Tensor h, y, d_residual, d_branch, d_weight, d_bias;  // gradients undefined where none arrived
+  at::Tensor h, y, d_residual, d_branch, d_weight, d_bias, d_branch_bias;  // undefined where none arrived
 };
 
 // Outputs of fn and the gradients of  Σ h·a (when use_h) + Σ y·b (when use_y): a is h's gradient from its other
-// uses (dh_out), b is dy.
+// uses (dh_out), b is dy. branch_bias may be undefined.
 Outcome run(const AddLayerNormFn& fn, const at::Tensor& residual, const at::Tensor& branch, const at::Tensor& weight,
-        const at::Tensor& bias, const at::Tensor& a, const at::Tensor& b, bool use_h, bool use_y) {
+            const at::Tensor& bias, const at::Tensor& a, const at::Tensor& b, bool use_h, bool use_y,
+            const at::Tensor& branch_bias = {}) {
   auto r = residual.detach().clone().requires_grad_(true), x = branch.detach().clone().requires_grad_(true);
   auto w = weight.detach().clone().requires_grad_(true), bb = bias.detach().clone().requires_grad_(true);
-  auto [h, y] = fn(r, x, w, bb, kEps);
+  auto rb = branch_bias.defined() ? branch_bias.detach().clone().requires_grad_(true) : at::Tensor();
+  auto [h, y] = fn(r, x, w, bb, kEps, rb);
   std::vector<at::Tensor> outputs, grads;
   if (use_h) {
     outputs.push_back(h);
@@ -48,7 +54,7 @@ Outcome run(const AddLayerNormFn& fn, const at::Tensor& residual, const at::Tens
     grads.push_back(b);
   }
   torch::autograd::backward(outputs, grads);
-  return {h.detach(), y.detach(), r.grad(), x.grad(), w.grad(), bb.grad()};
+  return {h.detach(), y.detach(), r.grad(), x.grad(), w.grad(), bb.grad(), rb.defined() ? rb.grad() : at::Tensor()};
 }
 
 void expect_close(const at::Tensor& got, const at::Tensor& want, double tol, const char* what) {
@@ -85,17 +91,47 @@ TEST_P(AddLayerNormCpu, ReferenceMatchesTheUnfusedComposition) {
   }
 }
 
+// The projection's bias folded in: h = residual + (branch + branch_bias), and branch_bias's gradient is the sum of
+// d(branch) over all rows (with h's other gradient alone when y is unused).
+TEST_P(AddLayerNormCpu, BranchBiasMatchesTheUnfusedComposition) {
+  const auto dtype = GetParam();
+  const double tol = dtype == at::kDouble ? 1e-12 : 1e-6;
+  at::manual_seed(10);
+  const auto opts = at::TensorOptions().dtype(dtype);
+  const auto residual = at::randn({2, 3, 37}, opts), branch = at::randn({2, 3, 37}, opts);
+  const auto weight = 1 + 0.1 * at::randn({37}, opts), bias = 0.1 * at::randn({37}, opts);
+  const auto branch_bias = at::randn({37}, opts);  // as large as the branch: dropping it changes everything
+  const auto a = at::randn({2, 3, 37}, opts), b = at::randn({2, 3, 37}, opts);
+  EXPECT_FALSE(ops::add_layer_norm_is_fused(residual, branch, weight, bias, branch_bias));
+  for (const auto [use_h, use_y] : {std::pair{true, true}, std::pair{false, true}, std::pair{true, false}}) {
+    SCOPED_TRACE(::testing::Message() << "use_h " << use_h << " use_y " << use_y);
+    const Outcome got = run(ops::add_layer_norm, residual, branch, weight, bias, a, b, use_h, use_y, branch_bias);
+    const Outcome want = run(unfused, residual, branch, weight, bias, a, b, use_h, use_y, branch_bias);
+    expect_close(got.h, want.h, 0.0, "h");
+    expect_close(got.y, want.y, tol, "y");
+    expect_close(got.d_residual, want.d_residual, tol, "d residual");
+    expect_close(got.d_branch, want.d_branch, tol, "d branch");
+    expect_close(got.d_weight, want.d_weight, tol, "d weight");
+    expect_close(got.d_bias, want.d_bias, tol, "d bias");
+    ASSERT_TRUE(got.d_branch_bias.defined());
+    expect_close(got.d_branch_bias, want.d_branch_bias, tol, "d branch_bias");
+    // The definition, exactly: the column sum of the d(branch) the op returns.
+    EXPECT_TRUE(at::equal(got.d_branch_bias, got.d_branch.reshape({-1, 37}).sum(0)));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, AddLayerNormCpu, ::testing::Values(at::kFloat, at::kDouble));
 
-// Gradcheck: d/dθ of L = Σ h·a + Σ y·b by central differences in double, for every element of every input.
+// Gradcheck: d/dθ of L = Σ h·a + Σ y·b by central differences in double, for every element of every input, the
+// branch bias included (the fifth input).
 TEST(AddLayerNormCpuGradcheck, MatchesCentralDifferences) {
   at::manual_seed(1);
   const auto opts = at::TensorOptions().dtype(at::kDouble);
   std::vector<at::Tensor> inputs{at::randn({3, 6}, opts), at::randn({3, 6}, opts), 1 + 0.3 * at::randn({6}, opts),
-                                 0.3 * at::randn({6}, opts)};
+                                 0.3 * at::randn({6}, opts), at::randn({6}, opts)};
   const auto a = at::randn({3, 6}, opts), b = at::randn({3, 6}, opts);
   const auto loss = [&](const std::vector<at::Tensor>& in) {
-    auto [h, y] = ops::add_layer_norm(in[0], in[1], in[2], in[3], kEps);
+    auto [h, y] = ops::add_layer_norm(in[0], in[1], in[2], in[3], kEps, in[4]);
     return (h * a).sum() + (y * b).sum();
   };
   std::vector<at::Tensor> leaves;
@@ -125,7 +161,7 @@ TEST(AddLayerNormCpuAutograd, SameTensorAsResidualAndBranch) {
   auto x1 = x.clone().requires_grad_(true), x2 = x.clone().requires_grad_(true);
   auto [h1, y1] = ops::add_layer_norm(x1, x1, w, b, kEps);
   torch::autograd::backward({h1, y1}, {a, dy});
-  auto [h2, y2] = unfused(x2, x2, w, b, kEps);
+  auto [h2, y2] = unfused(x2, x2, w, b, kEps, {});
   torch::autograd::backward({h2, y2}, {a, dy});
   EXPECT_TRUE(at::allclose(x1.grad(), x2.grad(), 1e-12, 1e-12));
 }
@@ -142,6 +178,30 @@ TEST(AddLayerNormCpuMixed, Fp32ParametersWith16BitInputs) {
   EXPECT_TRUE(at::equal(y, at::layer_norm((r + x).to(at::kFloat), {24}, w, b, kEps).to(at::kBFloat16)));
 }
 
+// bf16 activations, the branch bias in bf16 or fp32 (with the LayerNorm's parameters): the biased branch is rounded
+// to bf16 before the residual add (as a biased GEMM's stored output), then h is rounded again; the bias gradient is
+// the fp32 sum of the bf16 d(branch), rounded once.
+TEST(AddLayerNormCpuMixed, BranchBiasRoundsLikeAStoredGemmOutput) {
+  at::manual_seed(4);
+  const auto r = at::randn({64, 24}).to(at::kBFloat16), x = at::randn({64, 24}).to(at::kBFloat16);
+  const auto dy = at::randn({64, 24}).to(at::kBFloat16), a = at::randn({64, 24}).to(at::kBFloat16);
+  for (const auto pdtype : {at::kBFloat16, at::kFloat}) {
+    SCOPED_TRACE(c10::toString(pdtype));
+    const auto w = at::randn({24}).to(pdtype), b = at::randn({24}).to(pdtype);
+    auto rb = (0.3 * at::randn({24})).to(pdtype).requires_grad_(true);
+    auto xx = x.clone().requires_grad_(true);
+    auto [h, y] = ops::add_layer_norm(r, xx, w, b, kEps, rb);
+    torch::autograd::backward({h, y}, {a, dy});
+    const auto biased = (x.to(at::kFloat) + rb.detach().to(at::kFloat)).to(at::kBFloat16);
+    EXPECT_TRUE(at::equal(h, r + biased));
+    if (pdtype == at::kFloat) {  // bf16 parameters: ATen's bf16 LayerNorm, whose last rounding is its own
+      EXPECT_TRUE(at::equal(y, at::layer_norm((r + biased).to(at::kFloat), {24}, w, b, kEps).to(at::kBFloat16)));
+    }
+    EXPECT_EQ(rb.grad().scalar_type(), pdtype);
+    EXPECT_TRUE(at::equal(rb.grad(), xx.grad().to(at::kFloat).sum(0).to(pdtype)));
+  }
+}
+
 TEST(AddLayerNormCpuArguments, MismatchesAreUsageErrors) {
   const auto x = at::randn({2, 8}), w = at::ones({8}), b = at::zeros({8});
   EXPECT_THROW(ops::add_layer_norm(x, at::randn({2, 7}), w, b, kEps), deepspeed::UsageError);
@@ -149,6 +209,9 @@ TEST(AddLayerNormCpuArguments, MismatchesAreUsageErrors) {
   EXPECT_THROW(ops::add_layer_norm(x, x.to(at::kDouble), w, b, kEps), deepspeed::UsageError);
   EXPECT_THROW(ops::add_layer_norm(x.to(at::kBFloat16), x.to(at::kBFloat16), w.to(at::kHalf), b.to(at::kHalf), kEps),
                deepspeed::UsageError);
+  EXPECT_THROW(ops::add_layer_norm(x, x, w, b, kEps, at::zeros({7})), deepspeed::UsageError);
+  EXPECT_THROW(ops::add_layer_norm(x, x, w, b, kEps, at::zeros({2, 8})), deepspeed::UsageError);
+  EXPECT_THROW(ops::add_layer_norm(x, x, w, b, kEps, at::zeros({8}, at::kDouble)), deepspeed::UsageError);
 }
 
 TEST(AddLayerNormCpuArguments, ReferenceForcedByEnvironment) {
