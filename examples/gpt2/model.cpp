@@ -43,15 +43,6 @@ at::Tensor dense(const torch::nn::Linear& l, const at::Tensor& x) { return at::l
 // grow with depth: 2 such writes per block.
 double residual_std(const GPTConfig& c) { return kInitStd / std::sqrt(2.0 * static_cast<double>(c.n_layer)); }
 
-// A dropout that passes its input through unchanged (at::dropout returns the input itself for p = 0 or eval).
-bool is_identity(const torch::nn::Dropout& d) { return d->options.p() == 0.0 || !d->is_training(); }
-
-void require_foldable(bool foldable, const char* who) {
-  if (!foldable) {
-    throw UsageError(std::string("gpt2: ") + who + ": c_proj's bias cannot be folded past an active dropout");
-  }
-}
-
 }  // namespace
 
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& c)
@@ -61,24 +52,14 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& c)
   resid_dropout_ = register_module("resid_dropout", torch::nn::Dropout(c.dropout));
 }
 
-at::Tensor CausalSelfAttentionImpl::heads_mixed(const at::Tensor& x) {
+at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x) {
   const std::int64_t b = x.size(0), t = x.size(1), hd = n_embd_ / n_head_;
   auto qkv = dense(c_attn, x).split(n_embd_, 2);
   auto heads = [&](const at::Tensor& z) { return z.view({b, t, n_head_, hd}).transpose(1, 2); };  // [B, H, T, hd]
   at::Tensor y = at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), /*attn_mask=*/{},
                                                   is_training() ? dropout_ : 0.0, /*is_causal=*/true);
-  return y.transpose(1, 2).contiguous().view({b, t, n_embd_});
-}
-
-at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x) {
-  return resid_dropout_(dense(c_proj, heads_mixed(x)));
-}
-
-bool CausalSelfAttentionImpl::bias_foldable() const { return is_identity(resid_dropout_); }
-
-at::Tensor CausalSelfAttentionImpl::forward_unbiased(const at::Tensor& x) {
-  require_foldable(bias_foldable(), "attn");
-  return at::linear(heads_mixed(x), c_proj->weight);
+  y = y.transpose(1, 2).contiguous().view({b, t, n_embd_});
+  return resid_dropout_(dense(c_proj, y));
 }
 
 MlpImpl::MlpImpl(const GPTConfig& c) {
@@ -90,15 +71,8 @@ MlpImpl::MlpImpl(const GPTConfig& c) {
 // c_fc's GEMM runs without its bias; deepspeed::ops::bias_gelu adds it and applies GELU in one pass, and in
 // backward sums the bias gradient while it writes GELU's input gradient (fused on CUDA; the reference
 // elsewhere or with DS_REFERENCE_BIAS_GELU=1).
-at::Tensor MlpImpl::hidden(const at::Tensor& x) { return ops::bias_gelu(at::linear(x, c_fc->weight), c_fc->bias); }
-
-at::Tensor MlpImpl::forward(const at::Tensor& x) { return dropout_(dense(c_proj, hidden(x))); }
-
-bool MlpImpl::bias_foldable() const { return is_identity(dropout_); }
-
-at::Tensor MlpImpl::forward_unbiased(const at::Tensor& x) {
-  require_foldable(bias_foldable(), "mlp");
-  return at::linear(hidden(x), c_proj->weight);
+at::Tensor MlpImpl::forward(const at::Tensor& x) {
+  return dropout_(dense(c_proj, ops::bias_gelu(at::linear(x, c_fc->weight), c_fc->bias)));
 }
 
 BlockImpl::BlockImpl(const GPTConfig& c) {
@@ -112,31 +86,15 @@ BlockImpl::BlockImpl(const GPTConfig& c) {
 // CUDA, ATen's LayerNorm elsewhere or with DS_REFERENCE_ADD_LAYER_NORM=1): the previous block's MLP output
 // (`pending`) joins the stream in ln_1's pass, the attention output in ln_2's. The MLP output is returned
 // unadded, for the next block's ln_1 (or ln_f) to add. The LayerNorms keep their parameters and names.
-//
-// The two projections that write into the stream (attn.c_proj, mlp.c_proj) run their GEMMs without the bias when
-// no dropout follows them, and the LayerNorm that adds their output adds the bias too, summing its gradient in
-// the pass that writes the stream's gradient instead of in a separate reduction (ops::add_layer_norm's branch
-// bias). The bias stays c_proj's parameter; only where it is added moves.
-std::vector<at::Tensor> BlockImpl::forward(const at::Tensor& x, const at::Tensor& pending,
-                                           const at::Tensor& pending_bias, bool fold_mlp_bias) {
+std::vector<at::Tensor> BlockImpl::forward(const at::Tensor& x, const at::Tensor& pending) {
   at::Tensor residual = x, a;
   if (pending.defined()) {
-    std::tie(residual, a) =
-        ops::add_layer_norm(x, pending, ln_1->weight, ln_1->bias, ln_1->options.eps(), pending_bias);
+    std::tie(residual, a) = ops::add_layer_norm(x, pending, ln_1->weight, ln_1->bias, ln_1->options.eps());
   } else {
     a = ln_1(x);
   }
-  const bool fold_attn_bias = attn->bias_foldable();
-  const at::Tensor attn_out = fold_attn_bias ? attn->forward_unbiased(a) : attn(a);
-  auto [h, z] = ops::add_layer_norm(residual, attn_out, ln_2->weight, ln_2->bias, ln_2->options.eps(),
-                                    fold_attn_bias ? attn->c_proj->bias : at::Tensor());
-  if (fold_mlp_bias && mlp->bias_foldable()) {
-    // A copy, not the parameter: under ZeRO-3 this block's parameters are released when its unit returns, before
-    // the next LayerNorm reads the bias (and the copy, as a unit output, re-gathers them when its gradient
-    // arrives). C values per block.
-    return {h, mlp->forward_unbiased(z), mlp->c_proj->bias.clone()};
-  }
-  return {h, mlp(z), at::Tensor()};
+  auto [h, z] = ops::add_layer_norm(residual, attn(a), ln_2->weight, ln_2->bias, ln_2->options.eps());
+  return {h, mlp(z)};
 }
 
 GPTImpl::GPTImpl(GPTConfig c) : config_(c) {
@@ -178,26 +136,25 @@ at::Tensor GPTImpl::forward(const at::Tensor& idx) {
 }
 
 at::Tensor GPTImpl::trunk(const at::Tensor& embedded) {
-  at::Tensor x = embedded, pending, pending_bias;
+  at::Tensor x = embedded, pending;
   for (auto& unit : units) {
     if (config_.activation_checkpointing && is_training()) {
-      // A checkpoint saves its inputs until backward: one tensor per block, so the MLP output (with its bias,
-      // from the GEMM's epilogue) is added inside (unfused) rather than carried out as further saved inputs.
+      // A checkpoint saves its inputs until backward: one tensor per block, so the MLP output is added
+      // inside (unfused) rather than carried out as a second saved input.
       x = checkpointing::checkpoint(
           [u = unit](const at::Tensor& in) mutable {
-            auto out = u.operator()<std::vector<at::Tensor>>(in, at::Tensor(), at::Tensor(), false);
+            auto out = u.operator()<std::vector<at::Tensor>>(in, at::Tensor());
             return out[0] + out[1];
           },
           x);
     } else {
-      auto out = unit.operator()<std::vector<at::Tensor>>(x, pending, pending_bias, true);
+      auto out = unit.operator()<std::vector<at::Tensor>>(x, pending);
       x = out[0];
       pending = out[1];
-      pending_bias = out[2];
     }
   }
   if (!pending.defined()) return ln_f(x);
-  return ops::add_layer_norm(x, pending, ln_f->weight, ln_f->bias, ln_f->options.eps(), pending_bias).second;
+  return ops::add_layer_norm(x, pending, ln_f->weight, ln_f->bias, ln_f->options.eps()).second;
 }
 
 at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& targets) {

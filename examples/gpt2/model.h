@@ -27,18 +27,10 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
   explicit CausalSelfAttentionImpl(const GPTConfig& c);
   /// x: [B, T, d] → [B, T, d].
   at::Tensor forward(const at::Tensor& x);
-  /// True when nothing stands between c_proj and the residual add that consumes the output (the residual
-  /// dropout is off: p = 0 or evaluation mode), so the caller may add c_proj's bias there itself.
-  bool bias_foldable() const;
-  /// forward(x) without c_proj's bias (forward(x) = forward_unbiased(x) + c_proj->bias, up to rounding). Throws
-  /// UsageError unless bias_foldable().
-  at::Tensor forward_unbiased(const at::Tensor& x);
 
   torch::nn::Linear c_attn{nullptr}, c_proj{nullptr};
 
  private:
-  at::Tensor heads_mixed(const at::Tensor& x);  // the attention's output before c_proj, [B, T, d]
-
   std::int64_t n_head_, n_embd_;
   double dropout_;
   torch::nn::Dropout resid_dropout_{nullptr};
@@ -49,33 +41,22 @@ class MlpImpl : public torch::nn::Module {
  public:
   explicit MlpImpl(const GPTConfig& c);
   at::Tensor forward(const at::Tensor& x);
-  /// As CausalSelfAttentionImpl's: the dropout after c_proj is off, so c_proj's bias may be added by the caller.
-  bool bias_foldable() const;
-  /// forward(x) without c_proj's bias; throws UsageError unless bias_foldable().
-  at::Tensor forward_unbiased(const at::Tensor& x);
 
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
 
  private:
-  at::Tensor hidden(const at::Tensor& x);  // gelu(c_fc(x)), c_proj's input
-
   torch::nn::Dropout dropout_{nullptr};
 };
 TORCH_MODULE(Mlp);
 
 /// A pre-LayerNorm block on a residual stream x whose last branch, `pending` (the previous block's MLP output;
-/// undefined for the first block) plus `pending_bias` (that MLP's c_proj bias when it was folded out; else
-/// undefined), is not added yet. Returns {h, m, m_bias}: h = x + p + attn(ln_1(x + p)) with p = pending +
-/// pending_bias, and mlp(ln_2(h)) = m + m_bias, left for the next LayerNorm to add (x + p + ... is the unfused
-/// block's stream; each add is fused with the LayerNorm that reads it, deepspeed::ops::add_layer_norm).
-/// m_bias is defined (a copy of mlp.c_proj's bias, m then excludes it) when `fold_mlp_bias` and the MLP's
-/// dropout is off; otherwise m is the whole MLP output and m_bias undefined. The attention's c_proj bias is
-/// added by ln_2's fused pass whenever its dropout is off.
+/// undefined for the first block), is not added yet. Returns {h, m}: h = x + pending + attn(ln_1(x + pending)),
+/// m = mlp(ln_2(h)), with m left for the next LayerNorm to add (x + pending + ... is the unfused block's
+/// stream; each add is fused with the LayerNorm that reads it, deepspeed::ops::add_layer_norm).
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const GPTConfig& c);
-  std::vector<at::Tensor> forward(const at::Tensor& x, const at::Tensor& pending, const at::Tensor& pending_bias,
-                                  bool fold_mlp_bias);
+  std::vector<at::Tensor> forward(const at::Tensor& x, const at::Tensor& pending);
 
   torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
   CausalSelfAttention attn{nullptr};

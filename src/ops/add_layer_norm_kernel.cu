@@ -229,7 +229,8 @@ __global__ void __launch_bounds__(kFoldColumns* kFoldLanes)
                                const float* __restrict__ dbranch_parts, std::int64_t parts, int columns,
                                P* __restrict__ dweight, P* __restrict__ dbias, P* __restrict__ dbranch_bias) {
   __shared__ float fold[3][kFoldLanes][kFoldColumns + 1];
-  const bool branch = dbranch_parts != nullptr;
+  // The output decides: with no rows there are no parts (and no parts pointer), yet the gradient is zeros.
+  const bool branch = dbranch_bias != nullptr;
   const int c = blockIdx.x * kFoldColumns + threadIdx.x;
   float sw = 0.0f, sb = 0.0f, sbb = 0.0f;
   if (c < columns) {

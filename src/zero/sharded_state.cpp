@@ -118,7 +118,7 @@ bool ShardedStateStrategy::use_host_stepper(HostStepper stepper, HostStepMode mo
     // On the landing (or norm) thread, after the chunk's last micro-step landed; stepping_in_backward_ was set before
     // this backward began and the previous window's landings were drained.
     reducer_->on_host_chunk_final([this](std::size_t g, std::size_t b) {
-      if (stepping_in_backward_) queue_host_step(g, b, 1.0f);
+      if (stepping_in_backward_) queue_host_step(g, b, 1.0f, /*speculative=*/step_mode_ == HostStepMode::kSpeculative);
     });
   }
   return true;
@@ -150,7 +150,7 @@ void ShardedStateStrategy::queue_host_steps() {
   const auto& groups = masters_->groups();
   for (std::size_t g = 0; g < groups.size(); ++g) {
     for (std::size_t b = 0; b < groups[g]->plan.buckets.size(); ++b) {
-      if (placement_.on_host(*groups[g], b)) queue_host_step(g, b, scale);
+      if (placement_.on_host(*groups[g], b)) queue_host_step(g, b, scale, /*speculative=*/false);
     }
   }
 }
@@ -188,10 +188,11 @@ ShardedStateStrategy::HostRange ShardedStateStrategy::host_range(std::size_t g, 
   return HostRange{group.optimizer_group, optimizer_index_[g][p], bucket.shard_offset - pieces[p].begin, bucket.chunk};
 }
 
-void ShardedStateStrategy::queue_host_step(std::size_t g, std::size_t b, float scale) {
+void ShardedStateStrategy::queue_host_step(std::size_t g, std::size_t b, float scale, bool speculative) {
   const HostRange h = host_range(g, b);
+  StepSpeculation* speculation = speculative ? speculation_.get() : nullptr;
   auto task = std::make_shared<std::packaged_task<void()>>(
-      [range = stepper_->range, speculation = speculation_.get(), h, g, b, scale, grad = reducer_->shard_chunk(g, b)] {
+      [range = stepper_->range, speculation, h, g, b, scale, grad = reducer_->shard_chunk(g, b)] {
         at::NoGradGuard no_grad;
         if (!speculation) {
           range(h.optimizer_group, h.optimizer_index, h.offset, h.numel, grad, scale, nullptr);

@@ -136,9 +136,9 @@ class ShardedStateStrategy : public Strategy {
     std::int64_t offset, numel;
   };
   HostRange host_range(std::size_t g, std::size_t b) const;
-  /// Queues the update of host bucket b of group g on step_worker_ with factor `scale` (under speculation,
-  /// whatever StepSpeculation says); updated_chunk(g, b) waits for it.
-  void queue_host_step(std::size_t g, std::size_t b, float scale);
+  /// Queues the update of host bucket b of group g on step_worker_ with factor `scale`, or, `speculative`
+  /// (queued during a speculating backward), as StepSpeculation says; updated_chunk(g, b) waits for it.
+  void queue_host_step(std::size_t g, std::size_t b, float scale, bool speculative);
   /// Speculation: the step's factor is known — keep the speculative updates, or queue their redos.
   void settle_speculation();
 

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <ostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -135,101 +134,6 @@ TEST(Gpt2Model, FusedResidualsMatchTextbookBlocks) {
     EXPECT_TRUE(at::allclose(fused[i], textbook[i], 1e-5, 1e-7)) << "tensor " << i;
   }
   EXPECT_TRUE(at::equal(model(idx), at::linear(fused[0], model->wte->weight)));
-}
-
-// attn.c_proj and mlp.c_proj run without their bias when no dropout follows them, and the LayerNorm that adds
-// their output adds the bias (ops::add_layer_norm's branch bias). Against the textbook blocks (each c_proj with its
-// bias, then dropout, then +=) the loss and every gradient, the c_proj biases' included, must agree: folded (p = 0
-// or eval), not folded (dropout active), and with activation checkpointing (the MLP's add inside the checkpoint).
-struct FoldCase {
-  double dropout;
-  bool checkpointing, training;
-  int biased_gemms;  // AddmmBackward nodes of the trunk outside checkpoints: c_attn, plus each c_proj not folded
-};
-
-// Without it gtest prints the struct's bytes, padding included, into the test's name.
-void PrintTo(const FoldCase& c, std::ostream* os) {
-  *os << "dropout " << c.dropout << (c.checkpointing ? " checkpointed" : "") << (c.training ? " train" : " eval");
-}
-
-class Gpt2BiasFold : public ::testing::TestWithParam<FoldCase> {};
-
-TEST_P(Gpt2BiasFold, LossAndAllGradientsMatchTextbookBlocks) {
-  const FoldCase fc = GetParam();
-  deepspeed::checkpointing::reset();
-  torch::manual_seed(7);
-  gpt2::GPT model(tiny(fc.dropout, fc.checkpointing));
-  model->train(fc.training);
-  {
-    // GPT-2 starts its biases at zero; nonzero ones make a bias that is dropped or added twice show in the loss.
-    at::NoGradGuard no_grad;
-    for (auto& b : model->blocks) {
-      b->attn->c_proj->bias.normal_(0.0, 0.5);
-      b->mlp->c_proj->bias.normal_(0.0, 0.5);
-    }
-  }
-  const at::Tensor idx = at::randint(97, {2, 16}, at::kLong);
-  const at::Tensor targets = at::randint(97, {2, 16}, at::kLong);
-  auto run = [&](bool textbook) {
-    model->zero_grad();
-    torch::manual_seed(8);  // the same dropout masks, drawn in the same order, in both runs
-    at::Tensor x = model->wte(idx) + model->wpe(at::arange(16, at::kLong));
-    if (textbook) {
-      for (auto& b : model->blocks) {
-        x = x + b->attn(b->ln_1(x));
-        x = x + b->mlp(b->ln_2(x));
-      }
-      x = model->ln_f(x);
-    } else {
-      x = model->trunk(x);
-    }
-    const at::Tensor loss = gpt2::lm_loss(at::linear(x, model->wte->weight), targets);
-    if (!textbook) {
-      EXPECT_EQ(count_nodes(loss, "AddmmBackward"), fc.biased_gemms);
-      EXPECT_EQ(count_nodes(loss, "CheckpointFunction"), fc.checkpointing && fc.training ? 2 : 0);
-    }
-    loss.backward();
-    std::vector<at::Tensor> out{loss.detach()};
-    for (const auto& p : model->named_parameters()) {
-      EXPECT_TRUE(p.value().grad().defined()) << p.key();
-      out.push_back(p.value().grad().defined() ? p.value().grad().clone() : at::Tensor());
-    }
-    return out;
-  };
-  const auto folded = run(false);
-  const auto textbook = run(true);
-  const auto names = model->named_parameters().keys();
-  ASSERT_EQ(folded.size(), textbook.size());
-  for (std::size_t i = 0; i < folded.size(); ++i) {
-    const std::string what = i == 0 ? "loss" : names[i - 1];
-    if (!folded[i].defined() || !textbook[i].defined()) continue;  // reported above
-    EXPECT_TRUE(at::allclose(folded[i], textbook[i], 1e-5, 1e-7))
-        << what << " max |diff| " << (folded[i] - textbook[i]).abs().max().item<double>();
-  }
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    DropoutCheckpointing, Gpt2BiasFold,
-    ::testing::Values(FoldCase{0.0, false, true, 2},   // both c_proj biases folded into the LayerNorms
-                      FoldCase{0.0, true, true, 0},    // attn's folded inside each checkpoint, mlp's added there
-                      FoldCase{0.1, false, true, 6},   // dropout after c_proj: nothing folded
-                      FoldCase{0.1, true, true, 0},    // the same, checkpointed
-                      FoldCase{0.1, false, false, 2},  // evaluation: dropout off, folded again
-                      FoldCase{0.1, true, false, 2}),  // evaluation runs plainly even when checkpointing
-    [](const ::testing::TestParamInfo<FoldCase>& info) {
-      return std::string(info.param.dropout > 0 ? "Dropout" : "NoDropout") +
-             (info.param.checkpointing ? "Checkpointed" : "Plain") + (info.param.training ? "Train" : "Eval");
-    });
-
-TEST(Gpt2Model, UnbiasedProjectionRefusedBehindActiveDropout) {
-  gpt2::GPT model(tiny(/*dropout=*/0.1));
-  auto& block = model->blocks[0];
-  EXPECT_FALSE(block->attn->bias_foldable());
-  EXPECT_FALSE(block->mlp->bias_foldable());
-  EXPECT_THROW(block->mlp->forward_unbiased(at::randn({1, 4, 32})), deepspeed::UsageError);
-  model->eval();
-  EXPECT_TRUE(block->attn->bias_foldable());
-  EXPECT_TRUE(block->mlp->bias_foldable());
 }
 
 TEST(Gpt2Model, CheckpointedMatchesPlain) {
