@@ -27,6 +27,8 @@ void parse_offload(Section offload, OffloadConfig& out, bool is_param) {
     bool convert_grad_on_cpu = true;
     offload.read("convert_grad_on_cpu", convert_grad_on_cpu);
     offload.read("super_offload", out.super_offload);
+    // DeepSpeed ignores it without an offloaded optimizer; a setting that can do nothing is a mistake here.
+    if (out.super_offload && out.device != "cpu") offload.fail("super_offload", "needs device \"cpu\"");
     offload.unsupported("cpuadam_cores_perc");
   }
   if (out.device == "nvme" && out.nvme_path.empty()) offload.fail("nvme_path", "required when device is \"nvme\"");

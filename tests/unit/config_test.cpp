@@ -213,6 +213,10 @@ TEST(ConfigTest, ZeroStagesAndOffloadRules) {
   EXPECT_EQ(offload.zero.offload_optimizer.device, "cpu");
   EXPECT_TRUE(offload.zero.offload_optimizer.pin_memory);
   EXPECT_DOUBLE_EQ(offload.zero.offload_optimizer.ratio, 0.25);
+  EXPECT_FALSE(offload.zero.offload_optimizer.super_offload);
+  EXPECT_TRUE(parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": 1, "offload_optimizer":
+                       {"device": "cpu", "super_offload": true}}})")
+                  .zero.offload_optimizer.super_offload);
   // One line naming the key and what was expected.
   const std::vector<std::pair<std::string, std::string>> bad = {
       {R"({"stage": 0, "offload_optimizer": {"device": "cpu"}})", "offload_optimizer: needs ZeRO stage 1, 2 or 3"},
@@ -220,7 +224,9 @@ TEST(ConfigTest, ZeroStagesAndOffloadRules) {
       {R"({"stage": 2, "offload_optimizer": {"device": "nvme", "nvme_path": "/nvme"}})",
        "offload_optimizer.device: \"nvme\" (ZeRO-Infinity) is not implemented yet by deepspeed.cpp; use \"cpu\""},
       {R"({"stage": 2, "offload_optimizer": {"device": "cpu", "ratio": 1.5}})", "offload_optimizer.ratio"},
-      {R"({"stage": 2, "offload_optimizer": {"device": "gpu"}})", "offload_optimizer.device"}};
+      {R"({"stage": 2, "offload_optimizer": {"device": "gpu"}})", "offload_optimizer.device"},
+      {R"({"stage": 2, "offload_optimizer": {"super_offload": true}})",
+       "offload_optimizer.super_offload: needs device \"cpu\""}};
   for (const auto& [zero, expected] : bad) {
     const auto e = error_of(R"({"train_batch_size": 8, "zero_optimization": )" + zero + "}");
     EXPECT_NE(e.find(expected), std::string::npos) << e;
