@@ -107,6 +107,14 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
   set(DS_CUDA_OPS ON PARENT_SCOPE)
   target_link_libraries(ds_ops PRIVATE ds_ops_cuda)
   target_compile_definitions(ds_ops PRIVATE DS_WITH_CUDA_OPS)
+  # The gradient norm's device kernel (summing in the host's order), for ZeRO-Offload's landing gradients.
+  add_library(ds_optim_cuda STATIC optim/squared_sum_kernel.cu)
+  target_include_directories(ds_optim_cuda PRIVATE ${PROJECT_SOURCE_DIR})
+  set_target_properties(ds_optim_cuda PROPERTIES CUDA_ARCHITECTURES "${DS_CUDA_ARCHITECTURES}"
+                                                 POSITION_INDEPENDENT_CODE ON CUDA_RUNTIME_LIBRARY Shared)
+  target_link_libraries(ds_optim_cuda PUBLIC CUDA::cudart)
+  target_link_libraries(ds_optim PRIVATE ds_optim_cuda)
+  set_source_files_properties(optim/clip.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDA_NORM)
   message(STATUS "deepspeed.cpp: CUDA kernels enabled (${DS_CUDA_ARCHITECTURES})")
 endif()
 

@@ -9,7 +9,8 @@
 # granularity of ratio: whole buckets of every group, and at stage 3 each unit is a group). BREAKDOWN=0 leaves wall_clock_breakdown off (its timers synchronise the device between phases).
 # CHECK=1 first runs the offload GPU tests (ctest -R offload -L gpu); ADAM_BENCH=0 skips cpu_adam_bench;
 # IMPLS="deepspeed" runs DeepSpeed 0.19.8 (carry .whl) on the same configs. SUPER=1 sets
-# offload_optimizer.super_offload (ours: speculative host updates with clipping; leave it off for DeepSpeed).
+# offload_optimizer.super_offload (ours: speculative host updates with clipping; leave it off for DeepSpeed);
+# PERC sets its cpuadam_cores_perc (the speculative updates' share of the threads).
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 STEPS=${STEPS:-3} WARMUP=${WARMUP:-2} CLIPS=${CLIPS:-1.0 0} GASES=${GASES:-1} STAGES=${STAGES:-2}
@@ -34,6 +35,7 @@ param=""
 [ -n "${BUCKET:-}" ] && param="$param, \"reduce_bucket_size\": $BUCKET"
 super=""
 [ "${SUPER:-0}" = 1 ] && super=', "super_offload": true'
+[ -n "${PERC:-}" ] && super="$super, \"cpuadam_cores_perc\": $PERC"
 offload="{\"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true, \"ratio\": ${RATIO:-1}$super}$param}"
 model=${MODEL:-3.8B}
 # RUNS="clip:gas ..." picks single pairs instead of CLIPS × GASES.

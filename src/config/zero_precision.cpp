@@ -29,7 +29,7 @@ void parse_offload(Section offload, OffloadConfig& out, bool is_param) {
     offload.read("super_offload", out.super_offload);
     // DeepSpeed ignores it without an offloaded optimizer; a setting that can do nothing is a mistake here.
     if (out.super_offload && out.device != "cpu") offload.fail("super_offload", "needs device \"cpu\"");
-    offload.unsupported("cpuadam_cores_perc");
+    offload.read("cpuadam_cores_perc", out.cpuadam_cores_perc, Range{.min = 0.0, .max = 1.0, .above = true});
   }
   if (out.device == "nvme" && out.nvme_path.empty()) offload.fail("nvme_path", "required when device is \"nvme\"");
   if (out.device == "nvme") {

@@ -137,7 +137,7 @@ bool EngineImpl::prepare_gradients(const std::vector<at::Tensor>& grads) {
   const auto& c = config();
   const bool need_norm = c.gradient_clipping > 0.0 || c.fp16.enabled;
   if (!need_norm) return true;
-  const double squared = parts_.zero->sum_over_shards(parts_.zero->squared_gradient_norm(grads, optim::squared_l2_norm));
+  const double squared = parts_.zero->sum_over_shards(parts_.zero->squared_gradient_norm(grads, [](const auto& t) { return optim::squared_l2_norm(t); }));
   const double scale = loss_scaler_.scale();
   const double norm = std::sqrt(squared) / scale;
   auto& comm = *parts_.comm;

@@ -3,6 +3,7 @@
 #include <string>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 
 #include "deepspeed/initialize.h"
@@ -75,8 +76,24 @@ void use_offload_optimizer(const config::Config& c, const std::shared_ptr<optim:
   // step time, each host shard updated whole by optimizer.step() after backward.
   const char* reference_env = std::getenv("DS_REFERENCE_OFFLOAD_STEP");
   const bool reference = reference_env && std::string(reference_env) == "1";
-  // Clipping and fp16's overflow check need ‖g‖²: the host chunks' share is summed as they land.
-  if (!reference && (c.gradient_clipping > 0.0 || c.fp16.enabled)) layout.track_host_norms(optim::squared_l2_norm);
+  // Clipping and fp16's overflow check need ‖g‖²: the host chunks' share is summed as they land. Beside
+  // super_offload's speculative updates it gets the threads those leave (cpuadam_cores_perc): both at full
+  // count oversubscribe the cores while backward goes on.
+  const bool speculates = c.zero.offload_optimizer.super_offload && c.gradient_clipping > 0.0 && !c.fp16.enabled;
+  const auto threads = optim::speculation_threads(c.zero.offload_optimizer.cpuadam_cores_perc, at::get_num_threads());
+  if (!reference && (c.gradient_clipping > 0.0 || c.fp16.enabled)) {
+    const int norm_threads = speculates ? threads.norm : 0;
+    // On a GPU each chunk's share is summed on the device before it crosses (bit-identical, and no host
+    // bandwidth taken from the CPU Adam pass); DS_HOST_GRAD_NORM=1 keeps it on the host (for measurements).
+    const char* host_env = std::getenv("DS_HOST_GRAD_NORM");
+    zero::DeviceSquaredSum on_device;
+    if (optim::device_squared_sum_available() && !(host_env && std::string(host_env) == "1")) {
+      on_device = [](const at::Tensor& t) { return optim::device_squared_sum(t); };
+    }
+    layout.track_host_norms(
+        [norm_threads](const std::vector<at::Tensor>& t) { return optim::squared_l2_norm(t, norm_threads); },
+        std::move(on_device));
+  }
   auto cpu_adam = std::dynamic_pointer_cast<optim::CpuAdam>(optimizer);
   if (!cpu_adam) {
     if (c.zero_force_ds_cpu_optimizer) {
@@ -122,8 +139,10 @@ void use_offload_optimizer(const config::Config& c, const std::shared_ptr<optim:
   if (!layout.use_host_stepper(std::move(stepper), mode)) return;
   cpu_adam->set_external_host_steps(true);
   if (mode == zero::HostStepMode::kSpeculative) {
-    log::print_rank0("super_offload: the host updates start during backward, before the gradient norm is known; "
-                     "a step that clips undoes and redoes them");
+    cpu_adam->set_speculative_threads(threads.adam);
+    log::print_rank0(cat("super_offload: the host updates start during backward, before the gradient norm is known; "
+                         "a step that clips undoes and redoes them (speculative updates on ",
+                         threads.adam, " threads, the gradient norm on ", threads.norm, ")"));
   }
 }
 

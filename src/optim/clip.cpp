@@ -3,13 +3,23 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 #include <unordered_map>
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
+#include <omp.h>
+
+#include "deepspeed/util/error.h"
+
+#ifdef DS_WITH_CUDA_NORM
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "src/optim/squared_sum_kernel.h"
+#endif
 
 namespace deepspeed::optim {
 
@@ -18,47 +28,55 @@ namespace {
 // Σx² of a CPU tensor: runs of 1024 elements summed in fp32 over 8 lanes (vectorizable), runs added in fp64,
 // blocks in a fixed order, so the result does not depend on the thread count. LibTorch's norm with fp64
 // accumulation runs at ~0.1 G elements/s per thread on the CPU, too slow for offloaded gradients (seconds
-// per step at a few billion parameters); this runs at memory speed.
-double cpu_squared_sum(const at::Tensor& tensor) {
-  const at::Tensor t = tensor.contiguous();
-  const std::int64_t n = t.numel();
+// per step at a few billion parameters); this runs at memory speed. OpenMP directly rather than
+// at::parallel_for: the thread count is the caller's (super_offload keeps the norm on the cores its
+// speculative updates leave), not LibTorch's pool size.
+// The device kernel (squared_sum_kernel.cu) sums in this same order; keep them in step.
+template <typename T>
+double squared_sum(const T* data, std::int64_t n, int threads) {
   constexpr std::int64_t kBlock = std::int64_t{1} << 16;
   const std::int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<double> partial(static_cast<std::size_t>(blocks), 0.0);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, t.scalar_type(), "cpu_squared_sum", [&] {
-    const scalar_t* data = t.data_ptr<scalar_t>();
-    at::parallel_for(0, blocks, 1, [&](std::int64_t first, std::int64_t last) {
-      for (std::int64_t b = first; b < last; ++b) {
-        const std::int64_t hi = std::min(n, (b + 1) * kBlock);
-        double sum = 0.0;
-        for (std::int64_t run = b * kBlock; run < hi; run += 1024) {
-          const std::int64_t end = std::min(hi, run + 1024);
-          float lanes[8] = {};
-          std::int64_t i = run;
-          for (; i + 8 <= end; i += 8) {
-            for (int k = 0; k < 8; ++k) {
-              const float v = static_cast<float>(data[i + k]);
-              lanes[k] += v * v;
-            }
-          }
-          for (; i < end; ++i) {
-            const float v = static_cast<float>(data[i]);
-            lanes[0] += v * v;
-          }
-          for (float lane : lanes) sum += lane;
+  const int most = threads > 0 ? threads : omp_get_max_threads();
+  const int team = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(most, blocks)));
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::int64_t hi = std::min(n, (b + 1) * kBlock);
+    double sum = 0.0;
+    for (std::int64_t run = b * kBlock; run < hi; run += 1024) {
+      const std::int64_t end = std::min(hi, run + 1024);
+      float lanes[8] = {};
+      std::int64_t i = run;
+      for (; i + 8 <= end; i += 8) {
+        for (int k = 0; k < 8; ++k) {
+          const float v = static_cast<float>(data[i + k]);
+          lanes[k] += v * v;
         }
-        partial[static_cast<std::size_t>(b)] = sum;
       }
-    });
-  });
+      for (; i < end; ++i) {
+        const float v = static_cast<float>(data[i]);
+        lanes[0] += v * v;
+      }
+      for (float lane : lanes) sum += lane;
+    }
+    partial[static_cast<std::size_t>(b)] = sum;
+  }
   double total = 0.0;
   for (double p : partial) total += p;
   return total;
 }
 
+double cpu_squared_sum(const at::Tensor& tensor, int threads) {
+  const at::Tensor t = tensor.contiguous();
+  double sum = 0.0;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, t.scalar_type(), "cpu_squared_sum",
+                                  [&] { sum = squared_sum(t.data_ptr<scalar_t>(), t.numel(), threads); });
+  return sum;
+}
+
 }  // namespace
 
-double squared_l2_norm(const std::vector<at::Tensor>& tensors) {
+double squared_l2_norm(const std::vector<at::Tensor>& tensors, int threads) {
   if (tensors.empty()) return 0.0;
   at::NoGradGuard no_grad;
   // Device tensors: per-tensor norms accumulated in fp32, then one host sync for all of them. Host tensors
@@ -67,13 +85,46 @@ double squared_l2_norm(const std::vector<at::Tensor>& tensors) {
   double sum = 0.0;
   for (const auto& t : tensors) {
     if (t.device().is_cpu()) {
-      sum += cpu_squared_sum(t);
+      sum += cpu_squared_sum(t, threads);
     } else {
       norms[t.device()].push_back(at::linalg_vector_norm(t, 2, std::nullopt, false, at::kFloat).to(at::kDouble));
     }
   }
   for (auto& [device, list] : norms) sum += at::stack(list).square().sum().item<double>();
   return sum;
+}
+
+bool device_squared_sum_available() {
+#ifdef DS_WITH_CUDA_NORM
+  return true;
+#else
+  return false;
+#endif
+}
+
+at::Tensor device_squared_sum(const at::Tensor& t) {
+#ifdef DS_WITH_CUDA_NORM
+  if (!t.is_cuda() || !t.is_contiguous() ||
+      (t.scalar_type() != at::kFloat && t.scalar_type() != at::kBFloat16 && t.scalar_type() != at::kHalf)) {
+    throw std::invalid_argument("device_squared_sum: needs a contiguous fp32/bf16/fp16 CUDA tensor");
+  }
+  const c10::cuda::CUDAGuard guard(t.device());
+  const auto options = t.options().dtype(at::kDouble);
+  const std::int64_t blocks = (t.numel() + detail::kSquaredSumBlock - 1) / detail::kSquaredSumBlock;
+  at::Tensor partial = at::empty({std::max<std::int64_t>(blocks, 1)}, options);
+  at::Tensor out = at::empty({}, options);
+  const auto type = t.scalar_type() == at::kBFloat16 ? detail::SquaredSumInput::kBFloat16
+                    : t.scalar_type() == at::kHalf   ? detail::SquaredSumInput::kFloat16
+                                                     : detail::SquaredSumInput::kFloat32;
+  const cudaError_t err = detail::launch_host_order_squared_sum(type, t.data_ptr(), t.numel(), partial.data_ptr<double>(),
+                                                                out.data_ptr<double>(),
+                                                                c10::cuda::getCurrentCUDAStream().stream());
+  if (err != cudaSuccess) throw JobError(std::string("device_squared_sum launch failed: ") + cudaGetErrorString(err));
+  return out;
+#else
+  (void)t;
+  throw std::invalid_argument("device_squared_sum: this build has no CUDA kernels");
+#endif
 }
 
 double l2_norm(const std::vector<at::Tensor>& tensors) { return std::sqrt(squared_l2_norm(tensors)); }

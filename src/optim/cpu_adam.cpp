@@ -3,6 +3,7 @@
 #include "deepspeed/optim/cpu_adam.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -97,7 +98,9 @@ void CpuAdam::step_host_range(std::size_t group, std::size_t index, std::int64_t
   shard.numel = static_cast<std::size_t>(numel);
   shard.grad_scale = grad_scale;
   shard.backup = backup;
-  cpu_adam_step(groups_[group].hyper, static_cast<std::int64_t>(s.at("step").item<float>()), shard, exec_);
+  CpuAdamExec exec = exec_;
+  if (backup != nullptr && speculative_threads_ > 0) exec.threads = speculative_threads_;
+  cpu_adam_step(groups_[group].hyper, static_cast<std::int64_t>(s.at("step").item<float>()), shard, exec);
 }
 
 void CpuAdam::restore_host_range(std::size_t group, std::size_t index, std::int64_t offset, std::int64_t numel,
@@ -120,6 +123,12 @@ void CpuAdam::restore_host_range(std::size_t group, std::size_t index, std::int6
     const std::size_t off = static_cast<std::size_t>(i % slices) * kSlice;
     std::memcpy(targets[which] + off, backup + which * n + off, std::min(kSlice, n - off) * sizeof(float));
   }
+}
+
+SpeculationThreads speculation_threads(double cores_perc, int total) {
+  total = std::max(total, 1);
+  const int adam = std::clamp(static_cast<int>(std::lround(cores_perc * total)), 1, total);
+  return SpeculationThreads{adam, std::max(total - adam, 1)};
 }
 
 void CpuAdam::step_fused(std::size_t group, std::size_t index, const at::Tensor& grad, const at::Tensor& param_copy,

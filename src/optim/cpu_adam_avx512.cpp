@@ -34,18 +34,25 @@ struct Avx512 {
   }
   // Round-to-nearest-even in integer arithmetic, NaN -> 0x7FC0, exactly c10's scalar rule. (AVX512_BF16's
   // vcvtneps2bf16 would be one instruction but flushes subnormals, which at::kBFloat16 does not.)
-  static void store_bf16(std::uint16_t* p, R x) {
+  // Non-temporal when asked and 32-byte aligned: the copy is read next by a DMA to the device, not by this
+  // core, and a cached store would first read the line it overwrites.
+  static void store16(std::uint16_t* p, __m256i x, bool stream) {
+    if (stream && (reinterpret_cast<std::uintptr_t>(p) & 31) == 0) _mm256_stream_si256(reinterpret_cast<__m256i*>(p), x);
+    else _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), x);
+  }
+  static void fence() { _mm_sfence(); }
+  static void store_bf16(std::uint16_t* p, R x, bool stream) {
     const __m512i u = _mm512_castps_si512(x);
     const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
     __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
     r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(r));
+    store16(p, _mm512_cvtepi32_epi16(r), stream);
   }
   static R load_f16(const std::uint16_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
-  static void store_f16(std::uint16_t* p, R x) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  static void store_f16(std::uint16_t* p, R x, bool stream) {
+    store16(p, _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), stream);
   }
 };
 

@@ -130,10 +130,12 @@ void cpu_adam_step(const Hyper& h, std::int64_t step, const CpuAdamShard& s, con
                     : s.copy_type == ElemType::kBFloat16 ? detail::CopyKind::kBFloat16
                                                          : detail::CopyKind::kFloat16;
   const auto kernel = select_kernel(exec.isa, static_cast<detail::GradKind>(s.grad_type), copy);
-  const detail::AdamConsts k = fold_constants(h, step, s.grad_scale);
+  detail::AdamConsts k = fold_constants(h, step, s.grad_scale);
+  k.stream_copy = exec.stream_copy;
 
   const std::size_t blocks = (s.numel + kBlock - 1) / kBlock;
-  const int threads = exec.parallel ? std::min<int>(omp_get_max_threads(), static_cast<int>(blocks)) : 1;
+  const int most = exec.threads > 0 ? exec.threads : omp_get_max_threads();
+  const int threads = exec.parallel ? std::min<int>(most, static_cast<int>(blocks)) : 1;
   const std::size_t gb = elem_bytes(s.grad_type);
   const auto* g = static_cast<const unsigned char*>(s.grads);
   auto* c = static_cast<unsigned char*>(s.param_copy);

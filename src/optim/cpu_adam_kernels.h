@@ -22,6 +22,7 @@ struct AdamConsts {
   bool l2;            // g += wd·p before the moments
   bool decoupled;     // p *= (1 - lr·wd) before the update
   bool scaled;
+  bool stream_copy;   // the 16-bit copy written with non-temporal stores (where the ISA has them)
 };
 
 // Copy kinds: the 16-bit write-back target, or none.

@@ -4,14 +4,15 @@
 // inline functions with AVX-512 enabled and could be picked by the linker for code that runs anywhere.
 //
 // V provides: R (register type), W (lanes), set1, loadu, storeu, mul, fma, sqrt, div, load_bf16, load_f16,
-// store_bf16, store_f16 (16-bit pointers are uint16_t).
+// store_bf16, store_f16 (16-bit pointers are uint16_t; a `stream` flag asks for a non-temporal store where
+// the pointer allows one), fence (orders non-temporal stores before what follows).
 //
 // The operation order must stay identical to scalar_kernel in cpu_adam_scalar.cpp (tests compare bitwise).
 
 template <class V>
 struct VecConsts {
   typename V::R beta1, beta2, one_minus_beta1, one_minus_beta2, eps, step_size, bc2_rsqrt, decay, grad_scale;
-  bool l2, decoupled, scaled;
+  bool l2, decoupled, scaled, stream_copy;
   explicit VecConsts(const AdamConsts& k)
       : beta1(V::set1(k.beta1)),
         beta2(V::set1(k.beta2)),
@@ -24,7 +25,8 @@ struct VecConsts {
         grad_scale(V::set1(k.grad_scale)),
         l2(k.l2),
         decoupled(k.decoupled),
-        scaled(k.scaled) {}
+        scaled(k.scaled),
+        stream_copy(k.stream_copy) {}
 };
 
 template <class V, GradKind G>
@@ -35,9 +37,9 @@ inline typename V::R load_grad(const void* g, std::size_t i) {
 }
 
 template <class V, CopyKind C>
-inline void store_copy(void* c, std::size_t i, typename V::R x) {
-  if constexpr (C == CopyKind::kBFloat16) V::store_bf16(static_cast<std::uint16_t*>(c) + i, x);
-  else if constexpr (C == CopyKind::kFloat16) V::store_f16(static_cast<std::uint16_t*>(c) + i, x);
+inline void store_copy(void* c, std::size_t i, typename V::R x, bool stream) {
+  if constexpr (C == CopyKind::kBFloat16) V::store_bf16(static_cast<std::uint16_t*>(c) + i, x, stream);
+  else if constexpr (C == CopyKind::kFloat16) V::store_f16(static_cast<std::uint16_t*>(c) + i, x, stream);
 }
 
 // W elements at offset i.
@@ -58,7 +60,7 @@ inline void adam_vector(const VecConsts<V>& k, float* p, const void* g, float* m
   V::storeu(p + i, param);
   V::storeu(m + i, mi);
   V::storeu(v + i, vi);
-  store_copy<V, C>(copy, i, param);
+  store_copy<V, C>(copy, i, param, k.stream_copy);
 }
 
 template <GradKind G>
@@ -74,6 +76,11 @@ void simd_kernel(const AdamConsts& consts, float* p, const void* g, float* m, fl
   std::size_t i = 0;
 #pragma GCC unroll 4
   for (; i + W <= n; i += W) adam_vector<V, G, C>(k, p, g, m, v, copy, i);
+  // Streamed stores are weakly ordered: they must be globally visible before the caller reports the range
+  // done (a DMA to the device reads the copy next).
+  if constexpr (C != CopyKind::kNone) {
+    if (k.stream_copy) V::fence();
+  }
   if (i == n) return;
   // Tail: run one full vector on zero-padded copies so the last elements take the same instructions as the
   // rest (bit-identical to the scalar path) without reading or writing past the caller's arrays.
@@ -86,7 +93,9 @@ void simd_kernel(const AdamConsts& consts, float* p, const void* g, float* m, fl
   __builtin_memcpy(tm, m + i, r * 4);
   __builtin_memcpy(tv, v + i, r * 4);
   __builtin_memcpy(tg, static_cast<const unsigned char*>(g) + i * gb, r * gb);
-  adam_vector<V, G, C>(k, tp, tg, tm, tv, tc, 0);
+  VecConsts<V> cached = k;
+  cached.stream_copy = false;  // the tail goes through the stack
+  adam_vector<V, G, C>(cached, tp, tg, tm, tv, tc, 0);
   __builtin_memcpy(p + i, tp, r * 4);
   __builtin_memcpy(m + i, tm, r * 4);
   __builtin_memcpy(v + i, tv, r * 4);

@@ -26,6 +26,11 @@ void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
                                         options_.communication_dtype.value_or(options_.accum_dtype));
   }
   at::Tensor target = first ? chunk : s.landing.chunk(b);
+  // The chunk's ‖g‖² on the device, where what crosses is already the final gradient, bit for bit: the
+  // boundary's only contribution, unscaled, in the host dtype. Otherwise the host sums it after landing.
+  std::optional<double> squared;
+  const bool norm_on_device = boundary_ && squared_norm_ && device_squared_sum_ && copy_stream_ && first &&
+                              (on_device || averaging_.after == 1.0);
   {
     // Under NCCL the wait and the copy go to a side stream, so they queue behind the reduce-scatter only, not
     // behind the backward kernels launched since; the copy into pinned memory then blocks this thread alone.
@@ -35,15 +40,19 @@ void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
       s.launched_at[b]->block(*copy_stream_);
     }
     s.works[b].wait();
+    at::Tensor source = s.output[b];
     if (on_device) {
       // The boundary's micro-step joins the window's sum on the device (as the device path folds it), and
       // the sum crosses once. The window is zeroed with the device shards at zero_grad().
-      at::Tensor sum = s.window.chunk(b);
-      fold_into_shard(sum, s.output[b]);
-      target.copy_(sum);
-    } else {
-      target.copy_(s.output[b]);
+      source = s.window.chunk(b);
+      fold_into_shard(source, s.output[b]);
     }
+    at::Tensor device_squared;
+    if (norm_on_device && source.scalar_type() == target.scalar_type() && source.is_contiguous()) {
+      device_squared = device_squared_sum_(source);
+    }
+    target.copy_(source);  // synchronous: the norm above, queued before it, is done too
+    if (device_squared.defined()) squared = device_squared.item<double>();
   }
   if (!first) chunk.add_(target, averaging_.after);
   else if (averaging_.after != 1.0 && !on_device) chunk.mul_(averaging_.after);
@@ -52,7 +61,8 @@ void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
   s.output[b] = at::Tensor();
   s.launched[b] = 0;
   if (!boundary_) return;
-  if (!squared_norm_) {
+  if (!squared_norm_ || squared) {
+    if (squared) s.host_squared[b] = *squared;
     if (chunk_final_) chunk_final_(g, b);
     return;
   }

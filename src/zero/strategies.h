@@ -79,7 +79,9 @@ class ShardedStateStrategy : public Strategy {
   void fused_cpu_optimizer(bool on) override { fused_cpu_optimizer_ = on; }
   bool use_host_stepper(HostStepper stepper, HostStepMode mode) override;
   std::pair<std::int64_t, std::int64_t> speculation_counts() const override;
-  void track_host_norms(SquaredNorm squared_norm) override { reducer_->track_host_norms(std::move(squared_norm)); }
+  void track_host_norms(SquaredNorm squared_norm, DeviceSquaredSum device_squared_sum) override {
+    reducer_->track_host_norms(std::move(squared_norm), std::move(device_squared_sum));
+  }
   double squared_gradient_norm(const std::vector<at::Tensor>& grads, const SquaredNorm& squared_norm) override;
   std::int64_t host_bytes() const override;
   std::vector<std::vector<std::int64_t>> flat_group_numels() const override;

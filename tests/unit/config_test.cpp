@@ -217,6 +217,11 @@ TEST(ConfigTest, ZeroStagesAndOffloadRules) {
   EXPECT_TRUE(parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": 1, "offload_optimizer":
                        {"device": "cpu", "super_offload": true}}})")
                   .zero.offload_optimizer.super_offload);
+  EXPECT_DOUBLE_EQ(offload.zero.offload_optimizer.cpuadam_cores_perc, 0.8);
+  EXPECT_DOUBLE_EQ(parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": 2, "offload_optimizer":
+                            {"device": "cpu", "super_offload": true, "cpuadam_cores_perc": 0.5}}})")
+                       .zero.offload_optimizer.cpuadam_cores_perc,
+                   0.5);
   // One line naming the key and what was expected.
   const std::vector<std::pair<std::string, std::string>> bad = {
       {R"({"stage": 0, "offload_optimizer": {"device": "cpu"}})", "offload_optimizer: needs ZeRO stage 1, 2 or 3"},
@@ -226,7 +231,9 @@ TEST(ConfigTest, ZeroStagesAndOffloadRules) {
       {R"({"stage": 2, "offload_optimizer": {"device": "cpu", "ratio": 1.5}})", "offload_optimizer.ratio"},
       {R"({"stage": 2, "offload_optimizer": {"device": "gpu"}})", "offload_optimizer.device"},
       {R"({"stage": 2, "offload_optimizer": {"super_offload": true}})",
-       "offload_optimizer.super_offload: needs device \"cpu\""}};
+       "offload_optimizer.super_offload: needs device \"cpu\""},
+      {R"({"stage": 2, "offload_optimizer": {"device": "cpu", "cpuadam_cores_perc": 0}})",
+       "offload_optimizer.cpuadam_cores_perc"}};
   for (const auto& [zero, expected] : bad) {
     const auto e = error_of(R"({"train_batch_size": 8, "zero_optimization": )" + zero + "}");
     EXPECT_NE(e.find(expected), std::string::npos) << e;

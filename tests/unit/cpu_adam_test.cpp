@@ -158,26 +158,30 @@ TEST(CpuAdamTest, SimdMatchesScalarBitwise) {
       for (auto gt : grad_types) {
         for (auto ct : copy_types) {
           for (std::int64_t n : kLengths) {
-            Shard ref(n + 1, 7), simd = ref.clone();
-            // Offset by one element so no SIMD load is 64-byte aligned.
-            const auto view = [n](const at::Tensor& t) { return t.narrow(0, 1, n); };
-            const auto grad = torch::randn({n + 1}).to(gt);
-            const auto copy_ref = ct ? torch::zeros({n + 1}, *ct) : at::Tensor();
-            const auto copy_simd = ct ? torch::zeros({n + 1}, *ct) : at::Tensor();
-            for (std::int64_t step = 1; step <= 3; ++step) {
-              optim::cpu_adam_step(h, step, view(ref.p), view(grad), view(ref.m), view(ref.v),
-                                   ct ? view(copy_ref) : at::Tensor(), {CpuIsa::kScalar, false});
-              optim::cpu_adam_step(h, step, view(simd.p), view(grad), view(simd.m), view(simd.v),
-                                   ct ? view(copy_simd) : at::Tensor(), {isa, /*parallel=*/step % 2 == 1});
+            for (std::int64_t shift : {0, 1}) {
+              Shard ref(n + 1, 7), simd = ref.clone();
+              // Shifted by one element no SIMD access is aligned (and the copy is never streamed); unshifted
+              // the copy takes non-temporal stores.
+              const auto view = [n, shift](const at::Tensor& t) { return t.narrow(0, shift, n); };
+              const auto grad = torch::randn({n + 1}).to(gt);
+              const auto copy_ref = ct ? torch::zeros({n + 1}, *ct) : at::Tensor();
+              const auto copy_simd = ct ? torch::zeros({n + 1}, *ct) : at::Tensor();
+              for (std::int64_t step = 1; step <= 3; ++step) {
+                optim::cpu_adam_step(h, step, view(ref.p), view(grad), view(ref.m), view(ref.v),
+                                     ct ? view(copy_ref) : at::Tensor(), {CpuIsa::kScalar, false});
+                optim::cpu_adam_step(h, step, view(simd.p), view(grad), view(simd.m), view(simd.v),
+                                     ct ? view(copy_simd) : at::Tensor(),
+                                     {isa, /*parallel=*/step % 2 == 1, /*threads=*/0, /*stream_copy=*/step != 2});
+              }
+              const std::string what = std::string(optim::cpu_isa_name(isa)) + " grad " + c10::toString(gt) +
+                                       " copy " + (ct ? c10::toString(*ct) : "none") + " n=" + std::to_string(n) +
+                                       " shift " + std::to_string(shift) + (adam_w ? " adamw" : " l2");
+              EXPECT_TRUE(same_bits(simd.p, ref.p)) << what;
+              EXPECT_TRUE(same_bits(simd.m, ref.m)) << what;
+              EXPECT_TRUE(same_bits(simd.v, ref.v)) << what;
+              if (ct) EXPECT_TRUE(same_bits(copy_simd, copy_ref)) << what;
+              ++compared;
             }
-            const std::string what = std::string(optim::cpu_isa_name(isa)) + " grad " + c10::toString(gt) +
-                                     " copy " + (ct ? c10::toString(*ct) : "none") + " n=" + std::to_string(n) +
-                                     (adam_w ? " adamw" : " l2");
-            EXPECT_TRUE(same_bits(simd.p, ref.p)) << what;
-            EXPECT_TRUE(same_bits(simd.m, ref.m)) << what;
-            EXPECT_TRUE(same_bits(simd.v, ref.v)) << what;
-            if (ct) EXPECT_TRUE(same_bits(copy_simd, copy_ref)) << what;
-            ++compared;
           }
         }
       }

@@ -156,6 +156,17 @@ TEST(ClipTest, ClipsToMaxNormLikeDeepSpeed) {
   EXPECT_EQ(optim::clip_by_norm(grads, 10.0, 1.0), 1.0);  // never scales up
 }
 
+// super_offload sums the host gradients on fewer threads than the rest: the sum must not change with them.
+TEST(ClipTest, HostSquaredNormDoesNotDependOnTheThreadCount) {
+  torch::manual_seed(5);
+  const auto grads = torch::randn({3 * 65536 + 777}).to(at::kBFloat16);
+  const double all = optim::squared_l2_norm({grads});
+  for (int threads : {1, 2, 3, 7}) EXPECT_EQ(optim::squared_l2_norm({grads}, threads), all) << threads;
+  // fp32 within each run of 1024: ~1e-7 relative against an fp64 sum.
+  EXPECT_NEAR(all, grads.to(at::kDouble).square().sum().item<double>(), 1e-6 * all);
+  EXPECT_EQ(optim::squared_l2_norm({torch::zeros({0})}, 3), 0.0);
+}
+
 TEST(OptimizerTest, GroupOverridesSurviveTheConfig) {
   auto decay = make_params(7);
   auto no_decay = make_params(8);

@@ -65,7 +65,22 @@ struct CpuAdamExec {
   /// Split the shard over OpenMP threads (omp_get_max_threads(); set it with omp_set_num_threads or
   /// at::set_num_threads, which share LibTorch's libgomp). Small shards always run on the calling thread.
   bool parallel = true;
+  /// With `parallel`: at most this many threads; 0 takes omp_get_max_threads() of the calling thread.
+  int threads = 0;
+  /// Write the 16-bit copy with non-temporal stores (SIMD paths, aligned runs): ZeRO-Offload's copies are
+  /// read next by the upload's DMA, and a cached store first reads the line it overwrites (2 more bytes per
+  /// element on a pass of 28). Results are the same either way.
+  bool stream_copy = true;
 };
+
+/// How super_offload shares `total` CPU threads while backward goes on: `adam` for its speculative updates,
+/// `norm` for summing the landed gradients' ‖g‖² beside them — round(cores_perc × total) and the rest, each
+/// at least 1 (so with one thread both get one).
+struct SpeculationThreads {
+  int adam = 1;
+  int norm = 1;
+};
+SpeculationThreads speculation_threads(double cores_perc, int total);
 
 /// One Adam step on a shard, DeepSpeed's Adam_Optimizer::Step semantics: with `h.adam_w_mode` the decay is
 /// decoupled (p *= 1 - lr·wd), otherwise it is L2 (g += wd·p); decay applies only when weight_decay > 0;
@@ -142,6 +157,9 @@ class CpuAdam : public Optimizer {
   CpuIsa isa() const { return exec_.isa; }
   /// Threads are OpenMP's; `parallel=false` keeps each step on the calling thread.
   void set_parallel(bool parallel) { exec_.parallel = parallel; }
+  /// Threads for the ranges step_host_range() updates with a backup (speculatively, while the gradient
+  /// norm is still being summed on other threads); 0, the default, leaves them at exec's count.
+  void set_speculative_threads(int threads) { speculative_threads_ = threads; }
 
  private:
   bool layout_steps(std::size_t group, std::size_t index) const {
@@ -154,6 +172,7 @@ class CpuAdam : public Optimizer {
   bool external_host_ = false;
   bool host_begun_ = false;  // begin_host_step() ran for the coming step()
   float host_scale_ = 1.0f;  // the gradient scale step() took for the layout's ranges
+  int speculative_threads_ = 0;
 };
 
 }  // namespace deepspeed::optim

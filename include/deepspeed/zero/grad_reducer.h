@@ -110,8 +110,13 @@ class BucketReducer : public GradientReducer {
   /// Offload: ‖chunk‖² of every host chunk is computed with `squared_norm` on a thread of its own once the
   /// chunk holds the boundary's complete gradient, while backward and the next chunks' copies go on, instead
   /// of in a pass over the host gradients at step time. Set before the first backward.
-  void track_host_norms(std::function<double(const std::vector<at::Tensor>&)> squared_norm) {
+  /// With `device_squared_sum` (CUDA; optim::device_squared_sum, bit-identical to `squared_norm` on the same
+  /// elements), a chunk that lands as its device buffer's exact bytes takes its ‖chunk‖² there instead, on the
+  /// copy stream before its copy: no host memory bandwidth spent, none taken from a CPU Adam pass beside it.
+  void track_host_norms(std::function<double(const std::vector<at::Tensor>&)> squared_norm,
+                        std::function<at::Tensor(const at::Tensor&)> device_squared_sum = {}) {
     squared_norm_ = std::move(squared_norm);
+    device_squared_sum_ = std::move(device_squared_sum);
   }
   /// After the boundary's finish_backward(): the sum of ‖chunk‖² over group g's host chunks, summed in bucket
   /// order (the same value for any timing); nullopt when norms are not tracked or g has no host chunk.
@@ -152,6 +157,7 @@ class BucketReducer : public GradientReducer {
   bool boundary_ = false;  // this backward closes an accumulation window
   std::function<void(std::size_t)> group_done_;
   std::function<double(const std::vector<at::Tensor>&)> squared_norm_;
+  std::function<at::Tensor(const at::Tensor&)> device_squared_sum_;
   std::function<void(std::size_t, std::size_t)> chunk_final_;
   std::optional<c10::Stream> copy_stream_;  // CUDA: where host-bound chunks are copied
   std::unique_ptr<SerialWorker> worker_;       // offload only: the landing thread

@@ -47,6 +47,9 @@ namespace deepspeed::zero {
 
 /// ‖t‖² summed over tensors (the engine passes optim::squared_l2_norm; zero does not depend on optim).
 using SquaredNorm = std::function<double(const std::vector<at::Tensor>&)>;
+/// ‖t‖² of one CUDA tensor as a 0-d fp64 device tensor, enqueued on the current stream, bit-identical to
+/// SquaredNorm on the same elements (the engine passes optim::device_squared_sum).
+using DeviceSquaredSum = std::function<at::Tensor(const at::Tensor&)>;
 
 /// ZeRO-Offload's CPU optimizer as an offloaded layout drives it: range by range, bucket by bucket, so that one
 /// bucket's upload overlaps the next bucket's update, and, where HostStepMode allows, each bucket is updated as
@@ -106,8 +109,9 @@ class Strategy : public checkpoint::Stateful {
   /// Under HostStepMode::kSpeculative: the steps whose host update started during backward, and those of
   /// them whose factor was not 1, so their speculative ranges were undone and redone. {0, 0} otherwise.
   virtual std::pair<std::int64_t, std::int64_t> speculation_counts() const { return {0, 0}; }
-  /// Offload: ‖g‖² of the host gradients is computed while they land (BucketReducer::track_host_norms).
-  virtual void track_host_norms(SquaredNorm squared_norm) {}
+  /// Offload: ‖g‖² of the host gradients is computed while they land (BucketReducer::track_host_norms), on
+  /// the device where `device_squared_sum` is given and the chunk crosses unchanged.
+  virtual void track_host_norms(SquaredNorm squared_norm, DeviceSquaredSum device_squared_sum = {}) {}
   /// ‖g‖² of this rank's optimizer_gradients() `grads` (before sum_over_shards): `squared_norm(grads)`, or
   /// with tracked host norms, those plus `squared_norm` of the rest.
   virtual double squared_gradient_norm(const std::vector<at::Tensor>& grads, const SquaredNorm& squared_norm) {
