@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import torch
 
@@ -68,7 +69,9 @@ def main() -> int:
 
     # Built on the CPU from the seed (bit-identical to LibTorch's weights); DeepSpeed moves and casts it.
     torch.manual_seed(args.seed)
+    t_build = time.perf_counter()
     model = C.GPT(cfg)
+    print(f"setup: model built on the CPU in {time.perf_counter() - t_build:.1f} s", file=sys.stderr, flush=True)
     n_params = C.count_parameters(model)
     adamw, lr, betas, eps, wd = C.optimizer_hparams(ds)
     groups = C.param_groups(model, wd)
@@ -77,8 +80,10 @@ def main() -> int:
         ds.pop("optimizer", None)
         cls = torch.optim.AdamW if adamw else torch.optim.Adam
         client_opt = cls(groups, lr=lr, betas=betas, eps=eps, fused=True)
+    t_init = time.perf_counter()
     engine, optimizer, _, _ = deepspeed.initialize(model=model, model_parameters=groups, optimizer=client_opt,
                                                     config=ds)
+    print(f"setup: deepspeed.initialize took {time.perf_counter() - t_init:.1f} s", file=sys.stderr, flush=True)
     if cfg.activation_checkpointing:
         deepspeed.checkpointing.configure(None, deepspeed_config=ds)
         model.checkpoint_fn = deepspeed.checkpointing.checkpoint

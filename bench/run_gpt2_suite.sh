@@ -42,6 +42,10 @@ mkdir -p "$out"
 work=/tmp/gpt2_suite
 rm -rf "$work"
 mkdir -p "$work"
+# Each run's log is written under $OUT as it runs: a device call cut short by its time limit still brings it back.
+logs=$out/logs
+rm -rf "$logs"
+mkdir -p "$logs"
 export PATH=/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 # DeepSpeed's op builder parses the list as numbers: "9.0a" (the device image's value) breaks its JIT build.
@@ -145,7 +149,7 @@ run_idx=0
 run() {
   local name=$1; shift
   run_idx=$((run_idx + 1))
-  local log=$work/$(printf %02d $run_idx)_$name.log
+  local log=$logs/$(printf %02d $run_idx)_$name.log
   if [ "$(elapsed)" -ge "$BUDGET_S" ]; then
     stamp "skip $name (time budget $BUDGET_S s spent)"
     echo "{\"bench\": \"gpt2\", \"impl\": \"$impl\", \"model\": \"$model\", \"world_size\": $n, \"zero_stage\": ${stage:-null}, \"micro_batch\": $micro, \"grad_accum\": $GAS, \"error\": \"skipped: time budget\"}" >>"$results"
@@ -256,7 +260,7 @@ for model in $MODELS; do
   done
 done
 
-for f in "$work"/[0-9]*.log; do [ -f "$f" ] && { cat "$f"; echo; }; done >"$out/runs.log"
+for f in "$logs"/[0-9]*.log; do [ -f "$f" ] && { cat "$f"; echo; }; done >"$out/runs.log"
 [ -f "$work/fused_adam_build.log" ] && cp "$work/fused_adam_build.log" "$out/fused_adam_build.log"
 stamp "done"
 echo

@@ -61,9 +61,18 @@ void CpuAdam::step() {
     }
     fused_adam_step(on_device, device_states, groups_[gi].hyper);
   }
-  if (external_host_) host_scale_ = static_cast<float>(grad_scale_);
+  if (external_host_) {
+    host_scale_ = static_cast<float>(grad_scale_);
+    // Ranges begun during backward took theirs at begin_host_step() and may be running now.
+    if (!host_begun_) snapshot_host_hyper();
+  }
   host_begun_ = false;
   grad_scale_ = 1.0;
+}
+
+void CpuAdam::snapshot_host_hyper() {
+  host_hyper_.clear();
+  for (const auto& g : groups_) host_hyper_.push_back(g.hyper);
 }
 
 void CpuAdam::begin_host_step() {
@@ -72,6 +81,7 @@ void CpuAdam::begin_host_step() {
       if (layout_steps(gi, i)) advance_count(state(gi, i));
     }
   }
+  snapshot_host_hyper();
   host_begun_ = true;
 }
 
@@ -100,7 +110,8 @@ void CpuAdam::step_host_range(std::size_t group, std::size_t index, std::int64_t
   shard.backup = backup;
   CpuAdamExec exec = exec_;
   if (backup != nullptr && speculative_threads_ > 0) exec.threads = speculative_threads_;
-  cpu_adam_step(groups_[group].hyper, static_cast<std::int64_t>(s.at("step").item<float>()), shard, exec);
+  const Hyper& hyper = group < host_hyper_.size() ? host_hyper_[group] : groups_[group].hyper;
+  cpu_adam_step(hyper, static_cast<std::int64_t>(s.at("step").item<float>()), shard, exec);
 }
 
 void CpuAdam::restore_host_range(std::size_t group, std::size_t index, std::int64_t offset, std::int64_t numel,

@@ -43,6 +43,9 @@ void ShardedStateStrategy::attach(std::vector<FlatGroup*> groups, const LayoutIn
                                                       copies_in_weight_shards_ ? groups[g]->param_shard : at::Tensor()));
     }
   }
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    for (std::size_t b = 0; b < groups[g]->plan.buckets.size(); ++b) step_order_.push_back({g, b});
+  }
   masters_ = std::make_unique<MasterWeights>(std::move(groups), std::move(masters), MasterWeights::View::kPerGroup);
 }
 
@@ -134,25 +137,27 @@ void ShardedStateStrategy::before_backward(bool boundary) {
   if (!stepper_ || step_mode_ == HostStepMode::kAfterStep || !boundary || !fused_cpu_optimizer_) return;
   // The updates below rewrite the 16-bit copies the last step uploaded from.
   if (uploads_done_) uploads_done_->synchronize();
+  // A step that will not speculate (the last one clipped) queues its updates once the factor is known, in
+  // step order, as a whole-step update does; queued as they landed they would wait for it all the same.
+  if (speculation_ && !speculation_->begin_step()) return;
   stepper_->begin_during_backward();
-  if (speculation_) speculation_->begin_step();
   stepping_in_backward_ = true;
 }
 
-void ShardedStateStrategy::queue_host_steps() {
-  if (!stepper_ || !fused_cpu_optimizer_) return;
+bool ShardedStateStrategy::queue_host_steps() {
+  if (!stepper_ || !fused_cpu_optimizer_) return false;
   if (stepping_in_backward_) {  // queued as they landed
     stepping_in_backward_ = false;
     if (speculation_) settle_speculation();
-    return;
+    return false;
   }
   const float scale = stepper_->gradient_scale();
+  if (speculation_) speculation_->decide(scale);  // a step that did not speculate still decides whether the next does
   const auto& groups = masters_->groups();
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    for (std::size_t b = 0; b < groups[g]->plan.buckets.size(); ++b) {
-      if (placement_.on_host(*groups[g], b)) queue_host_step(g, b, scale, /*speculative=*/false);
-    }
+  for (const auto& [g, b] : step_order_) {
+    if (placement_.on_host(*groups[g], b)) queue_host_step(g, b, scale, /*speculative=*/false);
   }
+  return true;
 }
 
 void ShardedStateStrategy::settle_speculation() {

@@ -10,13 +10,14 @@ StepSpeculation::StepSpeculation(std::int64_t backup_numel)
     // Not value-initialised: untouched pages cost nothing until a speculation writes them.
     : capacity_(backup_numel), backup_(new float[static_cast<std::size_t>(3 * std::max<std::int64_t>(backup_numel, 1))]) {}
 
-void StepSpeculation::begin_step() {
+bool StepSpeculation::begin_step() {
   const std::lock_guard lock(mutex_);
   used_ = 0;
   verdict_.reset();
   speculating_ = last_was_one_;
   abandoned_ = false;
   speculated_.clear();
+  return speculating_;
 }
 
 StepSpeculation::Ticket StepSpeculation::next(std::size_t group, std::size_t bucket, std::int64_t begin,

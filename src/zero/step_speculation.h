@@ -60,8 +60,8 @@ class StepSpeculation {
   /// last decided step's factor was 1 (or none was decided yet): while clipping triggers step after step, as
   /// in warm-up, a speculation would only be undone, and its backup traffic and restore slow the step down
   /// (3.8B, one H200: 2.05 s per step against ~1.4 s), so those steps wait for the norm instead; the first
-  /// step with factor 1 turns speculation back on for the next.
-  void begin_step();
+  /// step with factor 1 turns speculation back on for the next. Returns whether this step speculates.
+  bool begin_step();
   /// Step worker, for the elements [begin, begin + numel) of bucket `bucket` of group `group` that are not yet
   /// updated: while the verdict is unknown, as many as the backup still holds, at most kSpeculationSlice
   /// (recorded as speculated); with the backup full, or in a step that does not speculate, blocks until the

@@ -17,6 +17,7 @@
 #include "src/zero/serial_worker.h"
 #include "src/zero/shard_checkpoint.h"
 #include "src/zero/step_speculation.h"
+#include "src/zero/write_back.h"
 
 namespace deepspeed::zero {
 
@@ -33,6 +34,9 @@ struct LayoutInputs {
   /// offloaded weight shards), before it allocates masters and gradient shards; throws UsageError when the
   /// node's host memory cannot hold the rest of the offloaded state.
   std::function<void(const std::vector<std::vector<std::int64_t>>&, std::int64_t)> check_host_memory;
+  /// `offload_optimizer.super_offload` at stages 1–2: a step's new weights land behind the next forward, unit by
+  /// unit (src/zero/write_back.h), when the model declares units.
+  bool write_back_behind_forward = false;
 };
 
 /// Stage 0: every rank holds the whole model state; flat gradients are all-reduced on the boundary. The
@@ -118,7 +122,12 @@ class ShardedStateStrategy : public Strategy {
   /// armed on the boundary), and first thing after the optimizer step (the host buckets not yet updated are
   /// queued, in the order updated_chunk() will ask for them).
   void before_backward(bool boundary);
-  void queue_host_steps();
+  /// Returns whether this step's host updates are queued in step_order_ (false: none, or queued during
+  /// backward as their gradients landed).
+  bool queue_host_steps();
+  /// The buckets in the order queue_host_steps() queues them and the write-back asks for them: (group,
+  /// bucket) order unless a derived layout sets another.
+  std::vector<BucketId> step_order_;
   ShardLayout shard_layout() const;
 
   std::size_t num_optimizer_groups_;
@@ -161,19 +170,50 @@ class ShardedStrategy final : public ShardedStateStrategy {
   ShardedStrategy(int stage, LayoutInputs in);
   ~ShardedStrategy() override;
 
+  bool use_host_stepper(HostStepper stepper, HostStepMode mode) override;
   void begin_backward(bool boundary) override {
+    finish_write_back();
     before_backward(boundary);
     reducer_->prepare_backward(boundary);
   }
   void end_backward() override { reducer_->finish_backward(); }
+  /// Under a deferred write-back (write_back.h), in a step whose host updates wait for the gradient norm, the
+  /// root unit's buckets are written before this returns, the rest by the units' forwards or the next call
+  /// below that reads the weights.
   void after_optimizer_step() override;
   void adopt_parameter_values(std::size_t u) override;
+  /// Stages 1–2 have one unit, always whole: gathering it only waits for a deferred write-back.
+  void gather(std::size_t) override { finish_write_back(); }
+  void save(checkpoint::SaveTarget& target) override {
+    finish_write_back();  // the masters and moments are final only once every deferred host update ran
+    ShardedStateStrategy::save(target);
+  }
+  void load(checkpoint::LoadSource& source, const checkpoint::LoadOptions& options) override {
+    finish_write_back();
+    ShardedStateStrategy::load(source, options);
+  }
 
  private:
   bool loads_stage(int saved_stage) const override { return saved_stage == 1 || saved_stage == 2; }
   /// This rank's chunk of every bucket of group g's flat weights → `master`.
   void take_own_chunks(std::size_t g, const ShardBuffer& master) const;
+  /// The model's declared units wait for their buckets in their forward; false when it declares none.
+  bool defer_write_back();
+  void finish_write_back() {
+    if (write_back_) write_back_->finish();
+  }
+  /// Writes bucket `id` back into the model's flat weights and starts its all-gather; `wait`: the
+  /// weights are read next (a unit's forward), so the all-gather is waited for now (under NCCL the wait
+  /// orders the current stream; under Gloo it blocks).
+  void write_bucket(BucketId id, bool wait);
+  void gathers_started();
+
   std::vector<std::unique_ptr<FlatGroup>> flat_groups_;
+  bool write_back_behind_forward_;
+  std::vector<Unit> units_;  // bound to write_back_ while it lives
+  std::unique_ptr<ForwardWriteBack> write_back_;
+  std::vector<comm::Work> gathers_;  // this step's all-gathers, and their inputs, alive until they finish
+  std::vector<at::Tensor> gather_inputs_;
 };
 
 /// Stage 3: the sharded state over the ZeRO-3 units' groups, with the model's weights partitioned too

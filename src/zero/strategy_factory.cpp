@@ -110,6 +110,7 @@ std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std
   in.reducer.gradient_predivide_factor = c.gradient_predivide_factor;
   in.reducer.accumulate_on_device = choice.accumulate_on_device;
   in.bucket_numel = choice.bucket_numel;
+  in.write_back_behind_forward = c.zero.offload_optimizer.super_offload;
   in.check_host_memory = [c, comm](const std::vector<std::vector<std::int64_t>>& groups, std::int64_t held) {
     ModelShape planned;
     planned.groups = groups;

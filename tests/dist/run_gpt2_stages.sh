@@ -9,7 +9,8 @@
 # SUPER=super sets offload_optimizer.super_offload: with clipping the host updates run speculatively during
 # backward; the run must say so and still give the reference's losses exactly, and must not report a rollback
 # unless CLIP is small enough to clip (below 0.01 here; whether a speculation then got to run before the norm
-# is the threads' timing, so a rollback is not required — zero_strategy_test forces them).
+# is the threads' timing, so a rollback is not required — zero_strategy_test forces them); at stages 1-2 it must
+# also say that the step leaves some weight buckets for the next forward's units to write back.
 # Ports PORT … PORT+9. Usage: run_gpt2_stages.sh BUILD_DIR PORT RANKS [OFFLOAD [CLIP [DTYPE [PARAM [SUPER]]]]]
 set -uo pipefail
 build=$1 port=$2 ranks=$3 offload=${4:-} clip=${5:-1.0} dtype=${6:-fp32} param=${7:-} super=${8:-}
@@ -45,8 +46,10 @@ stages="1 2 3"
 for stage in $stages; do
   # With a ratio below 1, small buckets, so that it splits every group between the host and the device; with
   # the whole state offloaded, the default size (each of the example's two param groups one bucket).
+  # super_offload takes small buckets too: at stages 1-2 the blocks' buckets are then written back as the next
+  # forward reaches each block (not all at the step), which the exact comparison below checks.
   buckets=""
-  [ "$offload" != 1 ] && buckets=" \"reduce_bucket_size\": 50000,"
+  [ "$offload" != 1 ] || [ "$super" = super ] && buckets=" \"reduce_bucket_size\": 50000,"
   extra=""
   [ -n "$offload" ] && extra=",$buckets \"offload_optimizer\": {\"device\": \"cpu\", \"pin_memory\": true, \"ratio\": $offload$super_key}"
   offload_only=$extra
@@ -58,7 +61,9 @@ for stage in $stages; do
     # fp32 masters differently from the device one by an ulp, which the bf16 weights sometimes show (on an
     # H200 1e-4 in the loss by step 7; on CPU ranks nothing) — and, exactly, to the reference host step
     # (DS_REFERENCE_OFFLOAD_STEP=1: each host shard stepped whole after backward, the weights on the device).
-    run "dev$stage" "$stage" "${buckets%,}" $((port + 3 + stage))
+    dev_extra=""
+    [ -n "$buckets" ] && dev_extra=",${buckets%,}"
+    run "dev$stage" "$stage" "$dev_extra" $((port + 3 + stage))
     compare_losses "dev$stage" "z$stage" 1e-3
     DS_REFERENCE_OFFLOAD_STEP=1 run "ref$stage" "$stage" "$offload_only" $((port + 6 + stage))
     compare_losses "ref$stage" "z$stage" 0
@@ -75,6 +80,14 @@ for stage in $stages; do
     rolled=$(grep -c "super_offload: gradient clipping scaled" "$work/z$stage.log")
     if awk -v c="$clip" 'BEGIN { exit !(c >= 0.01) }' && [ "$rolled" -gt 0 ]; then
       cat "$work/z$stage.log"; echo "FAIL: stage $stage rolled back with clipping $clip, which never clips"; exit 1
+    fi
+    if [ "$stage" != 3 ]; then
+      line=$(grep -m1 "super_offload: a step whose host updates wait for the gradient norm writes back the" "$work/z$stage.log") \
+        || { echo "FAIL: stage $stage wrote every bucket back at the step"; exit 1; }
+      at_step=$(echo "$line" | sed 's/.* writes back the \([0-9]*\) of \([0-9]*\) .*/\1 \2/')
+      read -r first total <<<"$at_step"
+      [ "$first" -lt "$total" ] || { echo "FAIL: stage $stage: $line (nothing left for the forward)"; exit 1; }
+      echo "stage $stage: $line"
     fi
     echo "stage $stage: $rolled rollback line(s)"
   fi

@@ -292,7 +292,8 @@ TEST(CpuAdamTest, OptimizerInterfaceWithHalfGradsAndRegisteredCopy) {
 
 // ZeRO-Offload's pipelined update: the layout steps the tensors with a copy itself, range by range and in any
 // order, after step() (which advanced their counts and kept the clipping factor) or after begin_host_step()
-// (an update during backward, factor 1). Each element gets exactly the whole-tensor update.
+// (an update during backward, factor 1), even once the LR has moved on. Each element gets exactly the
+// whole-tensor update.
 TEST(CpuAdamTest, HostRangesEqualWholeSteps) {
   const auto h = hyper(1e-2, 0.1, true);
   auto params = make_params(31);
@@ -317,11 +318,15 @@ TEST(CpuAdamTest, HostRangesEqualWholeSteps) {
       params[i].mutable_grad() = grads[i];
       whole_params[i].mutable_grad() = grads[i];
     }
+    const double lr = 1e-2 / static_cast<double>(step);  // a schedule
+    ranged.set_lr(0, lr);
+    whole.set_lr(0, lr);
     if (during_backward) ranged.begin_host_step();
     ranged.take_gradient_scale(factor);
     ranged.step();
     whole.take_gradient_scale(factor);
     whole.step();
+    ranged.set_lr(0, 5.0);  // the scheduler moves on before the queued ranges run: they keep their step's LR
     for (std::size_t i = params.size() - 1; i >= 1; --i) {  // ranges back to front, three per tensor
       const std::int64_t n = params[i].numel(), a = n / 3, b = 2 * n / 3;
       for (auto [lo, hi] : {std::pair{b, n}, std::pair{std::int64_t{0}, a}, std::pair{a, b}}) {

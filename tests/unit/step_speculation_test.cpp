@@ -57,10 +57,10 @@ TEST(StepSpeculation, SpeculatesWhatTheBackupHoldsAndRedoesItWhenTheFactorIsNotO
 
 TEST(StepSpeculation, AStepAfterOneThatClippedWaitsForTheVerdict) {
   StepSpeculation s(10);
-  s.begin_step();
+  EXPECT_TRUE(s.begin_step());
   EXPECT_NE(s.next(0, 0, 0, 4).backup, nullptr);  // optimistic before any verdict
   EXPECT_EQ(s.decide(0.5f).size(), 1u);
-  s.begin_step();  // the last step clipped: no speculation, though the backup is free
+  EXPECT_FALSE(s.begin_step());  // the last step clipped: no speculation, though the backup is free
   StepSpeculation::Ticket waited;
   std::thread worker([&] { waited = s.next(0, 0, 0, 4); });
   EXPECT_TRUE(s.decide(1.0f).empty());
@@ -68,7 +68,7 @@ TEST(StepSpeculation, AStepAfterOneThatClippedWaitsForTheVerdict) {
   EXPECT_EQ(waited.backup, nullptr);
   EXPECT_EQ(waited.numel, 4);
   EXPECT_EQ(waited.scale, 1.0f);
-  s.begin_step();  // factor 1 last time: speculating again
+  EXPECT_TRUE(s.begin_step());  // factor 1 last time: speculating again
   EXPECT_NE(s.next(0, 0, 0, 4).backup, nullptr);
   EXPECT_EQ(s.speculated_steps(), 2);
 }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -53,7 +54,7 @@ at::Tensor inputs(std::int64_t rows) { return (at::arange(rows * 7, at::kFloat).
 at::Tensor targets(std::int64_t rows) { return (at::arange(rows * 5, at::kFloat).reshape({rows, 5}) * 0.29).cos(); }
 
 config::Config make_config(int stage, int world_size, int gas, const std::string& optimizer, double offload = -1,
-                           bool bf16 = false) {
+                           bool bf16 = false, bool super_offload = false) {
   config::Json json = {{"train_micro_batch_size_per_gpu", kMicro},
                        {"gradient_accumulation_steps", gas},
                        {"optimizer", {{"type", optimizer}, {"params", {{"lr", kLr}}}}},
@@ -61,6 +62,7 @@ config::Config make_config(int stage, int world_size, int gas, const std::string
                        {"zero_optimization",
                         {{"stage", stage}, {"reduce_bucket_size", 40}, {"stage3_param_persistence_threshold", 0}}}};
   if (offload >= 0) json["zero_optimization"]["offload_optimizer"] = {{"device", "cpu"}, {"ratio", offload}};
+  if (super_offload) json["zero_optimization"]["offload_optimizer"]["super_offload"] = true;
   if (bf16) json["bf16"] = {{"enabled", true}};
   return config::parse_config(json, "<test>", world_size);
 }
@@ -135,6 +137,39 @@ at::Tensor reference_weights(int steps, std::int64_t global_batch) {
   return at::cat(flat);
 }
 
+// What the engine does with CPU Adam and an offloaded layout: the 16-bit copies registered, the host steps run
+// by the layout in `mode`. `before_scale` runs where the layout asks for the step's gradient factor;
+// `ranges`, when given, counts the host ranges stepped speculatively (with a backup).
+optim::CpuAdam& use_cpu_adam_host_steps(Job& job, HostStepMode mode, std::function<void()> before_scale = {},
+                                        std::atomic<int>* ranges = nullptr) {
+  auto* adam = dynamic_cast<optim::CpuAdam*>(job.optimizer.get());
+  if (adam == nullptr) throw std::logic_error("the job's optimizer is not CPU Adam");
+  const auto copies = job.zero->optimizer_param_copies();
+  for (std::size_t g = 0; g < copies.size(); ++g) {
+    for (std::size_t i = 0; i < copies[g].size(); ++i) {
+      if (copies[g][i].defined()) adam->set_param_copy(g, i, copies[g][i]);
+    }
+  }
+  job.zero->fused_cpu_optimizer(true);
+  HostStepper stepper{
+      [adam] { adam->begin_host_step(); },
+      [adam, before_scale] {
+        if (before_scale) before_scale();
+        return adam->host_gradient_scale();
+      },
+      [adam, ranges](std::size_t g, std::size_t i, std::int64_t offset, std::int64_t numel, const at::Tensor& grad,
+                     float scale, float* backup) {
+        adam->step_host_range(g, i, offset, numel, grad, scale, backup);
+        if (backup != nullptr && ranges != nullptr) ++*ranges;
+      },
+      [adam](std::size_t g, std::size_t i, std::int64_t offset, std::int64_t numel, const float* backup) {
+        adam->restore_host_range(g, i, offset, numel, backup);
+      }};
+  if (!job.zero->use_host_stepper(std::move(stepper), mode)) throw std::logic_error("the layout took no host stepper");
+  adam->set_external_host_steps(true);
+  return *adam;
+}
+
 TEST(Strategy, EveryStageTrainsLikeOneProcess) {
   constexpr int kSteps = 3, kGas = 2;
   for (int stage : {0, 1, 2, 3}) {
@@ -188,38 +223,17 @@ TEST(Strategy, SpeculativeHostStepsEqualTheStepsAfterBackward) {
       std::map<HostStepMode, at::Tensor> weights;
       for (const auto mode : {HostStepMode::kAfterStep, HostStepMode::kSpeculative}) {
         Job job(make_config(stage, kRanks, kGas, "AdamW", 1.0, /*bf16=*/true), comm);
-        auto* adam = dynamic_cast<optim::CpuAdam*>(job.optimizer.get());
-        ASSERT_NE(adam, nullptr);
-        const auto copies = job.zero->optimizer_param_copies();  // what the engine registers
-        for (std::size_t g = 0; g < copies.size(); ++g) {
-          for (std::size_t i = 0; i < copies[g].size(); ++i) {
-            if (copies[g][i].defined()) adam->set_param_copy(g, i, copies[g][i]);
-          }
-        }
-        job.zero->fused_cpu_optimizer(true);
         std::atomic<int> speculative_ranges{0};
         int step = 0;
         const bool speculates = mode == HostStepMode::kSpeculative;
-        HostStepper stepper{
-            [&] {
-              speculative_ranges = 0;
-              adam->begin_host_step();
-            },
+        use_cpu_adam_host_steps(
+            job, mode,
             [&] {
               while (speculates && speculative_step[step] && speculative_ranges.load() == 0) std::this_thread::yield();
-              return adam->host_gradient_scale();
             },
-            [&](std::size_t g, std::size_t i, std::int64_t offset, std::int64_t numel, const at::Tensor& grad,
-                float scale, float* backup) {
-              adam->step_host_range(g, i, offset, numel, grad, scale, backup);
-              if (backup != nullptr) ++speculative_ranges;
-            },
-            [&](std::size_t g, std::size_t i, std::int64_t offset, std::int64_t numel, const float* backup) {
-              adam->restore_host_range(g, i, offset, numel, backup);
-            }};
-        ASSERT_TRUE(job.zero->use_host_stepper(std::move(stepper), mode));
-        adam->set_external_host_steps(true);
+            &speculative_ranges);
         for (step = 0; step < kSteps; ++step) {
+          speculative_ranges = 0;
           job.train_step(step, kGas, *comm, factors[step]);
           if (speculates && !speculative_step[step]) EXPECT_EQ(speculative_ranges.load(), 0) << "step " << step;
         }
@@ -230,6 +244,40 @@ TEST(Strategy, SpeculativeHostStepsEqualTheStepsAfterBackward) {
       }
       EXPECT_TRUE(at::equal(weights[HostStepMode::kAfterStep], weights[HostStepMode::kSpeculative]))
           << "stage " << stage << ", rank " << comm->rank();
+    });
+  }
+}
+
+// super_offload at stages 1-2 with units: a step whose host updates wait for the gradient norm leaves the
+// units' weights for their next forward to write back. Right after each step fc1 (unit 1's buckets only) still
+// holds what the step's own forward used: the previous step's weights of the same run writing everything back
+// at the step. The run ends with that run's weights and, saved right after its last step, its masters, bitwise.
+// (Nothing gathers between the steps: a gather writes everything back.)
+TEST(Strategy, WriteBackBehindTheForwardEqualsTheWriteBackAtTheStep) {
+  constexpr int kGas = 2, kRanks = 2, kSteps = 4;
+  for (int stage : {1, 2}) {
+    testing::run_ranks(kRanks, [&](const std::shared_ptr<comm::Communicator>& comm) {
+      std::map<bool, std::vector<at::Tensor>> fc1;  // super_offload → fc1 at the start, then after every step
+      std::map<bool, at::Tensor> weights, masters;  // super_offload → after the last step
+      for (const bool super_offload : {false, true}) {
+        Job job(make_config(stage, kRanks, kGas, "AdamW", 1.0, /*bf16=*/true, super_offload), comm);
+        use_cpu_adam_host_steps(job, HostStepMode::kAfterStep);
+        fc1[super_offload].push_back(job.net->fc1->weight.detach().clone());
+        for (int s = 0; s < kSteps; ++s) {
+          job.train_step(s, kGas, *comm, s % 2 == 1 ? 0.5 : 1.0);
+          fc1[super_offload].push_back(job.net->fc1->weight.detach().clone());
+        }
+        checkpoint::SaveTarget target;
+        job.zero->save(target);
+        masters[super_offload] = target.rank_states.at("fp32_flat_groups").toList().get(0).toTensor().clone();
+        weights[super_offload] = job.weights();
+      }
+      for (int s = 1; s <= kSteps; ++s) {
+        EXPECT_FALSE(at::equal(fc1[false][s], fc1[false][s - 1])) << "stage " << stage << ", step " << s;
+        EXPECT_TRUE(at::equal(fc1[true][s], fc1[false][s - 1])) << "stage " << stage << ", step " << s;
+      }
+      EXPECT_TRUE(at::equal(weights[false], weights[true])) << "stage " << stage << ", rank " << comm->rank();
+      EXPECT_TRUE(at::equal(masters[false], masters[true])) << "stage " << stage << ", rank " << comm->rank();
     });
   }
 }

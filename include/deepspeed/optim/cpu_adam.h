@@ -144,7 +144,8 @@ class CpuAdam : public Optimizer {
   float host_gradient_scale() const { return host_scale_; }
   /// Updates elements [offset, offset + numel) of CPU tensor (group, index) from `grad` (those elements'
   /// gradient: fp32/bf16/fp16, contiguous CPU, multiplied by `grad_scale` as it is read) with the step count
-  /// and hyper-parameters in force, writing the registered copy's elements too; with `backup`, first saves
+  /// in force and the hyper-parameters of the step (as begin_host_step(), else step(), found them: the LR
+  /// scheduler may move on while ranges are still queued), writing the registered copy's elements too; with `backup`, first saves
   /// the range's old values there (CpuAdamShard::backup). Ranges of one step may run concurrently with each
   /// other and with step()'s device work; not with set_param_copy() or a state load.
   void step_host_range(std::size_t group, std::size_t index, std::int64_t offset, std::int64_t numel,
@@ -162,6 +163,7 @@ class CpuAdam : public Optimizer {
   void set_speculative_threads(int threads) { speculative_threads_ = threads; }
 
  private:
+  void snapshot_host_hyper();
   bool layout_steps(std::size_t group, std::size_t index) const {
     return external_host_ && copies_.at(group).at(index).defined();
   }
@@ -172,6 +174,7 @@ class CpuAdam : public Optimizer {
   bool external_host_ = false;
   bool host_begun_ = false;  // begin_host_step() ran for the coming step()
   float host_scale_ = 1.0f;  // the gradient scale step() took for the layout's ranges
+  std::vector<Hyper> host_hyper_;  // per group: the hyper-parameters of the step the layout's ranges belong to
   int speculative_threads_ = 0;
 };
 
