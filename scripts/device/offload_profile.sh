@@ -10,7 +10,8 @@
 # CHECK=1 first runs the offload GPU tests (ctest -R offload -L gpu); ADAM_BENCH=0 skips cpu_adam_bench;
 # IMPLS="deepspeed" runs DeepSpeed 0.19.8 (carry .whl) on the same configs. SUPER=1 sets
 # offload_optimizer.super_offload (ours: speculative host updates with clipping; leave it off for DeepSpeed);
-# PERC sets its cpuadam_cores_perc (the speculative updates' share of the threads).
+# PERC sets its cpuadam_cores_perc (the speculative updates' share of the threads). SKIP_BUILD=1 skips our build
+# (a DeepSpeed-only call). Each run's log is under $OUT/<run>/logs while it runs, so a call cut short still shows it.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 STEPS=${STEPS:-3} WARMUP=${WARMUP:-2} CLIPS=${CLIPS:-1.0 0} GASES=${GASES:-1} STAGES=${STAGES:-2}
