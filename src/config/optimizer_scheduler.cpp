@@ -36,23 +36,34 @@ void read_number_or_list(Section& params, const char* key, std::vector<double>& 
   }
 }
 
+void read_betas(Section& params, std::vector<double>& betas) {
+  params.read("betas", betas, 2);
+  for (double b : betas) {
+    if (b < 0 || b >= 1) params.fail("betas", cat("each beta must be in [0, 1), got ", util::py_float_list(betas)));
+  }
+}
+
 }  // namespace
 
 void parse_optimizer(Section& root, OptimizerConfig& out) {
   Section section = root.child("optimizer");
   if (!section.present()) return;
   std::string type;
-  if (!section.read("type", type)) section.fail("type", "missing; expected one of \"Adam\", \"AdamW\", \"SGD\", \"Lamb\"");
+  if (!section.read("type", type)) {
+    section.fail("type", "missing; expected one of \"Adam\", \"AdamW\", \"SGD\", \"Lamb\", \"Adagrad\", \"Lion\"");
+  }
   const std::string name = lower(type);
-  static const std::vector<std::string> kLater = {"onebitadam", "zerooneadam", "onebitlamb", "adagrad", "lion",
-                                                  "muadam", "muadamw", "musgd", "muon", "rmsprop"};
+  static const std::vector<std::string> kLater = {"onebitadam", "zerooneadam", "onebitlamb", "muadam",
+                                                  "muadamw", "musgd", "muon", "rmsprop"};
   if (std::find(kLater.begin(), kLater.end(), name) != kLater.end()) {
     section.fail("type", cat("\"", type, "\" is a DeepSpeed optimizer that deepspeed.cpp does not implement yet "
-                                         "(available: Adam, AdamW, SGD, Lamb)"));
+                                         "(available: Adam, AdamW, SGD, Lamb, Adagrad, Lion)"));
   }
-  if (name != "adam" && name != "adamw" && name != "sgd" && name != "lamb") {
-    const std::string hint = util::closest_match(type, {"Adam", "AdamW", "SGD", "Lamb"});
-    section.fail("type", cat("\"", type, "\" is not a supported DeepSpeed Optimizer (available: Adam, AdamW, SGD, Lamb)",
+  static const std::vector<std::string> kNames = {"Adam", "AdamW", "SGD", "Lamb", "Adagrad", "Lion"};
+  if (std::none_of(kNames.begin(), kNames.end(), [&](const std::string& n) { return lower(n) == name; })) {
+    const std::string hint = util::closest_match(type, kNames);
+    section.fail("type", cat("\"", type, "\" is not a supported DeepSpeed Optimizer (available: Adam, AdamW, SGD, "
+                                         "Lamb, Adagrad, Lion)",
                              hint.empty() ? "" : cat("; did you mean \"", hint, "\"?")));
   }
   out.type = name;
@@ -74,11 +85,21 @@ void parse_optimizer(Section& root, OptimizerConfig& out) {
     if (out.nesterov && (out.momentum <= 0 || out.dampening != 0)) {
       params.fail("nesterov", "Nesterov momentum requires a momentum and zero dampening");
     }
-  } else {
-    params.read("betas", out.betas, 2);
-    for (double b : out.betas) {
-      if (b < 0 || b >= 1) params.fail("betas", cat("each beta must be in [0, 1), got ", util::py_float_list(out.betas)));
+  } else if (name == "adagrad") {
+    // torch.optim.Adagrad's and DeepSpeedCPUAdagrad's defaults, not Adam's.
+    if (!has_lr) out.lr = 1e-2;
+    out.eps = 1e-10;
+    params.read("eps", out.eps, non_negative);
+    // torch.optim.Adagrad's two extras; DeepSpeedCPUAdagrad has neither, so neither do we.
+    for (const char* key : {"lr_decay", "initial_accumulator_value"}) {
+      double value = 0;
+      params.read(key, value);
+      if (value != 0) params.fail(key, cat("expected 0 (DeepSpeedCPUAdagrad's only value), got ", util::py_float(value)));
     }
+  } else if (name == "lion") {
+    read_betas(params, out.betas);
+  } else {
+    read_betas(params, out.betas);
     params.read("eps", out.eps, non_negative);
     params.read("bias_correction", out.bias_correction);
     if (name == "lamb") {

@@ -9,6 +9,7 @@
 #include "deepspeed/initialize.h"
 #include "deepspeed/engine/timers.h"
 #include "deepspeed/optim/clip.h"
+#include "deepspeed/optim/adagrad_lion.h"
 #include "deepspeed/optim/cpu_adam.h"
 #include "deepspeed/zero/init.h"
 #include "deepspeed/zero/memory_estimate.h"
@@ -96,10 +97,18 @@ void use_offload_optimizer(const config::Config& c, const std::shared_ptr<optim:
   }
   auto cpu_adam = std::dynamic_pointer_cast<optim::CpuAdam>(optimizer);
   if (!cpu_adam) {
-    if (c.zero_force_ds_cpu_optimizer) {
+    // DeepSpeedCPUAdagrad and DeepSpeedCPULion are DeepSpeed CPU optimizers too (they step the host masters
+    // with LibTorch's CPU kernels here, without CPU Adam's overlap with backward).
+    const bool ds_cpu_optimizer = std::dynamic_pointer_cast<optim::Adagrad>(optimizer) != nullptr ||
+                                  std::dynamic_pointer_cast<optim::Lion>(optimizer) != nullptr;
+    if (c.zero_force_ds_cpu_optimizer && !ds_cpu_optimizer) {
       throw ConfigError(cat(c.source, ": zero_force_ds_cpu_optimizer: ZeRO-Offload with the optimizer ", optimizer->name(),
-                            ", which is not DeepSpeedCPUAdam, will be slow; use optimizer.type Adam or AdamW, or set "
-                            "<\"zero_force_ds_cpu_optimizer\": false> to run it anyway"));
+                            ", which is not a DeepSpeed CPU optimizer, will be slow; use optimizer.type Adam, AdamW, "
+                            "Adagrad or Lion, or set <\"zero_force_ds_cpu_optimizer\": false> to run it anyway"));
+    }
+    if (c.zero.offload_optimizer.super_offload) {
+      log::print_rank0(cat("super_offload changes nothing with ", optimizer->name(), ": its host update runs after "
+                           "backward, as without the key (only DeepSpeedCPUAdam's overlaps backward)"));
     }
     return;  // the layout converts the masters itself after each step
   }

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "deepspeed/optim/adagrad_lion.h"
 #include "deepspeed/optim/cpu_adam.h"
 #include "deepspeed/optim/lamb.h"
 #include "deepspeed/util/error.h"
@@ -91,6 +92,8 @@ std::unique_ptr<Optimizer> make_optimizer(const config::OptimizerConfig& config,
   }
   if (config.type == "sgd") return std::make_unique<Sgd>(std::move(groups));
   if (config.type == "lamb") return std::make_unique<FusedLamb>(std::move(groups));
+  if (config.type == "adagrad") return std::make_unique<Adagrad>(std::move(groups), offloaded);
+  if (config.type == "lion") return std::make_unique<Lion>(std::move(groups), offloaded);
   throw ConfigError(util::cat("optimizer.type: \"", config.type, "\" is not implemented yet"));
 }
 

@@ -14,9 +14,11 @@ namespace deepspeed::zero {
 
 namespace {
 
-// fp32 tensors per master element the optimizer adds: Adam's two moments, SGD's momentum buffer.
+// fp32 tensors per master element the optimizer adds: Adam's and Lamb's two moments, SGD's momentum buffer,
+// Adagrad's sum of squares, Lion's momentum.
 std::int64_t optimizer_states(const config::OptimizerConfig& o) {
   if (o.type == "sgd") return o.momentum != 0.0 ? 1 : 0;
+  if (o.type == "adagrad" || o.type == "lion") return 1;
   return o.amsgrad ? 3 : 2;
 }
 

@@ -148,8 +148,10 @@ std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std
 }
 
 void check_optimizer_supported(const config::Config& c, bool client_optimizer) {
-  // DeepSpeed's ZeRO is tested with Adam-style optimizers; others need an explicit opt-in.
-  const bool tested = !client_optimizer && (c.optimizer.type == "adam" || c.optimizer.type == "adamw");
+  // DeepSpeed's ZeRO is tested with Adam/AdamW, Adagrad and Lion (device and CPU versions); others need an
+  // explicit opt-in.
+  const std::string& type = c.optimizer.type;
+  const bool tested = !client_optimizer && (type == "adam" || type == "adamw" || type == "adagrad" || type == "lion");
   if (c.zero.stage > 0 && !tested && !c.zero_allow_untested_optimizer) {
     throw ConfigError(cat(c.source, ": zero_allow_untested_optimizer: You are using an untested ZeRO Optimizer. "
                                     "Please add <\"zero_allow_untested_optimizer\": true> in the configuration file to use it."));

@@ -4,7 +4,7 @@
 # Offloaded masters are stepped by DeepSpeedCPUAdam instead of LibTorch's fused AdamW, so parameters agree to
 # the two kernels' fp32 rounding: measured 6.6e-8 relative in fp32 (tolerance 1e-5), and bitwise in bf16/fp16
 # (tolerance 2e-2, as run_equivalence.sh, so that another CPU's rounding of a master cannot flip the test).
-# Usage: run_offload.sh BUILD_DIR PORT STAGE
+# Usage: run_offload.sh BUILD_DIR PORT STAGE (it takes 39 ports; at stage 3, 58)
 set -uo pipefail
 build=$1 port=$2 stage=$3
 source "$(dirname "$0")/dp_lib.sh"
@@ -20,6 +20,17 @@ for dtype in fp32 bf16 fp16; do
     grep -q "DeepSpeedCPUAdam" "$work/log" || fail "stage $stage $dtype gas $gas: the offload run did not use DeepSpeedCPUAdam"
     compare "stage $stage $dtype gas $gas: offload vs device" "$work/offload.pt" "$work/device.pt" "$rtol"
   done
+done
+
+# DeepSpeed's other CPU optimizers: with offload, Adagrad and Lion step the host masters (DeepSpeedCPUAdagrad,
+# DeepSpeedCPULion; the same LibTorch ops as on the device, so fp32 agrees to rounding), and
+# zero_force_ds_cpu_optimizer accepts them as it does in DeepSpeed.
+for optimizer in Adagrad Lion; do
+  common=(--steps 4 --micro 2 --gas 3 --clip 0.05 --stage "$stage" --dtype fp32 --optimizer "$optimizer")
+  offload_launch "${common[@]}" --out "$work/device.pt" || { fail "stage $stage $optimizer: no-offload run"; continue; }
+  offload_launch "${common[@]}" --offload 1 --out "$work/offload.pt" || { fail "stage $stage $optimizer: offload run"; continue; }
+  grep -q "DeepSpeedCPU$optimizer" "$work/log" || fail "stage $stage $optimizer: the offload run did not use DeepSpeedCPU$optimizer"
+  compare "stage $stage fp32 gas 3 $optimizer: offload vs device" "$work/offload.pt" "$work/device.pt" 1e-5
 done
 
 # The pipelined host update (each bucket's upload overlapping the next bucket's update; without clipping, each

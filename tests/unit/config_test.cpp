@@ -195,6 +195,32 @@ TEST(ConfigTest, OptimizerSemantics) {
                 .find("optimizer.params.betas: unknown key"), std::string::npos);
 }
 
+TEST(ConfigTest, AdagradAndLionTakeDeepSpeedsDefaultsAndKeys) {
+  auto c = parse(R"({"train_batch_size": 8, "optimizer": {"type": "Adagrad"}})");
+  EXPECT_EQ(c.optimizer.type, "adagrad");
+  EXPECT_DOUBLE_EQ(c.optimizer.lr, 1e-2);  // torch.optim.Adagrad's and DeepSpeedCPUAdagrad's, not Adam's
+  EXPECT_DOUBLE_EQ(c.optimizer.eps, 1e-10);
+  c = parse(R"({"train_batch_size": 8, "optimizer": {"type": "adagrad", "params": {"lr": 0.5, "eps": 1e-6,
+                                                                                    "lr_decay": 0}}})");
+  EXPECT_DOUBLE_EQ(c.optimizer.lr, 0.5);
+  EXPECT_DOUBLE_EQ(c.optimizer.eps, 1e-6);
+  EXPECT_EQ(error_of(R"({"train_batch_size": 8, "optimizer": {"type": "Adagrad", "params": {"lr_decay": 0.1}}})"),
+            "ds_config.json: optimizer.params.lr_decay: expected 0 (DeepSpeedCPUAdagrad's only value), got 0.1");
+  EXPECT_NE(error_of(R"({"train_batch_size": 8, "optimizer": {"type": "Adagrad", "params": {"betas": [0.9, 0.9]}}})")
+                .find("optimizer.params.betas: unknown key"), std::string::npos);
+  c = parse(R"({"train_batch_size": 8, "optimizer": {"type": "Lion", "params": {"lr": 1e-4, "betas": [0.95, 0.98],
+                                                                                 "weight_decay": 0.1}}})");
+  EXPECT_EQ(c.optimizer.type, "lion");
+  EXPECT_EQ(c.optimizer.betas, (std::vector<double>{0.95, 0.98}));
+  EXPECT_DOUBLE_EQ(c.optimizer.weight_decay, 0.1);
+  EXPECT_NE(error_of(R"({"train_batch_size": 8, "optimizer": {"type": "Lion", "params": {"betas": [0.9, 1.0]}}})")
+                .find("optimizer.params.betas: each beta must be in [0, 1)"), std::string::npos);
+  EXPECT_NE(error_of(R"({"train_batch_size": 8, "optimizer": {"type": "Lion", "params": {"eps": 1e-8}}})")
+                .find("optimizer.params.eps: unknown key"), std::string::npos);
+  EXPECT_NE(error_of(R"({"train_batch_size": 8, "optimizer": {"type": "Lino"}})").find("did you mean \"Lion\"?"),
+            std::string::npos);
+}
+
 TEST(ConfigTest, PrecisionAndZeroRules) {
   EXPECT_NE(error_of(R"({"train_batch_size": 8, "fp16": {"enabled": true}, "bf16": {"enabled": true}})")
                 .find("bfloat16 and fp16 modes cannot be simultaneously enabled"), std::string::npos);

@@ -47,6 +47,17 @@ TEST(MemoryEstimate, Fp32ModelIsItsOwnMaster) {
   EXPECT_EQ(e.optimizer, 8 * kPsi);
 }
 
+TEST(MemoryEstimate, AdagradAndLionKeepOneStateTensor) {
+  for (const char* type : {"Adagrad", "Lion"}) {
+    auto c = make_config(2, true, "cpu");
+    c.optimizer.type = config::parse_config(
+        config::Json{{"train_batch_size", 8}, {"optimizer", {{"type", type}}}}, "<test>", 4).optimizer.type;
+    EXPECT_EQ(estimate(c).host_optimizer, 8 * kPsi / 4) << type;  // fp32 master + sum (Adagrad) or momentum (Lion)
+    c.zero.offload_optimizer.device = "none";
+    EXPECT_EQ(estimate(c).optimizer, 8 * kPsi / 4) << type;
+  }
+}
+
 TEST(MemoryEstimate, OffloadMovesTheOptimizerAndItsGradientsToTheHost) {
   const auto e = estimate(make_config(2, true, "cpu"));
   EXPECT_EQ(e.device_total(), 2 * kPsi);  // DeepSpeed's 2Ψ with offload

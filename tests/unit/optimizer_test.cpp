@@ -5,6 +5,7 @@
 #include <torch/optim.h>
 #include <torch/torch.h>
 
+#include "deepspeed/optim/adagrad_lion.h"
 #include "deepspeed/optim/clip.h"
 #include "deepspeed/optim/optimizer.h"
 
@@ -132,6 +133,69 @@ TEST(OptimizerTest, SgdMatchesTorchSgd) {
     EXPECT_LE(run_against(*opt, ours, reference, ref), 1e-6) << "nesterov=" << nesterov;
     EXPECT_EQ(opt->momentum_repr(), "[0.9]");
   }
+}
+
+TEST(OptimizerTest, AdagradMatchesTorchAdagrad) {
+  for (bool offloaded : {false, true}) {
+    auto ours = make_params(11);
+    auto ref = make_params(11);
+    for (auto& p : ref) p.set_requires_grad(true);
+    config::OptimizerConfig c;
+    c.type = "adagrad";
+    c.lr = 0.05;
+    c.eps = 1e-10;
+    c.weight_decay = 1e-2;
+    auto opt = optim::make_optimizer(c, {optim::ParamGroup{ours, {}}}, offloaded);
+    EXPECT_EQ(opt->name(), offloaded ? "DeepSpeedCPUAdagrad" : "Adagrad");
+    torch::optim::Adagrad reference(ref, torch::optim::AdagradOptions(0.05).weight_decay(1e-2).eps(1e-10));
+    EXPECT_LE(run_against(*opt, ours, reference, ref), 1e-6) << "offloaded=" << offloaded;
+    EXPECT_EQ(opt->momentum_repr(), "[0.0]");  // DeepSpeed's get_mom() for an optimizer without betas
+    EXPECT_FALSE(opt->has_betas());
+    EXPECT_EQ(opt->state(0, 0).count("sum"), 1u);
+  }
+}
+
+// Lion against its formula written out per element in double precision: c = β1·m + (1-β1)·g;
+// p = p·(1 - lr·wd) - lr·sign(c); m = β2·m + (1-β2)·g. Parameter 0 never gets a gradient other than 0, so it
+// only decays (sign(0) = 0).
+TEST(OptimizerTest, LionMatchesItsFormula) {
+  constexpr double kLr = 1e-2, kBeta1 = 0.9, kBeta2 = 0.99, kWd = 0.1;
+  auto ours = make_params(12);
+  std::vector<std::vector<double>> p(ours.size()), m(ours.size());
+  for (std::size_t i = 0; i < ours.size(); ++i) {
+    for (std::int64_t k = 0; k < ours[i].numel(); ++k) p[i].push_back(ours[i][k].item<double>());
+    m[i].assign(p[i].size(), 0.0);
+  }
+  config::OptimizerConfig c;
+  c.type = "lion";
+  c.lr = kLr;
+  c.betas = {kBeta1, kBeta2};
+  c.weight_decay = kWd;
+  auto opt = optim::make_optimizer(c, {optim::ParamGroup{ours, {}}});
+  EXPECT_EQ(opt->name(), "FusedLion");
+  EXPECT_EQ(opt->momentum_repr(), "[(0.9, 0.99)]");
+  constexpr int kSteps = 30;
+  for (int t = 0; t < kSteps; ++t) {
+    torch::manual_seed(2000 + t);
+    for (std::size_t i = 0; i < ours.size(); ++i) {
+      const at::Tensor g = i == 0 ? torch::zeros_like(ours[i]) : torch::randn_like(ours[i]);
+      ours[i].mutable_grad() = g;
+      for (std::size_t k = 0; k < p[i].size(); ++k) {
+        const double gk = g[static_cast<std::int64_t>(k)].item<double>();
+        const double ck = kBeta1 * m[i][k] + (1 - kBeta1) * gk;
+        p[i][k] = p[i][k] * (1 - kLr * kWd) - kLr * static_cast<double>((ck > 0) - (ck < 0));
+        m[i][k] = kBeta2 * m[i][k] + (1 - kBeta2) * gk;
+      }
+    }
+    opt->step();
+  }
+  for (std::size_t i = 0; i < ours.size(); ++i) {
+    const auto expected = torch::tensor(p[i], torch::kDouble);
+    EXPECT_LE((ours[i].to(torch::kDouble) - expected).abs().max().item<double>(), 1e-5) << "parameter " << i;
+  }
+  // The parameter without gradients: decay only, (1 - lr·wd)^t.
+  EXPECT_NEAR(ours[0][0].item<double>(), p[0][0], 1e-6);
+  EXPECT_NEAR(p[0][0], make_params(12)[0][0].item<double>() * std::pow(1 - kLr * kWd, kSteps), 1e-9);
 }
 
 TEST(OptimizerTest, ScheduleTargetDrivesLrAndMomentum) {

@@ -19,10 +19,10 @@ namespace deepspeed::config {
 /// ("adam", "adamw", "sgd", "lamb"). Unset fields keep the defaults of DeepSpeed's optimizer classes.
 struct OptimizerConfig {
   std::string type;                          ///< "" = no optimizer in the config
-  double lr = 1e-3;                          ///< learning rate (SGD requires it)
-  std::vector<double> betas = {0.9, 0.999};  ///< Adam/AdamW/Lamb β1, β2
-  double eps = 1e-8;                         ///< Adam/AdamW/Lamb ε
-  double weight_decay = 0.0;                 ///< decoupled for AdamW mode, L2 for Adam (adam_w_mode=false) and SGD
+  double lr = 1e-3;                          ///< learning rate (SGD requires it; Adagrad's default is 1e-2)
+  std::vector<double> betas = {0.9, 0.999};  ///< Adam/AdamW/Lamb/Lion β1, β2
+  double eps = 1e-8;                         ///< Adam/AdamW/Lamb ε (Adagrad's default is 1e-10)
+  double weight_decay = 0.0;                 ///< decoupled for AdamW mode and Lion, L2 for Adam (adam_w_mode=false), SGD, Adagrad
   bool adam_w_mode = true;                   ///< "Adam" means decoupled weight decay unless false
   bool torch_adam = false;                   ///< use the per-tensor (torch.optim) implementation
   bool bias_correction = true;               ///< Adam/Lamb bias correction
