@@ -41,7 +41,7 @@ endif()
 
 # optim: optimizers, clipping (the LR schedules are ds_schedules, torch-free).
 ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/sgd.cpp optim/clip.cpp optim/state_dict.cpp
-           optim/lamb.cpp optim/adagrad_lion.cpp optim/cpu_adam.cpp optim/cpu_adam_kernel.cpp optim/cpu_adam_scalar.cpp
+           optim/lamb.cpp optim/adagrad_lion.cpp optim/adagrad_lion_kernels.cpp optim/cpu_adam.cpp optim/cpu_adam_kernel.cpp optim/cpu_adam_scalar.cpp
            optim/cpu_adam_avx2.cpp optim/cpu_adam_avx512.cpp)
 target_link_libraries(ds_optim PUBLIC ds_config ds_schedules torch)
 # CPU Adam: the ISA files pick their instruction set with `#pragma GCC target`, so no -march here. Contraction

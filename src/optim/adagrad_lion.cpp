@@ -5,6 +5,7 @@
 #include <c10/core/GradMode.h>
 
 #include "deepspeed/util/strings.h"
+#include "src/optim/adagrad_lion_kernels.h"
 
 namespace deepspeed::optim {
 
@@ -23,13 +24,8 @@ void count_step(ParamState& s, const at::Tensor& p) {
   it->second.add_(1);
 }
 
-// The gradient in the parameter's dtype (a 16-bit gradient beside fp32 masters is read at full precision).
-at::Tensor gradient_of(const at::Tensor& p) {
-  const at::Tensor& g = p.grad();
-  return g.scalar_type() == p.scalar_type() ? g : g.to(p.scalar_type());
-}
-
 // update(hyper, parameter, its gradient, its state) for every parameter with a gradient, its step counted.
+// The kernels (adagrad_lion_kernels.h) read a 16-bit gradient beside fp32 masters at full precision.
 template <typename Update>
 void step_each(Optimizer& optimizer, Update update) {
   at::NoGradGuard no_grad;
@@ -40,7 +36,7 @@ void step_each(Optimizer& optimizer, Update update) {
       if (!p.grad().defined()) continue;
       ParamState& s = optimizer.state(gi, i);
       count_step(s, p);
-      update(groups[gi].hyper, p, gradient_of(p), s);
+      update(groups[gi].hyper, p, p.grad(), s);
     }
   }
 }
@@ -48,11 +44,13 @@ void step_each(Optimizer& optimizer, Update update) {
 }  // namespace
 
 void Adagrad::step() {
-  step_each(*this, [](const Hyper& h, at::Tensor& p, at::Tensor g, ParamState& s) {
-    if (h.weight_decay != 0) g = g.add(p, h.weight_decay);
+  step_each(*this, [](const Hyper& h, at::Tensor& p, const at::Tensor& g, ParamState& s) {
     at::Tensor& sum = state_like(s, "sum", p);
-    sum.addcmul_(g, g, 1);
-    p.addcdiv_(g, sum.sqrt().add_(h.eps), -h.lr);
+    if (detail::host_kernel_applies(p, g, sum)) {
+      detail::adagrad_host(p, g, sum, h);
+    } else {
+      detail::adagrad_reference(p, g, sum, h);
+    }
   });
 }
 
@@ -61,10 +59,11 @@ std::string Adagrad::momentum_repr() const { return util::py_float_list(std::vec
 void Lion::step() {
   step_each(*this, [](const Hyper& h, at::Tensor& p, const at::Tensor& g, ParamState& s) {
     at::Tensor& m = state_like(s, "exp_avg", p);
-    const at::Tensor direction = m.mul(h.beta1).add_(g, 1 - h.beta1).sign_();
-    if (h.weight_decay != 0) p.mul_(1 - h.lr * h.weight_decay);
-    p.add_(direction, -h.lr);
-    m.mul_(h.beta2).add_(g, 1 - h.beta2);
+    if (detail::host_kernel_applies(p, g, m)) {
+      detail::lion_host(p, g, m, h);
+    } else {
+      detail::lion_reference(p, g, m, h);
+    }
   });
 }
 

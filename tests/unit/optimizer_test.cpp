@@ -8,6 +8,7 @@
 #include "deepspeed/optim/adagrad_lion.h"
 #include "deepspeed/optim/clip.h"
 #include "deepspeed/optim/optimizer.h"
+#include "src/optim/adagrad_lion_kernels.h"
 
 using namespace deepspeed;
 
@@ -196,6 +197,48 @@ TEST(OptimizerTest, LionMatchesItsFormula) {
   // The parameter without gradients: decay only, (1 - lr·wd)^t.
   EXPECT_NEAR(ours[0][0].item<double>(), p[0][0], 1e-6);
   EXPECT_NEAR(p[0][0], make_params(12)[0][0].item<double>() * std::pow(1 - kLr * kWd, kSteps), 1e-9);
+}
+
+// The one-pass host kernels of Adagrad and Lion against their LibTorch-op references, with fp32 and bf16
+// gradients (offloaded masters get the reduced gradient in the communication dtype) and weight decay: the
+// same values to fp32 rounding over 20 steps, at lengths that are not multiples of any vector width.
+TEST(OptimizerTest, AdagradAndLionHostKernelsMatchTheirReferences) {
+  optim::Hyper h;
+  h.lr = 1e-2;
+  h.beta1 = 0.9;
+  h.beta2 = 0.99;
+  h.eps = 1e-10;
+  h.weight_decay = 0.05;
+  for (const auto grad_type : {torch::kFloat, torch::kBFloat16}) {
+    for (const bool lion : {false, true}) {
+      auto fast = make_params(13), slow = make_params(13);
+      std::vector<at::Tensor> fast_state, slow_state;
+      for (const auto& p : fast) fast_state.push_back(torch::zeros_like(p));
+      for (const auto& p : slow) slow_state.push_back(torch::zeros_like(p));
+      for (int t = 0; t < 20; ++t) {
+        torch::manual_seed(3000 + t);
+        for (std::size_t i = 0; i < fast.size(); ++i) {
+          const at::Tensor g = torch::randn_like(fast[i]).to(grad_type);
+          ASSERT_TRUE(optim::detail::host_kernel_applies(fast[i], g, fast_state[i]));
+          if (lion) {
+            optim::detail::lion_host(fast[i], g, fast_state[i], h);
+            optim::detail::lion_reference(slow[i], g, slow_state[i], h);
+          } else {
+            optim::detail::adagrad_host(fast[i], g, fast_state[i], h);
+            optim::detail::adagrad_reference(slow[i], g, slow_state[i], h);
+          }
+        }
+      }
+      const std::string what = std::string(lion ? "Lion" : "Adagrad") + (grad_type == torch::kFloat ? ", fp32" : ", bf16");
+      EXPECT_LE(max_relative_error(fast, slow), 1e-6) << what;
+      EXPECT_LE(max_relative_error(fast_state, slow_state), 1e-6) << what;
+    }
+  }
+  // Not the host kernel's: device tensors, another dtype, a strided view.
+  const at::Tensor p = torch::zeros({8}), g = torch::zeros({8});
+  EXPECT_FALSE(optim::detail::host_kernel_applies(p.to(torch::kDouble), g, p));
+  EXPECT_FALSE(optim::detail::host_kernel_applies(p, torch::zeros({16}).slice(0, 0, 16, 2), p));
+  EXPECT_FALSE(optim::detail::host_kernel_applies(p, g.to(torch::kHalf), p));
 }
 
 TEST(OptimizerTest, ScheduleTargetDrivesLrAndMomentum) {

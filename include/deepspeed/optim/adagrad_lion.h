@@ -1,7 +1,8 @@
 #pragma once
 /// \file
-/// Adagrad and Lion, DeepSpeed's other two optimizers with CPU versions (for ZeRO-Offload), written with
-/// LibTorch tensor ops so the same code steps device parameters and offloaded host masters. Which DeepSpeed
+/// Adagrad and Lion, DeepSpeed's other two optimizers with CPU versions (for ZeRO-Offload). Device parameters
+/// are stepped with LibTorch tensor ops; fp32 host masters (offload) with one pass each on LibTorch's threads, which the
+/// tensor ops are the tested reference of (src/optim/adagrad_lion_kernels.h). Which DeepSpeed
 /// class a run stands for (and the name the engine logs) depends on where the parameters live:
 ///
 /// | optimizer.type | on the device | offloaded (ZeRO-Offload) |
