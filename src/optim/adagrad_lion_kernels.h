@@ -2,7 +2,7 @@
 // Internal: one Adagrad or Lion update of one parameter, two ways. The reference is LibTorch tensor ops (any
 // device and dtype; what device parameters take). The host kernel is one pass over fp32 CPU memory (reads p,
 // g and the state once, writes p and the state once), for ZeRO-Offload's host masters: the reference's five
-// or six passes cost ~5-7× as much there (docs/benchmarks.md). Formulas in deepspeed/optim/adagrad_lion.h;
+// or six passes cost ~3-5× as much there (docs/benchmarks.md). Formulas in deepspeed/optim/adagrad_lion.h;
 // the two agree to fp32 rounding (tests/unit/optimizer_test.cpp).
 
 #include <ATen/core/Tensor.h>
