@@ -36,6 +36,13 @@ void read_number_or_list(Section& params, const char* key, std::vector<double>& 
   }
 }
 
+// "a, b, c", each name between `quote`s.
+std::string listed(const std::vector<std::string>& names, const std::string& quote) {
+  std::string out;
+  for (const auto& n : names) out += cat(out.empty() ? "" : ", ", quote, n, quote);
+  return out;
+}
+
 void read_betas(Section& params, std::vector<double>& betas) {
   params.read("betas", betas, 2);
   for (double b : betas) {
@@ -48,22 +55,20 @@ void read_betas(Section& params, std::vector<double>& betas) {
 void parse_optimizer(Section& root, OptimizerConfig& out) {
   Section section = root.child("optimizer");
   if (!section.present()) return;
+  static const std::vector<std::string> kNames = {"Adam", "AdamW", "SGD", "Lamb", "Adagrad", "Lion"};
+  static const std::string kAvailable = listed(kNames, "");
   std::string type;
-  if (!section.read("type", type)) {
-    section.fail("type", "missing; expected one of \"Adam\", \"AdamW\", \"SGD\", \"Lamb\", \"Adagrad\", \"Lion\"");
-  }
+  if (!section.read("type", type)) section.fail("type", cat("missing; expected one of ", listed(kNames, "\"")));
   const std::string name = lower(type);
   static const std::vector<std::string> kLater = {"onebitadam", "zerooneadam", "onebitlamb", "muadam",
                                                   "muadamw", "musgd", "muon", "rmsprop"};
   if (std::find(kLater.begin(), kLater.end(), name) != kLater.end()) {
     section.fail("type", cat("\"", type, "\" is a DeepSpeed optimizer that deepspeed.cpp does not implement yet "
-                                         "(available: Adam, AdamW, SGD, Lamb, Adagrad, Lion)"));
+                                         "(available: ", kAvailable, ")"));
   }
-  static const std::vector<std::string> kNames = {"Adam", "AdamW", "SGD", "Lamb", "Adagrad", "Lion"};
   if (std::none_of(kNames.begin(), kNames.end(), [&](const std::string& n) { return lower(n) == name; })) {
     const std::string hint = util::closest_match(type, kNames);
-    section.fail("type", cat("\"", type, "\" is not a supported DeepSpeed Optimizer (available: Adam, AdamW, SGD, "
-                                         "Lamb, Adagrad, Lion)",
+    section.fail("type", cat("\"", type, "\" is not a supported DeepSpeed Optimizer (available: ", kAvailable, ")",
                              hint.empty() ? "" : cat("; did you mean \"", hint, "\"?")));
   }
   out.type = name;

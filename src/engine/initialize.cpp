@@ -97,8 +97,8 @@ void use_offload_optimizer(const config::Config& c, const std::shared_ptr<optim:
   }
   auto cpu_adam = std::dynamic_pointer_cast<optim::CpuAdam>(optimizer);
   if (!cpu_adam) {
-    // DeepSpeedCPUAdagrad and DeepSpeedCPULion are DeepSpeed CPU optimizers too (they step the host masters
-    // with LibTorch's CPU kernels here, without CPU Adam's overlap with backward).
+    // DeepSpeedCPUAdagrad and DeepSpeedCPULion are DeepSpeed CPU optimizers too (one pass over each host
+    // master after backward, without CPU Adam's overlap with it).
     const bool ds_cpu_optimizer = std::dynamic_pointer_cast<optim::Adagrad>(optimizer) != nullptr ||
                                   std::dynamic_pointer_cast<optim::Lion>(optimizer) != nullptr;
     if (c.zero_force_ds_cpu_optimizer && !ds_cpu_optimizer) {

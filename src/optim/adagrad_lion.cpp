@@ -11,7 +11,7 @@ namespace deepspeed::optim {
 
 namespace {
 
-// The state tensor `key` of one parameter, zeros like it on first use; "step" counted up.
+// The state tensor `key` of one parameter, zeros like it on first use.
 at::Tensor& state_like(ParamState& s, const std::string& key, const at::Tensor& p) {
   auto it = s.find(key);
   if (it == s.end()) it = s.emplace(key, at::zeros_like(p, at::MemoryFormat::Contiguous)).first;
@@ -24,10 +24,10 @@ void count_step(ParamState& s, const at::Tensor& p) {
   it->second.add_(1);
 }
 
-// update(hyper, parameter, its gradient, its state) for every parameter with a gradient, its step counted.
-// The kernels (adagrad_lion_kernels.h) read a 16-bit gradient beside fp32 masters at full precision.
-template <typename Update>
-void step_each(Optimizer& optimizer, Update update) {
+// One step of every parameter with a gradient, its step counted and its state tensor `key` created on first
+// use: the one-pass host kernel where it applies (offloaded fp32 masters), the LibTorch-op reference elsewhere.
+template <typename HostKernel, typename Reference>
+void step_each(Optimizer& optimizer, const std::string& key, HostKernel host, Reference reference) {
   at::NoGradGuard no_grad;
   auto& groups = optimizer.param_groups();
   for (std::size_t gi = 0; gi < groups.size(); ++gi) {
@@ -36,35 +36,22 @@ void step_each(Optimizer& optimizer, Update update) {
       if (!p.grad().defined()) continue;
       ParamState& s = optimizer.state(gi, i);
       count_step(s, p);
-      update(groups[gi].hyper, p, p.grad(), s);
+      at::Tensor& state = state_like(s, key, p);
+      if (detail::host_kernel_applies(p, p.grad(), state)) {
+        host(p, p.grad(), state, groups[gi].hyper);
+      } else {
+        reference(p, p.grad(), state, groups[gi].hyper);
+      }
     }
   }
 }
 
 }  // namespace
 
-void Adagrad::step() {
-  step_each(*this, [](const Hyper& h, at::Tensor& p, const at::Tensor& g, ParamState& s) {
-    at::Tensor& sum = state_like(s, "sum", p);
-    if (detail::host_kernel_applies(p, g, sum)) {
-      detail::adagrad_host(p, g, sum, h);
-    } else {
-      detail::adagrad_reference(p, g, sum, h);
-    }
-  });
-}
+void Adagrad::step() { step_each(*this, "sum", detail::adagrad_host, detail::adagrad_reference); }
 
 std::string Adagrad::momentum_repr() const { return util::py_float_list(std::vector<double>(groups_.size(), 0.0)); }
 
-void Lion::step() {
-  step_each(*this, [](const Hyper& h, at::Tensor& p, const at::Tensor& g, ParamState& s) {
-    at::Tensor& m = state_like(s, "exp_avg", p);
-    if (detail::host_kernel_applies(p, g, m)) {
-      detail::lion_host(p, g, m, h);
-    } else {
-      detail::lion_reference(p, g, m, h);
-    }
-  });
-}
+void Lion::step() { step_each(*this, "exp_avg", detail::lion_host, detail::lion_reference); }
 
 }  // namespace deepspeed::optim
