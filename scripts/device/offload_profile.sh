@@ -7,7 +7,7 @@
 # RATIO (1) is offload_optimizer.ratio; PARAM=1 adds offload_param (stage 3: weight shards on the host); MODEL
 # (3.8B) is the example's preset, trained with activation checkpointing; BUCKET sets reduce_bucket_size (the
 # granularity of ratio: whole buckets of every group, and at stage 3 each unit is a group). BREAKDOWN=0 leaves wall_clock_breakdown off (its timers synchronise the device between phases).
-# CHECK=1 first runs the offload GPU tests (ctest -R offload -L gpu); ADAM_BENCH=0 skips cpu_adam_bench;
+# CHECK=1 first runs the offload GPU tests (ctest -R offload -L gpu) and core_test's CUDA cases; ADAM_BENCH=0 skips cpu_adam_bench;
 # IMPLS="deepspeed" runs DeepSpeed 0.19.8 (carry .whl) on the same configs. SUPER=1 sets
 # offload_optimizer.super_offload (ours: speculative host updates with clipping; leave it off for DeepSpeed);
 # PERC sets its cpuadam_cores_perc (the speculative updates' share of the threads). SKIP_BUILD=1 skips our build
@@ -19,7 +19,7 @@ IMPLS=${IMPLS:-ours}
 describe_machine
 ds_prebuild=""
 if [[ "$IMPLS" == *deepspeed* ]] && ls .whl/*.whl >/dev/null 2>&1; then
-  export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$out/torch_extensions}  # the built ops come back with the logs
+  export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$out/torch_extensions}  # left out of the archive (size)
   # DeepSpeed JIT-builds FusedAdam and CPUAdam on first use (minutes each, which pushed whole calls past the
   # device's 600 s limit): build them into the extension cache while ours compiles; the suite then loads them.
   (
@@ -30,7 +30,9 @@ FusedAdamBuilder().load(); CPUAdamBuilder().load()"
   ) >"$out/ds_prebuild.log" 2>&1 &
   ds_prebuild=$!
 fi
-[ "${SKIP_BUILD:-0}" = 1 ] || bash scripts/device/build.sh gpt2 deepspeed_launcher deepspeed_estimate cpu_adam_bench zero_init_memory >"$out/build.log" 2>&1 \
+# core_test for CHECK=1's CUDA cases (device optimizers against the host's), also in a later SKIP_BUILD=1 call.
+[ "${SKIP_BUILD:-0}" = 1 ] || bash scripts/device/build.sh gpt2 deepspeed_launcher deepspeed_estimate cpu_adam_bench \
+  zero_init_memory core_test >"$out/build.log" 2>&1 \
   || { cat "$out/build.log"; exit 1; }
 stamp "built"
 if [ -n "$ds_prebuild" ]; then
@@ -41,6 +43,7 @@ free -g | head -2
 if [ "${CHECK:-0}" = 1 ]; then
   (cd build-dev && ctest -R "offload|on_host" -L gpu --output-on-failure >"$out/ctest_offload.log" 2>&1)
   grep -E "ok: |FAIL|tests passed|Failed|Passed" "$out/ctest_offload.log" | head -24
+  build-dev/tests/core_test --gtest_filter='*Cuda*' 2>&1 | tee "$out/core_test_cuda.log" | grep -E "^\[ +(OK|FAILED|SKIPPED|PASSED) "
   stamp "offload GPU tests"
 fi
 if [ "${ADAM_BENCH:-1}" = 1 ]; then

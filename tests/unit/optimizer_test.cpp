@@ -241,6 +241,42 @@ TEST(OptimizerTest, AdagradAndLionHostKernelsMatchTheirReferences) {
   EXPECT_FALSE(optim::detail::host_kernel_applies(p, g.to(torch::kHalf), p));
 }
 
+// Adagrad and Lion on CUDA tensors (LibTorch ops) against the same optimizers on CPU tensors (the one-pass
+// host kernels): one step path per device, the same numbers. Runs only where CUDA is available (the device
+// scripts run it: scripts/device/offload_profile.sh with CHECK=1).
+TEST(OptimizerTest, AdagradAndLionOnCudaMatchTheHostKernels) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const std::string type : {"adagrad", "lion"}) {
+    config::OptimizerConfig c;
+    c.type = type;
+    c.lr = 1e-2;
+    c.eps = 1e-10;
+    c.betas = {0.9, 0.99};
+    c.weight_decay = 0.05;
+    auto cpu = make_params(14);
+    std::vector<at::Tensor> gpu;
+    for (const auto& p : cpu) gpu.push_back(p.to(at::kCUDA));
+    auto cpu_opt = optim::make_optimizer(c, {optim::ParamGroup{cpu, {}}});
+    auto gpu_opt = optim::make_optimizer(c, {optim::ParamGroup{gpu, {}}});
+    for (int t = 0; t < 50; ++t) {
+      torch::manual_seed(4000 + t);
+      for (std::size_t i = 0; i < cpu.size(); ++i) {
+        const at::Tensor g = torch::randn_like(cpu[i]);
+        cpu[i].mutable_grad() = g;
+        gpu[i].mutable_grad() = g.to(at::kCUDA);
+      }
+      cpu_opt->step();
+      gpu_opt->step();
+    }
+    std::vector<at::Tensor> back;
+    for (const auto& p : gpu) back.push_back(p.cpu());
+    // Deterministic inputs: a last-bit difference in a Lion momentum next to zero would flip its sign() and
+    // move that element by 2·lr, far outside this bound, every time (not flakily).
+    EXPECT_LE(max_relative_error(back, cpu), 1e-5) << type;
+    EXPECT_TRUE(gpu_opt->state(0, 4).begin()->second.is_cuda()) << type;
+  }
+}
+
 TEST(OptimizerTest, ScheduleTargetDrivesLrAndMomentum) {
   auto params = make_params(6);
   config::OptimizerConfig c;

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Run ON a one-GPU machine (carry .devdeps and .whl): issue #12's throughput targets on the 3.8B preset, stage 2
+# + offload_optimizer, gradient_clipping 1.0, DeepSpeed 0.19.8 and ours on ONE machine. DeepSpeed's 3.8B run
+# alone takes minutes (model built on the CPU, deepspeed.initialize with offload), so the set is split into
+# three parts that must be called back to back, each within the device's idle window, so that the lease (and
+# the machine, its build and DeepSpeed's JIT-built ops) is kept:
+#   PART=1: our build beside DeepSpeed's ops; DeepSpeed GAS 1; ours GAS 1 ratio 1 super_offload
+#   PART=2: the offload GPU tests and core_test's CUDA cases; ours GAS 1 ratio 0.5; ours no offload GAS 4
+#   PART=3: DeepSpeed GAS 4; ours GAS 4 ratio 0.5; ours GAS 4 ratio 1 super_offload
+# Each part's archives come back under $OUT/<run>/all.tgz; machine.txt tells the parts' machine apart.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-$PWD/device-logs}
+mkdir -p "$OUT"
+# DeepSpeed's JIT-built ops in the (ignored, kept) build tree: built in part 1, loaded as they are in part 3.
+export TORCH_EXTENSIONS_DIR=$PWD/build-dev/torch_extensions
+common="ADAM_BENCH=0 BREAKDOWN=0"
+gas1="STEPS=6 WARMUP=6"
+gas4="STEPS=4 WARMUP=4"
+profile() {  # <name> <env assignments...>
+  local name=$1; shift
+  echo "== $name: $*"
+  env OUT="$OUT/$name" $common "$@" bash scripts/device/offload_profile.sh 2>&1
+}
+hostname >"$OUT/host.txt"; nvidia-smi --query-gpu=uuid --format=csv,noheader >>"$OUT/host.txt"; cat "$OUT/host.txt"
+case "${PART:?PART=1|2|3}" in
+  1)
+    profile ds1 $gas1 IMPLS=deepspeed RUNS=1.0:1 RUN_TIMEOUT=330
+    profile super1 $gas1 SKIP_BUILD=1 SUPER=1 RUNS=1.0:1 RUN_TIMEOUT=140
+    ;;
+  2)
+    profile half1 $gas1 SKIP_BUILD=1 CHECK=1 RATIO=0.5 RUNS=1.0:1 RUN_TIMEOUT=150
+    profile stage0_4 $gas4 SKIP_BUILD=1 STAGES=0 RUNS=1.0:4 RUN_TIMEOUT=150
+    ;;
+  3)
+    profile ds4 $gas4 SKIP_BUILD=1 IMPLS=deepspeed RUNS=1.0:4 RUN_TIMEOUT=330
+    profile half4 $gas4 SKIP_BUILD=1 RATIO=0.5 RUNS=1.0:4 RUN_TIMEOUT=130
+    profile super4 $gas4 SKIP_BUILD=1 SUPER=1 RUNS=1.0:4 RUN_TIMEOUT=130
+    ;;
+esac
