@@ -7,6 +7,7 @@
 #   PART=1: our build beside DeepSpeed's ops; DeepSpeed GAS 1; ours GAS 1 ratio 1 super_offload
 #   PART=2: the offload GPU tests and core_test's CUDA cases; ours GAS 1 ratio 0.5; ours no offload GAS 4
 #   PART=3: DeepSpeed GAS 4; ours GAS 4 ratio 0.5; ours GAS 4 ratio 1 super_offload
+#   PART=after (one call, .devdeps only): the offload GPU tests, then ours GAS 1 super_offload and GAS 4 ratio 0.5
 # Each part's archives come back under $OUT/<run>/all.tgz; machine.txt tells the parts' machine apart.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,7 +24,7 @@ profile() {  # <name> <env assignments...>
   env OUT="$OUT/$name" $common "$@" bash scripts/device/offload_profile.sh 2>&1
 }
 hostname >"$OUT/host.txt"; nvidia-smi --query-gpu=uuid --format=csv,noheader >>"$OUT/host.txt"; cat "$OUT/host.txt"
-case "${PART:?PART=1|2|3}" in
+case "${PART:?PART=1|2|3|after}" in
   1)
     profile ds1 $gas1 IMPLS=deepspeed RUNS=1.0:1 RUN_TIMEOUT=330
     profile super1 $gas1 SKIP_BUILD=1 SUPER=1 RUNS=1.0:1 RUN_TIMEOUT=140
@@ -36,5 +37,10 @@ case "${PART:?PART=1|2|3}" in
     profile ds4 $gas4 SKIP_BUILD=1 IMPLS=deepspeed RUNS=1.0:4 RUN_TIMEOUT=330
     profile half4 $gas4 SKIP_BUILD=1 RATIO=0.5 RUNS=1.0:4 RUN_TIMEOUT=130
     profile super4 $gas4 SKIP_BUILD=1 SUPER=1 RUNS=1.0:4 RUN_TIMEOUT=130
+    ;;
+  after)
+    # After a change to the one-GPU paths: the offload GPU tests, then the GAS 1 and GAS 4 runs it touches.
+    profile super1 $gas1 CHECK=1 SUPER=1 RUNS=1.0:1 RUN_TIMEOUT=140
+    profile half4 $gas4 SKIP_BUILD=1 RATIO=0.5 RUNS=1.0:4 RUN_TIMEOUT=130
     ;;
 esac

@@ -242,6 +242,11 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
   if (options_.reduction == Reduction::kAllReduce) {
     s.works[b] = comm_->all_reduce(input);
     if (s.input[b].defined()) s.output[b] = input;
+  } else if (comm_->world_size() == 1 && s.input[b].defined()) {
+    // One rank's reduce-scatter is the identity: its result is the private send buffer itself, so a bucket in
+    // flight holds one bucket-sized buffer, not two (one GPU with offload: buckets wait for their landing).
+    s.output[b] = input;
+    s.works[b] = comm::Work();
   } else {
     s.output[b] = at::empty({group.plan.buckets[b].chunk}, input.options());
     s.works[b] = comm_->reduce_scatter(s.output[b], input);

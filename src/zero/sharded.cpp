@@ -102,6 +102,13 @@ void ShardedStrategy::write_bucket(BucketId id, bool wait) {
   const auto [g, b] = id;
   FlatGroup& group = *flat_groups_[g];
   at::Tensor output = group.bucket(group.param_flat, b);
+  if (comm_->world_size() == 1) {
+    // One rank's all-gather is a copy: the update goes straight into the weights. Through a gather input
+    // held until every bucket is gathered, it took a second copy of all the weights on the device at the
+    // step (3.8B offloaded on one H200: 7 GiB of its 19 GiB peak).
+    write_updated_chunk(g, b, output);
+    return;
+  }
   gather_inputs_.push_back(updated_chunk(g, b, group.param_flat.options()));
   comm::CallerScope caller("ShardedOptimizer.all_gather_params");
   gathers_.push_back(comm_->all_gather(output, gather_inputs_.back()));

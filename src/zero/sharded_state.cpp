@@ -241,6 +241,16 @@ at::Tensor ShardedStateStrategy::updated_chunk(std::size_t g, std::size_t b, con
   return masters_->buffers()[g].chunk(b).to(options, /*non_blocking=*/false, /*copy=*/true);
 }
 
+void ShardedStateStrategy::write_updated_chunk(std::size_t g, std::size_t b, at::Tensor& destination) const {
+  const FlatGroup& group = *masters_->groups()[g];
+  if (fused_cpu_optimizer_ && placement_.on_host(group, b)) {
+    wait_for_update(g, b);
+    destination.copy_(param_copies_[g].chunk(b), /*non_blocking=*/true);
+  } else {
+    destination.copy_(masters_->buffers()[g].chunk(b));
+  }
+}
+
 void ShardedStateStrategy::wait_for_update(std::size_t g, std::size_t b) const {
   if (stepper_ && host_steps_[g][b].valid()) host_steps_[g][b].get();
 }

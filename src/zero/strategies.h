@@ -115,6 +115,9 @@ class ShardedStateStrategy : public Strategy {
   /// 16-bit copy the CPU optimizer wrote, else the master converted. An upload is asynchronous from pinned
   /// memory: call uploads_enqueued() once every chunk of the step is asked for.
   at::Tensor updated_chunk(std::size_t g, std::size_t b, const at::TensorOptions& options) const;
+  /// The same values written into `destination` (bucket b's chunk in the weights) without a device copy in
+  /// between: what one rank's all-gather would have copied. Asynchronous like updated_chunk().
+  void write_updated_chunk(std::size_t g, std::size_t b, at::Tensor& destination) const;
   /// Waits for the queued host update of bucket b of group g, if any (rethrows its error).
   void wait_for_update(std::size_t g, std::size_t b) const;
   void uploads_enqueued();

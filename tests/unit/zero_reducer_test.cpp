@@ -93,13 +93,13 @@ TEST(BucketReducer, AllReduceAveragesFullGradients) {
 }
 
 TEST(BucketReducer, ReduceScatterOnBoundaryKeepsThisRanksChunks) {
-  for (int ws : {2, 3}) {
+  for (int ws : {1, 2, 3}) {
     for (int gas : {1, 3}) check_bucket_reducer(Reduction::kReduceScatterOnBoundary, ws, gas);
   }
 }
 
 TEST(BucketReducer, ReduceScatterEachMicroStepAccumulatesInTheShard) {
-  for (int ws : {2, 3}) {
+  for (int ws : {1, 2, 3}) {
     for (int gas : {1, 3}) check_bucket_reducer(Reduction::kReduceScatterEachMicroStep, ws, gas);
   }
 }
@@ -237,32 +237,35 @@ TEST(BucketReducer, SixteenBitGradientsStartEachWindowAfresh) {
 TEST(BucketReducer, OffloadedShardsAreRightEveryWindowAndKeepTheirHostMemory) {
   // ZeRO-1 and ZeRO-2 with every bucket offloaded: each window's shard lands on the host, equal to the closed
   // form, and the host blocks are reused from window to window (pinned allocation is slow; it must not churn).
-  for (Reduction reduction : {Reduction::kReduceScatterOnBoundary, Reduction::kReduceScatterEachMicroStep}) {
-    testing::run_ranks(2, [&](const std::shared_ptr<comm::Communicator>& comm) {
-      auto params = make_params();
-      auto groups = build_flat_groups({params}, FlatOptions{24, kAlignment, 2});
-      ReducerOptions options;
-      options.reduction = reduction;
-      BucketReducer reducer({groups[0].get()}, comm, options,
-                            Placement::offloaded(c10::Device(c10::kCPU), 1.0, /*pinned=*/true));
-      at::Tensor full = at::zeros({groups[0]->plan.total_numel});
-      for (std::size_t i = 0; i < params.size(); ++i) groups[0]->view_of(full, i).copy_(expected_gradient(i, 2, 2));
-      at::Tensor expected = at::zeros({groups[0]->plan.shard_numel});
-      groups[0]->copy_own_chunks(full, expected, comm->rank());
-      at::Tensor first_block;  // held, so a re-allocated shard could not reuse its address
-      for (int window = 0; window < 3; ++window) {
-        backward_window(reducer, params, comm->rank(), 2);
-        const ShardBuffer shard = reducer.shards().at(0);
-        ASSERT_EQ(shard.pieces().size(), 1u);
-        EXPECT_TRUE(shard.pieces()[0].host);
-        EXPECT_TRUE(at::allclose(shard.to_cpu(), expected, 1e-6, 1e-6)) << "window " << window;
-        if (window == 0) first_block = shard.pieces()[0].tensor;
-        EXPECT_TRUE(shard.pieces()[0].tensor.is_alias_of(first_block)) << "window " << window;
-        reducer.zero_grad();
-        at::NoGradGuard no_grad;
-        for (auto& p : params) p.mutable_grad().reset();  // a user's zero_grad(set_to_none)
-      }
-    });
+  // One rank too: there a bucket's reduce-scatter result is its send buffer itself.
+  for (int ws : {1, 2}) {
+    for (Reduction reduction : {Reduction::kReduceScatterOnBoundary, Reduction::kReduceScatterEachMicroStep}) {
+      testing::run_ranks(ws, [&](const std::shared_ptr<comm::Communicator>& comm) {
+        auto params = make_params();
+        auto groups = build_flat_groups({params}, FlatOptions{24, kAlignment, ws});
+        ReducerOptions options;
+        options.reduction = reduction;
+        BucketReducer reducer({groups[0].get()}, comm, options,
+                              Placement::offloaded(c10::Device(c10::kCPU), 1.0, /*pinned=*/true));
+        at::Tensor full = at::zeros({groups[0]->plan.total_numel});
+        for (std::size_t i = 0; i < params.size(); ++i) groups[0]->view_of(full, i).copy_(expected_gradient(i, ws, 2));
+        at::Tensor expected = at::zeros({groups[0]->plan.shard_numel});
+        groups[0]->copy_own_chunks(full, expected, comm->rank());
+        at::Tensor first_block;  // held, so a re-allocated shard could not reuse its address
+        for (int window = 0; window < 3; ++window) {
+          backward_window(reducer, params, comm->rank(), 2);
+          const ShardBuffer shard = reducer.shards().at(0);
+          ASSERT_EQ(shard.pieces().size(), 1u);
+          EXPECT_TRUE(shard.pieces()[0].host);
+          EXPECT_TRUE(at::allclose(shard.to_cpu(), expected, 1e-6, 1e-6)) << "window " << window;
+          if (window == 0) first_block = shard.pieces()[0].tensor;
+          EXPECT_TRUE(shard.pieces()[0].tensor.is_alias_of(first_block)) << "window " << window;
+          reducer.zero_grad();
+          at::NoGradGuard no_grad;
+          for (auto& p : params) p.mutable_grad().reset();  // a user's zero_grad(set_to_none)
+        }
+      });
+    }
   }
 }
 
