@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <map>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include "deepspeed/zero/flat_group.h"
 #include "deepspeed/zero/grad_reducer.h"
 #include "deepspeed/zero/host_memory.h"
+#include "src/zero/serial_worker.h"
 #include "tests/support/loopback_ranks.h"
 
 namespace deepspeed::zero {
@@ -308,6 +310,27 @@ TEST(BucketReducer, OffloadedBackwardWaitsForItsLandings) {
       EXPECT_TRUE(at::equal(groups[0]->view_of(got, i), at::arange(8, at::kFloat) + 10.0 * i)) << "parameter " << i;
     }
   });
+}
+
+// The landing thread's queue: pending() counts queued and running tasks, and wait_until_pending_at_most(n)
+// returns once the tasks ahead have run down to n — here only after the gate opens.
+TEST(SerialWorker, WaitsUntilFewEnoughTasksArePending) {
+  SerialWorker worker;
+  std::promise<void> gate;
+  std::shared_future<void> open = gate.get_future().share();
+  std::atomic<int> done{0};
+  for (int i = 0; i < 3; ++i) worker.submit([open, &done] { open.wait(); ++done; });
+  EXPECT_EQ(worker.pending(), 3u);
+  worker.wait_until_pending_at_most(3);  // already few enough: returns at once
+  auto waiter = std::async(std::launch::async, [&worker, &done] {
+    worker.wait_until_pending_at_most(1);
+    return done.load();
+  });
+  gate.set_value();
+  EXPECT_GE(waiter.get(), 2);
+  worker.drain();
+  EXPECT_EQ(worker.pending(), 0u);
+  EXPECT_EQ(done.load(), 3);
 }
 
 TEST(HostMemory, ExactSizeAlignedBlocks) {
