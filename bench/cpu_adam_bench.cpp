@@ -33,6 +33,7 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
+#include "bench/bench_util.h"
 #include "deepspeed/optim/clip.h"
 #include "deepspeed/optim/cpu_adam.h"
 
@@ -47,11 +48,8 @@ struct Options {
   bool scalar = false;
 };
 
-std::int64_t parse_size(const std::string& s) {
-  const char suffix = s.empty() ? '\0' : s.back();
-  const std::int64_t mult = suffix == 'M' ? (1 << 20) : suffix == 'K' ? (1 << 10) : suffix == 'G' ? (1 << 30) : 1;
-  return std::stoll(mult == 1 ? s : s.substr(0, s.size() - 1)) * mult;
-}
+using deepspeed::bench::median;
+using deepspeed::bench::parse_size;
 
 Options parse(int argc, char** argv) {
   Options o;
@@ -106,11 +104,6 @@ std::string mapped_openmp() {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 // STREAM-style bandwidths on the bench's threads, counted like the rows (each element read or written once):

@@ -4,7 +4,6 @@
 // (fp32 gradient: 20 B/element for both optimizers; bf16: 18).
 //
 //   host_optimizer_bench [--numel 64M] [--iters 5] [--threads N]
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -15,6 +14,7 @@
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 
+#include "bench/bench_util.h"
 #include "src/optim/adagrad_lion_kernels.h"
 
 namespace optim = deepspeed::optim;
@@ -29,8 +29,7 @@ double median_ms(int iters, const std::function<void()>& step) {
     step();
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return deepspeed::bench::median(ms);
 }
 
 }  // namespace
@@ -43,9 +42,7 @@ int main(int argc, char** argv) {
   app.add_option("--iters", iters)->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "LibTorch intra-op threads (0: its default)");
   CLI11_PARSE(app, argc, argv);
-  const char suffix = numel_text.back();
-  const std::int64_t scale = suffix == 'K' ? 1 << 10 : suffix == 'M' ? 1 << 20 : suffix == 'G' ? 1 << 30 : 1;
-  const std::int64_t numel = std::stoll(scale == 1 ? numel_text : numel_text.substr(0, numel_text.size() - 1)) * scale;
+  const std::int64_t numel = deepspeed::bench::parse_size(numel_text);
   if (threads > 0) at::set_num_threads(threads);
 
   optim::Hyper h;

@@ -34,8 +34,8 @@ void adagrad_reference(at::Tensor& p, at::Tensor g, at::Tensor& sum, const Hyper
   p.addcdiv_(g, sum.sqrt().add_(h.eps), -h.lr);
 }
 
-void lion_reference(at::Tensor& p, const at::Tensor& g_in, at::Tensor& momentum, const Hyper& h) {
-  const at::Tensor g = g_in.scalar_type() == p.scalar_type() ? g_in : g_in.to(p.scalar_type());
+void lion_reference(at::Tensor& p, at::Tensor g, at::Tensor& momentum, const Hyper& h) {
+  if (g.scalar_type() != p.scalar_type()) g = g.to(p.scalar_type());
   const at::Tensor direction = momentum.mul(h.beta1).add_(g, 1 - h.beta1).sign_();
   if (h.weight_decay != 0) p.mul_(1 - h.lr * h.weight_decay);
   p.add_(direction, -h.lr);

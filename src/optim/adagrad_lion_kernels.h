@@ -12,7 +12,7 @@
 namespace deepspeed::optim::detail {
 
 void adagrad_reference(at::Tensor& p, at::Tensor g, at::Tensor& sum, const Hyper& h);
-void lion_reference(at::Tensor& p, const at::Tensor& g, at::Tensor& momentum, const Hyper& h);
+void lion_reference(at::Tensor& p, at::Tensor g, at::Tensor& momentum, const Hyper& h);
 
 /// Whether the host kernels take this parameter: fp32 contiguous CPU p and state, an fp32 or bf16 contiguous
 /// CPU gradient of the same size.

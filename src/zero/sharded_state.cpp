@@ -233,12 +233,9 @@ double ShardedStateStrategy::squared_gradient_norm(const std::vector<at::Tensor>
 }
 
 at::Tensor ShardedStateStrategy::updated_chunk(std::size_t g, std::size_t b, const at::TensorOptions& options) const {
-  const FlatGroup& group = *masters_->groups()[g];
-  if (fused_cpu_optimizer_ && placement_.on_host(group, b)) {
-    wait_for_update(g, b);
-    return param_copies_[g].chunk(b).to(options, /*non_blocking=*/true, /*copy=*/true);
-  }
-  return masters_->buffers()[g].chunk(b).to(options, /*non_blocking=*/false, /*copy=*/true);
+  at::Tensor chunk = at::empty({masters_->buffers()[g].chunk(b).numel()}, options);
+  write_updated_chunk(g, b, chunk);
+  return chunk;
 }
 
 void ShardedStateStrategy::write_updated_chunk(std::size_t g, std::size_t b, at::Tensor& destination) const {
