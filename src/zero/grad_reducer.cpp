@@ -173,26 +173,10 @@ void BucketReducer::prepare_backward(bool boundary) {
 at::Tensor BucketReducer::staging(std::size_t g, std::size_t b) {
   auto& s = *state_[g];
   if (!s.input[b].defined()) {
-    // Backpressure (kLandingsAhead): landings never need this thread, so waiting here cannot stall them.
-    // Counted before waiting, so that a landing can tell backward is waiting for it.
-    if (worker_ && worker_->pending() > kLandingsAhead) {
-      ++landing_waits_;
-      worker_->wait_until_pending_at_most(kLandingsAhead);
-    }
     const auto dtype = options_.communication_dtype.value_or(options_.accum_dtype);
     s.input[b] = at::zeros({groups_[g]->plan.buckets[b].numel}, groups_[g]->param_flat.options().dtype(dtype));
-    const std::size_t live = ++live_send_buffers_;
-    std::size_t peak = peak_send_buffers_.load();
-    while (live > peak && !peak_send_buffers_.compare_exchange_weak(peak, live)) {
-    }
   }
   return s.input[b];
-}
-
-void BucketReducer::release_send_buffer(GroupState& s, std::size_t b) {
-  if (!keeps_full_buffer() && s.input[b].defined()) --live_send_buffers_;
-  s.input[b] = at::Tensor();
-  s.output[b] = at::Tensor();
 }
 
 void BucketReducer::on_gradient_ready(std::size_t g, std::size_t i) {
@@ -293,7 +277,8 @@ void BucketReducer::complete(std::size_t g, std::size_t b) {
     // A host chunk completed here is a micro-step before the boundary, accumulating on the device.
     fold_into_shard(placement_.on_host(group, b) ? s.window.chunk(b) : s.shard.chunk(b), s.output[b]);
   }
-  release_send_buffer(s, b);
+  s.input[b] = at::Tensor();
+  s.output[b] = at::Tensor();
   s.launched[b] = 0;
 }
 

@@ -26,16 +26,6 @@ void SerialWorker::drain() {
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
 }
 
-std::size_t SerialWorker::pending() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return tasks_.size() + running_;
-}
-
-void SerialWorker::wait_until_pending_at_most(std::size_t n) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  progress_.wait(lock, [this, n] { return tasks_.size() + running_ <= n; });
-}
-
 void SerialWorker::run() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
@@ -53,7 +43,6 @@ void SerialWorker::run() {
     }
     lock.lock();
     --running_;
-    progress_.notify_all();
     if (tasks_.empty() && running_ == 0) idle_.notify_all();
   }
 }

@@ -24,17 +24,12 @@ class SerialWorker {
   /// Returns once every task submitted so far has run; rethrows the first exception a task threw (the tasks
   /// after it still ran).
   void drain();
-  /// Tasks queued or running now.
-  std::size_t pending();
-  /// Blocks until at most `n` tasks are queued or running (a task's error waits for drain()). Not from the
-  /// worker's own thread.
-  void wait_until_pending_at_most(std::size_t n);
 
  private:
   void run();
 
   std::mutex mutex_;
-  std::condition_variable wake_, idle_, progress_;
+  std::condition_variable wake_, idle_;
   std::deque<std::function<void()>> tasks_;
   std::size_t running_ = 0;
   bool stop_ = false;

@@ -2,11 +2,7 @@
 // gradients equal the closed-form average over ranks of what each rank's backward produced.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <chrono>
-#include <future>
 #include <map>
-#include <thread>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -15,7 +11,6 @@
 #include "deepspeed/zero/flat_group.h"
 #include "deepspeed/zero/grad_reducer.h"
 #include "deepspeed/zero/host_memory.h"
-#include "src/zero/serial_worker.h"
 #include "tests/support/loopback_ranks.h"
 
 namespace deepspeed::zero {
@@ -272,65 +267,6 @@ TEST(BucketReducer, OffloadedShardsAreRightEveryWindowAndKeepTheirHostMemory) {
       });
     }
   }
-}
-
-// Offload's backpressure: backward opens a bucket's send buffer only while at most kLandingsAhead landings are
-// pending. The first landing is held (on the landing thread) until backward has had to wait for it, so a
-// backward that never waits leaves it held until the deadline and fails here; with the bound the hold ends
-// as soon as backward waits, and the values are still the closed form.
-TEST(BucketReducer, OffloadedBackwardWaitsForItsLandings) {
-  testing::run_ranks(1, [&](const std::shared_ptr<comm::Communicator>& comm) {
-    constexpr int kParams = 12;
-    std::vector<at::Tensor> params;
-    for (int i = 0; i < kParams; ++i) params.push_back(at::zeros({8}).requires_grad_(true));
-    auto groups = build_flat_groups({params}, FlatOptions{8, kAlignment, 1});
-    ASSERT_EQ(groups[0]->plan.buckets.size(), static_cast<std::size_t>(kParams));
-    ReducerOptions options;
-    options.reduction = Reduction::kReduceScatterEachMicroStep;
-    BucketReducer reducer({groups[0].get()}, comm, options,
-                          Placement::offloaded(c10::Device(c10::kCPU), 1.0, /*pinned=*/false));
-    std::atomic<bool> held{false};
-    reducer.on_host_chunk_final([&](std::size_t, std::size_t) {
-      if (held.exchange(true)) return;
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-      while (reducer.landing_waits() == 0 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-    });
-    reducer.prepare_backward(/*boundary=*/true);
-    at::Tensor loss = at::zeros({});
-    for (int i = 0; i < kParams; ++i) loss = loss + (params[i] * (at::arange(8, at::kFloat) + 10.0 * i)).sum();
-    loss.backward();
-    reducer.finish_backward();
-    EXPECT_GT(reducer.landing_waits(), 0u);
-    // At most kLandingsAhead pending, plus the bucket being opened (each bucket holds one parameter here).
-    EXPECT_LE(reducer.peak_send_buffers(), BucketReducer::kLandingsAhead + 1);
-    const at::Tensor got = reducer.shards().at(0).to_cpu();
-    for (int i = 0; i < kParams; ++i) {
-      EXPECT_TRUE(at::equal(groups[0]->view_of(got, i), at::arange(8, at::kFloat) + 10.0 * i)) << "parameter " << i;
-    }
-  });
-}
-
-// The landing thread's queue: pending() counts queued and running tasks, and wait_until_pending_at_most(n)
-// returns once the tasks ahead have run down to n — here only after the gate opens.
-TEST(SerialWorker, WaitsUntilFewEnoughTasksArePending) {
-  SerialWorker worker;
-  std::promise<void> gate;
-  std::shared_future<void> open = gate.get_future().share();
-  std::atomic<int> done{0};
-  for (int i = 0; i < 3; ++i) worker.submit([open, &done] { open.wait(); ++done; });
-  EXPECT_EQ(worker.pending(), 3u);
-  worker.wait_until_pending_at_most(3);  // already few enough: returns at once
-  auto waiter = std::async(std::launch::async, [&worker, &done] {
-    worker.wait_until_pending_at_most(1);
-    return done.load();
-  });
-  gate.set_value();
-  EXPECT_GE(waiter.get(), 2);
-  worker.drain();
-  EXPECT_EQ(worker.pending(), 0u);
-  EXPECT_EQ(done.load(), 3);
 }
 
 TEST(HostMemory, ExactSizeAlignedBlocks) {

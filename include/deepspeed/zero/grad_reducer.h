@@ -29,7 +29,6 @@
 /// boundary's landing adds its own micro-step to and copies over. finish_backward() returns once every chunk
 /// has landed.
 
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -129,16 +128,6 @@ class BucketReducer : public GradientReducer {
   /// norm thread after the chunk's norm. Set before the first backward.
   void on_host_chunk_final(std::function<void(std::size_t, std::size_t)> callback) { chunk_final_ = std::move(callback); }
 
-  /// Offload, when reducing every micro-step: a bucket's send buffer is allocated only while at most this many
-  /// landings are pending. Autograd's thread runs ahead of the GPU, and without a bound it can open bucket after
-  /// bucket while their landings wait for the GPU and the copies (3.8B on one H200, before the bound: the peak
-  /// held ~4.5 GiB beyond model states and activations, about 5 of its 9 buckets; not yet measured with it).
-  static constexpr std::size_t kLandingsAhead = 2;
-  /// Diagnostics: the most send buffers (one per bucket, reducing every micro-step) alive at once so far, and
-  /// how often backward waited for a landing before opening another.
-  std::size_t peak_send_buffers() const { return peak_send_buffers_.load(); }
-  std::size_t landing_waits() const { return landing_waits_.load(); }
-
  private:
   struct GroupState;
   struct Shared;
@@ -152,8 +141,6 @@ class BucketReducer : public GradientReducer {
   void fold_into_shard(at::Tensor chunk, const at::Tensor& reduced) const;
   ShardBuffer new_shard(const FlatGroup& group) const;
   at::Tensor staging(std::size_t group, std::size_t bucket);
-  /// Drops bucket b's send buffer and result once folded in or landed.
-  void release_send_buffer(GroupState& s, std::size_t bucket);
   /// Whether host bucket chunks go to the host this micro-step (else they accumulate in the device window).
   bool lands_now() const { return !options_.accumulate_on_device || boundary_; }
   bool keeps_full_buffer() const { return options_.reduction != Reduction::kReduceScatterEachMicroStep; }
@@ -175,7 +162,6 @@ class BucketReducer : public GradientReducer {
   std::optional<c10::Stream> copy_stream_;  // CUDA: where host-bound chunks are copied
   std::unique_ptr<SerialWorker> worker_;       // offload only: the landing thread
   std::unique_ptr<SerialWorker> norm_worker_;  // offload with tracked norms: ‖chunk‖² off the landing thread
-  std::atomic<std::size_t> live_send_buffers_{0}, peak_send_buffers_{0}, landing_waits_{0};
 };
 
 class NaiveAllReduce : public GradientReducer {
