@@ -29,6 +29,7 @@
 #   DS_OPTIMIZER=ds        ds (DeepSpeed FusedAdam, JIT-built once up front) or torch-fused
 #   PT_PRECISION=amp       amp or bf16-master for the PyTorch eager/compile/DDP rows
 #   DS_1GPU=0              1: also DeepSpeed ZeRO-0 on one GPU
+#   MEMORY_PHASES=0        N: ours prints the device peak of forward / backward / step in its first N steps
 #   BUDGET_S=520           no run starts after this many seconds (the table is still printed)
 #   RUN_TIMEOUT=180        seconds per run
 #   BUILD=build-dev        our build tree (bin/deepspeed, examples/gpt2)    PYTHON=python3
@@ -140,6 +141,8 @@ $tools tokens "$tokens" --tokens $((1 << 24))
 # docs/benchmarks_gpt2.md); until then parse-cpp reads its last "step" line.
 ours_extra=()
 if "$BUILD/examples/gpt2" --help 2>/dev/null | grep -q -- "--warmup-steps"; then ours_extra=(--warmup-steps "$warm"); fi
+# MEMORY_PHASES=N: ours prints the device peak of forward / backward / step over its first N steps.
+[ "${MEMORY_PHASES:-0}" -gt 0 ] && ours_extra+=(--memory-phases "$MEMORY_PHASES")
 loop_extra=()
 if [ -x "$LOOP_BIN" ] && "$LOOP_BIN" --help 2>/dev/null | grep -q -- "--warmup-steps"; then loop_extra=(--warmup-steps "$warm"); fi
 

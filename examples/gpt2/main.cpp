@@ -44,6 +44,7 @@ struct Options {
   std::string profile_trace;
   int log_interval = 10;
   bool activation_checkpointing = false;
+  std::int64_t memory_phases = 0;  // --memory-phases: steps whose phase peaks rank 0 prints
   std::optional<std::int64_t> n_layer, n_embd, n_head, vocab, block_size;
   double dropout = 0.0;
   std::uint64_t seed = 1337;
@@ -134,6 +135,9 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--profile-trace", opt.profile_trace, "with --profile-steps: also write a Chrome trace here");
   app.add_flag("--activation-checkpointing", opt.activation_checkpointing, "recompute each block in backward");
+  app.add_option("--memory-phases", opt.memory_phases,
+                 "rank 0 on a GPU: print the device peak of forward, backward and step in the first N steps")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--n_layer", opt.n_layer, "override the preset's layers");
   app.add_option("--n_embd", opt.n_embd, "override the preset's width");
   app.add_option("--n_head", opt.n_head, "override the preset's heads");
@@ -210,15 +214,20 @@ int main(int argc, char** argv) {
   std::optional<gpt2::StepProfiler> profiler;
   if (opt.profile_steps > 0 && rank0) profiler.emplace(device, opt.profile_trace);
   if (profiler && opt.warmup_steps == 0) profiler->start();
+  gpt2::MemoryPhases phases(device, rank0 ? opt.memory_phases : 0);
 
   while (engine.global_steps() < max_steps) {
     for (auto& batch : *trainloader) {
       auto x = batch.data.to(device, /*non_blocking=*/true);
       auto y = batch.target.to(device, /*non_blocking=*/true);
-      auto loss = gpt2::lm_loss(engine(x), y);
-      engine.backward(loss);
       const std::int64_t before = engine.global_steps();
+      phases.begin(0, before);
+      auto loss = gpt2::lm_loss(engine(x), y);
+      phases.begin(1, before);
+      engine.backward(loss);
+      phases.begin(2, before);
       engine.step();
+      phases.end_micro_step(engine.global_steps(), engine.global_steps() != before);
       loss_sum += loss.detach();
       tokens_seen += static_cast<double>(x.numel());
       if (before >= opt.warmup_steps) timed_tokens += static_cast<double>(x.numel());

@@ -15,9 +15,42 @@ double peak_host_gib() {
   return static_cast<double>(usage.ru_maxrss) / (1 << 20);  // kilobytes → GiB (this process's RSS)
 }
 
+namespace {
+std::int64_t phases_peak = 0;  // the largest peak MemoryPhases reset the allocator's count from
+}  // namespace
+
 double peak_memory_gib(c10::Device device) {
-  if (device.is_cuda()) return static_cast<double>(engine::max_memory_allocated(device)) / (1 << 30);
+  if (device.is_cuda()) return static_cast<double>(std::max(phases_peak, engine::max_memory_allocated(device))) / (1 << 30);
   return peak_host_gib();
+}
+
+void MemoryPhases::close_phase() {
+  if (open_ < 0) return;
+  engine::synchronize_device(device_);
+  const std::int64_t peak = engine::max_memory_allocated(device_);
+  peaks_[open_] = std::max(peaks_[open_], peak);
+  phases_peak = std::max(phases_peak, peak);
+  open_ = -1;
+}
+
+void MemoryPhases::begin(int phase, std::int64_t step) {
+  if (step >= steps_) return;
+  close_phase();
+  engine::synchronize_device(device_);
+  engine::reset_max_memory_allocated(device_);
+  open_ = phase;
+}
+
+void MemoryPhases::end_micro_step(std::int64_t step, bool boundary) {
+  if (open_ < 0) return;
+  close_phase();
+  if (!boundary) return;
+  const auto g = [](std::int64_t bytes) { return static_cast<double>(bytes) / (1 << 30); };
+  std::printf("memory phases, step %lld: peak in forward %.2f GiB, backward %.2f GiB, step %.2f GiB; allocated "
+              "after it %.2f GiB\n", static_cast<long long>(step), g(peaks_[0]), g(peaks_[1]), g(peaks_[2]),
+              g(engine::memory_allocated(device_)));
+  std::fflush(stdout);
+  peaks_[0] = peaks_[1] = peaks_[2] = 0;
 }
 
 void print_step_line(std::int64_t step, std::int64_t max_steps, double loss, double lr, double tok_per_s,

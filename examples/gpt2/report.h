@@ -15,8 +15,29 @@
 
 namespace deepspeed::examples::gpt2 {
 
-/// This process's peak memory in GiB: the CUDA caching allocator's max allocated on a GPU, the RSS on the CPU.
+/// This process's peak memory in GiB: the CUDA caching allocator's max allocated on a GPU (MemoryPhases
+/// included), the RSS on the CPU.
 double peak_memory_gib(c10::Device device);
+
+/// --memory-phases: where the device peak is. Over the first `steps` optimizer steps each phase of a
+/// micro-step (forward with the loss, backward, the engine's step) starts the allocator's peak over, and each
+/// boundary prints the largest peak of every phase in that step and what stays allocated after it. The
+/// whole run's peak (peak_memory_gib) keeps what the phases saw. Rank 0 only; a no-op off CUDA.
+class MemoryPhases {
+ public:
+  MemoryPhases(c10::Device device, std::int64_t steps) : device_(device), steps_(device.is_cuda() ? steps : 0) {}
+  /// Call before each phase with its index (0 forward, 1 backward, 2 step) and the optimizer step it is in.
+  void begin(int phase, std::int64_t step);
+  /// After the step phase: prints the line when `boundary`.
+  void end_micro_step(std::int64_t step, bool boundary);
+
+ private:
+  void close_phase();
+  c10::Device device_;
+  std::int64_t steps_;
+  int open_ = -1;
+  std::int64_t peaks_[3] = {0, 0, 0};
+};
 
 /// Prints (and flushes) "step K/N | loss … | lr … | … tok/s | MFU …% | … ms/step | peak mem … GiB"; MFU is
 /// "n/a" off CUDA. `tok_per_s` counts all `world` ranks.

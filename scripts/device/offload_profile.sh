@@ -78,7 +78,7 @@ PY
       BUDGET_S=900 IMPLS="$IMPLS" DS_1GPU=1 GAS=$gas STAGES_1GPU=$stage ZERO_EXTRA="$extra" DS_CONFIG=$cfg \
       bash bench/run_gpt2_suite.sh 2>&1 | grep -E "^\[" | tail -4
     cat $out/$name/results.jsonl >>"$out/results.jsonl"
-    grep -E "time \(ms\)|Model states|step=|ZeRO-3:|super_offload|norm" $out/$name/runs.log | tail -16
+    grep -E "time \(ms\)|Model states|memory phases|step=|ZeRO-3:|super_offload|norm" $out/$name/runs.log | tail -16
   done
 done
 [ -s "$out/results.jsonl" ] && python3 bench/gpt2_suite_tools.py table "$out/results.jsonl" | tee "$out/table.md" | tail -10

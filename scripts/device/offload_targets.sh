@@ -8,6 +8,8 @@
 #   PART=2: the offload GPU tests and core_test's CUDA cases; ours GAS 1 ratio 0.5; ours no offload GAS 4
 #   PART=3: DeepSpeed GAS 4; ours GAS 4 ratio 0.5; ours GAS 4 ratio 1 super_offload
 #   PART=after (one call, .devdeps only): the offload GPU tests, then ours GAS 1 super_offload and GAS 4 ratio 0.5
+#   PART=peaks, then PART=peaks2 on the same machine (.devdeps only): where the device peaks are (--memory-phases)
+#     for the 10B stage 3 run (with the offload GPU tests first), GAS 4 ratio 0.5, GAS 1 super_offload
 # Each part's archives come back under $OUT/<run>/all.tgz; machine.txt tells the parts' machine apart.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,7 +26,7 @@ profile() {  # <name> <env assignments...>
   env OUT="$OUT/$name" $common "$@" bash scripts/device/offload_profile.sh 2>&1
 }
 hostname >"$OUT/host.txt"; nvidia-smi --query-gpu=uuid --format=csv,noheader >>"$OUT/host.txt"; cat "$OUT/host.txt"
-case "${PART:?PART=1|2|3|after}" in
+case "${PART:?PART=1|2|3|after|peaks|peaks2}" in
   1)
     profile ds1 $gas1 IMPLS=deepspeed RUNS=1.0:1 RUN_TIMEOUT=330
     profile super1 $gas1 SKIP_BUILD=1 SUPER=1 RUNS=1.0:1 RUN_TIMEOUT=140
@@ -42,5 +44,13 @@ case "${PART:?PART=1|2|3|after}" in
     # After a change to the one-GPU paths: the offload GPU tests, then the GAS 1 and GAS 4 runs it touches.
     profile super1 $gas1 CHECK=1 SUPER=1 RUNS=1.0:1 RUN_TIMEOUT=140
     profile half4 $gas4 SKIP_BUILD=1 RATIO=0.5 RUNS=1.0:4 RUN_TIMEOUT=130
+    ;;
+  peaks)
+    profile peak10 STEPS=3 WARMUP=3 CHECK=1 MODEL=10B STAGES=3 PARAM=1 RATIO=0.6 BUCKET=20000000 RUNS=1.0:1 \
+      MEMORY_PHASES=3 RUN_TIMEOUT=280
+    profile half4 STEPS=2 WARMUP=2 SKIP_BUILD=1 RATIO=0.5 RUNS=1.0:4 MEMORY_PHASES=2 RUN_TIMEOUT=110
+    ;;
+  peaks2)
+    profile super1 $gas1 SKIP_BUILD=1 SUPER=1 RUNS=1.0:1 MEMORY_PHASES=3 RUN_TIMEOUT=140
     ;;
 esac

@@ -225,6 +225,7 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
     throw ConfigError(cat(cfg.source, ": optimizer: missing; add an \"optimizer\" section or pass "
                                       "InitializeOptions::optimizer"));
   }
+  layout->optimizer_upcasts_gradients(optimizer->upcasts_gradients());
   if (offloaded) use_offload_optimizer(cfg, optimizer, *layout);
   DS_LOG_DIST(kInfo, "DeepSpeed Basic Optimizer = ", optimizer->name());
   if (const auto message = zero::optimizer_creation_message(cfg); !message.empty()) DS_LOG_DIST(kInfo, message);

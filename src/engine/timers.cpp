@@ -42,6 +42,10 @@ std::int64_t max_memory_allocated(c10::Device device) {
   return stats.allocated_bytes[static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
 }
 
+void reset_max_memory_allocated(c10::Device device) {
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+}
+
 void WallClockTimers::start(const std::string& name) {
   if (!enabled_) return;
   auto& t = timers_[name];

@@ -1,7 +1,10 @@
 // Adam and AdamW: the fused multi-tensor path and the per-tensor reference it is tested against.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <tuple>
+#include <utility>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -23,8 +26,9 @@ void init_adam_state(ParamState& s, const at::Tensor& p, bool amsgrad) {
 
 namespace {
 
-void reference_adam_step(at::Tensor& p, ParamState& s, const Hyper& h) {
-  at::Tensor grad = p.grad();
+void reference_adam_step(at::Tensor& p, ParamState& s, const Hyper& h, double grad_scale = 1.0) {
+  at::Tensor grad = p.grad().to(p.scalar_type());
+  if (grad_scale != 1.0) grad.mul_(grad_scale);  // in place when it is grad() itself, as the engine would
   auto& step = s["step"];
   step.add_(1);
   const double t = step.item<double>();
@@ -50,42 +54,80 @@ void reference_adam_step(at::Tensor& p, ParamState& s, const Hyper& h) {
 
 }  // namespace
 
-void fused_adam_step(const std::vector<at::Tensor>& params, const std::vector<ParamState*>& states, const Hyper& h) {
+void fused_adam_step(const std::vector<at::Tensor>& params, const std::vector<ParamState*>& states, const Hyper& h,
+                     double grad_scale, std::int64_t upcast_slice) {
   at::NoGradGuard no_grad;
   // The fused kernels need every list to share one device and dtype.
   struct Lists {
     std::vector<at::Tensor> params, grads, m, v, vmax, steps;
+    void add(const at::Tensor& p, const at::Tensor& g, ParamState& s, bool amsgrad) {
+      params.push_back(p);
+      grads.push_back(g);
+      m.push_back(s.at("exp_avg"));
+      v.push_back(s.at("exp_avg_sq"));
+      if (amsgrad) vmax.push_back(s.at("max_exp_avg_sq"));
+      steps.push_back(s.at("step"));
+    }
+    std::int64_t numel = 0;  // of the up-cast gradients held
   };
-  std::map<std::tuple<int, int, int>, Lists> buckets;
+  // at::_fused_adam(w)_ is overloaded (double lr / Tensor lr); pick the double-lr form explicitly.
+  using Fn = void (*)(at::TensorList, at::TensorList, at::TensorList, at::TensorList, at::TensorList,
+                      at::TensorList, double, double, double, double, double, bool, bool,
+                      const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
+  const Fn fn = h.adam_w_mode ? static_cast<Fn>(&at::_fused_adamw_) : static_cast<Fn>(&at::_fused_adam_);
+  auto launch = [&](Lists& l) {
+    if (!l.params.empty()) {
+      fn(l.params, l.grads, l.m, l.v, l.vmax, l.steps, h.lr, h.beta1, h.beta2, h.weight_decay, h.eps, h.amsgrad,
+         /*maximize=*/false, std::nullopt, std::nullopt);
+    }
+    l = Lists{};
+  };
+  std::map<std::tuple<int, int, int>, std::vector<std::size_t>> buckets;
   for (std::size_t i = 0; i < params.size(); ++i) {
     at::Tensor p = params[i];
-    ParamState& s = *states[i];
-    init_adam_state(s, p, h.amsgrad);
+    init_adam_state(*states[i], p, h.amsgrad);
     if (!h.bias_correction) {
-      reference_adam_step(p, s, h);
+      reference_adam_step(p, *states[i], h, grad_scale);
       continue;
     }
-    auto& l = buckets[{static_cast<int>(p.device().type()), p.device().index(), static_cast<int>(p.scalar_type())}];
-    l.params.push_back(p);
-    l.grads.push_back(p.grad());
-    l.m.push_back(s["exp_avg"]);
-    l.v.push_back(s["exp_avg_sq"]);
-    if (h.amsgrad) l.vmax.push_back(s["max_exp_avg_sq"]);
-    l.steps.push_back(s["step"]);
+    buckets[{static_cast<int>(p.device().type()), p.device().index(), static_cast<int>(p.scalar_type())}].push_back(i);
   }
-  for (auto& [key, l] : buckets) {
-    at::_foreach_add_(l.steps, 1);
-    // at::_fused_adam(w)_ is overloaded (double lr / Tensor lr); pick the double-lr form explicitly.
-    using Fn = void (*)(at::TensorList, at::TensorList, at::TensorList, at::TensorList, at::TensorList,
-                        at::TensorList, double, double, double, double, double, bool, bool,
-                        const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
-    const Fn fn = h.adam_w_mode ? static_cast<Fn>(&at::_fused_adamw_) : static_cast<Fn>(&at::_fused_adam_);
-    fn(l.params, l.grads, l.m, l.v, l.vmax, l.steps, h.lr, h.beta1, h.beta2, h.weight_decay, h.eps, h.amsgrad,
-       /*maximize=*/false, std::nullopt, std::nullopt);
+  for (const auto& [key, members] : buckets) {
+    std::vector<at::Tensor> steps;
+    for (std::size_t i : members) steps.push_back(states[i]->at("step"));
+    at::_foreach_add_(steps, 1);
+    Lists as_is, upcast;
+    for (std::size_t i : members) {
+      const at::Tensor& p = params[i];
+      const at::Tensor grad = p.grad();
+      ParamState& s = *states[i];
+      if (grad.scalar_type() == p.scalar_type()) {
+        if (grad_scale != 1.0) at::Tensor(grad).mul_(grad_scale);
+        as_is.add(p, grad, s, h.amsgrad);
+        continue;
+      }
+      // Slices of one flat tensor share its step count, advanced once above.
+      const at::Tensor flat_p = p.view({-1}), flat_g = grad.reshape({-1});
+      for (std::int64_t offset = 0; offset < p.numel(); offset += upcast_slice) {
+        const std::int64_t n = std::min(upcast_slice, p.numel() - offset);
+        if (upcast.numel + n > upcast_slice) launch(upcast);  // frees that batch's copies first
+        at::Tensor g = flat_g.narrow(0, offset, n).to(p.scalar_type());
+        if (grad_scale != 1.0) g.mul_(grad_scale);
+        ParamState slice{{"step", s.at("step")},
+                         {"exp_avg", s.at("exp_avg").view({-1}).narrow(0, offset, n)},
+                         {"exp_avg_sq", s.at("exp_avg_sq").view({-1}).narrow(0, offset, n)}};
+        if (h.amsgrad) slice["max_exp_avg_sq"] = s.at("max_exp_avg_sq").view({-1}).narrow(0, offset, n);
+        upcast.add(flat_p.narrow(0, offset, n), g, slice, h.amsgrad);
+        upcast.numel += n;
+      }
+    }
+    launch(as_is);
+    launch(upcast);
   }
 }
 
 void FusedAdam::step() {
+  const double grad_scale = std::exchange(grad_scale_, 1.0);
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
     std::vector<at::Tensor> params;
     std::vector<ParamState*> states;
@@ -94,7 +136,7 @@ void FusedAdam::step() {
       params.push_back(groups_[gi].params[i]);
       states.push_back(&state(gi, i));
     }
-    fused_adam_step(params, states, groups_[gi].hyper);
+    fused_adam_step(params, states, groups_[gi].hyper, grad_scale);
   }
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Internal to ds_optim: the Adam pieces FusedAdam and DeepSpeedCPUAdam (for the masters a partial offload
 // leaves on the device) share.
+#include <cstdint>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -13,9 +14,16 @@ namespace deepspeed::optim {
 /// Creates "step", "exp_avg", "exp_avg_sq" (and "max_exp_avg_sq") beside `p` if absent.
 void init_adam_state(ParamState& s, const at::Tensor& p, bool amsgrad);
 
+/// Elements of 16-bit gradients up-cast at once (256 MiB of fp32): the step's transient memory stays one
+/// slice instead of 4 bytes per element of the whole device share (12.5 GiB at 10B with a third on the GPU).
+inline constexpr std::int64_t kUpcastSliceNumel = std::int64_t{64} << 20;
+
 /// One Adam/AdamW step of `params` (each with its grad() defined) through LibTorch's fused multi-tensor
-/// kernels, one launch per (device, dtype); the per-tensor reference when bias_correction is off.
-void fused_adam_step(const std::vector<at::Tensor>& params, const std::vector<ParamState*>& states, const Hyper& h);
+/// kernels, one launch per (device, dtype); the per-tensor reference when bias_correction is off. Gradients are
+/// multiplied by `grad_scale` first: in place when their dtype is the parameter's; a 16-bit gradient beside
+/// an fp32 parameter is up-cast (and scaled) a bounded slice at a time, each slice's launch before the next.
+void fused_adam_step(const std::vector<at::Tensor>& params, const std::vector<ParamState*>& states, const Hyper& h,
+                     double grad_scale = 1.0, std::int64_t upcast_slice = kUpcastSliceNumel);
 
 /// The kernel's element type of `t` (fp32 only when `allow_fp32`); throws std::invalid_argument naming `what`
 /// and the dtype otherwise.

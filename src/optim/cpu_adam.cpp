@@ -54,12 +54,11 @@ void CpuAdam::step() {
           advance_count(state(gi, i));
         }
       } else {
-        if (grad_scale_ != 1.0) p.grad().mul_(grad_scale_);
         on_device.push_back(p);
         device_states.push_back(&state(gi, i));
       }
     }
-    fused_adam_step(on_device, device_states, groups_[gi].hyper);
+    fused_adam_step(on_device, device_states, groups_[gi].hyper, grad_scale_);
   }
   if (external_host_) {
     host_scale_ = static_cast<float>(grad_scale_);

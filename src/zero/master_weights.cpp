@@ -63,7 +63,7 @@ std::vector<std::vector<std::size_t>> MasterWeights::optimizer_indices() const {
   return indices;
 }
 
-std::vector<at::Tensor> MasterWeights::attach_gradients(const std::vector<ShardBuffer>& reduced, bool host_16bit) {
+std::vector<at::Tensor> MasterWeights::attach_gradients(const std::vector<ShardBuffer>& reduced, SixteenBitGradients taken) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> grads;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
@@ -72,9 +72,10 @@ std::vector<at::Tensor> MasterWeights::attach_gradients(const std::vector<ShardB
       const at::Tensor& master = pieces[p].tensor;
       const auto& piece = reduced.at(g).pieces().at(p);
       const at::Tensor& r = piece.tensor;
-      // Reducers that accumulate in 16 bits hand over a 16-bit buffer; the optimizer needs fp32 beside its
-      // masters (a transient copy, as DeepSpeed's fp16 optimizers make at step time).
-      const bool as_is = r.device() == master.device() && (r.scalar_type() == at::kFloat || (host_16bit && piece.host));
+      // Reducers that accumulate in 16 bits hand over a 16-bit buffer; an optimizer that cannot up-cast it
+      // needs fp32 beside its masters (a transient copy, as DeepSpeed's fp16 optimizers make at step time).
+      const bool sixteen_taken = piece.host ? taken.host_16bit : taken.device_16bit;
+      const bool as_is = r.device() == master.device() && (r.scalar_type() == at::kFloat || sixteen_taken);
       at::Tensor grad = as_is ? r : r.to(master.device(), at::kFloat);
       grads.push_back(grad);
       if (view_ == View::kPerParameter) {

@@ -59,7 +59,7 @@ std::vector<at::Tensor> ReplicatedStrategy::optimizer_gradients() {
   std::vector<ShardBuffer> reduced;
   const auto full = reducer_->gradients();
   for (std::size_t g = 0; g < flat_groups_.size(); ++g) reduced.push_back(ShardBuffer::whole(*flat_groups_[g], full[g]));
-  return masters_->attach_gradients(reduced);
+  return masters_->attach_gradients(reduced, {.device_16bit = optimizer_upcasts_});
 }
 
 void ReplicatedStrategy::after_optimizer_step() {

@@ -95,7 +95,7 @@ std::vector<std::vector<at::Tensor>> ShardedStateStrategy::optimizer_param_copie
 std::vector<at::Tensor> ShardedStateStrategy::optimizer_gradients() {
   // The optimizer is about to rewrite the 16-bit copies: the last step's uploads must have read them.
   if (uploads_done_) uploads_done_->synchronize();
-  return masters_->attach_gradients(reducer_->shards(), fused_cpu_optimizer_);
+  return masters_->attach_gradients(reducer_->shards(), {.host_16bit = fused_cpu_optimizer_, .device_16bit = optimizer_upcasts_});
 }
 
 bool ShardedStateStrategy::use_host_stepper(HostStepper stepper, HostStepMode mode) {

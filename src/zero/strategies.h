@@ -56,6 +56,7 @@ class ReplicatedStrategy final : public Strategy {
   void end_step() override;
   void zero_grad() override { reducer_->zero_grad(); }
   bool sharded() const override { return false; }
+  void optimizer_upcasts_gradients(bool on) override { optimizer_upcasts_ = on; }
   void adopt_parameter_values(std::size_t u) override;
   void save(checkpoint::SaveTarget& target) override;
   void load(checkpoint::LoadSource& source, const checkpoint::LoadOptions& options) override;
@@ -69,6 +70,7 @@ class ReplicatedStrategy final : public Strategy {
   std::vector<std::unique_ptr<FlatGroup>> flat_groups_;
   std::unique_ptr<GradientReducer> reducer_;
   std::optional<MasterWeights> masters_;  // absent when the optimizer updates the fp32 model itself
+  bool optimizer_upcasts_ = false;
 };
 
 /// What stages 1–3 share: each rank owns one chunk of every bucket — the fp32 master of it, the optimizer state
@@ -81,6 +83,7 @@ class ShardedStateStrategy : public Strategy {
   std::vector<std::vector<at::Tensor>> optimizer_params() const override;
   std::vector<std::vector<at::Tensor>> optimizer_param_copies() const override;
   void fused_cpu_optimizer(bool on) override { fused_cpu_optimizer_ = on; }
+  void optimizer_upcasts_gradients(bool on) override { optimizer_upcasts_ = on; }
   bool use_host_stepper(HostStepper stepper, HostStepMode mode) override;
   std::pair<std::int64_t, std::int64_t> speculation_counts() const override;
   void track_host_norms(SquaredNorm squared_norm, DeviceSquaredSum device_squared_sum) override {
@@ -141,6 +144,7 @@ class ShardedStateStrategy : public Strategy {
   std::vector<ShardBuffer> param_copies_;  // per group: 16-bit host copies of the host chunks (offload)
   bool copies_in_weight_shards_ = false;   // set before attach(): the copies are views of the groups' param_shard
   bool fused_cpu_optimizer_ = false;
+  bool optimizer_upcasts_ = false;
   std::optional<c10::Event> uploads_done_;  // the CPU optimizer must not rewrite a copy still being uploaded
 
  private:

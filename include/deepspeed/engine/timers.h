@@ -19,6 +19,8 @@ void synchronize_device(c10::Device device);
 /// Bytes currently / at most allocated by the CUDA caching allocator on `device` (0 on CPU).
 std::int64_t memory_allocated(c10::Device device);
 std::int64_t max_memory_allocated(c10::Device device);
+/// Starts max_memory_allocated() over from what is allocated now (no-op on CPU).
+void reset_max_memory_allocated(c10::Device device);
 
 class WallClockTimers {
  public:

@@ -127,6 +127,9 @@ class CpuAdam : public Optimizer {
     grad_scale_ = coefficient;
     return true;
   }
+  /// The host kernel up-casts as it reads; masters a partial offload left on the device go through
+  /// FusedAdam's sliced up-cast.
+  bool upcasts_gradients() const override { return true; }
 
   /// Registers (or clears, with an undefined tensor) the 16-bit tensor step() writes parameter (group, index)
   /// into: contiguous CPU bf16/fp16 of the parameter's numel.

@@ -75,6 +75,12 @@ class Optimizer : public ScheduleTarget {
   /// scales the gradients first.
   virtual bool take_gradient_scale(double coefficient) { return false; }
 
+  /// Whether step() accepts a 16-bit grad() beside an fp32 parameter and up-casts it itself, a bounded slice
+  /// at a time. A ZeRO layout then hands over its 16-bit gradient buffers as they are instead of an fp32 copy
+  /// of every gradient for the step (4 bytes per element of the device's share, all alive at once).
+  /// Optimizers that say so also take the gradient scale, applied to the up-cast values.
+  virtual bool upcasts_gradients() const { return false; }
+
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
 
@@ -119,6 +125,14 @@ class FusedAdam : public Optimizer {
   using Optimizer::Optimizer;
   std::string name() const override { return "FusedAdam"; }
   void step() override;
+  bool take_gradient_scale(double coefficient) override {
+    grad_scale_ = coefficient;
+    return true;
+  }
+  bool upcasts_gradients() const override { return true; }
+
+ private:
+  double grad_scale_ = 1.0;  // the engine's factor for the next step()
 };
 
 /// Per-tensor Adam/AdamW written with plain tensor ops: DeepSpeed's `torch_adam` path, and the reference the

@@ -43,10 +43,16 @@ class MasterWeights {
   /// (what the optimizer's (group, index) addressing takes).
   std::vector<std::vector<std::size_t>> optimizer_positions() const;
 
-  /// Gives every optimizer tensor its gradient from `reduced` (per FlatGroup, pieced like the master): fp32
-  /// beside its master (16-bit or misplaced gradients are copied), except host pieces' 16-bit gradients when
-  /// `host_16bit` (DeepSpeedCPUAdam up-casts as it reads them). Returns the gradients (for the norm).
-  std::vector<at::Tensor> attach_gradients(const std::vector<ShardBuffer>& reduced, bool host_16bit = false);
+  /// Which 16-bit gradients the optimizer takes as they are (it up-casts them itself); the others get an fp32
+  /// copy beside their master.
+  struct SixteenBitGradients {
+    bool host_16bit = false;    ///< host pieces' (DeepSpeedCPUAdam up-casts as it reads them)
+    bool device_16bit = false;  ///< the other pieces' (optim::Optimizer::upcasts_gradients)
+  };
+  /// Gives every optimizer tensor its gradient from `reduced` (per FlatGroup, pieced like the master): the
+  /// reduced buffer itself when it is fp32 or `taken` says so and it lies beside its master, else an fp32 copy
+  /// there. Returns the gradients (for the norm).
+  std::vector<at::Tensor> attach_gradients(const std::vector<ShardBuffer>& reduced, SixteenBitGradients taken);
   /// Drops the gradients attach_gradients() gave (transient fp32 copies would otherwise live to the next step).
   void release_gradients();
 

@@ -102,6 +102,9 @@ class Strategy : public checkpoint::Stateful {
   /// offloaded masters' 16-bit gradients as they are. The layout then uploads the copies after each step and
   /// skips converting either.
   virtual void fused_cpu_optimizer(bool on) {}
+  /// The optimizer up-casts 16-bit gradients itself (optim::Optimizer::upcasts_gradients): optimizer_gradients()
+  /// then hands the reduced 16-bit buffers over as they are, not an fp32 copy of each. Set before the first step.
+  virtual void optimizer_upcasts_gradients(bool on) {}
   /// With offload and fused_cpu_optimizer: the layout steps the host masters itself through `stepper` (the
   /// optimizer's step() leaves them alone), when `mode` says. Returns false when the layout has nothing on the
   /// host (the optimizer steps everything itself).
