@@ -10,6 +10,8 @@
 #   PART=after (one call, .devdeps only): the offload GPU tests, then ours GAS 1 super_offload and GAS 4 ratio 0.5
 #   PART=peaks, then PART=peaks2 on the same machine (.devdeps only): where the device peaks are (--memory-phases)
 #     for the 10B stage 3 run (with the offload GPU tests first), GAS 4 ratio 0.5, GAS 1 super_offload
+#   PART=trace (.devdeps only): the same three runs with DS_MEMORY_TRACE=2 (what the peaks are made of) and
+#     core_test's CUDA cases
 # Each part's archives come back under $OUT/<run>/all.tgz; machine.txt tells the parts' machine apart.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,7 +28,7 @@ profile() {  # <name> <env assignments...>
   env OUT="$OUT/$name" $common "$@" bash scripts/device/offload_profile.sh 2>&1
 }
 hostname >"$OUT/host.txt"; nvidia-smi --query-gpu=uuid --format=csv,noheader >>"$OUT/host.txt"; cat "$OUT/host.txt"
-case "${PART:?PART=1|2|3|after|peaks|peaks2}" in
+case "${PART:?PART=1|2|3|after|peaks|peaks2|trace}" in
   1)
     profile ds1 $gas1 IMPLS=deepspeed RUNS=1.0:1 RUN_TIMEOUT=330
     profile super1 $gas1 SKIP_BUILD=1 SUPER=1 RUNS=1.0:1 RUN_TIMEOUT=140
@@ -49,6 +51,14 @@ case "${PART:?PART=1|2|3|after|peaks|peaks2}" in
     profile peak10 STEPS=3 WARMUP=3 CHECK=1 MODEL=10B STAGES=3 PARAM=1 RATIO=0.6 BUCKET=20000000 RUNS=1.0:1 \
       MEMORY_PHASES=3 RUN_TIMEOUT=280
     profile half4 STEPS=2 WARMUP=2 SKIP_BUILD=1 RATIO=0.5 RUNS=1.0:4 MEMORY_PHASES=2 RUN_TIMEOUT=110
+    ;;
+  trace)
+    export DS_MEMORY_TRACE=2
+    profile trace10 STEPS=2 WARMUP=2 MODEL=10B STAGES=3 PARAM=1 RATIO=0.6 BUCKET=20000000 RUNS=1.0:1 \
+      MEMORY_PHASES=3 RUN_TIMEOUT=240
+    build-dev/tests/core_test --gtest_filter='*Cuda*' 2>&1 | grep -E "^\[ +(OK|FAILED|PASSED) " | tee "$OUT/core_test_cuda.txt"
+    profile trace_super1 STEPS=3 WARMUP=3 SKIP_BUILD=1 SUPER=1 RUNS=1.0:1 MEMORY_PHASES=3 RUN_TIMEOUT=120
+    profile trace_half4 STEPS=2 WARMUP=2 SKIP_BUILD=1 RATIO=0.5 RUNS=1.0:4 MEMORY_PHASES=2 RUN_TIMEOUT=100
     ;;
   peaks2)
     profile super1 $gas1 SKIP_BUILD=1 SUPER=1 RUNS=1.0:1 MEMORY_PHASES=3 RUN_TIMEOUT=140

@@ -57,8 +57,7 @@ void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
   if (!first) chunk.add_(target, averaging_.after);
   else if (averaging_.after != 1.0 && !on_device) chunk.mul_(averaging_.after);
   s.fresh[b] = 0;
-  s.input[b] = at::Tensor();
-  s.output[b] = at::Tensor();
+  release_send_buffer(g, b);
   s.launched[b] = 0;
   if (!boundary_) return;
   if (!squared_norm_ || squared) {

@@ -10,6 +10,7 @@
 #include <torch/csrc/autograd/variable.h>
 
 #include "src/zero/grad_reducer_state.h"
+#include "src/zero/memory_trace.h"
 #include "src/zero/serial_worker.h"
 
 namespace deepspeed::zero {
@@ -149,6 +150,7 @@ ShardBuffer BucketReducer::new_shard(const FlatGroup& group) const {
 }
 
 void BucketReducer::prepare_backward(bool boundary) {
+  memory_trace::begin_backward();
   attach_gradient_views();
   std::lock_guard<std::mutex> lock(shared_->mutex);
   armed_ = options_.reduction == Reduction::kReduceScatterEachMicroStep || boundary;
@@ -175,6 +177,8 @@ at::Tensor BucketReducer::staging(std::size_t g, std::size_t b) {
   if (!s.input[b].defined()) {
     const auto dtype = options_.communication_dtype.value_or(options_.accum_dtype);
     s.input[b] = at::zeros({groups_[g]->plan.buckets[b].numel}, groups_[g]->param_flat.options().dtype(dtype));
+    memory_trace::send_buffer(static_cast<std::int64_t>(s.input[b].nbytes()));
+    memory_trace::event("open", g, b, s.input[b].device());
   }
   return s.input[b];
 }
@@ -183,6 +187,7 @@ void BucketReducer::on_gradient_ready(std::size_t g, std::size_t i) {
   auto& s = *state_[g];
   const FlatGroup& group = *groups_[g];
   auto p = group.params[i];
+  memory_trace::event("grad", g, i, p.device());
   if (!s.grads_are_views && p.grad().defined()) {
     at::NoGradGuard no_grad;
     if (!keeps_full_buffer()) {
@@ -252,7 +257,15 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
     s.works[b] = comm_->reduce_scatter(s.output[b], input);
   }
   s.launched[b] = 1;
-  if (placement_.on_host(group, b) && lands_now()) {
+  const bool lands = placement_.on_host(group, b) && lands_now();
+  if (!lands && comm_->world_size() == 1 && s.input[b].defined()) {
+    // Nothing to wait for: fold the bucket in now, so its send buffer is freed here (the fold is queued on the
+    // stream before any later use of that memory) instead of every bucket being held to finish_backward()
+    // (3.8B at ratio 0.5 on one H200: all of its 8 buckets, 7.05 GiB, at the end of backward).
+    complete(g, b);
+    return;
+  }
+  if (lands) {
     if (copy_stream_) {
       // The copy stream must not read the result before the compute stream produced it (a one-rank "collective"
       // is a plain copy on the compute stream; under NCCL the wait below covers it too).
@@ -277,9 +290,18 @@ void BucketReducer::complete(std::size_t g, std::size_t b) {
     // A host chunk completed here is a micro-step before the boundary, accumulating on the device.
     fold_into_shard(placement_.on_host(group, b) ? s.window.chunk(b) : s.shard.chunk(b), s.output[b]);
   }
+  release_send_buffer(g, b);
+  s.launched[b] = 0;
+}
+
+void BucketReducer::release_send_buffer(std::size_t g, std::size_t b) {
+  auto& s = *state_[g];
+  if (!keeps_full_buffer() && s.input[b].defined()) {
+    memory_trace::send_buffer(-static_cast<std::int64_t>(s.input[b].nbytes()));
+    memory_trace::event("free", g, b, s.input[b].device());
+  }
   s.input[b] = at::Tensor();
   s.output[b] = at::Tensor();
-  s.launched[b] = 0;
 }
 
 void BucketReducer::fold_into_shard(at::Tensor chunk, const at::Tensor& reduced) const {

@@ -7,6 +7,7 @@
 
 #include "deepspeed/zero/host_memory.h"
 #include "deepspeed/zero/init.h"
+#include "src/zero/memory_trace.h"
 #include "src/zero/storage.h"
 
 namespace deepspeed::zero {
@@ -74,6 +75,12 @@ std::optional<std::size_t> PartitionedParams::unit_of(const at::Tensor& param) c
   return std::nullopt;
 }
 
+namespace {
+c10::Device device_of(const std::vector<FlatGroup*>& groups) {
+  return groups.empty() ? c10::Device(c10::kCPU) : groups.front()->param_flat.device();
+}
+}  // namespace
+
 void PartitionedParams::start_gather_locked(std::size_t u) {
   auto& unit = *units_[u];
   if (unit.gathered || unit.in_flight) return;
@@ -110,6 +117,7 @@ void PartitionedParams::finish_gather_locked(std::size_t u) {
     for (std::size_t i = 0; i < g->params.size(); ++i) g->params[i].set_data(g->param_views[i]);
   }
   unit.gathered = true;
+  memory_trace::event("gathered", u, 0, device_of(unit.groups), live_numel_);
 }
 
 void PartitionedParams::release_locked(std::size_t u) {
@@ -124,6 +132,7 @@ void PartitionedParams::release_locked(std::size_t u) {
   }
   unit.gathered = false;
   live_numel_ -= unit.numel;
+  memory_trace::event("released", u, 0, device_of(unit.groups), live_numel_);
 }
 
 void PartitionedParams::prefetch_locked(std::size_t u) {

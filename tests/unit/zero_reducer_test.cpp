@@ -104,6 +104,38 @@ TEST(BucketReducer, ReduceScatterEachMicroStepAccumulatesInTheShard) {
   }
 }
 
+// One rank, reducing every micro-step: a bucket has nothing to wait for, so it is folded into the shard (and its
+// send buffer freed) as soon as its last gradient is in, not at finish_backward() (on one GPU the buckets
+// otherwise all stay alive to the end of backward: the whole gradient once more).
+TEST(BucketReducer, OneRankFoldsEachBucketAsSoonAsItIsComplete) {
+  testing::run_ranks(1, [&](const std::shared_ptr<comm::Communicator>& comm) {
+    auto params = make_params();
+    auto groups = build_flat_groups({params}, FlatOptions{24, kAlignment, 1});
+    ReducerOptions options;
+    options.reduction = Reduction::kReduceScatterEachMicroStep;
+    BucketReducer reducer({groups[0].get()}, comm, options, Placement::on_device(c10::Device(c10::kCPU)));
+    // Buckets run in backward order: parameter 3 opens the first, parameter 0 shares the last with the end of
+    // parameter 1; after 3, 2 and 1 only that one waits.
+    ASSERT_EQ(groups[0]->plan.bucket_of[3], 0u);
+    ASSERT_EQ(groups[0]->plan.bucket_of[0], reducer.num_buckets() - 1);
+    ASSERT_GT(reducer.num_buckets(), 2u);
+    reducer.prepare_backward(/*boundary=*/true);
+    for (std::size_t i : {3u, 2u, 1u}) (params[i] * contribution(i, 0, 0, kShapes[i])).sum().backward();
+    {
+      at::NoGradGuard no_grad;
+      const at::Tensor shard = reducer.gradients().at(0);
+      EXPECT_TRUE(at::equal(groups[0]->view_of(shard, 3), contribution(3, 0, 0, kShapes[3]))) << "bucket not folded yet";
+      EXPECT_EQ(groups[0]->view_of(shard, 0).abs().sum().item<double>(), 0.0) << "a bucket folded before it was complete";
+    }
+    (params[0] * contribution(0, 0, 0, kShapes[0])).sum().backward();
+    reducer.finish_backward();
+    at::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      EXPECT_TRUE(at::equal(groups[0]->view_of(reducer.gradients().at(0), i), expected_gradient(i, 1, 1))) << i;
+    }
+  });
+}
+
 // The comms logger attached to the communicator records exactly the reducer's bucket plan: one collective per
 // bucket per reduction, its size the whole bucket (what nccl-tests calls the message size).
 void check_logged_collectives(Reduction reduction, int world_size, int gas, int windows) {

@@ -141,6 +141,8 @@ class BucketReducer : public GradientReducer {
   void fold_into_shard(at::Tensor chunk, const at::Tensor& reduced) const;
   ShardBuffer new_shard(const FlatGroup& group) const;
   at::Tensor staging(std::size_t group, std::size_t bucket);
+  /// Drops bucket b's send buffer and result once folded in or landed.
+  void release_send_buffer(std::size_t group, std::size_t bucket);
   /// Whether host bucket chunks go to the host this micro-step (else they accumulate in the device window).
   bool lands_now() const { return !options_.accumulate_on_device || boundary_; }
   bool keeps_full_buffer() const { return options_.reduction != Reduction::kReduceScatterEachMicroStep; }

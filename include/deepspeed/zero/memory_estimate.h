@@ -4,8 +4,9 @@
 /// estimate_zero2/zero3_model_states_mem_needs, but from this engine's own layout: the bucket plan's padding,
 /// the buffers each stage keeps, where offload puts each bucket. Pure arithmetic; no tensors.
 ///
-/// Not counted: activations, the transient buffers of a step (send buffers of stages 2–3, fp32 gradient
-/// copies at the step, ZeRO-3 units while gathered beyond the largest one), and the CUDA context.
+/// Not counted: activations, the transient buffers of a step (send buffers of stages 2–3, the fp32 gradient
+/// copies or up-cast slices at the step, ZeRO-3 units while gathered beyond the largest one), and the CUDA
+/// context; docs/zero.md "Memory" has what they came to on one H200.
 
 #include <cstdint>
 #include <optional>
