@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "deepspeed/zero/activation_estimate.h"
 #include "deepspeed/zero/memory_estimate.h"
 
 namespace deepspeed::zero {
@@ -166,6 +167,28 @@ TEST(MemoryEstimate, PartialOffloadRoundsToWholeBuckets) {
   EXPECT_EQ(e.host_optimizer, 12 * (kPsi / 8));
   EXPECT_EQ(e.optimizer, 12 * (kPsi / 8));
   EXPECT_EQ(e.gradients, 2 * (kPsi / 8));
+}
+
+// A GPT-style decoder's parameters as the examples build it, and its activations in closed form.
+TEST(ActivationEstimate, TransformerCountsMatchTheClosedForm) {
+  TransformerShape t;
+  t.layers = 50, t.hidden = 4096, t.seq = 1024, t.vocab = 50304, t.micro_batch = 8;
+  EXPECT_EQ(t.parameters(), 10279239680);  // what examples/gpt2 prints for its 10B preset
+  EXPECT_EQ(t.block_parameters(), 12 * 4096 * 4096 + 13 * 4096);
+  const std::int64_t e = 8 * 1024 * 4096 * 2;  // one bf16 activation of the residual width
+  const std::int64_t logits = 8 * 1024 * 50304 * 2;
+  t.checkpointing = true;
+  auto a = estimate_activations(t);
+  EXPECT_EQ(a.saved, 50 * e);
+  EXPECT_EQ(a.head, 2 * logits + 2 * e);
+  EXPECT_EQ(a.forward_peak(), 50 * e + 2 * logits + 2 * e);
+  EXPECT_EQ(a.backward_peak(), a.forward_peak());  // the head outweighs one recomputed block (26 E)
+  t.checkpointing = false;
+  a = estimate_activations(t);
+  EXPECT_EQ(a.saved, 50 * 18 * e);
+  EXPECT_EQ(a.block, 8 * e);
+  t.element_bytes = 4;
+  EXPECT_EQ(estimate_activations(t).saved, 2 * a.saved);
 }
 
 }  // namespace

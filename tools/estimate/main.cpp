@@ -5,8 +5,12 @@
 //   deepspeed_estimate --deepspeed_config ds.json --params 3.8e9 [--gpus-per-node 8] [--nodes 1]
 //   deepspeed_estimate --deepspeed_config ds.json --shapes shapes.txt    (one tensor per line: "768 2304" or a count;
 //                                                                         a blank line between flat groups / units)
+//   deepspeed_estimate --deepspeed_config ds.json --transformer 50,4096,1024,50304 [--checkpointing]
+//                      (a GPT-style model: layers, hidden, seq, vocab; its parameters, units and activations)
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +19,7 @@
 #include "deepspeed/config/reader.h"
 #include "deepspeed/util/error.h"
 #include "deepspeed/util/strings.h"
+#include "deepspeed/zero/activation_estimate.h"
 #include "deepspeed/zero/memory_estimate.h"
 
 namespace {
@@ -51,6 +56,64 @@ std::string row(const deepspeed::config::Config& c, const zero::ModelShape& mode
              zero::gib(e.gradients), " | ", zero::gib(e.optimizer), " | ", zero::gib(e.host_total() * per_node), " |");
 }
 
+// The flat groups a GPT-style model gets: the root (embeddings, final LayerNorm) and each block, split into
+// weight matrices (weight decay) and biases/LayerNorms (none), as the examples group them.
+zero::ModelShape transformer_model(const zero::TransformerShape& t) {
+  const std::int64_t h = t.hidden;
+  zero::ModelShape model;
+  model.groups.push_back({t.vocab * h, t.seq * h});
+  model.groups.push_back({2 * h});
+  for (std::int64_t l = 0; l < t.layers; ++l) {
+    model.groups.push_back({3 * h * h, h * h, 4 * h * h, 4 * h * h});
+    model.groups.push_back({3 * h, h, 4 * h, h, 2 * h, 2 * h});
+  }
+  for (const auto& g : model.groups) model.numels.insert(model.numels.end(), g.begin(), g.end());
+  model.largest_unit = std::max(t.block_parameters(), t.vocab * h + t.seq * h + 2 * h);
+  return model;
+}
+
+zero::TransformerShape parse_transformer(const std::string& text, bool checkpointing, const deepspeed::config::Config& c) {
+  std::vector<std::int64_t> v;
+  std::istringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    try {
+      std::size_t used = 0;
+      v.push_back(std::stoll(item, &used));
+      if (used != item.size() || v.back() <= 0) v.back() = -1;
+    } catch (const std::exception&) {
+      v.push_back(-1);
+    }
+  }
+  if (v.size() != 4 || std::count(v.begin(), v.end(), -1) > 0) {
+    throw deepspeed::UsageError(cat("deepspeed_estimate: --transformer: expected LAYERS,HIDDEN,SEQ,VOCAB (four positive "
+                                    "integers, e.g. 50,4096,1024,50304), got '", text, "'"));
+  }
+  zero::TransformerShape t;
+  t.layers = v[0], t.hidden = v[1], t.seq = v[2], t.vocab = v[3];
+  t.micro_batch = c.batch.micro_batch_per_gpu;
+  t.checkpointing = checkpointing;
+  t.element_bytes = c.bf16.enabled || c.fp16.enabled ? 2 : 4;
+  return t;
+}
+
+void print_activations(const zero::TransformerShape& t, const deepspeed::config::Config& c, const zero::ModelShape& model,
+                       int world) {
+  const auto a = zero::estimate_activations(t);
+  std::printf("\nActivations per GPU (%lld layers x %lld, seq %lld, micro-batch %lld, activation checkpointing %s): "
+              "kept for backward %s, the head (logits, their gradient) %s, one block in backward %s.\n",
+              static_cast<long long>(t.layers), static_cast<long long>(t.hidden), static_cast<long long>(t.seq),
+              static_cast<long long>(t.micro_batch), t.checkpointing ? "on" : "off", zero::gib(a.saved).c_str(),
+              zero::gib(a.head).c_str(), zero::gib(a.block).c_str());
+  const auto states = zero::estimate_model_states(c, model, world).device_total();
+  // Not predicted: the gradient buckets alive at once in backward (how far autograd runs ahead of the GPU and
+  // the host; docs/zero.md, "Memory") and the ZeRO-3 units kept gathered beyond the largest.
+  std::printf("This config's device peak is at least %s: model states %s + activations %s, plus the gradient "
+              "buckets waiting for their reduction or landing%s (not predicted: docs/zero.md, \"Memory\").\n",
+              zero::gib(states + a.backward_peak()).c_str(), zero::gib(states).c_str(), zero::gib(a.backward_peak()).c_str(),
+              c.zero.stage == 3 ? " and the units ZeRO-3 keeps gathered beyond the largest" : "");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -65,6 +128,11 @@ int main(int argc, char** argv) {
   app.add_option("--shapes", shapes, "file with one tensor per line (its sizes), instead of --params; a blank line "
                                      "separates flat groups (stage 3: units × optimizer param groups)");
   app.add_option("--largest-unit", largest_unit, "stage 3: elements of the largest unit (one is gathered at a time)");
+  std::string transformer;
+  bool checkpointing = false;
+  app.add_option("--transformer", transformer, "a GPT-style model instead of --params: LAYERS,HIDDEN,SEQ,VOCAB (its "
+                                               "parameters, ZeRO-3 units and activations at the config's micro-batch)");
+  app.add_flag("--checkpointing", checkpointing, "with --transformer: activation checkpointing (each block recomputed)");
   app.add_option("--gpus-per-node", gpus_per_node)->check(CLI::PositiveNumber);
   app.add_option("--nodes", nodes)->check(CLI::PositiveNumber);
   try {
@@ -74,21 +142,25 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "deepspeed_estimate: error: %s\n", e.what());
     return 2;
   }
-  if ((params > 0) == !shapes.empty()) {
-    std::fprintf(stderr, "deepspeed_estimate: error: give --params or --shapes (one of them)\n");
+  if ((params > 0) + !shapes.empty() + !transformer.empty() != 1) {
+    std::fprintf(stderr, "deepspeed_estimate: error: give --params, --shapes or --transformer (one of them)\n");
     return 2;
   }
   const int world = gpus_per_node * nodes;
   const auto config = deepspeed::config::parse_config(deepspeed::config::load_json_file(config_path), config_path, world);
   zero::ModelShape model;
-  if (shapes.empty()) {
+  std::optional<zero::TransformerShape> decoder;
+  if (!transformer.empty()) {
+    decoder = parse_transformer(transformer, checkpointing, config);
+    model = transformer_model(*decoder);
+  } else if (shapes.empty()) {
     model.numels = {static_cast<std::int64_t>(params)};
   } else {
     model.groups = read_shapes(shapes);
     for (const auto& g : model.groups) model.numels.insert(model.numels.end(), g.begin(), g.end());
     if (model.groups.size() == 1) model.groups.clear();
   }
-  model.largest_unit = largest_unit;
+  if (largest_unit > 0 || !decoder) model.largest_unit = largest_unit;
   std::int64_t total = 0;
   for (auto n : model.numels) total += n;
   std::printf("deepspeed_estimate: %lld parameters, %s, %s, %d node(s) x %d GPU(s); model states per GPU between "
@@ -114,6 +186,7 @@ int main(int argc, char** argv) {
   std::printf("\nThis config (stage %d, offload_optimizer %s, offload_param %s):\n%s\n", config.zero.stage,
               config.zero.offload_optimizer.device.c_str(), config.zero.offload_param.device.c_str(),
               row(config, model, world, gpus_per_node).c_str());
+  if (decoder) print_activations(*decoder, config, model, world);
   if (const auto available = zero::host_memory_available(); available >= 0) {
     std::printf("This machine has %s of host memory available.\n", zero::gib(available).c_str());
   }
