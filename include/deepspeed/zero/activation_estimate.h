@@ -8,8 +8,8 @@
 /// activations' element size.
 ///
 /// Checked on one H200 (docs/benchmarks.md, issue #12): the forward peak above the model states was 3.13 GiB for
-/// 32 × 3072 at micro-batch 8 (this estimate: 3.13) and 5.91 GiB for 50 × 4096 at stage 3 (this: 4.79, plus the
-/// 3 units that ZeRO-3 held gathered, 1.13).
+/// 32 × 3072 at micro-batch 8 (this estimate: 3.13) and 5.91 GiB for 50 × 4096 at stage 3 (this: 4.79; the
+/// other 1.12 GiB about three units' weights that ZeRO-3 held gathered).
 
 #include <cstdint>
 
