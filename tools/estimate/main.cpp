@@ -130,9 +130,12 @@ int main(int argc, char** argv) {
   app.add_option("--largest-unit", largest_unit, "stage 3: elements of the largest unit (one is gathered at a time)");
   std::string transformer;
   bool checkpointing = false;
-  app.add_option("--transformer", transformer, "a GPT-style model instead of --params: LAYERS,HIDDEN,SEQ,VOCAB (its "
-                                               "parameters, ZeRO-3 units and activations at the config's micro-batch)");
-  app.add_flag("--checkpointing", checkpointing, "with --transformer: activation checkpointing (each block recomputed)");
+  auto* transformer_option =
+      app.add_option("--transformer", transformer, "a GPT-style model instead of --params: LAYERS,HIDDEN,SEQ,VOCAB "
+                                                   "(its parameters, ZeRO-3 units and activations at the config's "
+                                                   "micro-batch)");
+  app.add_flag("--checkpointing", checkpointing, "with --transformer: activation checkpointing (each block recomputed)")
+      ->needs(transformer_option);
   app.add_option("--gpus-per-node", gpus_per_node)->check(CLI::PositiveNumber);
   app.add_option("--nodes", nodes)->check(CLI::PositiveNumber);
   try {
