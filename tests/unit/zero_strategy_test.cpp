@@ -317,6 +317,38 @@ TEST(Strategy, PartitionedUnitsAreEmptyOutsideAGatherAndAdoptEdits) {
   });
 }
 
+// bf16 with FusedAdam: when the optimizer says it up-casts (Optimizer::upcasts_gradients), the layout hands
+// over its 16-bit gradient buffers instead of fp32 copies, and three steps with clipping factors land on the
+// same weights, bitwise, at every stage, and with DeepSpeedCPUAdam under a partial offload too.
+TEST(Strategy, SixteenBitGradientsHandedToAnUpcastingOptimizerGiveTheSameWeights) {
+  for (const auto& [stage, offload] : std::vector<std::pair<int, double>>{{0, -1}, {1, -1}, {2, -1}, {3, -1}, {2, 0.5}}) {
+    std::map<bool, at::Tensor> weights;  // up-casting → rank 0's weights
+    for (const bool upcasts : {false, true}) {
+      testing::run_ranks(2, [&](const std::shared_ptr<comm::Communicator>& comm) {
+        Job job(make_config(stage, 2, 2, "AdamW", offload, /*bf16=*/true), comm);
+        ASSERT_TRUE(job.optimizer->upcasts_gradients());
+        job.zero->optimizer_upcasts_gradients(upcasts);
+        // A factor that changes from step to step: Adam's update does not see a constant one.
+        for (int step = 0; step < 3; ++step) job.train_step(step, 2, *comm, /*factor=*/0.3 + 0.35 * step);
+        // What the next step's optimizer would read: some 16-bit buffer exactly when it up-casts (stage 0 with
+        // bf16 accumulates in fp32 by default: nothing to copy either way).
+        job.zero->begin_forward();
+        const auto x = inputs(kMicro).to(at::kBFloat16);
+        job.zero->begin_backward(/*boundary=*/true);
+        job.net(x).sum().backward();
+        job.zero->end_backward();
+        bool sixteen = false;
+        for (const auto& g : job.zero->optimizer_gradients()) sixteen |= g.defined() && g.scalar_type() == at::kBFloat16;
+        EXPECT_EQ(sixteen, upcasts && stage > 0) << "stage " << stage;
+        job.zero->end_step();
+        const at::Tensor w = job.weights();
+        if (comm->rank() == 0) weights[upcasts] = w;
+      });
+    }
+    EXPECT_TRUE(at::equal(weights[true], weights[false])) << "stage " << stage << ", offload ratio " << offload;
+  }
+}
+
 // Save a stage-2 job on 2 ranks after an AdamW step, load it on 3: the weights and, per parameter, the
 // optimizer state come back exactly.
 TEST(Strategy, ShardedCheckpointLoadsOnAnotherWorldSize) {
