@@ -21,7 +21,11 @@ double gib(std::int64_t bytes) { return static_cast<double>(bytes) / (1 << 30); 
 
 }  // namespace
 
-bool on() { return kPasses > 0 && passes.load(std::memory_order_relaxed) <= kPasses && passes.load() > 0; }
+bool on() {
+  if (kPasses <= 0) return false;
+  const long pass = passes.load(std::memory_order_relaxed);
+  return pass > 0 && pass <= kPasses;
+}
 
 void begin_backward() {
   if (kPasses > 0) ++passes;

@@ -74,18 +74,19 @@ zero::ModelShape transformer_model(const zero::TransformerShape& t) {
 
 zero::TransformerShape parse_transformer(const std::string& text, bool checkpointing, const deepspeed::config::Config& c) {
   std::vector<std::int64_t> v;
+  bool ok = true;
   std::istringstream in(text);
   std::string item;
   while (std::getline(in, item, ',')) {
     try {
       std::size_t used = 0;
       v.push_back(std::stoll(item, &used));
-      if (used != item.size() || v.back() <= 0) v.back() = -1;
+      ok = ok && used == item.size() && v.back() > 0;
     } catch (const std::exception&) {
-      v.push_back(-1);
+      ok = false;
     }
   }
-  if (v.size() != 4 || std::count(v.begin(), v.end(), -1) > 0) {
+  if (!ok || v.size() != 4) {
     throw deepspeed::UsageError(cat("deepspeed_estimate: --transformer: expected LAYERS,HIDDEN,SEQ,VOCAB (four positive "
                                     "integers, e.g. 50,4096,1024,50304), got '", text, "'"));
   }
