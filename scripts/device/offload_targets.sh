@@ -12,6 +12,9 @@
 #     for the 10B stage 3 run (with the offload GPU tests first), GAS 4 ratio 0.5, GAS 1 super_offload
 #   PART=trace (.devdeps only): the same three runs with DS_MEMORY_TRACE=2 (what the peaks are made of) and
 #     core_test's CUDA cases
+#   PART=lead, then PART=lead10 (.devdeps only; two calls, each builds): after a change to backward's buffers
+#     (the landing lead): the offload GPU tests, GAS 1 super_offload and GAS 4 ratio 0.5 with DS_MEMORY_TRACE=2
+#     (traced steps are warm-up steps, not timed); then the 10B stage 3 run and GAS 1 super_offload again
 # Each part's archives come back under $OUT/<run>/all.tgz; machine.txt tells the parts' machine apart.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,7 +31,7 @@ profile() {  # <name> <env assignments...>
   env OUT="$OUT/$name" $common "$@" bash scripts/device/offload_profile.sh 2>&1
 }
 hostname >"$OUT/host.txt"; nvidia-smi --query-gpu=uuid --format=csv,noheader >>"$OUT/host.txt"; cat "$OUT/host.txt"
-case "${PART:?PART=1|2|3|after|peaks|peaks2|trace}" in
+case "${PART:?PART=1|2|3|after|peaks|peaks2|trace|lead|lead10}" in
   1)
     profile ds1 $gas1 IMPLS=deepspeed RUNS=1.0:1 RUN_TIMEOUT=330
     profile super1 $gas1 SKIP_BUILD=1 SUPER=1 RUNS=1.0:1 RUN_TIMEOUT=140
@@ -59,6 +62,17 @@ case "${PART:?PART=1|2|3|after|peaks|peaks2|trace}" in
     build-dev/tests/core_test --gtest_filter='*Cuda*' 2>&1 | grep -E "^\[ +(OK|FAILED|PASSED) " | tee "$OUT/core_test_cuda.txt"
     profile trace_super1 STEPS=3 WARMUP=3 SKIP_BUILD=1 SUPER=1 RUNS=1.0:1 MEMORY_PHASES=3 RUN_TIMEOUT=120
     profile trace_half4 STEPS=2 WARMUP=2 SKIP_BUILD=1 RATIO=0.5 RUNS=1.0:4 MEMORY_PHASES=2 RUN_TIMEOUT=100
+    ;;
+  lead)
+    export DS_MEMORY_TRACE=2
+    profile super1 $gas1 CHECK=1 SUPER=1 RUNS=1.0:1 MEMORY_PHASES=3 RUN_TIMEOUT=150
+    profile half4 $gas4 SKIP_BUILD=1 RATIO=0.5 RUNS=1.0:4 MEMORY_PHASES=2 RUN_TIMEOUT=130
+    ;;
+  lead10)
+    export DS_MEMORY_TRACE=2
+    profile peak10 STEPS=3 WARMUP=3 MODEL=10B STAGES=3 PARAM=1 RATIO=0.6 BUCKET=20000000 RUNS=1.0:1 \
+      MEMORY_PHASES=3 RUN_TIMEOUT=260
+    profile super1 $gas1 SKIP_BUILD=1 SUPER=1 RUNS=1.0:1 MEMORY_PHASES=3 RUN_TIMEOUT=130
     ;;
   peaks2)
     profile super1 $gas1 SKIP_BUILD=1 SUPER=1 RUNS=1.0:1 MEMORY_PHASES=3 RUN_TIMEOUT=140

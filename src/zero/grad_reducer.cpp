@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <utility>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -10,6 +11,7 @@
 #include <torch/csrc/autograd/variable.h>
 
 #include "src/zero/grad_reducer_state.h"
+#include "src/zero/landing_budget.h"
 #include "src/zero/memory_trace.h"
 #include "src/zero/serial_worker.h"
 
@@ -81,6 +83,7 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     state->input.resize(nb);
     state->output.resize(nb);
     state->launched.assign(nb, 0);
+    state->budgeted.assign(nb, 0);
     state->launched_at.resize(nb);
     state->fresh.assign(nb, 1);
     state->host_squared.assign(nb, 0.0);
@@ -100,6 +103,17 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     if (placement_.device().is_cuda()) {
       copy_stream_ = c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStreamFromGlobalPool(placement_.device());
     }
+    // Two of the largest host buckets at least: one landing while the next fills, or backward would wait for
+    // every landing in turn.
+    const auto element_bytes = static_cast<std::int64_t>(
+        c10::elementSize(options_.communication_dtype.value_or(options_.accum_dtype)));
+    std::int64_t largest = 0;
+    for (const FlatGroup* group : groups_) {
+      for (std::size_t b = 0; b < group->plan.buckets.size(); ++b) {
+        if (placement_.on_host(*group, b)) largest = std::max(largest, group->plan.buckets[b].numel * element_bytes);
+      }
+    }
+    landing_budget_ = std::make_unique<LandingBudget>(std::max(options_.landing_lead_bytes, 2 * largest));
   }
 }
 
@@ -172,10 +186,26 @@ void BucketReducer::prepare_backward(bool boundary) {
   }
 }
 
+bool BucketReducer::lands(std::size_t g, std::size_t b) const {
+  return landing_budget_ && placement_.on_host(*groups_[g], b) && lands_now();
+}
+
+std::int64_t BucketReducer::landing_cap_bytes() const { return landing_budget_ ? landing_budget_->cap() : 0; }
+std::int64_t BucketReducer::peak_landing_bytes() const { return landing_budget_ ? landing_budget_->peak() : 0; }
+std::int64_t BucketReducer::landing_waits() const { return landing_budget_ ? landing_budget_->waits() : 0; }
+
 at::Tensor BucketReducer::staging(std::size_t g, std::size_t b) {
   auto& s = *state_[g];
   if (!s.input[b].defined()) {
     const auto dtype = options_.communication_dtype.value_or(options_.accum_dtype);
+    if (lands(g, b)) {
+      // May wait for the landing thread, which never takes this thread's lock (shared_->mutex).
+      const std::int64_t bytes = groups_[g]->plan.buckets[b].numel * static_cast<std::int64_t>(c10::elementSize(dtype));
+      const std::int64_t waits = landing_budget_->waits();
+      landing_budget_->open(bytes);
+      s.budgeted[b] = bytes;
+      if (landing_budget_->waits() != waits) memory_trace::event("waited", g, b, groups_[g]->param_flat.device());
+    }
     s.input[b] = at::zeros({groups_[g]->plan.buckets[b].numel}, groups_[g]->param_flat.options().dtype(dtype));
     memory_trace::send_buffer(static_cast<std::int64_t>(s.input[b].nbytes()));
     memory_trace::event("open", g, b, s.input[b].device());
@@ -257,22 +287,30 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
     s.works[b] = comm_->reduce_scatter(s.output[b], input);
   }
   s.launched[b] = 1;
-  const bool lands = placement_.on_host(group, b) && lands_now();
-  if (!lands && comm_->world_size() == 1 && s.input[b].defined()) {
+  const bool to_host = placement_.on_host(group, b) && lands_now();
+  if (!to_host && comm_->world_size() == 1 && s.input[b].defined()) {
     // Nothing to wait for: fold the bucket in now, so its send buffer is freed here (the fold is queued on the
     // stream before any later use of that memory) instead of every bucket being held to finish_backward()
     // (3.8B at ratio 0.5 on one H200: all of its 8 buckets, 7.05 GiB, at the end of backward).
     complete(g, b);
     return;
   }
-  if (lands) {
+  if (to_host) {
+    if (s.budgeted[b] > 0) landing_budget_->launched(s.budgeted[b]);
     if (copy_stream_) {
       // The copy stream must not read the result before the compute stream produced it (a one-rank "collective"
       // is a plain copy on the compute stream; under NCCL the wait below covers it too).
       if (!s.launched_at[b]) s.launched_at[b].emplace(c10::DeviceType::CUDA);
       s.launched_at[b]->record(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(placement_.device()));
     }
-    worker_->submit([this, g, b] { land_on_host(g, b); });
+    worker_->submit([this, g, b] {
+      try {
+        land_on_host(g, b);
+      } catch (...) {
+        release_send_buffer(g, b);  // its bytes back to the budget, or backward would wait for it forever
+        throw;
+      }
+    });
   }
 }
 
@@ -302,6 +340,8 @@ void BucketReducer::release_send_buffer(std::size_t g, std::size_t b) {
   }
   s.input[b] = at::Tensor();
   s.output[b] = at::Tensor();
+  // After the buffer is dropped, so that what backward allocates once it goes on can reuse the memory.
+  if (s.budgeted[b] > 0) landing_budget_->landed(std::exchange(s.budgeted[b], 0));
 }
 
 void BucketReducer::fold_into_shard(at::Tensor chunk, const at::Tensor& reduced) const {

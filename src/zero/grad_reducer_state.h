@@ -30,6 +30,7 @@ struct BucketReducer::GroupState {
   std::vector<at::Tensor> input;   // per bucket: what was sent (a cast copy, or the staging buffer when reducing every micro-step)
   std::vector<at::Tensor> output;  // per bucket: reduce-scatter result, or the cast all-reduce buffer
   std::vector<char> launched;
+  std::vector<std::int64_t> budgeted;  // offload: bytes of bucket b's send buffer counted in the landing budget
   std::size_t counted_total = 0;
 };
 

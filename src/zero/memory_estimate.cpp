@@ -37,13 +37,18 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
   std::int64_t total = 0;  // the flat buffers, padding included
   std::int64_t shard = 0;
   std::int64_t host = 0;   // elements of this rank's shard on the host
+  std::int64_t host_send = 0, largest_host_bucket = 0;  // elements of the host buckets, whole (send buffers)
   const FlatOptions flat{choice.bucket_numel, kAlignment, stage == 0 ? 1 : world_size};
   for (const auto& numels : model.groups.empty() ? std::vector<std::vector<std::int64_t>>{model.numels} : model.groups) {
     const BucketPlan plan = plan_group(numels, flat);
     total += plan.total_numel;
     shard += plan.shard_numel;
     const std::size_t offloaded = ratio > 0.0 ? offloaded_buckets(plan, ratio) : 0;
-    for (std::size_t b = 0; b < offloaded; ++b) host += plan.buckets[b].chunk;
+    for (std::size_t b = 0; b < offloaded; ++b) {
+      host += plan.buckets[b].chunk;
+      host_send += plan.buckets[b].numel;
+      largest_host_bucket = std::max(largest_host_bucket, plan.buckets[b].numel);
+    }
   }
   const std::int64_t on_device = shard - host;
 
@@ -86,6 +91,7 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
                             (c.optimizer.type == "adam" || c.optimizer.type == "adamw");
     if (speculates) e.host_speculation = 3 * 4 * speculation_backup_numel(host);
     if (choice.accumulate_on_device) e.gradients += host * a;
+    if (stage >= 2) e.landing_lead = std::min(std::max(kLandingLeadBytes, 2 * largest_host_bucket * comm), host_send * comm);
   }
   return e;
 }

@@ -1,8 +1,9 @@
 #pragma once
 // DS_MEMORY_TRACE=N: what the device's peak is made of, for the first N backward passes of this process. One
 // line per event of the ZeRO layer's own transient buffers (a parameter's gradient handed to its bucket, a
-// bucket's send buffer opened or freed, a ZeRO-3 unit gathered or released) with the allocator's bytes now and
-// its peak so far, and the live send buffers and gathered elements. No synchronisation: "now" is the
+// bucket's send buffer opened or freed or waited for a landing before it opened, a ZeRO-3 unit gathered or
+// released) with the allocator's bytes now and its peak so far, and the live send buffers and gathered
+// elements. No synchronisation: "now" is the
 // allocator's own count in launch order, which is what its peak counts. Diagnostics only (stderr); off, it
 // costs one relaxed load per event.
 #include <atomic>

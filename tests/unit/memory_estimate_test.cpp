@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "deepspeed/zero/activation_estimate.h"
+#include "deepspeed/zero/bucket_plan.h"
 #include "deepspeed/zero/memory_estimate.h"
 
 namespace deepspeed::zero {
@@ -167,6 +168,21 @@ TEST(MemoryEstimate, PartialOffloadRoundsToWholeBuckets) {
   EXPECT_EQ(e.host_optimizer, 12 * (kPsi / 8));
   EXPECT_EQ(e.optimizer, 12 * (kPsi / 8));
   EXPECT_EQ(e.gradients, 2 * (kPsi / 8));
+}
+
+TEST(MemoryEstimate, LandingLeadIsTheReducersBoundOnHostBoundSendBuffers) {
+  // kLandingLeadBytes, unless two of the largest host buckets are more; never more than all of the host buckets
+  // together; none at stage 1 (no send buffers: the full gradient is cast and reduced) or without offload.
+  const std::int64_t psi = 400'000'000;  // bf16: 800 MB of gradients
+  const ModelShape one{{psi}, 0};
+  const ModelShape quarters{{psi / 4, psi / 4, psi / 4, psi / 4}, 0};  // four buckets of 200 MB
+  EXPECT_EQ(estimate_model_states(make_config(2, true, "cpu", 1.0, psi / 4), quarters, 4).landing_lead,
+            kLandingLeadBytes);  // two buckets (400 MB) are less than the floor, all four (800 MB) more
+  EXPECT_EQ(estimate_model_states(make_config(2, true, "cpu", 0.5, psi / 4), quarters, 4).landing_lead,
+            2 * 2 * (psi / 4));  // the two host buckets are all there is
+  EXPECT_EQ(estimate_model_states(make_config(2, true, "cpu", 1.0), one, 4).landing_lead, 2 * psi);
+  EXPECT_EQ(estimate_model_states(make_config(1, true, "cpu"), one, 4).landing_lead, 0);
+  EXPECT_EQ(estimate_model_states(make_config(2, true), one, 4).landing_lead, 0);
 }
 
 // A GPT-style decoder's parameters as the examples build it, and its activations in closed form.

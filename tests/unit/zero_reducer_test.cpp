@@ -2,7 +2,13 @@
 // gradients equal the closed-form average over ranks of what each rank's backward produced.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -11,6 +17,7 @@
 #include "deepspeed/zero/flat_group.h"
 #include "deepspeed/zero/grad_reducer.h"
 #include "deepspeed/zero/host_memory.h"
+#include "src/zero/landing_budget.h"
 #include "tests/support/loopback_ranks.h"
 
 namespace deepspeed::zero {
@@ -299,6 +306,90 @@ TEST(BucketReducer, OffloadedShardsAreRightEveryWindowAndKeepTheirHostMemory) {
       });
     }
   }
+}
+
+TEST(LandingBudget, OpensFreelyUntilALandingIsPendingThenWaitsForIt) {
+  LandingBudget budget(100);
+  // Nothing pending: buckets that are only filling never make open() wait, whatever the cap (waiting for them
+  // would hang the thread that fills them).
+  budget.open(80);
+  budget.open(80);
+  EXPECT_EQ(budget.waits(), 0);
+  EXPECT_EQ(budget.peak(), 160);
+  budget.launched(80);
+  budget.launched(80);
+  budget.landed(80);
+  budget.landed(80);
+  // One landing of 60 pending. Buckets still filling are not held against the cap (they land only once their
+  // thread goes on): 60 + 30 fits, and so does the next 60 + 30.
+  budget.open(60);
+  budget.launched(60);
+  budget.open(30);
+  budget.open(30);
+  EXPECT_EQ(budget.waits(), 0);
+  budget.launched(30);
+  // 90 pending: one more of 30 would make 120, so open() waits for the landing of 60.
+  std::atomic<bool> opened{false};
+  std::thread backward([&] {
+    budget.open(30);
+    opened = true;
+  });
+  // Counted under the lock before it sleeps. Bounded, so that a budget which never waits fails instead of hanging.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (budget.waits() == 0 && !opened && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  EXPECT_FALSE(opened.load()) << "opened past the cap with a landing pending";
+  budget.landed(60);
+  backward.join();
+  EXPECT_TRUE(opened.load());
+  EXPECT_EQ(budget.waits(), 1);
+  EXPECT_EQ(budget.peak(), 160);  // the 160 opened with nothing pending; 120 before the wait, 90 after it
+}
+
+TEST(BucketReducer, OffloadBackwardOpensNoMoreThanTheLandingLeadAhead) {
+  // One bucket per parameter. The landing thread is held after the first landing, as a GPU far behind autograd
+  // would hold it; backward must then wait before holding more than two buckets for the host, and go on as
+  // soon as the landings resume (the gate opens on that wait, so nothing here depends on timing).
+  testing::run_ranks(1, [&](const std::shared_ptr<comm::Communicator>& comm) {
+    std::vector<at::Tensor> params;
+    for (int i = 0; i < 8; ++i) params.push_back(at::zeros({kAlignment}).requires_grad_(true));
+    auto groups = build_flat_groups({params}, FlatOptions{kAlignment, kAlignment, 1});
+    ASSERT_EQ(groups[0]->plan.buckets.size(), params.size());
+    ReducerOptions options;
+    options.reduction = Reduction::kReduceScatterEachMicroStep;
+    options.landing_lead_bytes = 1;  // the floor: two buckets
+    BucketReducer reducer({groups[0].get()}, comm, options,
+                          Placement::offloaded(c10::Device(c10::kCPU), 1.0, /*pinned=*/false));
+    const std::int64_t bucket_bytes = kAlignment * 4;
+    EXPECT_EQ(reducer.landing_cap_bytes(), 2 * bucket_bytes);
+    std::mutex mutex;
+    std::condition_variable resumed;
+    bool held = false;
+    reducer.on_host_chunk_final([&](std::size_t, std::size_t) {
+      std::unique_lock<std::mutex> lock(mutex);
+      if (std::exchange(held, true)) return;
+      // Bounded, so that a reducer which never waits fails below instead of hanging here.
+      resumed.wait_for(lock, std::chrono::seconds(20), [&] { return reducer.landing_waits() > 0; });
+    });
+    for (int window = 0; window < 2; ++window) {
+      reducer.prepare_backward(/*boundary=*/true);
+      at::Tensor loss = at::zeros({});
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        loss = loss + (params[i] * (at::arange(kAlignment, at::kFloat) + 10.0 * static_cast<double>(i))).sum();
+      }
+      loss.backward();
+      reducer.finish_backward();
+      at::NoGradGuard no_grad;
+      at::Tensor host = reducer.shards().at(0).to_cpu();
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        EXPECT_TRUE(at::equal(groups[0]->view_of(host, i), at::arange(kAlignment, at::kFloat) + 10.0 * static_cast<double>(i)))
+            << "window " << window << ", parameter " << i;
+      }
+      reducer.zero_grad();
+    }
+    EXPECT_GE(reducer.landing_waits(), 1);
+    EXPECT_LE(reducer.peak_landing_bytes(), reducer.landing_cap_bytes());
+    EXPECT_GE(reducer.peak_landing_bytes(), 2 * bucket_bytes);
+  });
 }
 
 TEST(HostMemory, ExactSizeAlignedBlocks) {

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -56,16 +58,30 @@ std::string row(const deepspeed::config::Config& c, const zero::ModelShape& mode
              zero::gib(e.gradients), " | ", zero::gib(e.optimizer), " | ", zero::gib(e.host_total() * per_node), " |");
 }
 
-// The flat groups a GPT-style model gets: the root (embeddings, final LayerNorm) and each block, split into
-// weight matrices (weight decay) and biases/LayerNorms (none), as the examples group them.
-zero::ModelShape transformer_model(const zero::TransformerShape& t) {
+// The flat groups a GPT-style model gets, as the examples group its parameters: weight matrices and embeddings
+// (weight decay), biases and LayerNorms (none). Stages 0-2 flatten each optimizer group whole; stage 3 each unit
+// (the root: embeddings and the final LayerNorm; each block) by optimizer group. Bucketing and the offload
+// ratio's rounding are per flat group, so the split matters (a block's group is often a single bucket).
+zero::ModelShape transformer_model(const zero::TransformerShape& t, int stage) {
   const std::int64_t h = t.hidden;
+  const std::vector<std::int64_t> block_decay{3 * h * h, h * h, 4 * h * h, 4 * h * h};
+  const std::vector<std::int64_t> block_none{3 * h, h, 4 * h, h, 2 * h, 2 * h};
   zero::ModelShape model;
-  model.groups.push_back({t.vocab * h, t.seq * h});
-  model.groups.push_back({2 * h});
-  for (std::int64_t l = 0; l < t.layers; ++l) {
-    model.groups.push_back({3 * h * h, h * h, 4 * h * h, 4 * h * h});
-    model.groups.push_back({3 * h, h, 4 * h, h, 2 * h, 2 * h});
+  if (stage == 3) {
+    model.groups.push_back({t.vocab * h, t.seq * h});
+    model.groups.push_back({2 * h});
+    for (std::int64_t l = 0; l < t.layers; ++l) {
+      model.groups.push_back(block_decay);
+      model.groups.push_back(block_none);
+    }
+  } else {
+    std::vector<std::int64_t> decay{t.vocab * h, t.seq * h}, none;
+    for (std::int64_t l = 0; l < t.layers; ++l) {
+      decay.insert(decay.end(), block_decay.begin(), block_decay.end());
+      none.insert(none.end(), block_none.begin(), block_none.end());
+    }
+    none.push_back(2 * h);
+    model.groups = {decay, none};
   }
   for (const auto& g : model.groups) model.numels.insert(model.numels.end(), g.begin(), g.end());
   model.largest_unit = std::max(t.block_parameters(), t.vocab * h + t.seq * h + 2 * h);
@@ -106,13 +122,20 @@ void print_activations(const zero::TransformerShape& t, const deepspeed::config:
               static_cast<long long>(t.layers), static_cast<long long>(t.hidden), static_cast<long long>(t.seq),
               static_cast<long long>(t.micro_batch), t.checkpointing ? "on" : "off", zero::gib(a.saved).c_str(),
               zero::gib(a.head).c_str(), zero::gib(a.block).c_str());
-  const auto states = zero::estimate_model_states(c, model, world).device_total();
-  // Not predicted: the gradient buckets alive at once in backward (how far autograd runs ahead of the GPU and
-  // the host; docs/zero.md, "Memory") and the ZeRO-3 units kept gathered beyond the largest.
-  std::printf("This config's device peak is at least %s: model states %s + activations %s, plus the gradient "
-              "buckets waiting for their reduction or landing%s (not predicted: docs/zero.md, \"Memory\").\n",
-              zero::gib(states + a.backward_peak()).c_str(), zero::gib(states).c_str(), zero::gib(a.backward_peak()).c_str(),
-              c.zero.stage == 3 ? " and the units ZeRO-3 keeps gathered beyond the largest" : "");
+  const auto estimate = zero::estimate_model_states(c, model, world);
+  const auto states = estimate.device_total();
+  const auto peak = states + a.backward_peak() + estimate.landing_lead;
+  std::string terms = cat("model states ", zero::gib(states), " + activations ", zero::gib(a.backward_peak()));
+  if (estimate.landing_lead > 0) terms += cat(" + gradient buckets bound for the host ", zero::gib(estimate.landing_lead));
+  std::vector<std::string> unknown;
+  if (world > 1) unknown.push_back("the gradient buckets waiting for their reduction across GPUs");
+  if (c.zero.stage == 3) unknown.push_back("the units ZeRO-3 keeps gathered beyond the largest");
+  std::string rest;
+  if (!unknown.empty()) {
+    rest = cat("; not predicted: ", unknown[0], unknown.size() > 1 ? cat(" and ", unknown[1]) : std::string(),
+               " (docs/zero.md, \"Memory\")");
+  }
+  std::printf("This config's device peak: about %s = %s%s.\n", zero::gib(peak).c_str(), terms.c_str(), rest.c_str());
 }
 
 }  // namespace
@@ -156,7 +179,7 @@ int main(int argc, char** argv) {
   std::optional<zero::TransformerShape> decoder;
   if (!transformer.empty()) {
     decoder = parse_transformer(transformer, checkpointing, config);
-    model = transformer_model(*decoder);
+    model = transformer_model(*decoder, config.zero.stage);
   } else if (shapes.empty()) {
     model.numels = {static_cast<std::int64_t>(params)};
   } else {
@@ -183,7 +206,7 @@ int main(int argc, char** argv) {
         c.zero.offload_optimizer.device = device;
         c.zero.offload_param.device = params ? "cpu" : "none";
         if (std::string(device) == "cpu" && config.zero.offload_optimizer.device == "none") c.zero.offload_optimizer.ratio = 1.0;
-        std::printf("%s\n", row(c, model, world, gpus_per_node).c_str());
+        std::printf("%s\n", row(c, decoder ? transformer_model(*decoder, stage) : model, world, gpus_per_node).c_str());
       }
     }
   }

@@ -18,6 +18,9 @@ namespace deepspeed::zero {
 /// Elements every parameter and every chunk starts on a multiple of (64 bytes of fp32): vectorized kernels and
 /// NCCL get aligned addresses. Checkpoints record it, so a later change still loads old shards.
 inline constexpr std::int64_t kAlignment = 16;
+/// ZeRO-Offload: the default bound on send buffers of host-bound buckets held at once in backward
+/// (ReducerOptions::landing_lead_bytes; at least two of the largest such buckets).
+inline constexpr std::int64_t kLandingLeadBytes = std::int64_t{512} << 20;
 
 struct BucketPlan {
   struct Bucket {

@@ -27,8 +27,10 @@
 /// later micro-step of the window either lands in a pinned landing buffer and is added into the host shard in
 /// the accumulation dtype, or (accumulate_on_device) is added into a device window buffer, which the
 /// boundary's landing adds its own micro-step to and copies over. finish_backward() returns once every chunk
-/// has landed.
+/// has landed. Autograd's thread opens a host-bound bucket only while the landings pending and that bucket fit
+/// in ReducerOptions::landing_lead_bytes, and waits for the landing thread otherwise (src/zero/landing_budget.h).
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -44,6 +46,7 @@
 namespace deepspeed::zero {
 
 class SerialWorker;
+class LandingBudget;
 
 /// DeepSpeed's averaging arithmetic (engine.allreduce_bucket): the factor applied before and after the sum.
 struct Averaging {
@@ -63,6 +66,10 @@ struct ReducerOptions {
   /// Offload, kReduceScatterEachMicroStep: host chunks of micro-steps before the boundary are added into a
   /// device window buffer; the boundary adds its own on the device and copies the sum to the host once.
   bool accumulate_on_device = false;
+  /// Offload: how many bytes of send buffers bound for the host may wait for their landing, counting the one
+  /// being opened (at least two of the largest host buckets): backward waits for a landing before opening one
+  /// more. Bounds the device memory autograd's thread, which runs ahead of the GPU, holds for the host.
+  std::int64_t landing_lead_bytes = kLandingLeadBytes;
 };
 
 /// What the engine drives. All ranks must call each method the same number of times in the same order.
@@ -127,6 +134,12 @@ class BucketReducer : public GradientReducer {
   /// accumulation window closed), in landing order: on the landing thread, or, when norms are tracked, on the
   /// norm thread after the chunk's norm. Set before the first backward.
   void on_host_chunk_final(std::function<void(std::size_t, std::size_t)> callback) { chunk_final_ = std::move(callback); }
+  /// Offload: the cap on send buffers bound for the host (landing_lead_bytes, or two of the largest host
+  /// buckets), the most bytes of them held at once so far, and how often backward waited for a landing.
+  /// 0 without offload.
+  std::int64_t landing_cap_bytes() const;
+  std::int64_t peak_landing_bytes() const;
+  std::int64_t landing_waits() const;
 
  private:
   struct GroupState;
@@ -141,8 +154,10 @@ class BucketReducer : public GradientReducer {
   void fold_into_shard(at::Tensor chunk, const at::Tensor& reduced) const;
   ShardBuffer new_shard(const FlatGroup& group) const;
   at::Tensor staging(std::size_t group, std::size_t bucket);
-  /// Drops bucket b's send buffer and result once folded in or landed.
+  /// Drops bucket b's send buffer and result once folded in or landed (returning its bytes to the budget).
   void release_send_buffer(std::size_t group, std::size_t bucket);
+  /// Whether bucket b of group g goes to the host this micro-step.
+  bool lands(std::size_t group, std::size_t bucket) const;
   /// Whether host bucket chunks go to the host this micro-step (else they accumulate in the device window).
   bool lands_now() const { return !options_.accumulate_on_device || boundary_; }
   bool keeps_full_buffer() const { return options_.reduction != Reduction::kReduceScatterEachMicroStep; }
@@ -164,6 +179,7 @@ class BucketReducer : public GradientReducer {
   std::optional<c10::Stream> copy_stream_;  // CUDA: where host-bound chunks are copied
   std::unique_ptr<SerialWorker> worker_;       // offload only: the landing thread
   std::unique_ptr<SerialWorker> norm_worker_;  // offload with tracked norms: ‖chunk‖² off the landing thread
+  std::unique_ptr<LandingBudget> landing_budget_;  // offload only
 };
 
 class NaiveAllReduce : public GradientReducer {

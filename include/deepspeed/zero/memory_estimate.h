@@ -4,9 +4,9 @@
 /// estimate_zero2/zero3_model_states_mem_needs, but from this engine's own layout: the bucket plan's padding,
 /// the buffers each stage keeps, where offload puts each bucket. Pure arithmetic; no tensors.
 ///
-/// Not counted: activations, the transient buffers of a step (send buffers of stages 2–3, the fp32 gradient
-/// copies or up-cast slices at the step, ZeRO-3 units while gathered beyond the largest one), and the CUDA
-/// context; docs/zero.md "Memory" has what they came to on one H200.
+/// Not counted in the totals: activations, the transient buffers of a step (send buffers of stages 2–3 — of
+/// which the offloaded ones' bound is `landing_lead` —, the up-cast slices at the step, ZeRO-3 units while
+/// gathered beyond the largest one), and the CUDA context; docs/zero.md "Memory" has what they came to on one H200.
 
 #include <cstdint>
 #include <optional>
@@ -28,6 +28,9 @@ struct MemoryEstimate {
   std::int64_t host_weights = 0;    ///< offload_param: the 16-bit weight shard (also the optimizer's copies)
   std::int64_t host_transfer = 0;   ///< pinned 16-bit weight copies, and the landing area of later micro-steps (accumulated on the host)
   std::int64_t host_speculation = 0;  ///< super_offload with clipping: the backup speculative updates save into
+  // Transient, not in the totals: offload at stages 2-3, the most bytes of send buffers backward holds for the host
+  // at once (kLandingLeadBytes or two of the largest host buckets; grad_reducer.h).
+  std::int64_t landing_lead = 0;
 
   std::int64_t device_total() const { return weights + gradients + optimizer; }
   std::int64_t host_total() const {
