@@ -1,5 +1,6 @@
 // BucketReducer under offload: a host chunk's gradient crosses to pinned memory on the landing thread, is
-// accumulated there (or on the device, accumulate_on_device), and its ‖chunk‖² is taken on a thread of its own.
+// accumulated there (or on the device, accumulate_on_device), and its ‖chunk‖² is taken on a thread of its own;
+// the send buffers backward opens for the host are counted against the landing lead (landing_budget.h).
 #include "deepspeed/zero/grad_reducer.h"
 
 #include <optional>
@@ -9,9 +10,35 @@
 #include <c10/core/StreamGuard.h>
 
 #include "src/zero/grad_reducer_state.h"
+#include "src/zero/landing_budget.h"
+#include "src/zero/memory_trace.h"
 #include "src/zero/serial_worker.h"
 
 namespace deepspeed::zero {
+
+std::int64_t BucketReducer::host_bytes() const {
+  std::int64_t bytes = 0;
+  for (const auto& s : state_) bytes += s->shard.host_bytes() + s->landing.host_bytes();
+  return bytes;
+}
+
+bool BucketReducer::lands(std::size_t g, std::size_t b) const {
+  return landing_budget_ && placement_.on_host(*groups_[g], b) && lands_now();
+}
+
+std::int64_t BucketReducer::landing_cap_bytes() const { return landing_budget_ ? landing_budget_->cap() : 0; }
+std::int64_t BucketReducer::peak_landing_bytes() const { return landing_budget_ ? landing_budget_->peak() : 0; }
+std::int64_t BucketReducer::landing_waits() const { return landing_budget_ ? landing_budget_->waits() : 0; }
+
+void BucketReducer::reserve_landing(std::size_t g, std::size_t b, at::ScalarType dtype) {
+  if (!lands(g, b)) return;
+  // May wait for the landing thread, which never takes the lock this thread holds (shared_->mutex).
+  const std::int64_t bytes = groups_[g]->plan.buckets[b].numel * static_cast<std::int64_t>(c10::elementSize(dtype));
+  const std::int64_t waits = landing_budget_->waits();
+  landing_budget_->open(bytes);
+  state_[g]->budgeted[b] = bytes;
+  if (landing_budget_->waits() != waits) memory_trace::event("waited", g, b, groups_[g]->param_flat.device());
+}
 
 void BucketReducer::land_on_host(std::size_t g, std::size_t b) {
   auto& s = *state_[g];

@@ -1,6 +1,7 @@
 #include "deepspeed/zero/grad_reducer.h"
 
 #include <algorithm>
+#include <deque>
 #include <mutex>
 #include <utility>
 
@@ -28,6 +29,7 @@ Averaging Averaging::deepspeed(int world_size, bool prescale_gradients, double p
 struct BucketReducer::Shared {
   std::mutex mutex;
   BucketReducer* owner = nullptr;
+  std::deque<std::pair<std::size_t, std::size_t>> reducing;  // device buckets launched, not yet folded in
 };
 
 namespace {
@@ -129,12 +131,6 @@ BucketReducer::~BucketReducer() {
   }
 }
 
-std::int64_t BucketReducer::host_bytes() const {
-  std::int64_t bytes = 0;
-  for (const auto& s : state_) bytes += s->shard.host_bytes() + s->landing.host_bytes();
-  return bytes;
-}
-
 std::size_t BucketReducer::num_buckets() const {
   std::size_t n = 0;
   for (const auto* g : groups_) n += g->plan.buckets.size();
@@ -175,6 +171,7 @@ void BucketReducer::prepare_backward(bool boundary) {
     }
   }
   next_group_ = next_bucket_ = 0;
+  shared_->reducing.clear();
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     auto& s = *state_[g];
     std::fill(s.counted.begin(), s.counted.end(), 0);
@@ -186,26 +183,11 @@ void BucketReducer::prepare_backward(bool boundary) {
   }
 }
 
-bool BucketReducer::lands(std::size_t g, std::size_t b) const {
-  return landing_budget_ && placement_.on_host(*groups_[g], b) && lands_now();
-}
-
-std::int64_t BucketReducer::landing_cap_bytes() const { return landing_budget_ ? landing_budget_->cap() : 0; }
-std::int64_t BucketReducer::peak_landing_bytes() const { return landing_budget_ ? landing_budget_->peak() : 0; }
-std::int64_t BucketReducer::landing_waits() const { return landing_budget_ ? landing_budget_->waits() : 0; }
-
 at::Tensor BucketReducer::staging(std::size_t g, std::size_t b) {
   auto& s = *state_[g];
   if (!s.input[b].defined()) {
     const auto dtype = options_.communication_dtype.value_or(options_.accum_dtype);
-    if (lands(g, b)) {
-      // May wait for the landing thread, which never takes this thread's lock (shared_->mutex).
-      const std::int64_t bytes = groups_[g]->plan.buckets[b].numel * static_cast<std::int64_t>(c10::elementSize(dtype));
-      const std::int64_t waits = landing_budget_->waits();
-      landing_budget_->open(bytes);
-      s.budgeted[b] = bytes;
-      if (landing_budget_->waits() != waits) memory_trace::event("waited", g, b, groups_[g]->param_flat.device());
-    }
+    reserve_landing(g, b, dtype);
     s.input[b] = at::zeros({groups_[g]->plan.buckets[b].numel}, groups_[g]->param_flat.options().dtype(dtype));
     memory_trace::send_buffer(static_cast<std::int64_t>(s.input[b].nbytes()));
     memory_trace::event("open", g, b, s.input[b].device());
@@ -270,7 +252,10 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
       }
     }
     input = group.bucket(s.full, b);
-    if (input.scalar_type() != comm_dtype) s.input[b] = input = input.to(comm_dtype);
+    if (input.scalar_type() != comm_dtype) {
+      reserve_landing(g, b, comm_dtype);  // the cast copy is this bucket's send buffer until it lands
+      s.input[b] = input = input.to(comm_dtype);
+    }
   }
   if (averaging_.before != 1.0) input.mul_(averaging_.before);
   comm::CallerScope caller("BucketReducer");
@@ -295,23 +280,33 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
     complete(g, b);
     return;
   }
-  if (to_host) {
-    if (s.budgeted[b] > 0) landing_budget_->launched(s.budgeted[b]);
-    if (copy_stream_) {
-      // The copy stream must not read the result before the compute stream produced it (a one-rank "collective"
-      // is a plain copy on the compute stream; under NCCL the wait below covers it too).
-      if (!s.launched_at[b]) s.launched_at[b].emplace(c10::DeviceType::CUDA);
-      s.launched_at[b]->record(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(placement_.device()));
+  if (!to_host) {
+    // Several ranks: the oldest reduction beyond the last few is folded in now, its send buffer freed, rather
+    // than every bucket being held to finish_backward() (one full gradient at the peak). Under NCCL the wait
+    // is the compute stream's, on a collective launched buckets ago; Gloo's blocks this thread until it is done.
+    shared_->reducing.emplace_back(g, b);
+    while (options_.reductions_in_flight > 0 && shared_->reducing.size() > options_.reductions_in_flight) {
+      const auto [og, ob] = shared_->reducing.front();
+      shared_->reducing.pop_front();
+      complete(og, ob);
     }
-    worker_->submit([this, g, b] {
-      try {
-        land_on_host(g, b);
-      } catch (...) {
-        release_send_buffer(g, b);  // its bytes back to the budget, or backward would wait for it forever
-        throw;
-      }
-    });
+    return;
   }
+  if (s.budgeted[b] > 0) landing_budget_->launched(s.budgeted[b]);
+  if (copy_stream_) {
+    // The copy stream must not read the result before the compute stream produced it (a one-rank "collective"
+    // is a plain copy on the compute stream; under NCCL the wait below covers it too).
+    if (!s.launched_at[b]) s.launched_at[b].emplace(c10::DeviceType::CUDA);
+    s.launched_at[b]->record(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(placement_.device()));
+  }
+  worker_->submit([this, g, b] {
+    try {
+      land_on_host(g, b);
+    } catch (...) {
+      release_send_buffer(g, b);  // its bytes back to the budget, or backward would wait for it forever
+      throw;
+    }
+  });
 }
 
 void BucketReducer::complete(std::size_t g, std::size_t b) {
@@ -364,6 +359,7 @@ void BucketReducer::finish_backward() {
       if (!placement_.on_host(*groups_[g], b) || !lands_now()) complete(g, b);
     }
   }
+  shared_->reducing.clear();
   if (worker_) worker_->drain();
   if (norm_worker_) norm_worker_->drain();  // after the landings, which queue the norms
 }

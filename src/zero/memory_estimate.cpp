@@ -38,6 +38,7 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
   std::int64_t shard = 0;
   std::int64_t host = 0;   // elements of this rank's shard on the host
   std::int64_t host_send = 0, largest_host_bucket = 0;  // elements of the host buckets, whole (send buffers)
+  std::int64_t largest_device_bucket = 0, device_send = 0;  // elements of the device buckets
   const FlatOptions flat{choice.bucket_numel, kAlignment, stage == 0 ? 1 : world_size};
   for (const auto& numels : model.groups.empty() ? std::vector<std::vector<std::int64_t>>{model.numels} : model.groups) {
     const BucketPlan plan = plan_group(numels, flat);
@@ -49,10 +50,24 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
       host_send += plan.buckets[b].numel;
       largest_host_bucket = std::max(largest_host_bucket, plan.buckets[b].numel);
     }
+    for (std::size_t b = offloaded; b < plan.buckets.size(); ++b) {
+      largest_device_bucket = std::max(largest_device_bucket, plan.buckets[b].numel);
+      device_send += plan.buckets[b].numel;
+    }
   }
   const std::int64_t on_device = shard - host;
 
   MemoryEstimate e;
+  if (world_size > 1) {
+    // Stages 2-3 stage every bucket in a send buffer; stages 0-1 send the accumulation buffer itself unless it
+    // is cast to the communication dtype. Stages 1-3 receive this rank's chunk in a buffer of its own.
+    const bool sends_copy = stage >= 2 || a != comm;
+    auto send_bytes = [&](std::int64_t numel) {
+      return numel * (sends_copy ? comm : 0) + (stage >= 1 ? numel / world_size * comm : 0);
+    };
+    e.reductions_in_flight = std::min(static_cast<std::int64_t>(kReductionsInFlight + 1) * send_bytes(largest_device_bucket),
+                                      send_bytes(device_send));
+  }
   switch (stage) {
     case 0:
       e.weights = total * m;

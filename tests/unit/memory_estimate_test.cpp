@@ -185,6 +185,24 @@ TEST(MemoryEstimate, LandingLeadIsTheReducersBoundOnHostBoundSendBuffers) {
   EXPECT_EQ(estimate_model_states(make_config(2, true), one, 4).landing_lead, 0);
 }
 
+TEST(MemoryEstimate, ReductionsInFlightHoldTheLargestDeviceBucketsSendBuffers) {
+  // Several ranks, stage 2: kReductionsInFlight buckets reducing plus the one being launched, each a bucket-
+  // sized send buffer and this rank's chunk of the result; buckets on the host are the landing lead's instead.
+  const std::int64_t psi = 400'000'000;
+  const ModelShape quarters{{psi / 4, psi / 4, psi / 4, psi / 4}, 0};
+  const std::int64_t per_bucket = 2 * (psi / 4) + 2 * (psi / 4 / 4);
+  const auto in_flight = static_cast<std::int64_t>(kReductionsInFlight + 1);
+  EXPECT_EQ(estimate_model_states(make_config(2, true, "none", 1.0, psi / 4), quarters, 4).reductions_in_flight,
+            in_flight * per_bucket);
+  EXPECT_EQ(estimate_model_states(make_config(2, true, "cpu", 0.5, psi / 4), quarters, 4).reductions_in_flight,
+            2 * per_bucket);  // two of the four buckets stay on the device
+  EXPECT_EQ(estimate_model_states(make_config(2, true, "cpu", 1.0, psi / 4), quarters, 4).reductions_in_flight, 0);
+  EXPECT_EQ(estimate_model_states(make_config(2, true, "none", 1.0, psi / 4), quarters, 1).reductions_in_flight, 0);
+  // Never more than all of the device buckets: one bucket is one reduction.
+  EXPECT_EQ(estimate_model_states(make_config(2, true, "none", 1.0), quarters, 4).reductions_in_flight,
+            2 * psi + 2 * (psi / 4));
+}
+
 // A GPT-style decoder's parameters as the examples build it, and its activations in closed form.
 TEST(ActivationEstimate, TransformerCountsMatchTheClosedForm) {
   TransformerShape t;

@@ -4,9 +4,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <map>
-#include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -141,6 +140,46 @@ TEST(BucketReducer, OneRankFoldsEachBucketAsSoonAsItIsComplete) {
       EXPECT_TRUE(at::equal(groups[0]->view_of(reducer.gradients().at(0), i), expected_gradient(i, 1, 1))) << i;
     }
   });
+}
+
+TEST(BucketReducer, SeveralRanksFoldTheOldestReductionInOnceMoreAreInFlight) {
+  // Two ranks, one reduction in flight: launching a bucket folds the one before it in (its send buffer freed
+  // then), so after parameters 3, 2 and 1 every launched bucket but the newest is in the shard already, and
+  // the newest is not. With 0 (every bucket held to finish_backward()) none would be.
+  for (Reduction reduction : {Reduction::kReduceScatterEachMicroStep, Reduction::kReduceScatterOnBoundary}) {
+    testing::run_ranks(2, [&](const std::shared_ptr<comm::Communicator>& comm) {
+      auto params = make_params();
+      auto groups = build_flat_groups({params}, FlatOptions{24, kAlignment, 2});
+      const BucketPlan& plan = groups[0]->plan;
+      ReducerOptions options;
+      options.reduction = reduction;
+      options.reductions_in_flight = 1;
+      BucketReducer reducer({groups[0].get()}, comm, options, Placement::on_device(c10::Device(c10::kCPU)));
+      ASSERT_GE(plan.buckets.size(), 3u);
+      ASSERT_EQ(plan.bucket_of[0], plan.buckets.size() - 1);  // parameter 0 completes the last bucket
+      at::Tensor full = at::zeros({plan.total_numel});
+      for (std::size_t i = 0; i < params.size(); ++i) groups[0]->view_of(full, i).copy_(expected_gradient(i, 2, 1));
+      at::Tensor expected = at::zeros({plan.shard_numel});
+      groups[0]->copy_own_chunks(full, expected, comm->rank());
+      auto chunk = [&](const at::Tensor& shard, std::size_t b) {
+        return shard.narrow(0, plan.buckets[b].shard_offset, plan.buckets[b].chunk);
+      };
+      reducer.prepare_backward(/*boundary=*/true);
+      for (std::size_t i : {3u, 2u, 1u}) (params[i] * contribution(i, comm->rank(), 0, kShapes[i])).sum().backward();
+      {
+        at::NoGradGuard no_grad;
+        const std::size_t newest = plan.buckets.size() - 2;  // the last waits for parameter 0
+        const at::Tensor shard = reducer.gradients().at(0);
+        for (std::size_t b = 0; b < newest; ++b) {
+          EXPECT_TRUE(at::allclose(chunk(shard, b), chunk(expected, b))) << "bucket " << b << " not folded in yet";
+        }
+        EXPECT_EQ(chunk(shard, newest).abs().sum().item<double>(), 0.0) << "the newest reduction folded in early";
+      }
+      (params[0] * contribution(0, comm->rank(), 0, kShapes[0])).sum().backward();
+      reducer.finish_backward();
+      EXPECT_TRUE(at::allclose(reducer.gradients().at(0), expected)) << "rank " << comm->rank();
+    });
+  }
 }
 
 // The comms logger attached to the communicator records exactly the reducer's bucket plan: one collective per
@@ -348,48 +387,61 @@ TEST(LandingBudget, OpensFreelyUntilALandingIsPendingThenWaitsForIt) {
 TEST(BucketReducer, OffloadBackwardOpensNoMoreThanTheLandingLeadAhead) {
   // One bucket per parameter. The landing thread is held after the first landing, as a GPU far behind autograd
   // would hold it; backward must then wait before holding more than two buckets for the host, and go on as
-  // soon as the landings resume (the gate opens on that wait, so nothing here depends on timing).
-  testing::run_ranks(1, [&](const std::shared_ptr<comm::Communicator>& comm) {
-    std::vector<at::Tensor> params;
-    for (int i = 0; i < 8; ++i) params.push_back(at::zeros({kAlignment}).requires_grad_(true));
-    auto groups = build_flat_groups({params}, FlatOptions{kAlignment, kAlignment, 1});
-    ASSERT_EQ(groups[0]->plan.buckets.size(), params.size());
-    ReducerOptions options;
-    options.reduction = Reduction::kReduceScatterEachMicroStep;
-    options.landing_lead_bytes = 1;  // the floor: two buckets
-    BucketReducer reducer({groups[0].get()}, comm, options,
-                          Placement::offloaded(c10::Device(c10::kCPU), 1.0, /*pinned=*/false));
-    const std::int64_t bucket_bytes = kAlignment * 4;
-    EXPECT_EQ(reducer.landing_cap_bytes(), 2 * bucket_bytes);
-    std::mutex mutex;
-    std::condition_variable resumed;
-    bool held = false;
-    reducer.on_host_chunk_final([&](std::size_t, std::size_t) {
-      std::unique_lock<std::mutex> lock(mutex);
-      if (std::exchange(held, true)) return;
-      // Bounded, so that a reducer which never waits fails below instead of hanging here.
-      resumed.wait_for(lock, std::chrono::seconds(20), [&] { return reducer.landing_waits() > 0; });
+  // soon as the landings resume (the gate opens on that wait, so nothing here depends on timing). ZeRO-2's send
+  // buffers are its staging buffers; ZeRO-1's, the boundary's buckets cast to the communication dtype.
+  struct Case {
+    Reduction reduction;
+    std::optional<at::ScalarType> communication_dtype;
+    std::int64_t element_bytes;
+  };
+  for (const Case& c : {Case{Reduction::kReduceScatterEachMicroStep, std::nullopt, 4},
+                        Case{Reduction::kReduceScatterOnBoundary, at::kBFloat16, 2}}) {
+    SCOPED_TRACE(c.reduction == Reduction::kReduceScatterOnBoundary ? "stage 1, bf16 communication" : "stage 2");
+    testing::run_ranks(1, [&](const std::shared_ptr<comm::Communicator>& comm) {
+      std::vector<at::Tensor> params;
+      for (int i = 0; i < 8; ++i) params.push_back(at::zeros({kAlignment}).requires_grad_(true));
+      auto groups = build_flat_groups({params}, FlatOptions{kAlignment, kAlignment, 1});
+      ASSERT_EQ(groups[0]->plan.buckets.size(), params.size());
+      ReducerOptions options;
+      options.reduction = c.reduction;
+      options.communication_dtype = c.communication_dtype;
+      options.landing_lead_bytes = 1;  // the floor: two buckets
+      BucketReducer reducer({groups[0].get()}, comm, options,
+                            Placement::offloaded(c10::Device(c10::kCPU), 1.0, /*pinned=*/false));
+      const std::int64_t bucket_bytes = kAlignment * c.element_bytes;
+      EXPECT_EQ(reducer.landing_cap_bytes(), 2 * bucket_bytes);
+      std::atomic<bool> held{false};
+      reducer.on_host_chunk_final([&](std::size_t, std::size_t) {
+        if (held.exchange(true)) return;
+        // Polled (nothing notifies this thread when backward starts waiting); bounded, so that a reducer which
+        // never waits fails below instead of hanging here.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (reducer.landing_waits() == 0 && std::chrono::steady_clock::now() < deadline) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+      });
+      for (int window = 0; window < 2; ++window) {
+        reducer.prepare_backward(/*boundary=*/true);
+        at::Tensor loss = at::zeros({});
+        for (std::size_t i = 0; i < params.size(); ++i) {
+          loss = loss + (params[i] * (at::arange(kAlignment, at::kFloat) + 10.0 * static_cast<double>(i))).sum();
+        }
+        loss.backward();
+        reducer.finish_backward();
+        at::NoGradGuard no_grad;
+        at::Tensor host = reducer.shards().at(0).to_cpu();
+        for (std::size_t i = 0; i < params.size(); ++i) {  // small integers: exact in bf16
+          EXPECT_TRUE(at::equal(groups[0]->view_of(host, i),
+                                at::arange(kAlignment, at::kFloat) + 10.0 * static_cast<double>(i)))
+              << "window " << window << ", parameter " << i;
+        }
+        reducer.zero_grad();
+      }
+      EXPECT_GE(reducer.landing_waits(), 1);
+      EXPECT_LE(reducer.peak_landing_bytes(), reducer.landing_cap_bytes());
+      EXPECT_GE(reducer.peak_landing_bytes(), 2 * bucket_bytes);
     });
-    for (int window = 0; window < 2; ++window) {
-      reducer.prepare_backward(/*boundary=*/true);
-      at::Tensor loss = at::zeros({});
-      for (std::size_t i = 0; i < params.size(); ++i) {
-        loss = loss + (params[i] * (at::arange(kAlignment, at::kFloat) + 10.0 * static_cast<double>(i))).sum();
-      }
-      loss.backward();
-      reducer.finish_backward();
-      at::NoGradGuard no_grad;
-      at::Tensor host = reducer.shards().at(0).to_cpu();
-      for (std::size_t i = 0; i < params.size(); ++i) {
-        EXPECT_TRUE(at::equal(groups[0]->view_of(host, i), at::arange(kAlignment, at::kFloat) + 10.0 * static_cast<double>(i)))
-            << "window " << window << ", parameter " << i;
-      }
-      reducer.zero_grad();
-    }
-    EXPECT_GE(reducer.landing_waits(), 1);
-    EXPECT_LE(reducer.peak_landing_bytes(), reducer.landing_cap_bytes());
-    EXPECT_GE(reducer.peak_landing_bytes(), 2 * bucket_bytes);
-  });
+  }
 }
 
 TEST(HostMemory, ExactSizeAlignedBlocks) {

@@ -124,17 +124,16 @@ void print_activations(const zero::TransformerShape& t, const deepspeed::config:
               zero::gib(a.head).c_str(), zero::gib(a.block).c_str());
   const auto estimate = zero::estimate_model_states(c, model, world);
   const auto states = estimate.device_total();
-  const auto peak = states + a.backward_peak() + estimate.landing_lead;
+  const auto peak = states + a.backward_peak() + estimate.landing_lead + estimate.reductions_in_flight;
   std::string terms = cat("model states ", zero::gib(states), " + activations ", zero::gib(a.backward_peak()));
   if (estimate.landing_lead > 0) terms += cat(" + gradient buckets bound for the host ", zero::gib(estimate.landing_lead));
-  std::vector<std::string> unknown;
-  if (world > 1) unknown.push_back("the gradient buckets waiting for their reduction across GPUs");
-  if (c.zero.stage == 3) unknown.push_back("the units ZeRO-3 keeps gathered beyond the largest");
-  std::string rest;
-  if (!unknown.empty()) {
-    rest = cat("; not predicted: ", unknown[0], unknown.size() > 1 ? cat(" and ", unknown[1]) : std::string(),
-               " (docs/zero.md, \"Memory\")");
+  if (estimate.reductions_in_flight > 0) {
+    terms += cat(" + gradient buckets being reduced ", zero::gib(estimate.reductions_in_flight));
   }
+  // The estimate counts the largest unit gathered; ZeRO-3 prefetches the next ones beside it.
+  const std::string rest = c.zero.stage == 3 ? "; not predicted: the units ZeRO-3 keeps gathered beyond the "
+                                               "largest (docs/zero.md, \"Memory\")"
+                                             : "";
   std::printf("This config's device peak: about %s = %s%s.\n", zero::gib(peak).c_str(), terms.c_str(), rest.c_str());
 }
 

@@ -21,6 +21,9 @@ inline constexpr std::int64_t kAlignment = 16;
 /// ZeRO-Offload: the default bound on send buffers of host-bound buckets held at once in backward
 /// (ReducerOptions::landing_lead_bytes; at least two of the largest such buckets).
 inline constexpr std::int64_t kLandingLeadBytes = std::int64_t{512} << 20;
+/// Several ranks: the default number of device buckets whose reduction may be in flight at once
+/// (ReducerOptions::reductions_in_flight); with the one being filled, the send buffers backward holds.
+inline constexpr std::size_t kReductionsInFlight = 2;
 
 struct BucketPlan {
   struct Bucket {

@@ -70,6 +70,9 @@ struct ReducerOptions {
   /// being opened (at least two of the largest host buckets): backward waits for a landing before opening one
   /// more. Bounds the device memory autograd's thread, which runs ahead of the GPU, holds for the host.
   std::int64_t landing_lead_bytes = kLandingLeadBytes;
+  /// Several ranks: device buckets whose reduction may be in flight at once; launching one more first folds
+  /// the oldest in and frees its send buffer. 0: every bucket is held until finish_backward().
+  std::size_t reductions_in_flight = kReductionsInFlight;
 };
 
 /// What the engine drives. All ranks must call each method the same number of times in the same order.
@@ -158,6 +161,9 @@ class BucketReducer : public GradientReducer {
   void release_send_buffer(std::size_t group, std::size_t bucket);
   /// Whether bucket b of group g goes to the host this micro-step.
   bool lands(std::size_t group, std::size_t bucket) const;
+  /// Before allocating a send buffer of `dtype` for bucket b of group g: counts it against the landing lead
+  /// when it lands, waiting for earlier landings if it must.
+  void reserve_landing(std::size_t group, std::size_t bucket, at::ScalarType dtype);
   /// Whether host bucket chunks go to the host this micro-step (else they accumulate in the device window).
   bool lands_now() const { return !options_.accumulate_on_device || boundary_; }
   bool keeps_full_buffer() const { return options_.reduction != Reduction::kReduceScatterEachMicroStep; }

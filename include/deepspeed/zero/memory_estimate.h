@@ -5,7 +5,7 @@
 /// the buffers each stage keeps, where offload puts each bucket. Pure arithmetic; no tensors.
 ///
 /// Not counted in the totals: activations, the transient buffers of a step (send buffers of stages 2–3 — of
-/// which the offloaded ones' bound is `landing_lead` —, the up-cast slices at the step, ZeRO-3 units while
+/// which `landing_lead` and `reductions_in_flight` bound —, the up-cast slices at the step, ZeRO-3 units while
 /// gathered beyond the largest one), and the CUDA context; docs/zero.md "Memory" has what they came to on one H200.
 
 #include <cstdint>
@@ -31,6 +31,9 @@ struct MemoryEstimate {
   // Transient, not in the totals: offload at stages 2-3, the most bytes of send buffers backward holds for the host
   // at once (kLandingLeadBytes or two of the largest host buckets; grad_reducer.h).
   std::int64_t landing_lead = 0;
+  // Transient: on several ranks, the send buffers and reduce-scatter results of the device buckets whose
+  // reduction is in flight (kReductionsInFlight, plus the one being launched, of the largest size; at most all).
+  std::int64_t reductions_in_flight = 0;
 
   std::int64_t device_total() const { return weights + gradients + optimizer; }
   std::int64_t host_total() const {
