@@ -105,8 +105,6 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     if (placement_.device().is_cuda()) {
       copy_stream_ = c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStreamFromGlobalPool(placement_.device());
     }
-    // Two of the largest host buckets at least: one landing while the next fills, or backward would wait for
-    // every landing in turn.
     const auto element_bytes = static_cast<std::int64_t>(
         c10::elementSize(options_.communication_dtype.value_or(options_.accum_dtype)));
     std::int64_t largest = 0;
@@ -115,7 +113,7 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
         if (placement_.on_host(*group, b)) largest = std::max(largest, group->plan.buckets[b].numel * element_bytes);
       }
     }
-    landing_budget_ = std::make_unique<LandingBudget>(std::max(options_.landing_lead_bytes, 2 * largest));
+    landing_budget_ = std::make_unique<LandingBudget>(landing_cap(options_.landing_lead_bytes, largest));
   }
 }
 
@@ -272,15 +270,14 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
     s.works[b] = comm_->reduce_scatter(s.output[b], input);
   }
   s.launched[b] = 1;
-  const bool to_host = placement_.on_host(group, b) && lands_now();
-  if (!to_host && comm_->world_size() == 1 && s.input[b].defined()) {
-    // Nothing to wait for: fold the bucket in now, so its send buffer is freed here (the fold is queued on the
-    // stream before any later use of that memory) instead of every bucket being held to finish_backward()
-    // (3.8B at ratio 0.5 on one H200: all of its 8 buckets, 7.05 GiB, at the end of backward).
-    complete(g, b);
-    return;
-  }
-  if (!to_host) {
+  if (!lands(g, b)) {
+    if (comm_->world_size() == 1 && s.input[b].defined()) {
+      // Nothing to wait for: fold the bucket in now, so its send buffer is freed here (the fold is queued on
+      // the stream before any later use of that memory) instead of every bucket being held to finish_backward()
+      // (3.8B at ratio 0.5 on one H200: all of its 8 buckets, 7.05 GiB, at the end of backward).
+      complete(g, b);
+      return;
+    }
     // Several ranks: the oldest reduction beyond the last few is folded in now, its send buffer freed, rather
     // than every bucket being held to finish_backward() (one full gradient at the peak). Under NCCL the wait
     // is the compute stream's, on a collective launched buckets ago; Gloo's blocks this thread until it is done.
@@ -356,10 +353,9 @@ void BucketReducer::finish_backward() {
   }
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     for (std::size_t b = 0; b < state_[g]->works.size(); ++b) {
-      if (!placement_.on_host(*groups_[g], b) || !lands_now()) complete(g, b);
+      if (!lands(g, b)) complete(g, b);
     }
   }
-  shared_->reducing.clear();
   if (worker_) worker_->drain();
   if (norm_worker_) norm_worker_->drain();  // after the landings, which queue the norms
 }

@@ -106,7 +106,7 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
                             (c.optimizer.type == "adam" || c.optimizer.type == "adamw");
     if (speculates) e.host_speculation = 3 * 4 * speculation_backup_numel(host);
     if (choice.accumulate_on_device) e.gradients += host * a;
-    if (stage >= 2) e.landing_lead = std::min(std::max(kLandingLeadBytes, 2 * largest_host_bucket * comm), host_send * comm);
+    if (stage >= 2) e.landing_lead = std::min(landing_cap(kLandingLeadBytes, largest_host_bucket * comm), host_send * comm);
   }
   return e;
 }

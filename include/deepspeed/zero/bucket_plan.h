@@ -21,6 +21,11 @@ inline constexpr std::int64_t kAlignment = 16;
 /// ZeRO-Offload: the default bound on send buffers of host-bound buckets held at once in backward
 /// (ReducerOptions::landing_lead_bytes; at least two of the largest such buckets).
 inline constexpr std::int64_t kLandingLeadBytes = std::int64_t{512} << 20;
+/// The landing lead in force: `lead_bytes`, or two of the largest host buckets if more (one landing while the
+/// next fills, or backward would wait for every landing in turn). The reducer's cap and the estimate's figure.
+inline std::int64_t landing_cap(std::int64_t lead_bytes, std::int64_t largest_host_bucket_bytes) {
+  return lead_bytes > 2 * largest_host_bucket_bytes ? lead_bytes : 2 * largest_host_bucket_bytes;
+}
 /// Several ranks: the default number of device buckets whose reduction may be in flight at once
 /// (ReducerOptions::reductions_in_flight); with the one being filled, the send buffers backward holds.
 inline constexpr std::size_t kReductionsInFlight = 2;
