@@ -17,7 +17,8 @@
 #   MODELS="124M"          models (124M 350M 774M 1.5B)        GPUS="1 4 2"     GPU counts, in this order
 #                                                                               (those above the machine's skipped)
 #   IMPLS="ours loop eager compile deepspeed ddp fsdp2"   (+ ours_refce; + profile: ours' kernel-time table,
-#                          1 GPU, into $OUT/profile_<model>.md, with the kernel time by launching op)
+#                          1 GPU, into $OUT/profile_<model>.md, with the kernel time by launching op;
+#                          PROFILE_MODELS="1.5B" limits it to those models, PROFILE_TOP=20 rows by op)
 #   STAGES="0 1 2 3"       ZeRO stages for N > 1        STAGES_1GPU="0"   ZeRO stages on 1 GPU (e.g. "2" with offload)
 #   STEPS=20 WARMUP=10     timed / warm-up optimizer steps (warm-up rounded up to a multiple of STEPS)
 #   SEQ_LEN=1024 GAS=1     sequence length, gradient accumulation steps
@@ -208,7 +209,8 @@ for model in $MODELS; do
           "$BUILD/examples/gpt2" --deepspeed_config "$cfg" "${common[@]}" --data "$tokens" --data-format uint16 \
           "${ours_extra[@]}" $ac_flag
       fi
-      if [ "$n" = 1 ] && has profile && [ "$(elapsed)" -lt "$BUDGET_S" ]; then
+      if [ "$n" = 1 ] && has profile && [[ " ${PROFILE_MODELS:-$MODELS} " == *" $model "* ]] &&
+         [ "$(elapsed)" -lt "$BUDGET_S" ]; then
         # Where ours spends a step: LibTorch's profiler over 5 steps after the warm-up (not a result row).
         port=$((port + 1))
         stamp "profile_${model}: ours, 5 steps"
@@ -219,7 +221,7 @@ for model in $MODELS; do
         sed -n 's/^profile: //p' "$work/profile_${model}.log" | tee "$out/profile_${model}.md"
         # The same 5 steps by launching op (who owns each kernel), appended to the table.
         [ -f "$work/trace_${model}.json" ] && $PYTHON bench/trace_by_op.py "$work/trace_${model}.json" --steps 5 \
-          --top 20 | sed -n 's/^trace: //p' | tee -a "$out/profile_${model}.md"
+          --top ${PROFILE_TOP:-20} | sed -n 's/^trace: //p' | tee -a "$out/profile_${model}.md"
       fi
       if [ "$n" = 1 ] && has ours_refce; then  # ours with the upcast cross-entropy: what the fused loss gains
         impl="deepspeed.cpp (reference CE)"; port=$((port + 1))

@@ -24,7 +24,7 @@ target_link_libraries(ds_checkpoint PUBLIC ds_util torch)
 # zero: the ZeRO layouts (strategies) and their parts — flat buffers, partition and bucket arithmetic, gradient
 # reduction, master weights, storage placement, partitioned parameters, units — and re-cutting and
 # consolidating their checkpoints.
-ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp zero/grad_landing.cpp zero/naive_all_reduce.cpp zero/unit.cpp zero/find_units.cpp
+ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp zero/grad_landing.cpp zero/grad_convert.cpp zero/naive_all_reduce.cpp zero/unit.cpp zero/find_units.cpp
            zero/partitioned_params.cpp zero/storage.cpp zero/init.cpp zero/placement.cpp zero/master_weights.cpp
            zero/strategy.cpp zero/strategy_factory.cpp zero/replicated.cpp zero/sharded_state.cpp zero/step_speculation.cpp zero/write_back.cpp zero/sharded.cpp
            zero/partitioned.cpp zero/host_memory.cpp zero/serial_worker.cpp zero/landing_budget.cpp zero/memory_estimate.cpp zero/activation_estimate.cpp zero/memory_trace.cpp
@@ -40,7 +40,7 @@ if(DS_TORCH_HAS_CUDA)
 endif()
 
 # optim: optimizers, clipping (the LR schedules are ds_schedules, torch-free).
-ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/sgd.cpp optim/clip.cpp optim/state_dict.cpp
+ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/adam_device.cpp optim/sgd.cpp optim/clip.cpp optim/state_dict.cpp
            optim/lamb.cpp optim/adagrad_lion.cpp optim/adagrad_lion_kernels.cpp optim/cpu_adam.cpp optim/cpu_adam_kernel.cpp optim/cpu_adam_scalar.cpp
            optim/cpu_adam_avx2.cpp optim/cpu_adam_avx512.cpp)
 target_link_libraries(ds_optim PUBLIC ds_config ds_schedules torch)
@@ -85,7 +85,7 @@ set_source_files_properties(engine/initialize.cpp PROPERTIES COMPILE_DEFINITIONS
 # ops: kernels for models (fused cross-entropy, residual-add + LayerNorm, bias + GELU) and the attention-backend
 # switch. The CUDA kernels are built when a CUDA compiler and LibTorch with CUDA are both there; otherwise ops
 # fall back to their LibTorch reference.
-ds_library(ds_ops ops/cross_entropy.cpp ops/add_layer_norm.cpp ops/bias_gelu.cpp ops/attention.cpp)
+ds_library(ds_ops ops/cross_entropy.cpp ops/add_layer_norm.cpp ops/bias_gelu.cpp ops/linear.cpp ops/attention.cpp)
 target_link_libraries(ds_ops PUBLIC ds_util torch)
 option(DS_WITH_CUDA_OPS "Build the CUDA kernels of ops/ when a CUDA compiler is found" ON)
 include(CheckLanguage)
@@ -108,13 +108,22 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
   target_link_libraries(ds_ops PRIVATE ds_ops_cuda)
   target_compile_definitions(ds_ops PRIVATE DS_WITH_CUDA_OPS)
   # The gradient norm's device kernel (summing in the host's order), for ZeRO-Offload's landing gradients.
-  add_library(ds_optim_cuda STATIC optim/squared_sum_kernel.cu)
+  add_library(ds_optim_cuda STATIC optim/squared_sum_kernel.cu optim/adam_master_kernel.cu)
   target_include_directories(ds_optim_cuda PRIVATE ${PROJECT_SOURCE_DIR})
   set_target_properties(ds_optim_cuda PROPERTIES CUDA_ARCHITECTURES "${DS_CUDA_ARCHITECTURES}"
                                                  POSITION_INDEPENDENT_CODE ON CUDA_RUNTIME_LIBRARY Shared)
   target_link_libraries(ds_optim_cuda PUBLIC CUDA::cudart)
   target_link_libraries(ds_optim PRIVATE ds_optim_cuda)
   set_source_files_properties(optim/clip.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDA_NORM)
+  set_source_files_properties(optim/adam_device.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDA_ADAM)
+  # The 16-bit gradients' hand-over into fp32 accumulation buffers.
+  add_library(ds_zero_cuda STATIC zero/grad_convert_kernel.cu)
+  target_include_directories(ds_zero_cuda PRIVATE ${PROJECT_SOURCE_DIR})
+  set_target_properties(ds_zero_cuda PROPERTIES CUDA_ARCHITECTURES "${DS_CUDA_ARCHITECTURES}"
+                                                POSITION_INDEPENDENT_CODE ON CUDA_RUNTIME_LIBRARY Shared)
+  target_link_libraries(ds_zero_cuda PUBLIC CUDA::cudart)
+  target_link_libraries(ds_zero PRIVATE ds_zero_cuda)
+  set_source_files_properties(zero/grad_convert.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDA_CONVERT)
   message(STATUS "deepspeed.cpp: CUDA kernels enabled (${DS_CUDA_ARCHITECTURES})")
 endif()
 

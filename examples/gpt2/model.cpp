@@ -37,6 +37,7 @@ torch::nn::LayerNorm layer_norm(std::int64_t d) {
 // broadcast `+=`, a strided kernel that re-reads and re-writes every activation: 8 ms of an 80 ms GPT-2 124M step
 // on an H100 (docs/benchmarks.md). ATen's at::linear, which PyTorch's nn.Linear calls, flattens a contiguous
 // input to one addmm with the bias in the GEMM's epilogue. Same parameters, same module tree.
+// at::linear, not ops::linear: its column-sum bias gradient measured no faster in this model (docs/kernels.md).
 at::Tensor dense(const torch::nn::Linear& l, const at::Tensor& x) { return at::linear(x, l->weight, l->bias); }
 
 // GPT-2 scales the weights of the projections that write into the residual stream, so its variance does not

@@ -106,12 +106,13 @@ void StepProfiler::stop(std::int64_t steps) {
     std::printf("profile: | %s | %.2f | %.1f%% | %.0f |\n", r.name.c_str(), r.total_ms / per,
                 total_ms > 0 ? 100.0 * r.total_ms / total_ms : 0.0, static_cast<double>(r.calls) / per);
   }
-  std::printf("profile: | top kernel | category | ms/step | share |\n");
+  std::printf("profile: | top kernel | category | ms/step | share | calls/step |\n");
   const auto rows = rows_by_name(durations);
-  for (std::size_t i = 0; i < rows.size() && i < 15; ++i) {
-    std::string name = rows[i].name.substr(0, 90);
-    std::printf("profile: | %s | %s | %.2f | %.1f%% |\n", name.c_str(), kernel_category(rows[i].name).c_str(),
-                rows[i].total_ms / per, total_ms > 0 ? 100.0 * rows[i].total_ms / total_ms : 0.0);
+  for (std::size_t i = 0; i < rows.size() && i < 30; ++i) {
+    std::string name = rows[i].name.substr(0, 110);
+    std::printf("profile: | %s | %s | %.2f | %.1f%% | %.0f |\n", name.c_str(), kernel_category(rows[i].name).c_str(),
+                rows[i].total_ms / per, total_ms > 0 ? 100.0 * rows[i].total_ms / total_ms : 0.0,
+                static_cast<double>(rows[i].calls) / per);
   }
   if (!trace_path_.empty()) {
     result->save(trace_path_);

@@ -226,6 +226,9 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
                                       "InitializeOptions::optimizer"));
   }
   layout->optimizer_upcasts_gradients(optimizer->upcasts_gradients());
+  if (auto copies = layout->model_copies(); !copies.empty()) {
+    layout->optimizer_writes_model_copies(optimizer->take_model_copies(std::move(copies)));
+  }
   if (offloaded) use_offload_optimizer(cfg, optimizer, *layout);
   DS_LOG_DIST(kInfo, "DeepSpeed Basic Optimizer = ", optimizer->name());
   if (const auto message = zero::optimizer_creation_message(cfg); !message.empty()) DS_LOG_DIST(kInfo, message);
@@ -248,6 +251,10 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
     data::DistributedSampler sampler(training_data->size(), comm->world_size(), comm->rank(), /*shuffle=*/true,
                                      options.data_seed);
     loader = std::make_shared<data::DataLoader>(training_data, impl->config().batch.micro_batch_per_gpu, sampler);
+    // DeepSpeed's deepspeed_io pins batches too. Unpinned, the program's `x.to(device, non_blocking)` is a copy
+    // from pageable memory, which CUDA starts only after the stream has drained: the host would wait for the
+    // previous step to finish before it could queue the next forward.
+    if (comm->device().is_cuda()) loader->set_pin_memory(true);
     std::weak_ptr<EngineImpl> weak = impl;
     loader->on_batch([weak] {
       if (auto e = weak.lock()) e->on_batch_fetched();

@@ -108,9 +108,29 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
   }
 }
 
-// Rows strided over a bounded grid; each thread keeps the dweight/dbias sums of its columns over all its rows
-// in registers and the block writes one partial row of each (summed over threadIdx.y in shared memory) to the
-// workspace, which add_layer_norm_param_grads folds. No atomics: the result does not depend on scheduling.
+// kPack values of T as loaded (16 bytes when the pack spans them), converted to float only where used: the
+// backward keeps the next row's raw values in flight while it reduces the current one.
+template <typename T, int kPack>
+struct alignas(kPack * sizeof(T) >= 16 ? 16 : alignof(T)) Raw {
+  T v[kPack];
+};
+
+template <typename T, int kPack>
+__device__ __forceinline__ void load_raw(const T* __restrict__ p, Raw<T, kPack>& r) {
+  if constexpr (kPack * sizeof(T) == 16) {
+    *reinterpret_cast<uint4*>(r.v) = *reinterpret_cast<const uint4*>(p);
+  } else {
+#pragma unroll
+    for (int k = 0; k < kPack; ++k) r.v[k] = p[k];
+  }
+}
+
+// Rows strided over a grid of resident blocks; each thread keeps the dweight/dbias sums of its columns over all
+// its rows in registers and the block writes one partial row of each (summed over threadIdx.y in shared
+// memory) to the workspace, which add_layer_norm_param_grads folds. No atomics: the result does not depend on
+// scheduling. A row's dy, h and dh_out are loaded raw before its two row sums, the next row's dy and h too,
+// so each thread has two rows' loads in flight across the barriers instead of one (x̂ and dy·w are
+// recomputed from the raw values in the second pass rather than held as floats, which pays for the registers).
 // kBranchBias adds a third sum, of the rounded dh (the branch bias's gradient); a template parameter rather
 // than a null check so that the kernel without it keeps its registers.
 template <typename T, typename P, int kPack, bool kBranchBias>
@@ -126,29 +146,52 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
   float dw[kIters][kPack] = {}, db[kIters][kPack] = {}, dbb[kIters][kPack] = {};  // dbb unused without kBranchBias
 
   const std::int64_t step = static_cast<std::int64_t>(gridDim.x) * blockDim.y;
+  Raw<T, kPack> h_raw[kIters], dy_raw[kIters], other_raw[kIters];
+  auto load_row = [&](std::int64_t row) {  // a row's dy and h into h_raw/dy_raw (nothing past the end)
+    if (row >= rows) return;
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+      const int p = threadIdx.x + it * blockDim.x;
+      if (p < packs) {
+        load_raw(h + row * columns + p * kPack, h_raw[it]);
+        load_raw(dy + row * columns + p * kPack, dy_raw[it]);
+      }
+    }
+  };
+  // 16-bit packs only: with fp32 values (or element loads) the next row's registers would spill.
+  constexpr bool kPrefetch = sizeof(T) < 4 && kPack > 1;
+  if constexpr (kPrefetch) load_row(static_cast<std::int64_t>(blockIdx.x) * blockDim.y + threadIdx.y);
   for (std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * blockDim.y; first < rows; first += step) {
     const std::int64_t row = first + threadIdx.y;
+    if constexpr (!kPrefetch) load_row(row);
     const bool active = row < rows;
     const std::int64_t base = active ? row * columns : 0;
     const float mean = active ? mean_in[row] : 0.0f, rstd = active ? rstd_in[row] : 0.0f;
-    float xhat[kIters][kPack], g[kIters][kPack];
+    Raw<T, kPack> h_cur[kIters], dy_cur[kIters];
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+      h_cur[it] = h_raw[it];
+      dy_cur[it] = dy_raw[it];
+      const int p = threadIdx.x + it * blockDim.x;
+      if (active && dh_out != nullptr && p < packs) load_raw(dh_out + base + p * kPack, other_raw[it]);
+    }
+    if constexpr (kPrefetch) load_row(row + step);
     float sum_g = 0.0f, sum_gx = 0.0f;
 #pragma unroll
     for (int it = 0; it < kIters; ++it) {
       const int p = threadIdx.x + it * blockDim.x;
       if (active && p < packs) {
-        float hv[kPack], d[kPack], w[kPack];
-        load(h + base + p * kPack, hv);
-        load(dy + base + p * kPack, d);
+        float w[kPack];
         load(weight + p * kPack, w);
 #pragma unroll
         for (int k = 0; k < kPack; ++k) {
-          xhat[it][k] = (hv[k] - mean) * rstd;
-          g[it][k] = d[k] * w[k];
-          sum_g += g[it][k];
-          sum_gx += g[it][k] * xhat[it][k];
-          dw[it][k] += d[k] * xhat[it][k];
-          db[it][k] += d[k];
+          const float d = to_float(dy_cur[it].v[k]);
+          const float xhat = (to_float(h_cur[it].v[k]) - mean) * rstd;
+          const float g = d * w[k];
+          sum_g += g;
+          sum_gx += g * xhat;
+          dw[it][k] += d * xhat;
+          db[it][k] += d;
         }
       }
     }
@@ -158,15 +201,15 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
     for (int it = 0; it < kIters; ++it) {
       const int p = threadIdx.x + it * blockDim.x;
       if (active && p < packs) {
-        float out[kPack], other[kPack];
-        if (dh_out != nullptr) {
-          load(dh_out + base + p * kPack, other);
-        } else {
+        float w[kPack], out[kPack];
+        load(weight + p * kPack, w);
 #pragma unroll
-          for (int k = 0; k < kPack; ++k) other[k] = 0.0f;
+        for (int k = 0; k < kPack; ++k) {
+          const float xhat = (to_float(h_cur[it].v[k]) - mean) * rstd;
+          const float g = to_float(dy_cur[it].v[k]) * w[k];
+          const float other = dh_out != nullptr ? to_float(other_raw[it].v[k]) : 0.0f;
+          out[k] = other + rstd * (g - mean_g - xhat * mean_gx);
         }
-#pragma unroll
-        for (int k = 0; k < kPack; ++k) out[k] = other[k] + rstd * (g[it][k] - mean_g - xhat[it][k] * mean_gx);
         if constexpr (kBranchBias) {
 #pragma unroll
           for (int k = 0; k < kPack; ++k) dbb[it][k] += round_to<T>(out[k]);  // the dh that is stored
@@ -270,10 +313,12 @@ Shape shape_for(std::int64_t columns, int pack) {
   return {threads, threads >= kGroupThreads ? 1 : kGroupThreads / threads};
 }
 
-// Blocks of this shape that fill the current device (2048 threads per SM), and no more: in the backward each
-// block adds a partial row to fold.
+// Blocks of this shape the device holds at once, and no more: in the backward each block adds a partial row
+// to fold. Its launch bound lets the backward use up to 128 registers a thread (it uses 100-120), so an SM
+// holds 512 of its threads, not 2048: sized for 2048, the grid ran four waves and wrote four times the
+// partial rows (GPT-2 1.5B: 2112 partial rows of 1600 columns per call, 2.1 ms of folding per step).
 std::int64_t resident_blocks(Shape s) {
-  return static_cast<std::int64_t>(device_sms()) * std::max(1, 2048 / (s.threads * s.rows));
+  return static_cast<std::int64_t>(device_sms()) * std::max(1, 512 / (s.threads * s.rows));
 }
 
 template <typename T, typename P>

@@ -50,7 +50,8 @@ __global__ void bias_gelu_forward(const T* x, const P* __restrict__ bias, T* y, 
 // writes one partial row of the bias gradient.
 constexpr int kLanes = 32, kRows = 8;
 
-template <typename T, typename P, int kVec>
+// kGelu false: a plain linear layer's bias gradient, Σ_rows dy (x, bias and dx unused), read once.
+template <typename T, typename P, int kVec, bool kGelu = true>
 __global__ void __launch_bounds__(kLanes* kRows)
     bias_gelu_backward(const T* dy, const T* __restrict__ x, const P* __restrict__ bias, T* dx,
                        float* __restrict__ parts_out, std::int64_t rows, int columns) {
@@ -58,19 +59,21 @@ __global__ void __launch_bounds__(kLanes* kRows)
   const int column = (blockIdx.x * kLanes + threadIdx.x) * kVec;
   float b[kVec] = {}, sum[kVec] = {};
   if (column < columns) {
-    load<P, kVec>(bias + column, b);
+    if constexpr (kGelu) load<P, kVec>(bias + column, b);
     const std::int64_t stride = static_cast<std::int64_t>(gridDim.y) * kRows;
     for (std::int64_t r = static_cast<std::int64_t>(blockIdx.y) * kRows + threadIdx.y; r < rows; r += stride) {
       const std::int64_t at = r * columns + column;
-      float g[kVec], v[kVec];
+      float g[kVec];
       load<T, kVec>(dy + at, g);
-      load<T, kVec>(x + at, v);
+      if constexpr (kGelu) {
+        float v[kVec];
+        load<T, kVec>(x + at, v);
 #pragma unroll
-      for (int k = 0; k < kVec; ++k) {
-        g[k] = round_to<T>(g[k] * gelu_tanh_grad(round_to<T>(v[k] + b[k])));
-        sum[k] += g[k];
+        for (int k = 0; k < kVec; ++k) g[k] = round_to<T>(g[k] * gelu_tanh_grad(round_to<T>(v[k] + b[k])));
+        store<T, kVec>(dx + at, g);
       }
-      store<T, kVec>(dx + at, g);
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) sum[k] += g[k];
     }
   }
 #pragma unroll
@@ -122,11 +125,11 @@ cudaError_t forward(const void* x, const void* bias, void* y, std::int64_t rows,
   return cudaGetLastError();
 }
 
-template <typename T, typename P>
+template <typename T, typename P, bool kGelu = true>
 cudaError_t backward(const void* dy, const void* x, const void* bias, void* dx, void* dbias, float* workspace,
                      std::int64_t parts, std::int64_t rows, std::int64_t columns, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(T);
-  const bool vector = columns % kVec == 0 && aligned({dy, x, bias, dx});
+  const bool vector = columns % kVec == 0 && aligned({dy, x, bias, dx});  // null pointers count as aligned
   if (rows > 0 && parts > 0) {
     const dim3 grid(static_cast<unsigned>(column_tiles(columns, vector ? kVec : 1)), static_cast<unsigned>(parts));
     const auto args = [&](auto kernel) {
@@ -135,9 +138,9 @@ cudaError_t backward(const void* dy, const void* x, const void* bias, void* dx, 
                                                        rows, static_cast<int>(columns));
     };
     if (vector) {
-      args(bias_gelu_backward<T, P, kVec>);
+      args(bias_gelu_backward<T, P, kVec, kGelu>);
     } else {
-      args(bias_gelu_backward<T, P, 1>);
+      args(bias_gelu_backward<T, P, 1, kGelu>);
     }
   }
   constexpr int kFoldThreads = 256;
@@ -175,6 +178,16 @@ cudaError_t launch_bias_gelu_backward(ElementType type, ElementType param_type, 
     using T = typename decltype(t)::type;
     using P = typename decltype(p)::type;
     return backward<T, P>(dy, x, bias, dx, dbias, workspace, parts, rows, columns, stream);
+  });
+}
+
+cudaError_t launch_bias_grad(ElementType type, ElementType param_type, const void* dy, void* dbias, float* workspace,
+                             std::int64_t parts, std::int64_t rows, std::int64_t columns, cudaStream_t stream) {
+  if (columns < 1 || columns > INT32_MAX || rows < 0 || parts < 1) return cudaErrorInvalidValue;
+  return dispatch(type, param_type, [&](auto t, auto p) {
+    using T = typename decltype(t)::type;
+    using P = typename decltype(p)::type;
+    return backward<T, P, false>(dy, nullptr, nullptr, nullptr, dbias, workspace, parts, rows, columns, stream);
   });
 }
 

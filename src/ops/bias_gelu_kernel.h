@@ -28,4 +28,10 @@ cudaError_t launch_bias_gelu_backward(ElementType type, ElementType param_type, 
                                       const void* bias, void* dx, void* dbias, float* workspace, std::int64_t parts,
                                       std::int64_t rows, std::int64_t columns, cudaStream_t stream);
 
+/// A linear layer's bias gradient: dbias = Σ_rows dy for dy [rows, columns] (contiguous, `type`), summed in fp32
+/// in the same order as launch_bias_gelu_backward's, rounded once to `param_type`; dy is read once. Workspace
+/// and parts as there. Asynchronous on `stream`; returns the launch error.
+cudaError_t launch_bias_grad(ElementType type, ElementType param_type, const void* dy, void* dbias, float* workspace,
+                             std::int64_t parts, std::int64_t rows, std::int64_t columns, cudaStream_t stream);
+
 }  // namespace deepspeed::ops::detail

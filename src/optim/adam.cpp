@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <stdexcept>
 #include <tuple>
 #include <utility>
 
@@ -55,7 +56,7 @@ void reference_adam_step(at::Tensor& p, ParamState& s, const Hyper& h, double gr
 }  // namespace
 
 void fused_adam_step(const std::vector<at::Tensor>& params, const std::vector<ParamState*>& states, const Hyper& h,
-                     double grad_scale, std::int64_t upcast_slice) {
+                     double grad_scale, std::int64_t upcast_slice, const std::vector<at::Tensor>& copies) {
   at::NoGradGuard no_grad;
   // The fused kernels need every list to share one device and dtype.
   struct Lists {
@@ -82,12 +83,17 @@ void fused_adam_step(const std::vector<at::Tensor>& params, const std::vector<Pa
     }
     l = Lists{};
   };
+  auto copy_of = [&](std::size_t i) { return i < copies.size() ? copies[i] : at::Tensor(); };
+  auto write_copy = [&](std::size_t i) {
+    if (at::Tensor copy = copy_of(i); copy.defined()) copy.copy_(params[i]);
+  };
   std::map<std::tuple<int, int, int>, std::vector<std::size_t>> buckets;
   for (std::size_t i = 0; i < params.size(); ++i) {
     at::Tensor p = params[i];
     init_adam_state(*states[i], p, h.amsgrad);
     if (!h.bias_correction) {
       reference_adam_step(p, *states[i], h, grad_scale);
+      write_copy(i);
       continue;
     }
     buckets[{static_cast<int>(p.device().type()), p.device().index(), static_cast<int>(p.scalar_type())}].push_back(i);
@@ -96,6 +102,18 @@ void fused_adam_step(const std::vector<at::Tensor>& params, const std::vector<Pa
     std::vector<at::Tensor> steps;
     for (std::size_t i : members) steps.push_back(states[i]->at("step"));
     at::_foreach_add_(steps, 1);
+    {
+      std::vector<at::Tensor> ps, gs, cs;
+      std::vector<ParamState*> ss;
+      for (std::size_t i : members) {
+        ps.push_back(params[i]);
+        gs.push_back(params[i].grad());
+        ss.push_back(states[i]);
+        cs.push_back(copy_of(i));
+      }
+      // One pass on the device: the gradient scaled as it is read, the model's copy written beside the master.
+      if (device_adam_step(ps, gs, ss, cs, h, grad_scale)) continue;
+    }
     Lists as_is, upcast;
     for (std::size_t i : members) {
       const at::Tensor& p = params[i];
@@ -123,20 +141,38 @@ void fused_adam_step(const std::vector<at::Tensor>& params, const std::vector<Pa
     }
     launch(as_is);
     launch(upcast);
+    for (std::size_t i : members) write_copy(i);
   }
+}
+
+bool FusedAdam::take_model_copies(std::vector<std::vector<at::Tensor>> copies) {
+  if (copies.size() != groups_.size()) throw std::invalid_argument("FusedAdam: model copies for another number of groups");
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    if (copies[gi].size() != groups_[gi].params.size()) {
+      throw std::invalid_argument("FusedAdam: model copies for another number of parameters");
+    }
+    for (std::size_t i = 0; i < copies[gi].size(); ++i) {
+      if (copies[gi][i].defined() && copies[gi][i].numel() != groups_[gi].params[i].numel()) {
+        throw std::invalid_argument("FusedAdam: a model copy's size differs from its parameter's");
+      }
+    }
+  }
+  model_copies_ = std::move(copies);
+  return true;
 }
 
 void FusedAdam::step() {
   const double grad_scale = std::exchange(grad_scale_, 1.0);
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-    std::vector<at::Tensor> params;
+    std::vector<at::Tensor> params, copies;
     std::vector<ParamState*> states;
     for (std::size_t i = 0; i < groups_[gi].params.size(); ++i) {
       if (!groups_[gi].params[i].grad().defined()) continue;
       params.push_back(groups_[gi].params[i]);
       states.push_back(&state(gi, i));
+      copies.push_back(model_copies_.empty() ? at::Tensor() : model_copies_[gi][i]);
     }
-    fused_adam_step(params, states, groups_[gi].hyper, grad_scale);
+    fused_adam_step(params, states, groups_[gi].hyper, grad_scale, kUpcastSliceNumel, copies);
   }
 }
 

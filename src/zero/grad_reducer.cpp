@@ -11,6 +11,7 @@
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include "src/zero/grad_convert.h"
 #include "src/zero/grad_reducer_state.h"
 #include "src/zero/landing_budget.h"
 #include "src/zero/memory_trace.h"
@@ -205,10 +206,8 @@ void BucketReducer::on_gradient_ready(std::size_t g, std::size_t i) {
       staging(g, group.plan.bucket_of[i])
           .narrow(0, group.plan.offset[i] - bucket.offset, p.numel())
           .copy_(p.grad().reshape(-1));
-    } else if (s.written[i]) {
-      group.view_of(s.full, i).add_(p.grad());
     } else {
-      group.view_of(s.full, i).copy_(p.grad());  // converts into the accumulation dtype
+      hand_over_gradient(group.view_of(s.full, i), p.grad(), /*accumulate=*/s.written[i] != 0);
       s.written[i] = 1;
     }
     p.mutable_grad().reset();  // the copy holds it now; free the parameter-dtype gradient

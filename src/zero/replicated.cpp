@@ -62,8 +62,19 @@ std::vector<at::Tensor> ReplicatedStrategy::optimizer_gradients() {
   return masters_->attach_gradients(reduced, {.device_16bit = optimizer_upcasts_});
 }
 
+std::vector<std::vector<at::Tensor>> ReplicatedStrategy::model_copies() const {
+  if (!masters_) return {};
+  // In optimizer_params()' order: each flat group's parameters, appended to its optimizer group.
+  std::vector<std::vector<at::Tensor>> out(num_optimizer_groups_);
+  for (const auto* g : groups()) {
+    auto& dest = out.at(g->optimizer_group);
+    for (std::size_t i = 0; i < g->params.size(); ++i) dest.push_back(g->view_of(g->param_flat, i));
+  }
+  return out;
+}
+
 void ReplicatedStrategy::after_optimizer_step() {
-  if (!masters_) return;
+  if (!masters_ || optimizer_writes_copies_) return;
   at::NoGradGuard no_grad;
   for (std::size_t g = 0; g < flat_groups_.size(); ++g) flat_groups_[g]->param_flat.copy_(masters_->buffers()[g].pieces()[0].tensor);
 }

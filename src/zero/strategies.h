@@ -57,6 +57,8 @@ class ReplicatedStrategy final : public Strategy {
   void zero_grad() override { reducer_->zero_grad(); }
   bool sharded() const override { return false; }
   void optimizer_upcasts_gradients(bool on) override { optimizer_upcasts_ = on; }
+  std::vector<std::vector<at::Tensor>> model_copies() const override;
+  void optimizer_writes_model_copies(bool on) override { optimizer_writes_copies_ = on; }
   void adopt_parameter_values(std::size_t u) override;
   void save(checkpoint::SaveTarget& target) override;
   void load(checkpoint::LoadSource& source, const checkpoint::LoadOptions& options) override;
@@ -71,6 +73,7 @@ class ReplicatedStrategy final : public Strategy {
   std::unique_ptr<GradientReducer> reducer_;
   std::optional<MasterWeights> masters_;  // absent when the optimizer updates the fp32 model itself
   bool optimizer_upcasts_ = false;
+  bool optimizer_writes_copies_ = false;
 };
 
 /// What stages 1–3 share: each rank owns one chunk of every bucket — the fp32 master of it, the optimizer state

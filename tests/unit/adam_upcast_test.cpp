@@ -106,3 +106,34 @@ TEST(AdamUpcast, FusedAdamTakesTheScaleAndSixteenBitGradients) {
   }
   EXPECT_TRUE(torch::equal(ours[0], copies[0]));
 }
+
+// FusedAdam writes each updated master into the model copy it was given (the ZeRO layout then skips its own
+// copy): on the CPU by a copy after the step, on CUDA inside the step kernel. Either way the copy is the master
+// rounded once.
+void check_model_copies(c10::Device device) {
+  config::OptimizerConfig c;
+  c.type = "adamw";
+  c.lr = 1e-2;
+  c.weight_decay = 0.1;
+  torch::manual_seed(5);
+  std::vector<at::Tensor> masters{torch::randn({777}).to(device), torch::randn({33}).to(device)};
+  auto adam = optim::make_optimizer(c, {optim::ParamGroup{masters, {}}});
+  const std::vector<at::Tensor> copies{torch::zeros({777}, masters[0].options().dtype(at::kBFloat16)),
+                                       torch::zeros({33}, masters[1].options().dtype(at::kHalf))};
+  EXPECT_THROW(adam->take_model_copies({{copies[0]}}), std::invalid_argument);  // one copy for two parameters
+  ASSERT_TRUE(adam->take_model_copies({copies}));
+  for (int t = 0; t < 2; ++t) {
+    for (auto& m : masters) m.mutable_grad() = torch::randn({m.numel()}).to(device, at::kBFloat16);
+    ASSERT_TRUE(adam->take_gradient_scale(0.5));
+    adam->step();
+    EXPECT_TRUE(torch::equal(copies[0], masters[0].to(at::kBFloat16))) << "step " << t;
+    EXPECT_TRUE(torch::equal(copies[1], masters[1].to(at::kHalf))) << "step " << t;
+  }
+}
+
+TEST(AdamUpcast, FusedAdamWritesTheModelCopies) { check_model_copies(c10::Device(c10::kCPU)); }
+
+TEST(AdamUpcast, FusedAdamWritesTheModelCopiesOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  check_model_copies(c10::Device(c10::kCUDA, 0));
+}

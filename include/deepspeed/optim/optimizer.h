@@ -2,8 +2,8 @@
 /// \file
 /// Optimizers over groups of tensors. An optimizer updates each parameter from its `.grad()`; it knows nothing
 /// about ranks, shards or precision: ZeRO hands it fp32 master shards whose `.grad()` is the reduced gradient
-/// shard, stage 0 hands it the model's parameters. Implementations: FusedAdam (LibTorch's fused multi-tensor
-/// Adam/AdamW kernels, CPU and CUDA), TorchAdam (per-tensor reference, DeepSpeed's `torch_adam`), SGD;
+/// shard, stage 0 hands it the model's parameters. Implementations: FusedAdam (deepspeed.cpp's one-pass kernel
+/// for fp32 masters on CUDA, LibTorch's fused multi-tensor Adam/AdamW kernels otherwise), TorchAdam (per-tensor reference, DeepSpeed's `torch_adam`), SGD;
 /// CpuAdam (cpu_adam.h, DeepSpeedCPUAdam for ZeRO-Offload) and FusedLamb (lamb.h) live in their own headers.
 
 #include <map>
@@ -81,6 +81,12 @@ class Optimizer : public ScheduleTarget {
   /// Optimizers that say so also take the gradient scale, applied to the up-cast values.
   virtual bool upcasts_gradients() const { return false; }
 
+  /// The model's 16-bit weights that the parameters are fp32 master copies of: copies[g][i] beside
+  /// param_groups()[g].params[i] (same numel; undefined where there is none). An optimizer that stores each
+  /// updated value there during step() takes them and returns true, and the ZeRO layout then leaves copying
+  /// the masters into the model to it; the default declines. Call once, before the first step.
+  virtual bool take_model_copies(std::vector<std::vector<at::Tensor>> copies) { return false; }
+
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
 
@@ -118,8 +124,10 @@ class Optimizer : public ScheduleTarget {
   std::vector<std::vector<ParamState>> state_;
 };
 
-/// Adam/AdamW through LibTorch's fused multi-tensor kernels (at::_fused_adam_/_fused_adamw_), one launch per
-/// (device, dtype) bucket per group. Falls back to the reference loop when bias_correction is off.
+/// Adam/AdamW as multi-tensor kernels, one launch per (device, dtype) bucket per group: fp32 parameters on CUDA
+/// through src/optim/adam_master_kernel.cu (gradient scale and model copies in the same pass), everything else
+/// (and everything under DS_REFERENCE_ADAM=1) through LibTorch's at::_fused_adam_/_fused_adamw_. Falls back to
+/// the reference loop when bias_correction is off.
 class FusedAdam : public Optimizer {
  public:
   using Optimizer::Optimizer;
@@ -130,9 +138,13 @@ class FusedAdam : public Optimizer {
     return true;
   }
   bool upcasts_gradients() const override { return true; }
+  /// Takes them: on CUDA the step kernel writes them (one pass, see DS_REFERENCE_ADAM), elsewhere a copy
+  /// after each parameter's update. Throws std::invalid_argument when the layout does not match the groups.
+  bool take_model_copies(std::vector<std::vector<at::Tensor>> copies) override;
 
  private:
   double grad_scale_ = 1.0;  // the engine's factor for the next step()
+  std::vector<std::vector<at::Tensor>> model_copies_;  // empty: none taken
 };
 
 /// Per-tensor Adam/AdamW written with plain tensor ops: DeepSpeed's `torch_adam` path, and the reference the

@@ -102,6 +102,12 @@ class Strategy : public checkpoint::Stateful {
   /// offloaded masters' 16-bit gradients as they are. The layout then uploads the copies after each step and
   /// skips converting either.
   virtual void fused_cpu_optimizer(bool on) {}
+  /// Parallel to optimizer_params(): the model's 16-bit weights each fp32 master is copied into after the
+  /// step, for an optimizer that writes them itself (optim::Optimizer::take_model_copies); empty when the
+  /// layout has no device masters to offer (fp32 model, stages 1-3 for now).
+  virtual std::vector<std::vector<at::Tensor>> model_copies() const { return {}; }
+  /// The optimizer took model_copies(): after_optimizer_step() then leaves the weights as the step wrote them.
+  virtual void optimizer_writes_model_copies(bool on) {}
   /// The optimizer up-casts 16-bit gradients itself (optim::Optimizer::upcasts_gradients): optimizer_gradients()
   /// then hands the reduced 16-bit buffers over as they are, not an fp32 copy of each. Set before the first step.
   virtual void optimizer_upcasts_gradients(bool on) {}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run ON a GPU machine (carry .devdeps) for issue #14: build, the GPU tests of the kernels this issue touches
+# (ops, device Adam, gradient hand-over), then the GPT-2 suite on one GPU with ours, torch.compile (bf16-master
+# recipe) and ours' profile, all in one call so the rows compare. Everything comes back in $OUT/all.tgz; the
+# tests' verdicts and the suite's table in $OUT/summary.txt.
+#
+#   MODELS="1.5B 124M 350M" PROFILE_MODELS="1.5B 124M" BUDGET_S=330 bash scripts/device/kernels_suite.sh
+set -uo pipefail
+source "$(dirname "$0")/env.sh"
+describe_machine >"$out/summary.txt"
+tests="add_layer_norm_gpu_test bias_gelu_gpu_test cross_entropy_gpu_test linear_gpu_test adam_device_gpu_test grad_convert_gpu_test core_test"
+bash scripts/device/build.sh gpt2 deepspeed_launcher $tests >"$out/build.txt" 2>&1 || { tail -40 "$out/build.txt"; exit 1; }
+stamp "built" | tee -a "$out/summary.txt"
+for t in $tests; do
+  filter=""
+  [ "$t" = core_test ] && filter="--gtest_filter=AdamUpcast*:OptimizerTest*"
+  build-dev/tests/$t $filter >"$out/$t.log" 2>&1
+  echo "$t: exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' "$out/$t.log" | tr '\n' ' ')" | tee -a "$out/summary.txt"
+done
+grep -h '^\[device_adam\]' "$out/adam_device_gpu_test.log" | sort -t: -k2 | tail -4 >>"$out/summary.txt"
+stamp "tests" | tee -a "$out/summary.txt"
+MODELS=${MODELS:-1.5B 124M 350M} PROFILE_MODELS=${PROFILE_MODELS:-1.5B 124M} GPUS=1 IMPLS=${IMPLS:-ours compile profile} PT_PRECISION=bf16-master STEPS=${STEPS:-20} \
+  WARMUP=${WARMUP:-10} BUDGET_S=${BUDGET_S:-330} RUN_TIMEOUT=${RUN_TIMEOUT:-150} PROFILE_TOP=40 \
+  OUT="$out/suite" bash bench/run_gpt2_suite.sh >"$out/suite.txt" 2>&1
+grep -E "^\[[0-9]+ s\]" "$out/suite.txt" >>"$out/summary.txt"
+[ -f "$out/suite/table.md" ] && cat "$out/suite/table.md" >>"$out/summary.txt"
+stamp "suite" | tee -a "$out/summary.txt"
+cd "$out" && tar czf /tmp/all.tgz --exclude=summary.txt . && find . -mindepth 1 ! -name summary.txt -delete && mv /tmp/all.tgz all.tgz

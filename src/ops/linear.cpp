@@ -1,0 +1,106 @@
+#include "deepspeed/ops/linear.h"
+
+#include <cstdlib>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "deepspeed/util/error.h"
+
+#ifdef DS_WITH_CUDA_OPS
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "src/ops/bias_gelu_kernel.h"
+#include "src/ops/launch_support.h"
+#endif
+
+namespace deepspeed::ops {
+namespace {
+
+void check_arguments(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  const std::string what = "deepspeed::ops::linear: ";
+  if (!x.defined() || !weight.defined()) throw UsageError(what + "x and weight must be defined");
+  if (x.dim() < 1 || weight.dim() != 2 || weight.size(1) != x.size(-1)) {
+    throw UsageError(what + "x must be [*, in] and weight [out, in]");
+  }
+  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0))) {
+    throw UsageError(what + "bias must be [out]");
+  }
+}
+
+#ifdef DS_WITH_CUDA_OPS
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Saves x and the weight, as autograd's addmm does.
+class Linear : public torch::autograd::Function<Linear> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const at::Tensor& bias) {
+    const at::Tensor x2 = x.reshape({-1, x.size(-1)});
+    ctx->save_for_backward({x2, weight});
+    ctx->saved_data["shape"] = x.sizes().vec();
+    auto out_shape = x.sizes().vec();
+    out_shape.back() = weight.size(0);
+    return at::addmm(bias, x2, weight.t()).view(out_shape);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x2 = saved[0];
+    const at::Tensor& weight = saved[1];
+    const c10::cuda::CUDAGuard guard(x2.device());
+    const at::Tensor dy = grad_outputs[0].reshape({-1, weight.size(0)}).contiguous();
+    at::Tensor dx, dweight, dbias;
+    if (ctx->needs_input_grad(0)) dx = dy.mm(weight).view(ctx->saved_data["shape"].toIntVector());
+    if (ctx->needs_input_grad(1)) dweight = dy.t().mm(x2);
+    if (ctx->needs_input_grad(2)) {
+      const std::int64_t rows = dy.size(0), columns = dy.size(1);
+      dbias = at::empty({columns}, dy.options());
+      const std::int64_t parts = detail::bias_gelu_backward_parts(rows, columns);
+      at::Tensor workspace = at::empty({parts, columns}, dy.options().dtype(at::kFloat));  // freed in stream order
+      if (rows == 0) {
+        dbias.zero_();
+      } else {
+        detail::check_launch(detail::launch_bias_grad(detail::element_type(dy.scalar_type()),
+                                                      detail::element_type(dbias.scalar_type()), dy.data_ptr(),
+                                                      dbias.data_ptr(), workspace.data_ptr<float>(), parts, rows,
+                                                      columns, c10::cuda::getCurrentCUDAStream().stream()),
+                             "linear");
+      }
+    }
+    return {dx, dweight, dbias};
+  }
+};
+#endif
+
+}  // namespace
+
+bool linear_reference_forced() {
+  const char* v = std::getenv("DS_REFERENCE_LINEAR");
+  return v != nullptr && std::string(v) == "1";
+}
+
+bool linear_is_fused(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+#ifdef DS_WITH_CUDA_OPS
+  const auto t = x.scalar_type();
+  return bias.defined() && x.is_cuda() && weight.device() == x.device() && bias.device() == x.device() &&
+         (t == at::kBFloat16 || t == at::kHalf || t == at::kFloat) && weight.scalar_type() == t &&
+         bias.scalar_type() == t && !linear_reference_forced();
+#else
+  (void)x, (void)weight, (void)bias;
+  return false;
+#endif
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  check_arguments(x, weight, bias);
+#ifdef DS_WITH_CUDA_OPS
+  if (linear_is_fused(x, weight, bias)) return Linear::apply(x, weight, bias);
+#endif
+  return at::linear(x, weight, bias);
+}
+
+}  // namespace deepspeed::ops
