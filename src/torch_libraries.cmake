@@ -95,34 +95,28 @@ endif()
 if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
   enable_language(CUDA)
   find_package(CUDAToolkit REQUIRED)
-  add_library(ds_ops_cuda STATIC ops/cross_entropy_kernel.cu ops/add_layer_norm_kernel.cu ops/bias_gelu_kernel.cu)
-  target_include_directories(ds_ops_cuda PRIVATE ${PROJECT_SOURCE_DIR})
   # A100 and H100; set DS_CUDA_ARCHITECTURES for other cards.
   set(DS_CUDA_ARCHITECTURES "80;90" CACHE STRING "CUDA architectures of deepspeed.cpp's own kernels")
-  set_target_properties(ds_ops_cuda PROPERTIES CUDA_ARCHITECTURES "${DS_CUDA_ARCHITECTURES}"
-                                               POSITION_INDEPENDENT_CODE ON)
-  # The shared runtime: the one LibTorch uses, so streams and errors are the process's own.
-  set_target_properties(ds_ops_cuda PROPERTIES CUDA_RUNTIME_LIBRARY Shared)
-  target_link_libraries(ds_ops_cuda PUBLIC CUDA::cudart)
+  # ds_cuda_kernels(name owner sources...): a static library of our kernels, linked into `owner`, against the
+  # shared CUDA runtime (the one LibTorch uses, so streams and errors are the process's own).
+  function(ds_cuda_kernels name owner)
+    add_library(${name} STATIC ${ARGN})
+    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+    set_target_properties(${name} PROPERTIES CUDA_ARCHITECTURES "${DS_CUDA_ARCHITECTURES}"
+                                             POSITION_INDEPENDENT_CODE ON CUDA_RUNTIME_LIBRARY Shared)
+    target_link_libraries(${name} PUBLIC CUDA::cudart)
+    target_link_libraries(${owner} PRIVATE ${name})
+  endfunction()
+  ds_cuda_kernels(ds_ops_cuda ds_ops ops/cross_entropy_kernel.cu ops/add_layer_norm_kernel.cu ops/bias_gelu_kernel.cu)
   set(DS_CUDA_OPS ON PARENT_SCOPE)
-  target_link_libraries(ds_ops PRIVATE ds_ops_cuda)
   target_compile_definitions(ds_ops PRIVATE DS_WITH_CUDA_OPS)
-  # The gradient norm's device kernel (summing in the host's order), for ZeRO-Offload's landing gradients.
-  add_library(ds_optim_cuda STATIC optim/squared_sum_kernel.cu optim/adam_master_kernel.cu)
-  target_include_directories(ds_optim_cuda PRIVATE ${PROJECT_SOURCE_DIR})
-  set_target_properties(ds_optim_cuda PROPERTIES CUDA_ARCHITECTURES "${DS_CUDA_ARCHITECTURES}"
-                                                 POSITION_INDEPENDENT_CODE ON CUDA_RUNTIME_LIBRARY Shared)
-  target_link_libraries(ds_optim_cuda PUBLIC CUDA::cudart)
-  target_link_libraries(ds_optim PRIVATE ds_optim_cuda)
+  # The gradient norm's device kernel (summing in the host's order, for ZeRO-Offload's landing gradients) and
+  # the one-pass Adam over fp32 masters.
+  ds_cuda_kernels(ds_optim_cuda ds_optim optim/squared_sum_kernel.cu optim/adam_master_kernel.cu)
   set_source_files_properties(optim/clip.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDA_NORM)
   set_source_files_properties(optim/adam_device.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDA_ADAM)
   # The 16-bit gradients' hand-over into fp32 accumulation buffers.
-  add_library(ds_zero_cuda STATIC zero/grad_convert_kernel.cu)
-  target_include_directories(ds_zero_cuda PRIVATE ${PROJECT_SOURCE_DIR})
-  set_target_properties(ds_zero_cuda PROPERTIES CUDA_ARCHITECTURES "${DS_CUDA_ARCHITECTURES}"
-                                                POSITION_INDEPENDENT_CODE ON CUDA_RUNTIME_LIBRARY Shared)
-  target_link_libraries(ds_zero_cuda PUBLIC CUDA::cudart)
-  target_link_libraries(ds_zero PRIVATE ds_zero_cuda)
+  ds_cuda_kernels(ds_zero_cuda ds_zero zero/grad_convert_kernel.cu)
   set_source_files_properties(zero/grad_convert.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDA_CONVERT)
   message(STATUS "deepspeed.cpp: CUDA kernels enabled (${DS_CUDA_ARCHITECTURES})")
 endif()

@@ -24,6 +24,9 @@ struct GPTConfig {
   std::int64_t n_embd = 768;
   double dropout = 0.0;             ///< embedding, attention and residual dropout (training only)
   bool activation_checkpointing = false;  ///< recompute each block in backward (deepspeed::checkpointing)
+  /// The biased projections (c_attn, both c_proj) through deepspeed::ops::linear (the bias gradient by its
+  /// column-sum kernel) instead of at::linear; off until a same-call profile shows a gain (docs/kernels.md).
+  bool ops_linear = false;
 };
 
 /// The GPT-2 family by size ("124M", "350M", "774M", "1.5B") or by Hugging Face name ("gpt2",

@@ -36,6 +36,7 @@ struct Options {
   std::string data;
   std::string data_format = "auto";
   std::string attention;  // "": DS_ATTENTION_BACKEND or LibTorch's default
+  std::string linear = "aten";
   std::string sampling = "random";
   std::int64_t seq_len = 0;  // 0: the model's block_size
   std::int64_t max_steps = -1;
@@ -62,6 +63,7 @@ gpt2::GPTConfig model_config(const Options& opt, const gpt2::TokenFile& tokens) 
   if (opt.block_size) c->block_size = *opt.block_size;
   c->dropout = opt.dropout;
   c->activation_checkpointing = opt.activation_checkpointing;
+  c->ops_linear = opt.linear == "ops";
   return *c;
 }
 
@@ -149,6 +151,10 @@ int main(int argc, char** argv) {
   app.add_option("--attention", opt.attention,
                  "SDPA kernel tried first: auto, flash, fa3, cudnn, efficient or math (default: DS_ATTENTION_BACKEND, "
                  "else auto = LibTorch's order)");
+  app.add_option("--linear", opt.linear,
+                 "the biased projections: aten (at::linear, default) or ops (deepspeed::ops::linear, its bias "
+                 "gradient a column-sum kernel)")
+      ->check(CLI::IsMember({"aten", "ops"}));
   auto ds_args = deepspeed::add_config_arguments(app);
   deepspeed::parse_arguments(app, argc, argv);
 

@@ -14,6 +14,7 @@
 #include "deepspeed/ops/add_layer_norm.h"
 #include "deepspeed/ops/bias_gelu.h"
 #include "deepspeed/ops/cross_entropy.h"
+#include "deepspeed/ops/linear.h"
 #include "deepspeed/util/error.h"
 
 namespace deepspeed::examples::gpt2 {
@@ -37,8 +38,11 @@ torch::nn::LayerNorm layer_norm(std::int64_t d) {
 // broadcast `+=`, a strided kernel that re-reads and re-writes every activation: 8 ms of an 80 ms GPT-2 124M step
 // on an H100 (docs/benchmarks.md). ATen's at::linear, which PyTorch's nn.Linear calls, flattens a contiguous
 // input to one addmm with the bias in the GEMM's epilogue. Same parameters, same module tree.
-// at::linear, not ops::linear: its column-sum bias gradient measured no faster in this model (docs/kernels.md).
-at::Tensor dense(const torch::nn::Linear& l, const at::Tensor& x) { return at::linear(x, l->weight, l->bias); }
+// GPTConfig::ops_linear: deepspeed::ops::linear instead, whose bias gradient is a column-sum kernel (off by
+// default: it measured no faster in this model, docs/kernels.md).
+at::Tensor dense(const torch::nn::Linear& l, const at::Tensor& x, bool ops_linear) {
+  return ops_linear ? ops::linear(x, l->weight, l->bias) : at::linear(x, l->weight, l->bias);
+}
 
 // GPT-2 scales the weights of the projections that write into the residual stream, so its variance does not
 // grow with depth: 2 such writes per block.
@@ -47,7 +51,7 @@ double residual_std(const GPTConfig& c) { return kInitStd / std::sqrt(2.0 * stat
 }  // namespace
 
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& c)
-    : n_head_(c.n_head), n_embd_(c.n_embd), dropout_(c.dropout) {
+    : n_head_(c.n_head), n_embd_(c.n_embd), dropout_(c.dropout), ops_linear_(c.ops_linear) {
   c_attn = register_module("c_attn", linear(c.n_embd, 3 * c.n_embd, kInitStd));
   c_proj = register_module("c_proj", linear(c.n_embd, c.n_embd, residual_std(c)));
   resid_dropout_ = register_module("resid_dropout", torch::nn::Dropout(c.dropout));
@@ -55,15 +59,15 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& c)
 
 at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x) {
   const std::int64_t b = x.size(0), t = x.size(1), hd = n_embd_ / n_head_;
-  auto qkv = dense(c_attn, x).split(n_embd_, 2);
+  auto qkv = dense(c_attn, x, ops_linear_).split(n_embd_, 2);
   auto heads = [&](const at::Tensor& z) { return z.view({b, t, n_head_, hd}).transpose(1, 2); };  // [B, H, T, hd]
   at::Tensor y = at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), /*attn_mask=*/{},
                                                   is_training() ? dropout_ : 0.0, /*is_causal=*/true);
   y = y.transpose(1, 2).contiguous().view({b, t, n_embd_});
-  return resid_dropout_(dense(c_proj, y));
+  return resid_dropout_(dense(c_proj, y, ops_linear_));
 }
 
-MlpImpl::MlpImpl(const GPTConfig& c) {
+MlpImpl::MlpImpl(const GPTConfig& c) : ops_linear_(c.ops_linear) {
   c_fc = register_module("c_fc", linear(c.n_embd, 4 * c.n_embd, kInitStd));
   c_proj = register_module("c_proj", linear(4 * c.n_embd, c.n_embd, residual_std(c)));
   dropout_ = register_module("dropout", torch::nn::Dropout(c.dropout));
@@ -73,7 +77,7 @@ MlpImpl::MlpImpl(const GPTConfig& c) {
 // backward sums the bias gradient while it writes GELU's input gradient (fused on CUDA; the reference
 // elsewhere or with DS_REFERENCE_BIAS_GELU=1).
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
-  return dropout_(dense(c_proj, ops::bias_gelu(at::linear(x, c_fc->weight), c_fc->bias)));
+  return dropout_(dense(c_proj, ops::bias_gelu(at::linear(x, c_fc->weight), c_fc->bias), ops_linear_));
 }
 
 BlockImpl::BlockImpl(const GPTConfig& c) {

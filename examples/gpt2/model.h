@@ -33,6 +33,7 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
  private:
   std::int64_t n_head_, n_embd_;
   double dropout_;
+  bool ops_linear_;
   torch::nn::Dropout resid_dropout_{nullptr};
 };
 TORCH_MODULE(CausalSelfAttention);
@@ -45,6 +46,7 @@ class MlpImpl : public torch::nn::Module {
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
 
  private:
+  bool ops_linear_;
   torch::nn::Dropout dropout_{nullptr};
 };
 TORCH_MODULE(Mlp);

@@ -160,4 +160,25 @@ TEST(Gpt2Model, CheckpointedMatchesPlain) {
   }
 }
 
+// --linear ops: the biased projections through ops::linear, which is at::linear on the CPU (its kernel path is
+// linear_gpu_test's): the same loss and gradients, so the switch reaches every biased projection and nothing else.
+TEST(Gpt2Model, OpsLinearMatchesAtLinear) {
+  const at::Tensor idx = at::randint(97, {2, 16}, at::kLong);
+  const at::Tensor targets = at::randint(97, {2, 16}, at::kLong);
+  auto grads = [&](bool ops_linear) {
+    torch::manual_seed(6);
+    auto config = tiny();
+    config.ops_linear = ops_linear;
+    gpt2::GPT model(config);
+    const at::Tensor loss = gpt2::lm_loss(model(idx), targets);
+    loss.backward();
+    std::vector<at::Tensor> out{loss.detach()};
+    for (const auto& p : model->parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  const auto aten = grads(false), ops = grads(true);
+  ASSERT_EQ(aten.size(), ops.size());
+  for (std::size_t i = 0; i < aten.size(); ++i) EXPECT_TRUE(at::equal(aten[i], ops[i])) << "tensor " << i;
+}
+
 }  // namespace
