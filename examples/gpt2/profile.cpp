@@ -40,7 +40,10 @@ std::string kernel_category(std::string_view n) {
       contains(s, "aten::bmm") || contains(s, "matmul")) {
     return "GEMM";
   }
-  if (contains(s, "memcpy") || contains(s, "memset") || contains(s, "copy") || contains(s, "fill")) return "copy/fill";
+  if (contains(s, "memcpy") || contains(s, "memset") || contains(s, "copy") || contains(s, "fill") ||
+      contains(s, "into_fp32")) {  // the engine's gradient hand-over: LibTorch's casting copy_ before
+    return "copy/fill";
+  }
   if (contains(s, "reduce") || contains(s, "norm") || contains(s, "sum")) return "reduction";
   if (contains(s, "elementwise") || contains(s, "vectorized") || contains(s, "unrolled") || contains(s, "gelu") ||
       contains(s, "aten::add") || contains(s, "aten::mul")) {
@@ -72,6 +75,33 @@ std::vector<ProfileRow> rows_by_category(const std::vector<std::pair<std::string
   return sorted(std::move(rows));
 }
 
+IdleSummary idle_between(std::vector<DeviceSpan> spans, std::size_t top) {
+  IdleSummary out;
+  if (spans.empty()) return out;
+  std::sort(spans.begin(), spans.end(), [](const DeviceSpan& a, const DeviceSpan& b) { return a.start_ns < b.start_ns; });
+  std::uint64_t busy = 0, begin = spans.front().start_ns, end = spans.front().end_ns;
+  std::string last = spans.front().name;  // the kernel that ends the current busy interval
+  const std::uint64_t first = begin;
+  for (std::size_t i = 1; i < spans.size(); ++i) {
+    const DeviceSpan& s = spans[i];
+    if (s.start_ns <= end) {  // overlaps or touches the interval: extend it
+      if (s.end_ns > end) end = s.end_ns, last = s.name;
+      continue;
+    }
+    busy += end - begin;
+    ++out.gaps;
+    out.largest.push_back({static_cast<double>(s.start_ns - end) * 1e-6, last, s.name});
+    begin = s.start_ns, end = s.end_ns, last = s.name;
+  }
+  busy += end - begin;
+  out.span_ms = static_cast<double>(end - first) * 1e-6;
+  out.busy_ms = static_cast<double>(busy) * 1e-6;
+  out.idle_ms = out.span_ms - out.busy_ms;
+  std::stable_sort(out.largest.begin(), out.largest.end(), [](const auto& a, const auto& b) { return a.ms > b.ms; });
+  if (out.largest.size() > top) out.largest.resize(top);
+  return out;
+}
+
 void StepProfiler::start() {
   namespace prof = torch::profiler::impl;
   std::set<prof::ActivityType> activities{prof::ActivityType::CPU};
@@ -91,10 +121,12 @@ void StepProfiler::stop(std::int64_t steps) {
   // Device activity (kernels, copies) on CUDA; host ops on the CPU.
   const auto want = device_.is_cuda() ? c10::DeviceType::CUDA : c10::DeviceType::CPU;
   std::vector<std::pair<std::string, std::uint64_t>> durations;
+  std::vector<DeviceSpan> spans;
   double total_ms = 0;
   for (const auto& e : result->events()) {
     if (e.deviceType() != want || e.durationNs() == 0) continue;
     durations.emplace_back(e.name(), e.durationNs());
+    if (device_.is_cuda()) spans.push_back({e.startNs(), e.endNs(), e.name()});
     total_ms += static_cast<double>(e.durationNs()) * 1e-6;
   }
   const double per = steps > 0 ? static_cast<double>(steps) : 1.0;
@@ -113,6 +145,16 @@ void StepProfiler::stop(std::int64_t steps) {
     std::printf("profile: | %s | %s | %.2f | %.1f%% | %.0f |\n", name.c_str(), kernel_category(rows[i].name).c_str(),
                 rows[i].total_ms / per, total_ms > 0 ? 100.0 * rows[i].total_ms / total_ms : 0.0,
                 static_cast<double>(rows[i].calls) / per);
+  }
+  if (!spans.empty()) {
+    // Kernel time summed above can hide a device waiting for the host: the span's wall time against its busy time.
+    const IdleSummary idle = idle_between(std::move(spans));
+    std::printf("profile: device idle %.2f ms/step of %.2f (busy %.2f), %.0f gaps/step\n", idle.idle_ms / per,
+                idle.span_ms / per, idle.busy_ms / per, static_cast<double>(idle.gaps) / per);
+    for (const auto& g : idle.largest) {
+      std::printf("profile: | idle gap | %.3f ms | after %s | before %s |\n", g.ms, g.before.substr(0, 60).c_str(),
+                  g.after.substr(0, 60).c_str());
+    }
   }
   if (!trace_path_.empty()) {
     result->save(trace_path_);

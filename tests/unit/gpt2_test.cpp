@@ -196,6 +196,27 @@ TEST(Gpt2Profile, KernelCategories) {
   EXPECT_EQ(gpt2::kernel_category("void at::native::vectorized_elementwise_kernel<4, GeluCUDAKernelImpl>"), "elementwise");
   EXPECT_EQ(gpt2::kernel_category("void at::native::reduce_kernel<512, 1, ReduceOp<float, NormTwoOps>>"), "reduction");
   EXPECT_EQ(gpt2::kernel_category("something_else"), "other");
+  EXPECT_EQ(gpt2::kernel_category("void deepspeed::optim::detail::adam_master_step<float, __nv_bfloat16>"), "optimizer");
+  EXPECT_EQ(gpt2::kernel_category("void deepspeed::zero::detail::into_fp32<__nv_bfloat16, false, true>"), "copy/fill");
+}
+
+// Kernels on two streams overlap; the device is idle only where no kernel runs.
+TEST(Gpt2Profile, IdleBetweenKernels) {
+  const auto idle = gpt2::idle_between({{3'000'000, 4'000'000, "c"},     // 1 ms, after a 1 ms gap
+                                        {0, 1'000'000, "a"},             // out of order: sorted first
+                                        {500'000, 2'000'000, "b"},       // overlaps a: busy 0-2 ms
+                                        {4'000'000, 4'500'000, "d"},     // touches c: no gap
+                                        {4'600'000, 5'000'000, "e"}},    // a 0.1 ms gap
+                                       /*top=*/1);
+  EXPECT_NEAR(idle.span_ms, 5.0, 1e-9);
+  EXPECT_NEAR(idle.busy_ms, 3.9, 1e-9);
+  EXPECT_NEAR(idle.idle_ms, 1.1, 1e-9);
+  EXPECT_EQ(idle.gaps, 2);
+  ASSERT_EQ(idle.largest.size(), 1u);
+  EXPECT_NEAR(idle.largest[0].ms, 1.0, 1e-9);
+  EXPECT_EQ(idle.largest[0].before, "b");  // b ends the first busy interval, not a
+  EXPECT_EQ(idle.largest[0].after, "c");
+  EXPECT_EQ(gpt2::idle_between({}).gaps, 0);
 }
 
 TEST(Gpt2Profile, RowsSumByNameAndCategory) {
