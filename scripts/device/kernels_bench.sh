@@ -6,7 +6,8 @@
 #   MODELS="124M 350M" ATTN="auto cudnn fa3" STEPS=60 WARM=20 bash scripts/device/kernels_bench.sh
 # VARIANTS: default (every fused op), reference (none: DS_REFERENCE_ADD_LAYER_NORM=1 DS_REFERENCE_BIAS_GELU=1),
 # ref_ln / ref_gelu / ref_adam (one op on its reference: DS_REFERENCE_ADAM=1 is LibTorch's fused Adam with the
-# separate clip and copy passes), ops_linear (--linear ops: the biased projections through ops::linear).
+# separate clip and copy passes), ops_linear (--linear ops: the biased projections through ops::linear),
+# tput_nosync (timers.throughput.synchronized false: no device synchronization around each micro-step).
 # PROFILE_MODELS="1.5B": one more default run of each, profiled over 5 steps after the warm-up (device time per
 # kernel category and the top kernels). SDPA=0 skips sdpa_bench.
 set -uo pipefail
@@ -38,16 +39,20 @@ for model in ${MODELS:-124M}; do
     for variant in ${VARIANTS:-default}; do
       port=$((port + 1))
       name="gpt2_${model}_${attn}_${variant}"
-      env_extra=() args_extra=()
+      env_extra=() args_extra=() cfg="$work/cfg_$model.json"
       case $variant in
         reference) env_extra=(DS_REFERENCE_ADD_LAYER_NORM=1 DS_REFERENCE_BIAS_GELU=1) ;;
         ref_ln) env_extra=(DS_REFERENCE_ADD_LAYER_NORM=1) ;;
         ref_gelu) env_extra=(DS_REFERENCE_BIAS_GELU=1) ;;
         ref_adam) env_extra=(DS_REFERENCE_ADAM=1) ;;
         ops_linear) args_extra=(--linear ops) ;;
+        tput_nosync)  # DeepSpeed's throughput timer synchronizes the device at each micro-step's start and end
+          python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); c["timers"]={"throughput":{"synchronized":False}}; json.dump(c,open(sys.argv[2],"w"))' \
+            "$cfg" "$work/cfg_${model}_nosync.json"
+          cfg=$work/cfg_${model}_nosync.json ;;
       esac
       env "${env_extra[@]}" build-dev/bin/deepspeed --num_gpus 1 --master_port $port build-dev/examples/gpt2 \
-        --deepspeed_config "$work/cfg_$model.json" --model "$model" --seq_len 1024 --max-steps $((warm + steps)) \
+        --deepspeed_config "$cfg" --model "$model" --seq_len 1024 --max-steps $((warm + steps)) \
         --log-interval "$steps" --warmup-steps "$warm" --attention "$attn" --data "$work/tokens.bin" \
         --data-format uint16 "${args_extra[@]}" >"$out/$name.log" 2>&1
       rc=$?
