@@ -3,7 +3,7 @@
 /// A linear layer, `y = x·Wᵀ + b` (at::linear), whose backward sums the bias gradient with deepspeed.cpp's
 /// column-sum kernel: dy read once, at memory speed. Autograd's own backward of at::linear takes the same
 /// GEMMs but reduces dy over the rows for the bias with LibTorch's generic reduction (GPT-2 1.5B on an H200:
-/// 4.8 ms of a 185 ms step for the three biased projections of 48 blocks, ~1.3 TB/s; docs/kernels.md).
+/// 4.7 ms of a 185 ms step for the three biased projections of 48 blocks, ~1.3 TB/s; docs/kernels.md).
 ///
 /// Numerics: y, dx and dW are LibTorch's GEMMs as at::linear's autograd runs them (y = addmm with the bias in the
 /// epilogue, dx = dy·W, dW = dyᵀ·x). The bias gradient is Σ_rows dy in fp32, rounded once to the bias's

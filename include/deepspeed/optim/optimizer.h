@@ -3,7 +3,8 @@
 /// Optimizers over groups of tensors. An optimizer updates each parameter from its `.grad()`; it knows nothing
 /// about ranks, shards or precision: ZeRO hands it fp32 master shards whose `.grad()` is the reduced gradient
 /// shard, stage 0 hands it the model's parameters. Implementations: FusedAdam (deepspeed.cpp's one-pass kernel
-/// for fp32 masters on CUDA, LibTorch's fused multi-tensor Adam/AdamW kernels otherwise), TorchAdam (per-tensor reference, DeepSpeed's `torch_adam`), SGD;
+/// for fp32 masters on CUDA, LibTorch's fused multi-tensor Adam/AdamW kernels otherwise), TorchAdam
+/// (per-tensor reference, DeepSpeed's `torch_adam`), SGD;
 /// CpuAdam (cpu_adam.h, DeepSpeedCPUAdam for ZeRO-Offload) and FusedLamb (lamb.h) live in their own headers.
 
 #include <map>
