@@ -108,23 +108,6 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
   }
 }
 
-// kPack values of T as loaded (16 bytes when the pack spans them), converted to float only where used: the
-// backward keeps the next row's raw values in flight while it reduces the current one.
-template <typename T, int kPack>
-struct alignas(kPack * sizeof(T) >= 16 ? 16 : alignof(T)) Raw {
-  T v[kPack];
-};
-
-template <typename T, int kPack>
-__device__ __forceinline__ void load_raw(const T* __restrict__ p, Raw<T, kPack>& r) {
-  if constexpr (kPack * sizeof(T) == 16) {
-    *reinterpret_cast<uint4*>(r.v) = *reinterpret_cast<const uint4*>(p);
-  } else {
-#pragma unroll
-    for (int k = 0; k < kPack; ++k) r.v[k] = p[k];
-  }
-}
-
 // Rows strided over a grid of resident blocks; each thread keeps the dweight/dbias sums of its columns over all
 // its rows in registers and the block writes one partial row of each (summed over threadIdx.y in shared
 // memory) to the workspace, which add_layer_norm_param_grads folds. No atomics: the result does not depend on

@@ -1,6 +1,6 @@
 #pragma once
-// Internal, for the ops/ kernels: the 16-bit storage types to fp32 and back (round to nearest even), so every
-// kernel accumulates in fp32 and rounds once; packed loads and stores; the (input, parameter) type dispatch.
+// Internal, for the ops/ kernels: the 16-bit conversions (src/util/cuda_values.cuh); packed loads and stores,
+// converted or raw; the (input, parameter) type dispatch.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
@@ -11,21 +11,13 @@
 #include <initializer_list>
 
 #include "src/ops/element_type.h"
+#include "src/util/cuda_values.cuh"
 
 namespace deepspeed::ops::detail {
 
-template <typename T> __device__ __forceinline__ float to_float(T x);
-template <> __device__ __forceinline__ float to_float(float x) { return x; }
-template <> __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-template <> __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <typename T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ float from_float(float x) { return x; }
-template <> __device__ __forceinline__ __half from_float(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float(float x) { return __float2bfloat16_rn(x); }
-
-/// x rounded to T's precision, as a float: what storing x in a T and reading it back gives.
-template <typename T> __device__ __forceinline__ float round_to(float x) { return to_float(from_float<T>(x)); }
+using ::deepspeed::cuda::from_float;
+using ::deepspeed::cuda::round_to;
+using ::deepspeed::cuda::to_float;
 
 // N consecutive values at p, as floats: 16-byte loads when N values span whole 16-byte words (the launcher
 // checked alignment), element loads otherwise.
@@ -65,6 +57,23 @@ __device__ __forceinline__ void store(U* __restrict__ p, const float (&in)[N]) {
   } else {
 #pragma unroll
     for (int k = 0; k < N; ++k) p[k] = from_float<U>(in[k]);
+  }
+}
+
+// kPack values of T as loaded (16 bytes when the pack spans them), converted to float only where used (the
+// LayerNorm backward keeps the next row's raw values in flight while it reduces the current one).
+template <typename T, int kPack>
+struct alignas(kPack * sizeof(T) >= 16 ? 16 : alignof(T)) Raw {
+  T v[kPack];
+};
+
+template <typename T, int kPack>
+__device__ __forceinline__ void load_raw(const T* __restrict__ p, Raw<T, kPack>& r) {
+  if constexpr (kPack * sizeof(T) == 16) {
+    *reinterpret_cast<uint4*>(r.v) = *reinterpret_cast<const uint4*>(p);
+  } else {
+#pragma unroll
+    for (int k = 0; k < kPack; ++k) r.v[k] = p[k];
   }
 }
 

@@ -61,15 +61,12 @@ class Linear : public torch::autograd::Function<Linear> {
       dbias = at::empty({columns}, dy.options());
       const std::int64_t parts = detail::bias_gelu_backward_parts(rows, columns);
       at::Tensor workspace = at::empty({parts, columns}, dy.options().dtype(at::kFloat));  // freed in stream order
-      if (rows == 0) {
-        dbias.zero_();
-      } else {
-        detail::check_launch(detail::launch_bias_grad(detail::element_type(dy.scalar_type()),
-                                                      detail::element_type(dbias.scalar_type()), dy.data_ptr(),
-                                                      dbias.data_ptr(), workspace.data_ptr<float>(), parts, rows,
-                                                      columns, c10::cuda::getCurrentCUDAStream().stream()),
-                             "linear");
-      }
+      // With no rows the fold writes zeros (bias_gelu's zero-rows case).
+      detail::check_launch(detail::launch_bias_grad(detail::element_type(dy.scalar_type()),
+                                                    detail::element_type(dbias.scalar_type()), dy.data_ptr(),
+                                                    dbias.data_ptr(), workspace.data_ptr<float>(), parts, rows,
+                                                    columns, c10::cuda::getCurrentCUDAStream().stream()),
+                           "linear");
     }
     return {dx, dweight, dbias};
   }

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "src/optim/adam_master_kernel.h"
+#include "src/util/cuda_values.cuh"
 
 namespace deepspeed::optim::detail {
 namespace {
@@ -19,13 +20,8 @@ constexpr int kThreads = 256;
 constexpr int kVec = 4;  // elements per thread per access: float4 of fp32, 8 bytes of 16-bit values
 static_assert(kAdamChunk % (kThreads * kVec) == 0);
 
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ __half from_float(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float(float x) { return __float2bfloat16_rn(x); }
-template <> __device__ __forceinline__ float from_float(float x) { return x; }
+using ::deepspeed::cuda::from_float;
+using ::deepspeed::cuda::to_float;
 
 // kVec values of T at p (aligned to kVec·sizeof(T)), as floats.
 template <typename T>

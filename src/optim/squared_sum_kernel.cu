@@ -9,6 +9,7 @@
 #include <cuda_fp16.h>
 
 #include "src/optim/squared_sum_kernel.h"
+#include "src/util/cuda_values.cuh"
 
 namespace deepspeed::optim::detail {
 namespace {
@@ -16,9 +17,6 @@ namespace {
 constexpr int kRunsPerBlock = static_cast<int>(kSquaredSumBlock / kSquaredSumRun);  // 64
 constexpr int kThreads = kRunsPerBlock * 8;                                          // a thread per lane
 
-__device__ float as_float(float x) { return x; }
-__device__ float as_float(__half x) { return __half2float(x); }
-__device__ float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 
 template <typename T>
 __global__ void block_sums(const T* __restrict__ data, std::int64_t n, double* __restrict__ partial) {
@@ -32,12 +30,12 @@ __global__ void block_sums(const T* __restrict__ data, std::int64_t n, double* _
     const std::int64_t end = min(hi, run + kSquaredSumRun);
     const std::int64_t groups_end = run + (end - run) / 8 * 8;
     for (std::int64_t i = run + lane; i < groups_end; i += 8) {
-      const float v = as_float(data[i]);
+      const float v = ::deepspeed::cuda::to_float(data[i]);
       acc = __fadd_rn(acc, __fmul_rn(v, v));
     }
     if (lane == 0) {
       for (std::int64_t i = groups_end; i < end; ++i) {
-        const float v = as_float(data[i]);
+        const float v = ::deepspeed::cuda::to_float(data[i]);
         acc = __fadd_rn(acc, __fmul_rn(v, v));
       }
     }

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "src/zero/grad_convert_kernel.h"
+#include "src/util/cuda_values.cuh"
 
 namespace deepspeed::zero::detail {
 namespace {
@@ -15,8 +16,7 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kVec = 8;
 
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+using ::deepspeed::cuda::to_float;
 
 template <typename T, bool kAccumulate, bool kVector>
 __global__ void __launch_bounds__(kThreads) into_fp32(const T* __restrict__ src, float* __restrict__ dst, std::int64_t n) {
