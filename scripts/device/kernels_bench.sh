@@ -7,7 +7,10 @@
 # VARIANTS: default (every fused op), reference (none: DS_REFERENCE_ADD_LAYER_NORM=1 DS_REFERENCE_BIAS_GELU=1),
 # ref_ln / ref_gelu / ref_adam (one op on its reference: DS_REFERENCE_ADAM=1 is LibTorch's fused Adam with the
 # separate clip and copy passes), ops_linear (--linear ops: the biased projections through ops::linear),
-# tput_nosync (timers.throughput.synchronized false: no device synchronization around each micro-step).
+# tput_nosync (timers.throughput.synchronized false: no device synchronization around each micro-step),
+# stage1 / stage2 / stage3 (the same run at that ZeRO stage: the device Adam over master shards).
+# TESTS="core_test:*Cuda*:*Gpu* adam_device_gpu_test": GPU test binaries run directly (an optional gtest filter
+# after the colon), after the ops' tests.
 # PROFILE_MODELS="1.5B": one more default run of each, profiled over 5 steps after the warm-up (device time per
 # kernel category and the top kernels). SDPA=0 skips sdpa_bench.
 set -uo pipefail
@@ -19,6 +22,12 @@ stamp "built"
 for t in add_layer_norm_gpu_test bias_gelu_gpu_test cross_entropy_gpu_test; do
   [ -x build-dev/tests/$t ] && build-dev/tests/$t >"$out/$t.log" 2>&1
   [ -f "$out/$t.log" ] && grep -E "PASSED|FAILED" "$out/$t.log" | sed "s/^/$t: /"
+done
+for spec in ${TESTS:-}; do
+  t=${spec%%:*} filter=""
+  [ "$t" != "$spec" ] && filter="--gtest_filter=${spec#*:}"
+  timeout 120 build-dev/tests/$t $filter >"$out/$t.log" 2>&1
+  echo "$t: exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' "$out/$t.log" | tr '\n' ' ')"
 done
 if [ "${SDPA:-1}" = 1 ]; then
   build-dev/bench/sdpa_bench --iters 30 | tee "$out/sdpa.md"
@@ -46,6 +55,10 @@ for model in ${MODELS:-124M}; do
         ref_gelu) env_extra=(DS_REFERENCE_BIAS_GELU=1) ;;
         ref_adam) env_extra=(DS_REFERENCE_ADAM=1) ;;
         ops_linear) args_extra=(--linear ops) ;;
+        stage[123])
+          $tools config examples/gpt2/ds_config_124M.json "$work/cfg_${model}_$variant.json" --micro $micro --gas 1 \
+            --world 1 --stage "${variant#stage}" --grad-accum-dtype "" --zero-extra ""
+          cfg=$work/cfg_${model}_$variant.json ;;
         tput_nosync)  # DeepSpeed's throughput timer synchronizes the device at each micro-step's start and end
           python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); c["timers"]={"throughput":{"synchronized":False}}; json.dump(c,open(sys.argv[2],"w"))' \
             "$cfg" "$work/cfg_${model}_nosync.json"
