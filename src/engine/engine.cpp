@@ -136,7 +136,9 @@ at::Tensor EngineImpl::backward(const at::Tensor& loss, bool retain_graph, bool 
 bool EngineImpl::prepare_gradients(const std::vector<at::Tensor>& grads) {
   const auto& c = config();
   const bool need_norm = c.gradient_clipping > 0.0 || c.fp16.enabled;
+  device_squared_norm_ = at::Tensor();
   if (!need_norm) return true;
+  if (clip_on_device(grads)) return true;
   const double squared = parts_.zero->sum_over_shards(parts_.zero->squared_gradient_norm(grads, [](const auto& t) { return optim::squared_l2_norm(t); }));
   const double scale = loss_scaler_.scale();
   const double norm = std::sqrt(squared) / scale;
@@ -168,6 +170,34 @@ bool EngineImpl::prepare_gradients(const std::vector<at::Tensor>& grads) {
     for (at::Tensor g : grads) g.mul_(coefficient);
   }
   return true;
+}
+
+bool EngineImpl::clip_on_device(const std::vector<at::Tensor>& grads) {
+  const auto& c = config();
+  if (c.fp16.enabled || parts_.zero->sharded() || grads.empty()) return false;  // a host decision or a host sum
+  for (const auto& g : grads) {
+    if (g.device() != grads.front().device()) return false;
+  }
+  at::NoGradGuard no_grad;
+  at::Tensor squared = optim::squared_l2_norm_tensor(grads);
+  const at::Tensor factor = optim::gradient_factor(squared, c.gradient_clipping);
+  device_squared_norm_ = std::move(squared);
+  global_grad_norm_.reset();
+  if (parts_.optimizer->take_device_gradient_scale(factor)) return true;
+  // Optimizers that take a number get it as the host path computes it (the same bits); reading it waits.
+  const double coefficient = factor.item<double>();
+  if (coefficient != 1.0 && !parts_.optimizer->take_gradient_scale(coefficient)) {
+    for (at::Tensor g : grads) g.mul_(coefficient);
+  }
+  return true;
+}
+
+std::optional<double> EngineImpl::global_grad_norm() const {
+  if (device_squared_norm_.defined()) {
+    global_grad_norm_ = std::sqrt(device_squared_norm_.item<double>());
+    device_squared_norm_ = at::Tensor();
+  }
+  return global_grad_norm_;
 }
 
 void EngineImpl::take_model_step() {

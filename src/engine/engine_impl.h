@@ -79,7 +79,8 @@ class EngineImpl {
   optim::Optimizer& optimizer() const { return *parts_.optimizer; }
   const precision::LossScaler& loss_scaler() const { return loss_scaler_; }
   const StepCounters& counters() const { return counters_; }
-  std::optional<double> global_grad_norm() const { return global_grad_norm_; }
+  /// The last step's gradient norm; a norm left on the device (prepare_gradients) is read here, when asked for.
+  std::optional<double> global_grad_norm() const;
   bool step_applied() const { return step_applied_; }
 
   /// The parts save_checkpoint/load_checkpoint loop over, in order: module weights, ZeRO layout (fp32
@@ -92,12 +93,17 @@ class EngineImpl {
   void take_model_step();
   /// Unscale, overflow check, clip. Returns false when the step must be skipped (fp16 overflow).
   bool prepare_gradients(const std::vector<at::Tensor>& grads);
+  /// Without loss scaling, on an unsharded layout, the clipping factor is computed where the gradients are
+  /// and handed to the optimizer as a device tensor: the host goes on launching the update instead of waiting
+  /// for backward to finish to read the norm. Returns false (nothing done) where that does not apply.
+  bool clip_on_device(const std::vector<at::Tensor>& grads);
 
   EngineParts parts_;
   precision::LossScaler loss_scaler_;
   StepCounters counters_;
   std::optional<bool> boundary_override_;
-  std::optional<double> global_grad_norm_;
+  mutable std::optional<double> global_grad_norm_;
+  mutable at::Tensor device_squared_norm_;  // the last step's ‖g‖², not yet read to the host
   bool step_applied_ = false;
   engine::WallClockTimers timers_;
   engine::ThroughputTimer throughput_;

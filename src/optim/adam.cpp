@@ -56,8 +56,20 @@ void reference_adam_step(at::Tensor& p, ParamState& s, const Hyper& h, double gr
 }  // namespace
 
 void fused_adam_step(const std::vector<at::Tensor>& params, const std::vector<ParamState*>& states, const Hyper& h,
-                     double grad_scale, std::int64_t upcast_slice, const std::vector<at::Tensor>& copies) {
+                     double grad_scale, std::int64_t upcast_slice, const std::vector<at::Tensor>& copies,
+                     const at::Tensor& device_scale) {
   at::NoGradGuard no_grad;
+  // A factor on the device goes to the kernel as fp32 (what it would round a host factor to); every other
+  // path reads it once, here or at the first bucket the kernel does not take.
+  at::Tensor kernel_scale;
+  if (device_scale.defined()) {
+    if (device_scale.is_cuda()) kernel_scale = device_scale.to(at::kFloat);
+    else grad_scale = device_scale.item<double>();
+  }
+  auto read_scale = [&] {
+    if (kernel_scale.defined()) grad_scale = device_scale.item<double>();
+    kernel_scale = at::Tensor();
+  };
   // The fused kernels need every list to share one device and dtype.
   struct Lists {
     std::vector<at::Tensor> params, grads, m, v, vmax, steps;
@@ -92,6 +104,7 @@ void fused_adam_step(const std::vector<at::Tensor>& params, const std::vector<Pa
     at::Tensor p = params[i];
     init_adam_state(*states[i], p, h.amsgrad);
     if (!h.bias_correction) {
+      read_scale();
       reference_adam_step(p, *states[i], h, grad_scale);
       write_copy(i);
       continue;
@@ -112,8 +125,13 @@ void fused_adam_step(const std::vector<at::Tensor>& params, const std::vector<Pa
         cs.push_back(copy_of(i));
       }
       // One pass on the device: the gradient scaled as it is read, the model's copy written beside the master.
-      if (device_adam_step(ps, gs, ss, cs, h, grad_scale)) continue;
+      const bool on_kernel_device = kernel_scale.defined() && kernel_scale.device() == ps.front().device();
+      if (!on_kernel_device) read_scale();
+      if (device_adam_step(ps, gs, ss, cs, h, grad_scale, on_kernel_device ? kernel_scale.data_ptr<float>() : nullptr)) {
+        continue;
+      }
     }
+    read_scale();
     Lists as_is, upcast;
     for (std::size_t i : members) {
       const at::Tensor& p = params[i];
@@ -163,6 +181,7 @@ bool FusedAdam::take_model_copies(std::vector<std::vector<at::Tensor>> copies) {
 
 void FusedAdam::step() {
   const double grad_scale = std::exchange(grad_scale_, 1.0);
+  const at::Tensor device_scale = std::exchange(device_grad_scale_, at::Tensor());
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
     std::vector<at::Tensor> params, copies;
     std::vector<ParamState*> states;
@@ -172,7 +191,7 @@ void FusedAdam::step() {
       states.push_back(&state(gi, i));
       copies.push_back(model_copies_.empty() ? at::Tensor() : model_copies_[gi][i]);
     }
-    fused_adam_step(params, states, groups_[gi].hyper, grad_scale, kUpcastSliceNumel, copies);
+    fused_adam_step(params, states, groups_[gi].hyper, grad_scale, kUpcastSliceNumel, copies, device_scale);
   }
 }
 

@@ -51,7 +51,7 @@ bool same_device_contiguous(const at::Tensor& t, const at::Tensor& p) {
 
 bool device_adam_step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
                       const std::vector<ParamState*>& states, const std::vector<at::Tensor>& copies, const Hyper& h,
-                      double grad_scale) {
+                      double grad_scale, const float* device_scale) {
   if (params.empty() || !h.bias_correction || h.amsgrad || reference_adam_requested()) return false;
   const c10::Device device = params.front().device();
   if (!device.is_cuda()) return false;
@@ -101,7 +101,7 @@ bool device_adam_step(const std::vector<at::Tensor>& params, const std::vector<a
     std::memcpy(host.data_ptr(), table.data(), static_cast<std::size_t>(bytes));
     const at::Tensor on_device = host.to(device, /*non_blocking=*/true);
     detail::AdamLaunchHyper hyper{h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, static_cast<float>(grad_scale),
-                                  h.adam_w_mode};
+                                  device_scale, h.adam_w_mode};
     const cudaError_t err = detail::launch_adam_master_step(
         static_cast<AdamValueType>(types.first), static_cast<AdamValueType>(types.second),
         static_cast<const detail::AdamTensorArgs*>(on_device.data_ptr()), static_cast<int>(table.size()), chunks,
@@ -116,7 +116,7 @@ bool device_adam_available() { return true; }
 #else
 
 bool device_adam_step(const std::vector<at::Tensor>&, const std::vector<at::Tensor>&, const std::vector<ParamState*>&,
-                      const std::vector<at::Tensor>&, const Hyper&, double) {
+                      const std::vector<at::Tensor>&, const Hyper&, double, const float*) {
   return false;
 }
 

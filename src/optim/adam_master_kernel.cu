@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kThreads)
   c.beta2 = static_cast<float>(hyper.beta2);
   c.eps = static_cast<float>(hyper.eps);
   c.weight_decay = static_cast<float>(hyper.weight_decay);
-  c.grad_scale = hyper.grad_scale;
+  c.grad_scale = hyper.grad_scale_on_device != nullptr ? *hyper.grad_scale_on_device : hyper.grad_scale;
   const float step = *t.step;
   const float bias_correction1 = 1.0f - powf(c.beta1, step);
   c.step_size = c.lr / bias_correction1;

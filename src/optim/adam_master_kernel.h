@@ -32,6 +32,7 @@ struct AdamTensorArgs {
 struct AdamLaunchHyper {
   double lr, beta1, beta2, eps, weight_decay;
   float grad_scale;  ///< multiplies each gradient as it is read (the engine's unscale × clipping factor)
+  const float* grad_scale_on_device;  ///< when set, grad_scale is read from here (computed on the device)
   bool adam_w_mode;
 };
 

@@ -79,19 +79,47 @@ double cpu_squared_sum(const at::Tensor& tensor, int threads) {
 double squared_l2_norm(const std::vector<at::Tensor>& tensors, int threads) {
   if (tensors.empty()) return 0.0;
   at::NoGradGuard no_grad;
-  // Device tensors: per-tensor norms accumulated in fp32, then one host sync for all of them. Host tensors
-  // (offloaded gradients, CPU training): cpu_squared_sum.
-  std::unordered_map<c10::Device, std::vector<at::Tensor>> norms;
+  // Host tensors (offloaded gradients, CPU training): cpu_squared_sum. Device tensors: one sum per device,
+  // then one host read per device.
+  std::unordered_map<c10::Device, std::vector<at::Tensor>> on_device;
   double sum = 0.0;
   for (const auto& t : tensors) {
-    if (t.device().is_cpu()) {
-      sum += cpu_squared_sum(t, threads);
-    } else {
-      norms[t.device()].push_back(at::linalg_vector_norm(t, 2, std::nullopt, false, at::kFloat).to(at::kDouble));
-    }
+    if (t.device().is_cpu()) sum += cpu_squared_sum(t, threads);
+    else on_device[t.device()].push_back(t);
   }
-  for (auto& [device, list] : norms) sum += at::stack(list).square().sum().item<double>();
+  for (auto& [device, list] : on_device) sum += squared_l2_norm_tensor(list, threads).item<double>();
   return sum;
+}
+
+at::Tensor squared_l2_norm_tensor(const std::vector<at::Tensor>& tensors, int threads) {
+  at::NoGradGuard no_grad;
+  if (tensors.empty()) return at::zeros({}, at::kDouble);
+  const c10::Device device = tensors.front().device();
+  for (const auto& t : tensors) {
+    if (t.device() != device) throw std::invalid_argument("squared_l2_norm_tensor: tensors on several devices");
+  }
+  if (device.is_cpu()) {
+    double sum = 0.0;
+    for (const auto& t : tensors) sum += cpu_squared_sum(t, threads);
+    return at::scalar_tensor(sum, at::kDouble);
+  }
+  // Per-tensor norms accumulated in fp32, squared and summed in fp64. LibTorch's multi-tensor norm launches a
+  // handful of kernels for any number of tensors (a per-parameter gradient list has hundreds); it takes the
+  // per-tensor route itself for lists it cannot batch (mixed dtypes).
+  const std::vector<at::Tensor> norms = at::_foreach_norm(tensors, 2, at::kFloat);
+  return at::stack(norms).to(at::kDouble).square().sum();
+}
+
+at::Tensor gradient_factor(const at::Tensor& squared, double max_norm, double loss_scale) {
+  at::NoGradGuard no_grad;
+  const at::Tensor sq = squared.to(at::kDouble);
+  at::Tensor factor = at::full({}, 1.0 / loss_scale, sq.options());
+  if (max_norm > 0.0) {
+    const at::Tensor ratio = at::div(at::full({}, max_norm, sq.options()), sq.sqrt().div(loss_scale).add(1e-6));
+    // std::min(1.0, ratio) keeps 1 unless ratio < 1: a NaN ratio gives 1 there, so it must here.
+    factor = factor.mul(at::where(ratio.lt(1.0), ratio, at::full({}, 1.0, sq.options())));
+  }
+  return factor;
 }
 
 bool device_squared_sum_available() {

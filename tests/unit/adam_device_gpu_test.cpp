@@ -33,7 +33,8 @@ const std::vector<std::int64_t> kLengths = {1, 3, 16, 1000, 16384, 16385, 40'003
 
 // Four steps of fused_adam_step over fresh tensors seeded the same way; the last tensor is a view starting one
 // element into its storage (not 16-byte aligned: the element-wise path).
-Result run(const Case& c, bool reference) {
+// `scale_on_device`: the factor handed over as a 0-d fp64 CUDA tensor (the engine's clipping on the device).
+Result run(const Case& c, bool reference, bool scale_on_device = false) {
   if (reference) setenv("DS_REFERENCE_ADAM", "1", 1);
   else unsetenv("DS_REFERENCE_ADAM");
   const c10::Device cuda(c10::kCUDA, 0);
@@ -57,7 +58,13 @@ Result run(const Case& c, bool reference) {
   for (int t = 0; t < 4; ++t) {
     at::manual_seed(200 + t);
     for (auto& p : params) p.mutable_grad() = at::randn({p.numel()}).to(cuda, c.grad_dtype);
-    optim::fused_adam_step(params, state_ptrs, h, /*grad_scale=*/0.37 + 0.1 * t, optim::kUpcastSliceNumel, copies);
+    const double scale = 0.37 + 0.1 * t;
+    if (scale_on_device) {
+      optim::fused_adam_step(params, state_ptrs, h, 1.0, optim::kUpcastSliceNumel, copies,
+                             at::scalar_tensor(scale, at::kDouble).to(cuda));
+    } else {
+      optim::fused_adam_step(params, state_ptrs, h, scale, optim::kUpcastSliceNumel, copies);
+    }
   }
   unsetenv("DS_REFERENCE_ADAM");
   Result r;
@@ -119,6 +126,23 @@ TEST(DeviceAdam, MatchesLibTorchsFusedKernelWithSeparatePasses) {
             EXPECT_TRUE(at::equal(ours.copies[i], ours.params[i].to(*copy))) << name(c) << ", tensor " << i;
           }
         }
+      }
+    }
+  }
+}
+
+// The factor read on the device gives the same bits as the number, on the kernel and on LibTorch's path (which
+// reads the tensor on the host).
+TEST(DeviceAdam, FactorOnTheDeviceEqualsTheNumber) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  for (const auto grad : {at::kFloat, at::kBFloat16}) {
+    for (const bool reference : {false, true}) {
+      const Case c{grad, at::kBFloat16, true, 0.1};
+      const Result by_number = run(c, reference), by_tensor = run(c, reference, /*scale_on_device=*/true);
+      for (std::size_t i = 0; i < by_number.params.size(); ++i) {
+        EXPECT_TRUE(at::equal(by_number.params[i], by_tensor.params[i])) << name(c) << " reference " << reference << " " << i;
+        EXPECT_TRUE(at::equal(by_number.exp_avg_sq[i], by_tensor.exp_avg_sq[i])) << name(c) << " " << i;
+        EXPECT_TRUE(at::equal(by_number.copies[i], by_tensor.copies[i])) << name(c) << " " << i;
       }
     }
   }

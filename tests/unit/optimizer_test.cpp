@@ -2,6 +2,10 @@
 // 100 steps, with lengths that are not multiples of any vector width.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
+
 #include <torch/optim.h>
 #include <torch/torch.h>
 
@@ -308,6 +312,70 @@ TEST(ClipTest, HostSquaredNormDoesNotDependOnTheThreadCount) {
   // fp32 within each run of 1024: ~1e-7 relative against an fp64 sum.
   EXPECT_NEAR(all, grads.to(at::kDouble).square().sum().item<double>(), 1e-6 * all);
   EXPECT_EQ(optim::squared_l2_norm({torch::zeros({0})}, 3), 0.0);
+}
+
+// The engine's factor computed beside the gradients must be the host's arithmetic to the bit: an optimizer
+// handed either gets the same update.
+TEST(ClipTest, GradientFactorIsTheHostArithmetic) {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (double squared : {0.0, 1e-14, 0.0025, 0.25, 1.0, 16.0, 3.3e7, inf, nan}) {
+    for (double max_norm : {0.0, 0.05, 1.0, 1e9}) {
+      for (double scale : {1.0, 1024.0}) {
+        const double norm = std::sqrt(squared) / scale;
+        double expected = 1.0 / scale;
+        if (max_norm > 0.0) expected *= std::min(1.0, max_norm / (norm + 1e-6));
+        const at::Tensor factor = optim::gradient_factor(at::scalar_tensor(squared, at::kDouble), max_norm, scale);
+        EXPECT_EQ(factor.scalar_type(), at::kDouble);
+        EXPECT_EQ(factor.dim(), 0);
+        const double got = factor.item<double>();
+        EXPECT_EQ(std::memcmp(&got, &expected, sizeof got), 0)
+            << "squared " << squared << " max_norm " << max_norm << " scale " << scale << ": " << got << " vs " << expected;
+      }
+    }
+  }
+}
+
+TEST(ClipTest, SquaredNormTensorIsTheHostSum) {
+  torch::manual_seed(6);
+  const std::vector<at::Tensor> grads = {torch::randn({70000}), torch::randn({33}).to(at::kBFloat16), torch::zeros({0})};
+  const at::Tensor squared = optim::squared_l2_norm_tensor(grads);
+  EXPECT_EQ(squared.scalar_type(), at::kDouble);
+  EXPECT_EQ(squared.item<double>(), optim::squared_l2_norm(grads));
+  EXPECT_EQ(optim::squared_l2_norm_tensor({}).item<double>(), 0.0);
+  EXPECT_THROW(optim::squared_l2_norm_tensor({torch::ones({2}), at::empty({2}, at::kMeta)}), std::invalid_argument);
+}
+
+// FusedAdam given the factor as a tensor (as the engine does after clipping on the device) updates exactly as
+// with the number; on the CPU it reads the tensor once.
+TEST(OptimizerTest, FusedAdamTakesTheFactorAsATensor) {
+  for (const char* type : {"adamw", "adam"}) {
+    auto by_number = make_params(21), by_tensor = make_params(21);
+    config::OptimizerConfig c;
+    c.type = type;
+    c.lr = 0.01;
+    c.weight_decay = 0.1;
+    auto a = optim::make_optimizer(c, {optim::ParamGroup{by_number, {}}});
+    auto b = optim::make_optimizer(c, {optim::ParamGroup{by_tensor, {}}});
+    for (int t = 0; t < 3; ++t) {
+      set_grads(by_number, by_tensor, t);
+      const double factor = 0.37 + 0.1 * t;
+      ASSERT_TRUE(a->take_gradient_scale(factor));
+      ASSERT_TRUE(b->take_device_gradient_scale(at::scalar_tensor(factor, at::kDouble)));
+      a->step();
+      b->step();
+    }
+    for (std::size_t i = 0; i < by_number.size(); ++i) EXPECT_TRUE(at::equal(by_number[i], by_tensor[i])) << type << " " << i;
+    // A factor applies to one step only.
+    set_grads(by_number, by_tensor, 9);
+    a->step();
+    b->step();
+    for (std::size_t i = 0; i < by_number.size(); ++i) EXPECT_TRUE(at::equal(by_number[i], by_tensor[i])) << type << " " << i;
+  }
+  // Optimizers without the device path decline, and the engine reads the factor for them.
+  auto params = make_params(22);
+  config::OptimizerConfig sgd;
+  sgd.type = "sgd";
+  EXPECT_FALSE(optim::make_optimizer(sgd, {optim::ParamGroup{params, {}}})->take_device_gradient_scale(at::scalar_tensor(0.5)));
 }
 
 TEST(OptimizerTest, GroupOverridesSurviveTheConfig) {

@@ -75,6 +75,11 @@ class Optimizer : public ScheduleTarget {
   /// apply it while it reads the gradients takes it and returns true; otherwise (the default) the engine
   /// scales the gradients first.
   virtual bool take_gradient_scale(double coefficient) { return false; }
+  /// The same factor as a 0-d fp64 tensor on the gradients' device, computed there after backward: an
+  /// optimizer that can read it where it runs takes it and returns true, and the host never waits for the
+  /// gradients before launching the update. Otherwise (the default) the engine reads it and calls
+  /// take_gradient_scale(). Taken factors apply to the next step() only.
+  virtual bool take_device_gradient_scale(const at::Tensor& factor) { return false; }
 
   /// Whether step() accepts a 16-bit grad() beside an fp32 parameter and up-casts it itself, a bounded slice
   /// at a time. A ZeRO layout then hands over its 16-bit gradient buffers as they are instead of an fp32 copy
@@ -138,13 +143,19 @@ class FusedAdam : public Optimizer {
     grad_scale_ = coefficient;
     return true;
   }
+  /// Read by the device kernel on CUDA; elsewhere, or where the kernel does not take a tensor, read on the host.
+  bool take_device_gradient_scale(const at::Tensor& factor) override {
+    device_grad_scale_ = factor;
+    return true;
+  }
   bool upcasts_gradients() const override { return true; }
   /// Takes them: on CUDA the step kernel writes them (one pass, see DS_REFERENCE_ADAM), elsewhere a copy
   /// after each parameter's update. Throws std::invalid_argument when the layout does not match the groups.
   bool take_model_copies(std::vector<std::vector<at::Tensor>> copies) override;
 
  private:
-  double grad_scale_ = 1.0;  // the engine's factor for the next step()
+  double grad_scale_ = 1.0;       // the engine's factor for the next step()
+  at::Tensor device_grad_scale_;  // or that factor on the device
   std::vector<std::vector<at::Tensor>> model_copies_;  // empty: none taken
 };
 
