@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <vector>
 #include <unordered_map>
@@ -104,9 +105,13 @@ at::Tensor squared_l2_norm_tensor(const std::vector<at::Tensor>& tensors, int th
     return at::scalar_tensor(sum, at::kDouble);
   }
   // Per-tensor norms accumulated in fp32, squared and summed in fp64. LibTorch's multi-tensor norm launches a
-  // handful of kernels for any number of tensors (a per-parameter gradient list has hundreds); it takes the
-  // per-tensor route itself for lists it cannot batch (mixed dtypes).
-  const std::vector<at::Tensor> norms = at::_foreach_norm(tensors, 2, at::kFloat);
+  // handful of kernels for any number of tensors of one dtype (a per-parameter gradient list has hundreds).
+  std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype;
+  for (const auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
+  std::vector<at::Tensor> norms;
+  for (const auto& [dtype, list] : by_dtype) {
+    for (auto& n : at::_foreach_norm(list, 2, at::kFloat)) norms.push_back(std::move(n));
+  }
   return at::stack(norms).to(at::kDouble).square().sum();
 }
 

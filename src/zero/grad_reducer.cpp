@@ -59,8 +59,9 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     auto state = std::make_unique<GroupState>();
     const auto opts = group.param_flat.options().dtype(options_.accum_dtype);
     if (keeps_full_buffer()) {
-      state->full = at::zeros({group.plan.total_numel}, opts);
       state->grads_are_views = group.param_flat.scalar_type() == options_.accum_dtype;
+      // Gradients converted into it allocate it at the first backward (one that keeps them as they are, never).
+      if (state->grads_are_views) state->full = at::zeros({group.plan.total_numel}, opts);
     }
     // Reducing every micro-step accumulates into the shard, so it lives for the whole run. Reducing on the
     // boundary fills the shard once per window (allocated then, freed at zero_grad), keeping ZeRO-1's model
@@ -82,6 +83,7 @@ BucketReducer::BucketReducer(std::vector<FlatGroup*> groups, std::shared_ptr<com
     state->pending.assign(nb, 0);
     state->counted.assign(group.params.size(), 0);
     state->written.assign(group.params.size(), 1);  // full starts zeroed
+    state->kept.resize(group.params.size());
     state->works.resize(nb);
     state->input.resize(nb);
     state->output.resize(nb);
@@ -164,6 +166,11 @@ void BucketReducer::prepare_backward(bool boundary) {
   std::lock_guard<std::mutex> lock(shared_->mutex);
   armed_ = options_.reduction == Reduction::kReduceScatterEachMicroStep || boundary;
   boundary_ = boundary;
+  // Nothing to add to (the window's only backward), nothing to reduce or average: autograd's tensors as they are.
+  as_they_are_ = as_they_are_allowed_ && boundary && backwards_in_window_ == 0 && comm_->world_size() == 1 &&
+                 options_.reduction == Reduction::kAllReduce && averaging_.before == 1.0 && averaging_.after == 1.0 &&
+                 !placement_.offloads();
+  ++backwards_in_window_;
   if (armed_ && sharded()) {
     for (std::size_t g = 0; g < groups_.size(); ++g) {
       if (!state_[g]->shard.defined()) state_[g]->shard = new_shard(*groups_[g]);
@@ -206,11 +213,15 @@ void BucketReducer::on_gradient_ready(std::size_t g, std::size_t i) {
       staging(g, group.plan.bucket_of[i])
           .narrow(0, group.plan.offset[i] - bucket.offset, p.numel())
           .copy_(p.grad().reshape(-1));
+    } else if (as_they_are_ && !s.kept[i].defined() && p.grad().is_contiguous() &&
+               p.grad().scalar_type() == p.scalar_type() && p.grad().sizes() == p.sizes()) {
+      s.kept[i] = p.grad();
     } else {
-      hand_over_gradient(group.view_of(s.full, i), p.grad(), /*accumulate=*/s.written[i] != 0);
+      if (s.kept[i].defined()) fold_kept_gradient(g, i);
+      hand_over_gradient(group.view_of(full(g), i), p.grad(), /*accumulate=*/s.written[i] != 0);
       s.written[i] = 1;
     }
-    p.mutable_grad().reset();  // the copy holds it now; free the parameter-dtype gradient
+    p.mutable_grad().reset();  // the copy (or the kept tensor) holds it now
   }
   if (!armed_ || s.counted[i]) return;
   s.counted[i] = 1;
@@ -244,11 +255,15 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
     // Members that got no gradient this window (unused parameters) still hold the last window's.
     if (!s.grads_are_views) {
       for (const std::size_t i : group.plan.buckets[b].members) {
-        if (!s.written[i]) group.view_of(s.full, i).zero_();
+        if (as_they_are_ && s.kept[i].defined()) continue;
+        if (s.kept[i].defined()) fold_kept_gradient(g, i);  // kept by an earlier backward of this window
+        if (!s.written[i]) group.view_of(full(g), i).zero_();
         s.written[i] = 1;
       }
     }
-    input = group.bucket(s.full, b);
+    // One rank, no averaging: the all-reduce is the identity and the gradients are where they will be read.
+    if (as_they_are_) return;
+    input = group.bucket(full(g), b);
     if (input.scalar_type() != comm_dtype) {
       reserve_landing(g, b, comm_dtype);  // the cast copy is this bucket's send buffer until it lands
       s.input[b] = input = input.to(comm_dtype);
@@ -312,7 +327,7 @@ void BucketReducer::complete(std::size_t g, std::size_t b) {
   at::NoGradGuard no_grad;
   s.works[b].wait();
   if (options_.reduction == Reduction::kAllReduce) {
-    at::Tensor bucket = group.bucket(s.full, b);
+    at::Tensor bucket = group.bucket(full(g), b);
     if (s.output[b].defined()) bucket.copy_(s.output[b]);
     if (averaging_.after != 1.0) bucket.mul_(averaging_.after);
   } else {
@@ -361,11 +376,13 @@ void BucketReducer::finish_backward() {
 
 void BucketReducer::zero_grad() {
   attach_gradient_views();
+  backwards_in_window_ = 0;
   for (auto& s : state_) {
     // A 16-bit model's gradients are copied in on their first arrival (or zeroed at launch): zeroing the whole
     // buffer here, then adding to it, would cost two more passes over it per step.
     if (s->full.defined() && s->grads_are_views) s->full.zero_();
     std::fill(s->written.begin(), s->written.end(), 0);
+    for (auto& t : s->kept) t = at::Tensor();
     std::fill(s->fresh.begin(), s->fresh.end(), 1);  // host chunks are overwritten by their next landing
     if (s->window.defined()) s->window.zero_();
     // ZeRO-1 frees its shard between windows to hold 4Ψ + 12Ψ/N. Offloaded, the shard is mostly pinned host
@@ -382,11 +399,47 @@ void BucketReducer::zero_grad() {
 
 std::vector<at::Tensor> BucketReducer::gradients() {
   std::vector<at::Tensor> out;
-  for (auto& s : state_) {
-    if (!sharded()) out.push_back(s->full);
-    else for (const auto& piece : s->shard.pieces()) out.push_back(piece.tensor);
+  for (std::size_t g = 0; g < state_.size(); ++g) {
+    auto& s = *state_[g];
+    if (!sharded()) {
+      for (std::size_t i = 0; i < s.kept.size(); ++i) {
+        if (s.kept[i].defined()) fold_kept_gradient(g, i);  // asked for the flat buffer after all
+      }
+      out.push_back(full(g));
+    } else {
+      for (const auto& piece : s.shard.pieces()) out.push_back(piece.tensor);
+    }
   }
   return out;
+}
+
+std::vector<std::vector<at::Tensor>> BucketReducer::gradients_as_they_are() {
+  if (!as_they_are_) return {};
+  std::vector<std::vector<at::Tensor>> out(groups_.size());
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    auto& s = *state_[g];
+    for (std::size_t i = 0; i < s.kept.size(); ++i) {
+      out[g].push_back(s.kept[i].defined() ? s.kept[i] : groups_[g]->view_of(full(g), i));
+    }
+  }
+  return out;
+}
+
+at::Tensor& BucketReducer::full(std::size_t g) {
+  auto& s = *state_[g];
+  if (!s.full.defined()) {
+    const FlatGroup& group = *groups_[g];
+    s.full = at::zeros({group.plan.total_numel}, group.param_flat.options().dtype(options_.accum_dtype));
+  }
+  return s.full;
+}
+
+void BucketReducer::fold_kept_gradient(std::size_t g, std::size_t i) {
+  auto& s = *state_[g];
+  at::NoGradGuard no_grad;
+  hand_over_gradient(groups_[g]->view_of(full(g), i), s.kept[i], /*accumulate=*/s.written[i] != 0);
+  s.written[i] = 1;
+  s.kept[i] = at::Tensor();
 }
 
 std::vector<ShardBuffer> BucketReducer::shards() const {

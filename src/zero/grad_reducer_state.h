@@ -22,6 +22,8 @@ struct BucketReducer::GroupState {
   // full buffer of a 16-bit model: per parameter, its region holds this window's gradient (otherwise whatever
   // the last window left: the first gradient is copied in rather than added to a zeroed buffer)
   std::vector<char> written;
+  // per parameter: its gradient as autograd made it, kept instead of converted into full (as_they_are_)
+  std::vector<at::Tensor> kept;
   std::vector<std::optional<c10::Event>> launched_at;  // CUDA offload: the compute stream when bucket b launched
   std::vector<double> host_squared;  // offload, norms tracked: ‖host chunk b‖² of the boundary's gradient
   std::vector<int> pending;

@@ -88,6 +88,27 @@ std::vector<at::Tensor> MasterWeights::attach_gradients(const std::vector<ShardB
   return grads;
 }
 
+std::vector<at::Tensor> MasterWeights::attach_parameter_gradients(
+    const std::vector<std::vector<at::Tensor>>& per_parameter, SixteenBitGradients taken) {
+  if (view_ != View::kPerParameter || per_parameter.size() != views_.size()) {
+    throw std::logic_error("attach_parameter_gradients: needs per-parameter masters and one list per group");
+  }
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  for (std::size_t g = 0; g < views_.size(); ++g) {
+    if (per_parameter[g].size() != views_[g].size()) throw std::logic_error("attach_parameter_gradients: a group's size differs");
+    for (std::size_t i = 0; i < views_[g].size(); ++i) {
+      const at::Tensor& master = views_[g][i];
+      const at::Tensor& r = per_parameter[g][i];
+      const bool as_is = r.device() == master.device() && (r.scalar_type() == at::kFloat || taken.device_16bit);
+      at::Tensor grad = (as_is ? r : r.to(master.device(), at::kFloat)).view(master.sizes());
+      grads.push_back(grad);
+      views_[g][i].mutable_grad() = grad;
+    }
+  }
+  return grads;
+}
+
 void MasterWeights::release_gradients() {
   for (auto& views : views_) {
     for (auto& v : views) v.mutable_grad().reset();

@@ -69,11 +69,18 @@ MemoryEstimate estimate_model_states(const config::Config& c, const ModelShape& 
                                       send_bytes(device_send));
   }
   switch (stage) {
-    case 0:
+    case 0: {
       e.weights = total * m;
-      e.gradients = total * a;
+      // One rank, no accumulation: FusedAdam reads autograd's 16-bit gradients as they are, and the fp32
+      // buffer is never allocated (BucketReducer::allow_gradients_as_they_are).
+      const auto& o = c.optimizer;
+      const bool as_they_are = world_size == 1 && c.batch.gradient_accumulation_steps == 1 && m == 2 && a == 4 &&
+                               c.gradient_predivide_factor == 1.0 && (o.type == "adam" || o.type == "adamw") &&
+                               !o.torch_adam && !o.amsgrad;
+      e.gradients = total * (as_they_are ? m : a);
       e.optimizer = total * (m == 4 ? 4 * k : master_bytes);  // an fp32 model is its own master
       break;
+    }
     case 1:
       e.weights = total * m;
       e.gradients = total * a;  // the full local buffer; the shard exists only at the step

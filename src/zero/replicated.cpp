@@ -56,6 +56,9 @@ std::vector<std::vector<at::Tensor>> ReplicatedStrategy::optimizer_params() cons
 std::vector<at::Tensor> ReplicatedStrategy::optimizer_gradients() {
   // Without copies the optimizer reads the parameters' own .grad(), which are views of the reduced buffers.
   if (!masters_) return reducer_->gradients();
+  if (auto kept = reducer_->gradients_as_they_are(); !kept.empty()) {
+    return masters_->attach_parameter_gradients(kept, {.device_16bit = optimizer_upcasts_});
+  }
   std::vector<ShardBuffer> reduced;
   const auto full = reducer_->gradients();
   for (std::size_t g = 0; g < flat_groups_.size(); ++g) reduced.push_back(ShardBuffer::whole(*flat_groups_[g], full[g]));

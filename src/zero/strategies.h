@@ -56,7 +56,12 @@ class ReplicatedStrategy final : public Strategy {
   void end_step() override;
   void zero_grad() override { reducer_->zero_grad(); }
   bool sharded() const override { return false; }
-  void optimizer_upcasts_gradients(bool on) override { optimizer_upcasts_ = on; }
+  /// An optimizer that up-casts reads a one-micro-step window's 16-bit gradients on one rank as autograd made
+  /// them (GradientReducer::allow_gradients_as_they_are).
+  void optimizer_upcasts_gradients(bool on) override {
+    optimizer_upcasts_ = on;
+    reducer_->allow_gradients_as_they_are(on && masters_.has_value());
+  }
   std::vector<std::vector<at::Tensor>> model_copies() const override;
   void optimizer_writes_model_copies(bool on) override { optimizer_writes_copies_ = on; }
   void adopt_parameter_values(std::size_t u) override;

@@ -42,6 +42,16 @@ TEST(MemoryEstimate, StagesMatchTheZeroPaper) {
   for (const auto& e : {s0, s1, s2, s3}) EXPECT_EQ(e.host_total(), 0);
 }
 
+// One GPU without gradient accumulation: FusedAdam reads the 16-bit gradients autograd made, no fp32 buffer.
+TEST(MemoryEstimate, OneRankWithoutAccumulationKeepsSixteenBitGradients) {
+  EXPECT_EQ(estimate_model_states(make_config(0, true), ModelShape{{kPsi}, 0}, 1).gradients, 2 * kPsi);
+  EXPECT_EQ(estimate_model_states(make_config(0, true, "none", 1.0, 500'000'000, 2), ModelShape{{kPsi}, 0}, 1).gradients,
+            4 * kPsi);  // accumulation: the fp32 buffer
+  auto torch_adam = make_config(0, true);
+  torch_adam.optimizer.torch_adam = true;  // does not up-cast: the fp32 buffer
+  EXPECT_EQ(estimate_model_states(torch_adam, ModelShape{{kPsi}, 0}, 1).gradients, 4 * kPsi);
+}
+
 TEST(MemoryEstimate, Fp32ModelIsItsOwnMaster) {
   const auto e = estimate(make_config(0, false));
   EXPECT_EQ(e.weights, 4 * kPsi);

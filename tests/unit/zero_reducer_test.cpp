@@ -312,6 +312,63 @@ TEST(BucketReducer, SixteenBitGradientsStartEachWindowAfresh) {
   check_bf16_windows(Reduction::kReduceScatterOnBoundary);
 }
 
+// One rank, a window of one backward: the 16-bit gradients autograd made are kept as they are (no fp32 copy),
+// with the same values the fp32 buffer would hold; anything else (a second backward in the window, gradient
+// accumulation, several ranks, not allowed) goes through the buffer, and nothing leaks between windows.
+TEST(BucketReducer, OneRankKeepsAWindowsOnlyGradientsAsTheyAre) {
+  for (const int world : {1, 2}) {
+    testing::run_ranks(world, [&](const std::shared_ptr<comm::Communicator>& comm) {
+      std::vector<at::Tensor> params;
+      for (const auto& shape : kShapes) params.push_back(at::zeros(shape, at::kBFloat16).requires_grad_(true));
+      auto groups = build_flat_groups({params}, FlatOptions{24, kAlignment, 1});
+      BucketReducer reducer({groups[0].get()}, comm, ReducerOptions{}, Placement::on_device(c10::Device(c10::kCPU)));
+      reducer.allow_gradients_as_they_are(true);
+      const auto c = [&](std::size_t i, int m) {  // exact in bf16 and in fp32 sums
+        const auto n = c10::multiply_integers(kShapes[i]);
+        return ((at::arange(n, at::kFloat).remainder(8) * 0.125) + 2.0 * m + 8.0 * static_cast<double>(i)).reshape(kShapes[i]);
+      };
+      // backwards[k]: the micro-steps (boundary last) and, per backward, the parameters its loss touches.
+      const auto window = [&](const std::vector<std::vector<std::size_t>>& backwards, bool boundary_twice, bool kept) {
+        std::vector<at::Tensor> want;
+        for (const auto& shape : kShapes) want.push_back(at::zeros(shape));
+        for (std::size_t m = 0; m < backwards.size(); ++m) {
+          const bool boundary = m + 1 == backwards.size() || (boundary_twice && m + 2 == backwards.size());
+          reducer.prepare_backward(boundary);
+          at::Tensor loss = at::zeros({}, at::kFloat);
+          for (std::size_t i : backwards[m]) {
+            loss = loss + (params[i].to(at::kFloat) * c(i, static_cast<int>(m))).sum();
+            want[i] += c(i, static_cast<int>(m));
+          }
+          loss.backward();
+          reducer.finish_backward();
+        }
+        const auto as_they_are = reducer.gradients_as_they_are();
+        EXPECT_EQ(!as_they_are.empty(), kept && world == 1);
+        if (!as_they_are.empty()) {
+          ASSERT_EQ(as_they_are.size(), 1u);
+          for (std::size_t i = 0; i < params.size(); ++i) {
+            const at::Tensor& g = as_they_are[0][i];
+            EXPECT_TRUE(at::equal(g.to(at::kFloat), want[i])) << i;
+            const bool used = g.abs().sum().item<double>() != 0.0;  // a used parameter's gradient is autograd's
+            if (used) EXPECT_EQ(g.scalar_type(), at::kBFloat16) << i;
+          }
+        }
+        at::NoGradGuard no_grad;
+        at::Tensor full = at::zeros({groups[0]->plan.total_numel});
+        for (std::size_t i = 0; i < params.size(); ++i) groups[0]->view_of(full, i).copy_(want[i]);  // every rank adds the same: the average is one
+        EXPECT_TRUE(at::equal(reducer.gradients().at(0), full)) << "the flat buffer, asked for after all";
+        reducer.zero_grad();
+      };
+      window({{0, 1, 2}}, false, true);                // 3 unused: zero
+      window({{0, 3}, {0, 1}}, false, false);          // accumulation: through the buffer; nothing of the last window
+      window({{1, 2}, {2, 3}}, true, false);           // two backwards at the boundary: the first's kept ones folded in
+      window({{0, 1, 2, 3}}, false, true);
+      reducer.allow_gradients_as_they_are(false);
+      window({{0, 1, 2, 3}}, false, false);
+    });
+  }
+}
+
 TEST(BucketReducer, OffloadedShardsAreRightEveryWindowAndKeepTheirHostMemory) {
   // ZeRO-1 and ZeRO-2 with every bucket offloaded: each window's shard lands on the host, equal to the closed
   // form, and the host blocks are reused from window to window (pinned allocation is slow; it must not churn).

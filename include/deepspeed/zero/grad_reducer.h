@@ -90,6 +90,15 @@ class GradientReducer {
   virtual std::vector<at::Tensor> gradients() = 0;
   /// True when gradients() are shards (norms must be summed across ranks).
   virtual bool sharded() const = 0;
+  /// The consumer takes gradients in the parameters' dtype, one tensor per parameter (an optimizer that
+  /// up-casts 16-bit gradients as it reads them): where nothing is accumulated or reduced, the reducer may then
+  /// keep autograd's gradients as they are instead of converting them into its buffer. Local; set before a
+  /// backward.
+  virtual void allow_gradients_as_they_are(bool on) {}
+  /// After the boundary's finish_backward(): when this window's gradients were kept as they are, per group the
+  /// gradient of each parameter (autograd's tensor, or a view of the accumulation buffer where it was not
+  /// kept; averaged like gradients()); empty otherwise, and then gradients() holds them.
+  virtual std::vector<std::vector<at::Tensor>> gradients_as_they_are() { return {}; }
 };
 
 class BucketReducer : public GradientReducer {
@@ -103,6 +112,12 @@ class BucketReducer : public GradientReducer {
   void finish_backward() override;
   void zero_grad() override;
   std::vector<at::Tensor> gradients() override;
+  /// kAllReduce on one rank without averaging, in a window of one micro-step (GAS 1): each 16-bit gradient
+  /// autograd hands over is kept, not converted into the fp32 buffer (6 bytes per element written and read
+  /// per step, and a 4-byte read by the optimizer, saved; the buffer itself is only allocated once needed).
+  /// The values are the same: the conversion is exact.
+  void allow_gradients_as_they_are(bool on) override { as_they_are_allowed_ = on; }
+  std::vector<std::vector<at::Tensor>> gradients_as_they_are() override;
   /// Per FlatGroup, the averaged gradient pieced as the Placement decided: the shard, or for kAllReduce the
   /// full flat buffer as one piece.
   std::vector<ShardBuffer> shards() const;
@@ -167,6 +182,10 @@ class BucketReducer : public GradientReducer {
   /// Whether host bucket chunks go to the host this micro-step (else they accumulate in the device window).
   bool lands_now() const { return !options_.accumulate_on_device || boundary_; }
   bool keeps_full_buffer() const { return options_.reduction != Reduction::kReduceScatterEachMicroStep; }
+  /// Group g's full buffer, allocated (zeroed) on first use.
+  at::Tensor& full(std::size_t g);
+  /// Moves a gradient kept as it is into the full buffer (a later backward of the window adds to it).
+  void fold_kept_gradient(std::size_t g, std::size_t i);
 
   std::shared_ptr<comm::Communicator> comm_;
   ReducerOptions options_;
@@ -178,6 +197,9 @@ class BucketReducer : public GradientReducer {
   bool armed_ = false;
   std::size_t next_group_ = 0, next_bucket_ = 0;
   bool boundary_ = false;  // this backward closes an accumulation window
+  bool as_they_are_allowed_ = false;
+  bool as_they_are_ = false;            // this backward keeps gradients as they are
+  std::size_t backwards_in_window_ = 0;  // since the last zero_grad()
   std::function<void(std::size_t)> group_done_;
   std::function<double(const std::vector<at::Tensor>&)> squared_norm_;
   std::function<at::Tensor(const at::Tensor&)> device_squared_sum_;

@@ -53,6 +53,10 @@ class MasterWeights {
   /// reduced buffer itself when it is fp32 or `taken` says so and it lies beside its master, else an fp32 copy
   /// there. Returns the gradients (for the norm).
   std::vector<at::Tensor> attach_gradients(const std::vector<ShardBuffer>& reduced, SixteenBitGradients taken);
+  /// The same from one gradient per parameter (kPerParameter only): `per_parameter[g][i]` for parameter i of
+  /// group g, as GradientReducer::gradients_as_they_are() gives them. Returns them (for the norm).
+  std::vector<at::Tensor> attach_parameter_gradients(const std::vector<std::vector<at::Tensor>>& per_parameter,
+                                                     SixteenBitGradients taken);
   /// Drops the gradients attach_gradients() gave (transient fp32 copies would otherwise live to the next step).
   void release_gradients();
 
