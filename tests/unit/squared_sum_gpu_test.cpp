@@ -1,5 +1,7 @@
 // optim::device_squared_sum against the host sum ZeRO-Offload used to take after landing: bit for bit, in every
 // dtype the gradients land in, at the lengths where the runs, lane groups and blocks of the order end.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -26,6 +28,29 @@ TEST(DeviceSquaredSum, EqualsTheHostSumBitwise) {
       EXPECT_EQ(got, expected) << c10::toString(dtype) << " n=" << n;
     }
   }
+}
+
+// The gradient norm's device path (per-tensor fp32 norms through LibTorch's multi-tensor kernel, squared and
+// summed in fp64) over a per-parameter list of mixed dtypes, against an fp64 sum: fp32 accumulation, ~1e-6.
+TEST(DeviceSquaredSum, NormOfAParameterListOnTheDevice) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  at::manual_seed(4);
+  std::vector<at::Tensor> grads;
+  double expected = 0.0;
+  for (int i = 0; i < 300; ++i) {
+    const auto dtype = i % 3 == 0 ? at::kFloat : at::kBFloat16;
+    const at::Tensor g = at::randn({1 + 37 * i}).to(dtype);
+    expected += g.to(at::kDouble).square().sum().item<double>();
+    grads.push_back(g.to(at::kCUDA));
+  }
+  const at::Tensor squared = optim::squared_l2_norm_tensor(grads);
+  EXPECT_TRUE(squared.is_cuda());
+  EXPECT_EQ(squared.scalar_type(), at::kDouble);
+  EXPECT_NEAR(squared.item<double>(), expected, 1e-6 * expected);
+  EXPECT_EQ(optim::squared_l2_norm(grads), squared.item<double>());
+  // The clipping factor is computed beside it, equal to the host arithmetic on the same sum.
+  const double host = std::min(1.0, 1.0 / (std::sqrt(squared.item<double>()) + 1e-6));
+  EXPECT_EQ(optim::gradient_factor(squared, 1.0).item<double>(), host);
 }
 
 TEST(DeviceSquaredSum, RejectsHostTensors) {
