@@ -11,8 +11,10 @@
 # stage1 / stage2 / stage3 (the same run at that ZeRO stage: the device Adam over master shards).
 # TESTS="core_test:*Cuda*:*Gpu* adam_device_gpu_test": GPU test binaries run directly (an optional gtest filter
 # after the colon), after the ops' tests.
-# PROFILE_MODELS="1.5B": one more default run of each, profiled over 5 steps after the warm-up (device time per
-# kernel category and the top kernels). SDPA=0 skips sdpa_bench.
+# ce_staged (DS_CROSS_ENTROPY_STAGED=1: the cross-entropy row kept in shared memory between its passes).
+# PROFILE_MODELS="1.5B": one more run of each, profiled over 5 steps after the warm-up (device time per kernel
+# category, the top kernels, the idle time and its largest gaps), per PROFILE_VARIANTS (default: default).
+# SDPA=0 skips sdpa_bench.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 describe_machine
@@ -40,30 +42,41 @@ tools="python3 bench/gpt2_suite_tools.py"
 [ -f "$work/tokens.bin" ] || $tools tokens "$work/tokens.bin" --tokens $((1 << 24)) >/dev/null
 steps=${STEPS:-60} warm=${WARM:-20}
 port=29750
+# Sets env_extra, args_extra and cfg for variant $1 of model $2 (micro-batch $3).
+variant_settings() {
+  local variant=$1 model=$2 micro=$3
+  env_extra=() args_extra=() cfg="$work/cfg_$model.json"
+  case $variant in
+    default) ;;
+    reference) env_extra=(DS_REFERENCE_ADD_LAYER_NORM=1 DS_REFERENCE_BIAS_GELU=1) ;;
+    ref_ln) env_extra=(DS_REFERENCE_ADD_LAYER_NORM=1) ;;
+    ref_gelu) env_extra=(DS_REFERENCE_BIAS_GELU=1) ;;
+    ref_adam) env_extra=(DS_REFERENCE_ADAM=1) ;;
+    ce_staged) env_extra=(DS_CROSS_ENTROPY_STAGED=1) ;;
+    ops_linear) args_extra=(--linear ops) ;;
+    stage[123])
+      $tools config examples/gpt2/ds_config_124M.json "$work/cfg_${model}_$variant.json" --micro "$micro" --gas 1 \
+        --world 1 --stage "${variant#stage}" --grad-accum-dtype "" --zero-extra ""
+      cfg=$work/cfg_${model}_$variant.json ;;
+    tput_nosync)  # the throughput timer off the device: host clock only
+      python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); c["timers"]={"throughput":{"synchronized":False}}; json.dump(c,open(sys.argv[2],"w"))' \
+        "$cfg" "$work/cfg_${model}_nosync.json"
+      cfg=$work/cfg_${model}_nosync.json ;;
+    *) echo "kernels_bench.sh: unknown variant '$variant'" >&2; return 1 ;;
+  esac
+}
+micro_of() { case $1 in 124M) echo 32 ;; 350M) echo 16 ;; *) echo 8 ;; esac; }
+for model in ${MODELS:-124M} ${PROFILE_MODELS:-}; do
+  $tools config examples/gpt2/ds_config_124M.json "$work/cfg_$model.json" --micro "$(micro_of "$model")" --gas 1 \
+    --world 1 --stage 0 --grad-accum-dtype "" --zero-extra ""
+done
 for model in ${MODELS:-124M}; do
-  case $model in 124M) micro=32 ;; 350M) micro=16 ;; 1.5B) micro=8 ;; *) micro=8 ;; esac
-  $tools config examples/gpt2/ds_config_124M.json "$work/cfg_$model.json" --micro $micro --gas 1 --world 1 \
-    --stage 0 --grad-accum-dtype "" --zero-extra ""
+  micro=$(micro_of "$model")
   for attn in ${ATTN:-auto cudnn fa3}; do
     for variant in ${VARIANTS:-default}; do
       port=$((port + 1))
       name="gpt2_${model}_${attn}_${variant}"
-      env_extra=() args_extra=() cfg="$work/cfg_$model.json"
-      case $variant in
-        reference) env_extra=(DS_REFERENCE_ADD_LAYER_NORM=1 DS_REFERENCE_BIAS_GELU=1) ;;
-        ref_ln) env_extra=(DS_REFERENCE_ADD_LAYER_NORM=1) ;;
-        ref_gelu) env_extra=(DS_REFERENCE_BIAS_GELU=1) ;;
-        ref_adam) env_extra=(DS_REFERENCE_ADAM=1) ;;
-        ops_linear) args_extra=(--linear ops) ;;
-        stage[123])
-          $tools config examples/gpt2/ds_config_124M.json "$work/cfg_${model}_$variant.json" --micro $micro --gas 1 \
-            --world 1 --stage "${variant#stage}" --grad-accum-dtype "" --zero-extra ""
-          cfg=$work/cfg_${model}_$variant.json ;;
-        tput_nosync)  # DeepSpeed's throughput timer synchronizes the device at each micro-step's start and end
-          python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); c["timers"]={"throughput":{"synchronized":False}}; json.dump(c,open(sys.argv[2],"w"))' \
-            "$cfg" "$work/cfg_${model}_nosync.json"
-          cfg=$work/cfg_${model}_nosync.json ;;
-      esac
+      variant_settings "$variant" "$model" "$micro" || continue
       env "${env_extra[@]}" build-dev/bin/deepspeed --num_gpus 1 --master_port $port build-dev/examples/gpt2 \
         --deepspeed_config "$cfg" --model "$model" --seq_len 1024 --max-steps $((warm + steps)) \
         --log-interval "$steps" --warmup-steps "$warm" --attention "$attn" --data "$work/tokens.bin" \
@@ -75,14 +88,18 @@ for model in ${MODELS:-124M}; do
     done
   done
 done
+# PROFILE_VARIANTS (default: default): the profiled runs, one per model and variant.
 for model in ${PROFILE_MODELS:-}; do
-  port=$((port + 1))
-  build-dev/bin/deepspeed --num_gpus 1 --master_port $port build-dev/examples/gpt2 \
-    --deepspeed_config "$work/cfg_$model.json" --model "$model" --seq_len 1024 --max-steps $((warm + 5)) \
-    --log-interval 5 --warmup-steps "$warm" --profile-steps 5 --data "$work/tokens.bin" --data-format uint16 \
-    >"$out/profile_$model.log" 2>&1
-  stamp "profile $model: exit $?"
-  grep -vE "^\[|^step|^\{" "$out/profile_$model.log" | tail -45
+  for variant in ${PROFILE_VARIANTS:-default}; do
+    port=$((port + 1))
+    variant_settings "$variant" "$model" "$(micro_of "$model")" || continue
+    env "${env_extra[@]}" build-dev/bin/deepspeed --num_gpus 1 --master_port $port build-dev/examples/gpt2 \
+      --deepspeed_config "$cfg" --model "$model" --seq_len 1024 --max-steps $((warm + 5)) \
+      --log-interval 5 --warmup-steps "$warm" --profile-steps 5 --data "$work/tokens.bin" --data-format uint16 \
+      "${args_extra[@]}" >"$out/profile_${model}_$variant.log" 2>&1
+    stamp "profile $model $variant: exit $?"
+    grep -vE "^\[|^step|^\{" "$out/profile_${model}_$variant.log" | head -60
+  done
 done
 stamp "kernels bench"
 cd "$out" && tar czf /tmp/all.tgz . && rm -rf "$out"/* && mv /tmp/all.tgz "$out/all.tgz"
