@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 namespace deepspeed::ops::detail {
 namespace {
@@ -31,17 +33,30 @@ __device__ __forceinline__ float gelu_tanh_grad(float h) {
   return outer + inner;
 }
 
-template <typename T, typename P, int kVec>
+// kUnroll > 1 (DS_BIAS_GELU_UNROLL=4, below): each thread loads that many packs before computing the first, so
+// more bytes are in flight per thread; every pack still takes the same arithmetic, so y is the same bit for bit.
+template <typename T, typename P, int kVec, int kUnroll>
 __global__ void bias_gelu_forward(const T* x, const P* __restrict__ bias, T* y, std::int64_t packs, int columns) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < packs; i += stride) {
-    const std::int64_t first = i * kVec;
+  const auto one = [&](std::int64_t first, const Raw<T, kVec>& raw) {
     float v[kVec], b[kVec];
-    load<T, kVec>(x + first, v);
     load<P, kVec>(bias + first % columns, b);
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) v[k] = gelu_tanh(round_to<T>(v[k] + b[k]));
+    for (int k = 0; k < kVec; ++k) v[k] = gelu_tanh(round_to<T>(to_float(raw.v[k]) + b[k]));
     store<T, kVec>(y + first, v);
+  };
+  std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  for (; i + (kUnroll - 1) * stride < packs; i += kUnroll * stride) {
+    Raw<T, kVec> raw[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) load_raw<T, kVec>(x + (i + u * stride) * kVec, raw[u]);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) one((i + u * stride) * kVec, raw[u]);
+  }
+  for (; i < packs; i += stride) {
+    Raw<T, kVec> raw;
+    load_raw<T, kVec>(x + i * kVec, raw);
+    one(i * kVec, raw);
   }
 }
 
@@ -50,8 +65,26 @@ __global__ void bias_gelu_forward(const T* x, const P* __restrict__ bias, T* y, 
 // writes one partial row of the bias gradient.
 constexpr int kLanes = 32, kRows = 8;
 
-// kGelu false: a plain linear layer's bias gradient, Σ_rows dy (x, bias and dx unused), read once.
-template <typename T, typename P, int kVec, bool kGelu = true>
+// One row's pack: dx = round(dy · GELU'(round(x + b))) (kGelu; stored) or dy itself, added to the column sums.
+template <typename T, int kVec, bool kGelu>
+__device__ __forceinline__ void backward_pack(const Raw<T, kVec>& dy, const Raw<T, kVec>& x, const float (&b)[kVec],
+                                              T* dx, float (&sum)[kVec]) {
+  float g[kVec];
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) g[k] = to_float(dy.v[k]);
+  if constexpr (kGelu) {
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) g[k] = round_to<T>(g[k] * gelu_tanh_grad(round_to<T>(to_float(x.v[k]) + b[k])));
+    store<T, kVec>(dx, g);
+  }
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) sum[k] += g[k];
+}
+
+// kGelu false: a plain linear layer's bias gradient, Σ_rows dy (x, bias and dx unused), read once. kUnroll > 1:
+// that many of a thread's rows are loaded before the first is used (more bytes in flight); they are still
+// added in row order, so every sum is the same bit for bit.
+template <typename T, typename P, int kVec, bool kGelu, int kUnroll>
 __global__ void __launch_bounds__(kLanes* kRows)
     bias_gelu_backward(const T* dy, const T* __restrict__ x, const P* __restrict__ bias, T* dx,
                        float* __restrict__ parts_out, std::int64_t rows, int columns) {
@@ -61,19 +94,24 @@ __global__ void __launch_bounds__(kLanes* kRows)
   if (column < columns) {
     if constexpr (kGelu) load<P, kVec>(bias + column, b);
     const std::int64_t stride = static_cast<std::int64_t>(gridDim.y) * kRows;
-    for (std::int64_t r = static_cast<std::int64_t>(blockIdx.y) * kRows + threadIdx.y; r < rows; r += stride) {
-      const std::int64_t at = r * columns + column;
-      float g[kVec];
-      load<T, kVec>(dy + at, g);
-      if constexpr (kGelu) {
-        float v[kVec];
-        load<T, kVec>(x + at, v);
+    std::int64_t r = static_cast<std::int64_t>(blockIdx.y) * kRows + threadIdx.y;
+    for (; r + (kUnroll - 1) * stride < rows; r += kUnroll * stride) {
+      Raw<T, kVec> g[kUnroll], v[kUnroll];
 #pragma unroll
-        for (int k = 0; k < kVec; ++k) g[k] = round_to<T>(g[k] * gelu_tanh_grad(round_to<T>(v[k] + b[k])));
-        store<T, kVec>(dx + at, g);
+      for (int u = 0; u < kUnroll; ++u) {
+        const std::int64_t at = (r + u * stride) * columns + column;
+        load_raw<T, kVec>(dy + at, g[u]);
+        if constexpr (kGelu) load_raw<T, kVec>(x + at, v[u]);
       }
 #pragma unroll
-      for (int k = 0; k < kVec; ++k) sum[k] += g[k];
+      for (int u = 0; u < kUnroll; ++u) backward_pack<T, kVec, kGelu>(g[u], v[u], b, dx + (r + u * stride) * columns + column, sum);
+    }
+    for (; r < rows; r += stride) {
+      const std::int64_t at = r * columns + column;
+      Raw<T, kVec> g, v;
+      load_raw<T, kVec>(dy + at, g);
+      if constexpr (kGelu) load_raw<T, kVec>(x + at, v);
+      backward_pack<T, kVec, kGelu>(g, v, b, dx + at, sum);
     }
   }
 #pragma unroll
@@ -102,6 +140,14 @@ __global__ void bias_gelu_fold(const float* __restrict__ parts_in, std::int64_t 
 
 std::int64_t column_tiles(std::int64_t columns, int vec) { return (columns + kLanes * vec - 1) / (kLanes * vec); }
 
+// DS_BIAS_GELU_UNROLL=4: the unrolled kernels (an experiment, off until measured: the same results, more loads in
+// flight per thread, more registers per thread).
+// Read at every launch, as the ops' other switches are.
+bool unrolled() {
+  const char* v = std::getenv("DS_BIAS_GELU_UNROLL");
+  return v != nullptr && std::string(v) == "4";
+}
+
 template <typename T, typename P>
 cudaError_t forward(const void* x, const void* bias, void* y, std::int64_t rows, std::int64_t columns,
                     cudaStream_t stream) {
@@ -118,9 +164,9 @@ cudaError_t forward(const void* x, const void* bias, void* y, std::int64_t rows,
                                             packs, static_cast<int>(columns));
   };
   if (vector) {
-    args(bias_gelu_forward<T, P, kVec>);
+    args(unrolled() ? bias_gelu_forward<T, P, kVec, 4> : bias_gelu_forward<T, P, kVec, 1>);
   } else {
-    args(bias_gelu_forward<T, P, 1>);
+    args(bias_gelu_forward<T, P, 1, 1>);
   }
   return cudaGetLastError();
 }
@@ -138,9 +184,9 @@ cudaError_t backward(const void* dy, const void* x, const void* bias, void* dx, 
                                                        rows, static_cast<int>(columns));
     };
     if (vector) {
-      args(bias_gelu_backward<T, P, kVec, kGelu>);
+      args(unrolled() ? bias_gelu_backward<T, P, kVec, kGelu, 4> : bias_gelu_backward<T, P, kVec, kGelu, 1>);
     } else {
-      args(bias_gelu_backward<T, P, 1, kGelu>);
+      args(bias_gelu_backward<T, P, 1, kGelu, 1>);
     }
   }
   constexpr int kFoldThreads = 256;
