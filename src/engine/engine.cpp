@@ -174,14 +174,13 @@ bool EngineImpl::prepare_gradients(const std::vector<at::Tensor>& grads) {
 
 bool EngineImpl::clip_on_device(const std::vector<at::Tensor>& grads) {
   const auto& c = config();
-  if (c.fp16.enabled || parts_.zero->sharded() || grads.empty()) return false;  // a host decision or a host sum
-  for (const auto& g : grads) {
-    if (g.device() != grads.front().device()) return false;
-  }
+  if (c.fp16.enabled) return false;  // skipping a step for an overflow is the host's decision
   at::NoGradGuard no_grad;
-  at::Tensor squared = optim::squared_l2_norm_tensor(grads);
-  const at::Tensor factor = optim::gradient_factor(squared, c.gradient_clipping);
-  device_squared_norm_ = std::move(squared);
+  auto squared = parts_.zero->device_squared_gradient_norm(
+      grads, [](const std::vector<at::Tensor>& t) { return optim::squared_l2_norm_tensor(t); });
+  if (!squared) return false;
+  const at::Tensor factor = optim::gradient_factor(*squared, c.gradient_clipping);
+  device_squared_norm_ = std::move(*squared);
   global_grad_norm_.reset();
   if (parts_.optimizer->take_device_gradient_scale(factor)) return true;
   // Optimizers that take a number get it as the host path computes it (the same bits); reading it waits.

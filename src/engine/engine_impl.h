@@ -93,9 +93,10 @@ class EngineImpl {
   void take_model_step();
   /// Unscale, overflow check, clip. Returns false when the step must be skipped (fp16 overflow).
   bool prepare_gradients(const std::vector<at::Tensor>& grads);
-  /// Without loss scaling, on an unsharded layout, the clipping factor is computed where the gradients are
-  /// and handed to the optimizer as a device tensor: the host goes on launching the update instead of waiting
-  /// for backward to finish to read the norm. Returns false (nothing done) where that does not apply.
+  /// Without loss scaling, where the layout sums the norm on the device (not offloaded), the clipping factor is
+  /// computed where the gradients are and handed to the optimizer as a device tensor: the host goes on
+  /// launching the update instead of waiting for backward to read the norm. Returns false (nothing done, no
+  /// collective) where that does not apply.
   bool clip_on_device(const std::vector<at::Tensor>& grads);
 
   EngineParts parts_;

@@ -92,12 +92,18 @@ __device__ __forceinline__ void write_grad_row(const T* __restrict__ x, T* __res
   }
 }
 
-template <typename T, bool kVector>
+// kStaged (vector rows only): the first pass also keeps the row in shared memory (dynamic, a row's bytes) and the
+// second reads it there. Four 512-thread blocks per SM hold ~53 MB of GPT-2 rows (50304 bf16 logits each) in
+// flight, about the H200's L2, so much of the unstaged second pass goes back to HBM. Each thread touches the
+// same packs in both passes with the same arithmetic either way: the results are equal bit for bit.
+template <typename T, bool kVector, bool kStaged = false>
 __global__ void __launch_bounds__(kThreads)
     cross_entropy_forward(const T* __restrict__ logits, const std::int64_t* __restrict__ targets,
                           float* __restrict__ loss_rows, float* __restrict__ lse_rows, T* __restrict__ grad,
                           std::int64_t vocab, float scale) {
+  static_assert(kVector || !kStaged);
   constexpr int kPack = 16 / sizeof(T);
+  extern __shared__ uint4 staged[];
   const std::int64_t row = blockIdx.x;
   const T* x = logits + row * vocab;
 
@@ -106,6 +112,7 @@ __global__ void __launch_bounds__(kThreads)
     const uint4* packs = reinterpret_cast<const uint4*>(x);
     for (std::int64_t i = threadIdx.x; i < vocab / kPack; i += kThreads) {
       const uint4 raw = packs[i];
+      if constexpr (kStaged) staged[i] = raw;
       T values[kPack];
       memcpy(values, &raw, sizeof raw);
 #pragma unroll
@@ -122,62 +129,9 @@ __global__ void __launch_bounds__(kThreads)
     loss_rows[row] = valid ? lse - to_float(x[target]) : NAN;
     lse_rows[row] = lse;
   }
-  // The second pass reads the row again, mostly from L2.
-  write_grad_row<T, kVector>(x, grad + row * vocab, vocab, lse, target, scale);
-}
-
-// Every block reads the incoming gradient first: when it is exactly 1 (the plain `loss.backward()`) the
-// forward's gradient is already the answer and no block touches memory. Otherwise the gradient is recomputed
-// from the logits with the factor inside, so a loss scale reaches the values before the one rounding (scaling
-// the stored 16-bit gradient afterwards would keep what fp16 had already flushed to zero).
-// The same forward with the row staged in shared memory by the first pass, so the second reads it there: four
-// 512-thread blocks per SM hold ~53 MB of GPT-2 rows (50304 bf16 logits each) in flight, about the H200's L2,
-// so much of the second pass went back to HBM. Each thread touches the same packs in both passes, in the same
-// order, with the same arithmetic: the results are the unstaged kernel's bit for bit. Vector rows only.
-template <typename T>
-__global__ void __launch_bounds__(kThreads)
-    cross_entropy_forward_staged(const T* __restrict__ logits, const std::int64_t* __restrict__ targets,
-                                 float* __restrict__ loss_rows, float* __restrict__ lse_rows, T* __restrict__ grad,
-                                 std::int64_t vocab, float scale) {
-  constexpr int kPack = 16 / sizeof(T);
-  extern __shared__ uint4 staged[];
-  const std::int64_t row = blockIdx.x;
-  const T* x = logits + row * vocab;
-  const uint4* packs = reinterpret_cast<const uint4*>(x);
-  const std::int64_t n = vocab / kPack;
-  MaxSum state{-INFINITY, 0.0f};
-#pragma unroll 4
-  for (std::int64_t i = threadIdx.x; i < n; i += kThreads) {
-    const uint4 raw = packs[i];
-    staged[i] = raw;
-    T values[kPack];
-    memcpy(values, &raw, sizeof raw);
-#pragma unroll
-    for (int k = 0; k < kPack; ++k) accumulate(state, to_float(values[k]));
-  }
-  const MaxSum total = block_reduce(state);
-  const float lse = total.max + logf(total.sum);
-  const std::int64_t target = targets[row];
-  const bool valid = target >= 0 && target < vocab;
-  if (threadIdx.x == 0) {
-    loss_rows[row] = valid ? lse - to_float(x[target]) : NAN;
-    lse_rows[row] = lse;
-  }
-  uint4* out = reinterpret_cast<uint4*>(grad + row * vocab);
-  for (std::int64_t i = threadIdx.x; i < n; i += kThreads) {
-    const uint4 raw = staged[i];
-    T values[kPack];
-    memcpy(values, &raw, sizeof raw);
-#pragma unroll
-    for (int k = 0; k < kPack; ++k) {
-      const std::int64_t j = i * kPack + k;
-      const float p = expf(to_float(values[k]) - lse);
-      values[k] = from_float<T>((p - (j == target ? 1.0f : 0.0f)) * scale);
-    }
-    uint4 packed;
-    memcpy(&packed, values, sizeof packed);
-    out[i] = packed;
-  }
+  // The second pass reads the row again: staged, from shared memory; otherwise mostly from L2.
+  write_grad_row<T, kVector>(kStaged ? reinterpret_cast<const T*>(staged) : x, grad + row * vocab, vocab, lse,
+                             target, scale);
 }
 
 // Rows up to this many bytes are staged: two blocks' rows (plus their reserved and static shared memory) fit an
@@ -189,7 +143,7 @@ bool staged_requested() {
   return v != nullptr && std::string(v) == "1";
 }
 
-// Whether the staged kernel for T can launch with `bytes` of dynamic shared memory on the current device (the
+// Whether the staged forward for T can launch with `bytes` of dynamic shared memory on the current device (the
 // opt-in above 48 KB is set once per kernel; a device that refuses it keeps the unstaged kernel).
 template <typename T>
 bool staged_fits(std::int64_t bytes) {
@@ -202,7 +156,8 @@ bool staged_fits(std::int64_t bytes) {
       cudaGetLastError();
       return false;
     }
-    const bool ok = cudaFuncSetAttribute(cross_entropy_forward_staged<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    const bool ok = cudaFuncSetAttribute(cross_entropy_forward<T, true, true>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(kStagedRowBytes)) == cudaSuccess;
     if (!ok) cudaGetLastError();
     return ok;
@@ -210,6 +165,10 @@ bool staged_fits(std::int64_t bytes) {
   return opted_in;
 }
 
+// Every block reads the incoming gradient first: when it is exactly 1 (the plain `loss.backward()`) the
+// forward's gradient is already the answer and no block touches memory. Otherwise the gradient is recomputed
+// from the logits with the factor inside, so a loss scale reaches the values before the one rounding (scaling
+// the stored 16-bit gradient afterwards would keep what fp16 had already flushed to zero).
 template <typename T, bool kVector>
 __global__ void __launch_bounds__(kThreads)
     cross_entropy_backward(const T* __restrict__ logits, const std::int64_t* __restrict__ targets,
@@ -238,7 +197,7 @@ cudaError_t launch_forward(const void* logits, const std::int64_t* targets, floa
   if (rows == 0) return cudaSuccess;
   const std::int64_t row_bytes = vocab * static_cast<std::int64_t>(sizeof(T));
   if (packs_fit<T>(vocab, logits, grad) && staged_requested() && staged_fits<T>(row_bytes)) {
-    cross_entropy_forward_staged<T><<<rows, kThreads, static_cast<std::size_t>(row_bytes), stream>>>(
+    cross_entropy_forward<T, true, true><<<rows, kThreads, static_cast<std::size_t>(row_bytes), stream>>>(
         in, targets, loss_rows, lse_rows, out, vocab, scale);
   } else if (packs_fit<T>(vocab, logits, grad)) {
     cross_entropy_forward<T, true><<<rows, kThreads, 0, stream>>>(in, targets, loss_rows, lse_rows, out, vocab, scale);

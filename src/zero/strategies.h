@@ -98,6 +98,12 @@ class ShardedStateStrategy : public Strategy {
     reducer_->track_host_norms(std::move(squared_norm), std::move(device_squared_sum));
   }
   double squared_gradient_norm(const std::vector<at::Tensor>& grads, const SquaredNorm& squared_norm) override;
+  /// Offloaded layouts sum on the host (their host pieces' norms are tracked as they land).
+  std::optional<at::Tensor> device_squared_gradient_norm(const std::vector<at::Tensor>& grads,
+                                                          const SquaredNormTensor& local) const override {
+    if (placement_.offloads()) return std::nullopt;
+    return Strategy::device_squared_gradient_norm(grads, local);
+  }
   std::int64_t host_bytes() const override;
   std::vector<std::vector<std::int64_t>> flat_group_numels() const override;
   std::vector<at::Tensor> optimizer_gradients() override;

@@ -3,6 +3,8 @@
 
 #include <map>
 
+#include <ATen/ATen.h>
+
 #include "deepspeed/util/error.h"
 #include "deepspeed/util/strings.h"
 
@@ -17,6 +19,21 @@ Strategy::~Strategy() = default;
 double Strategy::sum_over_shards(double local_sum) const {
   comm::CallerScope caller("gradient_norm");
   return sharded() ? comm_->all_reduce_scalar(local_sum, comm::ReduceOp::kSum) : local_sum;
+}
+
+std::optional<at::Tensor> Strategy::device_squared_gradient_norm(const std::vector<at::Tensor>& grads,
+                                                                 const SquaredNormTensor& local) const {
+  if (grads.empty()) return std::nullopt;
+  for (const auto& g : grads) {
+    // Sharded layouts without offload hold every piece on the rank's device, on every rank alike.
+    if (g.device() != grads.front().device()) return std::nullopt;
+  }
+  at::Tensor squared = local(grads).reshape({1});
+  if (sharded()) {
+    comm::CallerScope caller("gradient_norm");
+    comm_->all_reduce(squared, comm::ReduceOp::kSum).wait();
+  }
+  return squared.reshape({});
 }
 
 void Strategy::save_layout(checkpoint::SaveTarget& target, const std::vector<FlatGroup*>& groups,

@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -50,6 +51,8 @@ using SquaredNorm = std::function<double(const std::vector<at::Tensor>&)>;
 /// ‖t‖² of one CUDA tensor as a 0-d fp64 device tensor, enqueued on the current stream, bit-identical to
 /// SquaredNorm on the same elements (the engine passes optim::device_squared_sum).
 using DeviceSquaredSum = std::function<at::Tensor(const at::Tensor&)>;
+/// ‖t‖² summed over tensors on one device, left there as a 0-d fp64 tensor (optim::squared_l2_norm_tensor).
+using SquaredNormTensor = std::function<at::Tensor(const std::vector<at::Tensor>&)>;
 
 /// ZeRO-Offload's CPU optimizer as an offloaded layout drives it: range by range, bucket by bucket, so that one
 /// bucket's upload overlaps the next bucket's update, and, where HostStepMode allows, each bucket is updated as
@@ -140,6 +143,13 @@ class Strategy : public checkpoint::Stateful {
   /// A sum over this rank's gradients (‖g‖² of optimizer_gradients()) → the same sum over the whole model:
   /// summed across ranks when the layout shards gradients, unchanged otherwise. Collective.
   double sum_over_shards(double local_sum) const;
+  /// ‖g‖² of this rank's optimizer_gradients() `grads` over the whole model, as sum_over_shards() would give it,
+  /// left on the gradients' device as a 0-d fp64 tensor: `local(grads)`, all-reduced across ranks when the layout
+  /// shards gradients (under NCCL the current stream waits for it, not the host). nullopt, with nothing done,
+  /// where the sum is the host's: gradients on several devices or offloaded (their host norms are tracked).
+  /// The choice is the layout's, so every rank makes the same one. Collective on sharded layouts.
+  virtual std::optional<at::Tensor> device_squared_gradient_norm(const std::vector<at::Tensor>& grads,
+                                                                  const SquaredNormTensor& local) const;
   /// After the optimizer updated its tensors: makes the model's weights equal them. Collective.
   virtual void after_optimizer_step() = 0;
   /// Ends a boundary, stepped or skipped: drops the optimizer's gradients, zeroes accumulated ones.
