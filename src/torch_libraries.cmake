@@ -24,7 +24,7 @@ target_link_libraries(ds_checkpoint PUBLIC ds_util torch)
 # zero: the ZeRO layouts (strategies) and their parts — flat buffers, partition and bucket arithmetic, gradient
 # reduction, master weights, storage placement, partitioned parameters, units — and re-cutting and
 # consolidating their checkpoints.
-ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp zero/grad_landing.cpp zero/grad_convert.cpp zero/naive_all_reduce.cpp zero/unit.cpp zero/find_units.cpp
+ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp zero/grad_buffers.cpp zero/grad_landing.cpp zero/grad_convert.cpp zero/naive_all_reduce.cpp zero/unit.cpp zero/find_units.cpp
            zero/partitioned_params.cpp zero/storage.cpp zero/init.cpp zero/placement.cpp zero/master_weights.cpp
            zero/strategy.cpp zero/strategy_factory.cpp zero/replicated.cpp zero/sharded_state.cpp zero/step_speculation.cpp zero/write_back.cpp zero/sharded.cpp
            zero/partitioned.cpp zero/host_memory.cpp zero/serial_worker.cpp zero/landing_budget.cpp zero/memory_estimate.cpp zero/activation_estimate.cpp zero/memory_trace.cpp
