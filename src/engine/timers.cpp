@@ -121,8 +121,12 @@ void ThroughputTimer::add_duration(double seconds, std::int64_t global_step) con
 void ThroughputTimer::fold_device_spans(bool wait) const {
   while (!device_spans_.empty()) {
     DeviceSpan& span = device_spans_.front();
-    if (wait) span.stop.synchronize();
-    else if (!span.stop.query() || !span.start.query()) return;
+    if (wait) {
+      span.start.synchronize();  // the same stream as stop unless the caller switched streams in between
+      span.stop.synchronize();
+    } else if (!span.stop.query() || !span.start.query()) {
+      return;
+    }
     add_duration(span.start.elapsedTime(span.stop) / 1e3, span.global_step);
     device_spans_.pop_front();
   }
