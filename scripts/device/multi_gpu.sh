@@ -11,6 +11,9 @@
 #                                               ours and DeepSpeed
 #   bash scripts/device/multi_gpu.sh zero3      the largest model the GPUs train with ZeRO-3 and no offload
 #                                               (default 64 × 5120: 20.4B parameters), with the estimate beside it
+#   bash scripts/device/multi_gpu.sh reductions the reducer's bound on reductions in flight (docs/zero.md,
+#                                               "Memory"): MODEL (1.5B) at STAGES (2 3) on all GPUs with the bound
+#                                               (DS_REDUCTIONS_IN_FLIGHT 2, the default) and without (0): peak, tok/s
 # Knobs: MODEL (124M), GPUS ("1 2 4", counts above the machine's are skipped), STAGES ("0 1 2 3"), STEPS (20),
 # WARMUP (10), IMPLS (suite: "ours deepspeed ddp fsdp2"), BIG_LAYERS (64), BIG_EMBD (5120), BIG_HEADS (40).
 set -uo pipefail
@@ -60,7 +63,25 @@ case $what in
     echo "GPT $params parameters, ZeRO-3 on $ngpu GPUs: exit $?"
     grep -E "^step|estimated|Model states|rror" "$out/zero3_big.log" | tail -14
     ;;
-  *) echo "multi_gpu.sh: unknown phase '$what' (tests, suite, same, offload, zero3)" >&2; exit 2 ;;
+  reductions)
+    [ -f /tmp/tokens.bin ] || python3 bench/gpt2_suite_tools.py tokens /tmp/tokens.bin --tokens $((1 << 24)) >/dev/null
+    model=${MODEL:-1.5B}
+    for stage in ${STAGES:-2 3}; do
+      python3 bench/gpt2_suite_tools.py config examples/gpt2/ds_config_124M.json "/tmp/cfg_reductions_$stage.json" \
+        --micro 8 --gas 1 --world "$ngpu" --stage "$stage" --grad-accum-dtype "" --zero-extra ""
+      for n in 2 0; do
+        log="$out/reductions_${model}_z${stage}_$n.log"
+        DS_REDUCTIONS_IN_FLIGHT=$n build-dev/bin/deepspeed --num_gpus "$ngpu" --master_port $((29600 + 10 * stage + n)) \
+          build-dev/examples/gpt2 --deepspeed_config "/tmp/cfg_reductions_$stage.json" --model "$model" --seq_len 1024 \
+          --data /tmp/tokens.bin --data-format uint16 --max-steps 25 --warmup-steps 10 --log-interval 15 \
+          --memory-phases 3 >"$log" 2>&1
+        rc=$?
+        echo "$model stage $stage, DS_REDUCTIONS_IN_FLIGHT=$n: exit $rc $(grep -E '^\{.*"bench":"gpt2"' "$log" | tail -1 |
+          python3 -c 'import json,sys; r=json.loads(sys.stdin.read() or "{}"); print("%.0f tok/s, peak %.2f GiB" % (r["tok_per_s"], r["peak_mem_gib_max"]) if "tok_per_s" in r else "")')"
+      done
+    done
+    ;;
+  *) echo "multi_gpu.sh: unknown phase '$what' (tests, suite, same, offload, zero3, reductions)" >&2; exit 2 ;;
 esac
 [ -s "$out/results.jsonl" ] && python3 bench/gpt2_suite_tools.py table "$out/results.jsonl" | tee "$out/table.md" | tail -24
 stamp "done"

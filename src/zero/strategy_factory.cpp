@@ -46,6 +46,18 @@ std::optional<bool> accumulation_on_device_requested() {
   throw UsageError(cat("DS_OFFLOAD_GRAD_ACCUMULATION: expected \"host\" or \"device\", got \"", v, "\""));
 }
 
+// DS_REDUCTIONS_IN_FLIGHT=N: the reducer's bound on bucket reductions in flight (ReducerOptions), for
+// measuring what the bound saves (0: every bucket held to the end of backward). Unset: the default.
+std::optional<std::size_t> reductions_in_flight_requested() {
+  const char* value = std::getenv("DS_REDUCTIONS_IN_FLIGHT");
+  if (!value || !*value) return std::nullopt;
+  const std::string v(value);
+  if (v.find_first_not_of("0123456789") != std::string::npos || v.size() > 6) {
+    throw UsageError(cat("DS_REDUCTIONS_IN_FLIGHT: expected a count of buckets (0 or more), got \"", v, "\""));
+  }
+  return static_cast<std::size_t>(std::stoul(v));
+}
+
 bool reference_reducer_requested() {
   const char* reference = std::getenv("DS_REFERENCE_REDUCER");
   return reference && std::string(reference) == "1";
@@ -109,6 +121,7 @@ std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std
   in.reducer.prescale_gradients = c.prescale_gradients;
   in.reducer.gradient_predivide_factor = c.gradient_predivide_factor;
   in.reducer.accumulate_on_device = choice.accumulate_on_device;
+  if (auto n = reductions_in_flight_requested()) in.reducer.reductions_in_flight = *n;
   in.bucket_numel = choice.bucket_numel;
   in.write_back_behind_forward = c.zero.offload_optimizer.super_offload;
   in.check_host_memory = [c, comm](const std::vector<std::vector<std::int64_t>>& groups, std::int64_t held) {

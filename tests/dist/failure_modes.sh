@@ -37,4 +37,6 @@ check missing_config 2 "cannot read config file '$work/absent.json'" -- \
   "$build/tests/dp_train" --deepspeed_config "$work/absent.json"
 check bad_flag 2 "error: .*--steps" -- "$build/tests/dp_train" --steps many
 check launcher_flag 2 "deepspeed: error" -- "$build/bin/deepspeed" --num_gpus two "$build/tests/dp_train"
+DS_REDUCTIONS_IN_FLIGHT=two check reductions_in_flight 2 'DS_REDUCTIONS_IN_FLIGHT: expected a count of buckets (0 or more), got "two"' -- \
+  "$build/tests/dp_train" --steps 1 --micro 2 --stage 2
 exit $((failures > 0))
