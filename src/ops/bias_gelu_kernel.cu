@@ -104,14 +104,17 @@ __global__ void __launch_bounds__(kLanes* kRows)
         if constexpr (kGelu) load_raw<T, kVec>(x + at, v[u]);
       }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) backward_pack<T, kVec, kGelu>(g[u], v[u], b, dx + (r + u * stride) * columns + column, sum);
+      for (int u = 0; u < kUnroll; ++u) {
+        T* out = kGelu ? dx + (r + u * stride) * columns + column : nullptr;  // no dx for a bias gradient alone
+        backward_pack<T, kVec, kGelu>(g[u], v[u], b, out, sum);
+      }
     }
     for (; r < rows; r += stride) {
       const std::int64_t at = r * columns + column;
       Raw<T, kVec> g, v;
       load_raw<T, kVec>(dy + at, g);
       if constexpr (kGelu) load_raw<T, kVec>(x + at, v);
-      backward_pack<T, kVec, kGelu>(g, v, b, dx + at, sum);
+      backward_pack<T, kVec, kGelu>(g, v, b, kGelu ? dx + at : nullptr, sum);
     }
   }
 #pragma unroll
