@@ -179,8 +179,11 @@ bool EngineImpl::clip_on_device(const std::vector<at::Tensor>& grads) {
   auto squared = parts_.zero->device_squared_gradient_norm(
       grads, [](const std::vector<at::Tensor>& t) { return optim::squared_l2_norm_tensor(t); });
   if (!squared) return false;
-  const at::Tensor factor = optim::gradient_factor(*squared, c.gradient_clipping);
+  // The loss scaler's scale is 1 without fp16; kept in the arithmetic so the two paths cannot drift apart.
+  const double scale = loss_scaler_.scale();
+  const at::Tensor factor = optim::gradient_factor(*squared, c.gradient_clipping, scale);
   device_squared_norm_ = std::move(*squared);
+  device_norm_scale_ = scale;
   global_grad_norm_.reset();
   if (parts_.optimizer->take_device_gradient_scale(factor)) return true;
   // Optimizers that take a number get it as the host path computes it (the same bits); reading it waits.
@@ -193,7 +196,7 @@ bool EngineImpl::clip_on_device(const std::vector<at::Tensor>& grads) {
 
 std::optional<double> EngineImpl::global_grad_norm() const {
   if (device_squared_norm_.defined()) {
-    global_grad_norm_ = std::sqrt(device_squared_norm_.item<double>());
+    global_grad_norm_ = std::sqrt(device_squared_norm_.item<double>()) / device_norm_scale_;
     device_squared_norm_ = at::Tensor();
   }
   return global_grad_norm_;

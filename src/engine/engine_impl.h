@@ -105,6 +105,7 @@ class EngineImpl {
   std::optional<bool> boundary_override_;
   mutable std::optional<double> global_grad_norm_;
   mutable at::Tensor device_squared_norm_;  // the last step's ‖g‖², not yet read to the host
+  double device_norm_scale_ = 1.0;          // the loss scale it is divided by
   bool step_applied_ = false;
   engine::WallClockTimers timers_;
   engine::ThroughputTimer throughput_;
