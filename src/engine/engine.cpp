@@ -165,11 +165,14 @@ bool EngineImpl::prepare_gradients(const std::vector<at::Tensor>& grads) {
   global_grad_norm_ = norm;
   double coefficient = 1.0 / scale;
   if (c.gradient_clipping > 0.0) coefficient *= std::min(1.0, c.gradient_clipping / (norm + 1e-6));
-  if (coefficient != 1.0 && !parts_.optimizer->take_gradient_scale(coefficient)) {
-    at::NoGradGuard no_grad;
-    for (at::Tensor g : grads) g.mul_(coefficient);
-  }
+  apply_gradient_coefficient(grads, coefficient);
   return true;
+}
+
+void EngineImpl::apply_gradient_coefficient(const std::vector<at::Tensor>& grads, double coefficient) {
+  if (coefficient == 1.0 || parts_.optimizer->take_gradient_scale(coefficient)) return;
+  at::NoGradGuard no_grad;
+  for (at::Tensor g : grads) g.mul_(coefficient);
 }
 
 bool EngineImpl::clip_on_device(const std::vector<at::Tensor>& grads) {
@@ -187,10 +190,7 @@ bool EngineImpl::clip_on_device(const std::vector<at::Tensor>& grads) {
   global_grad_norm_.reset();
   if (parts_.optimizer->take_device_gradient_scale(factor)) return true;
   // Optimizers that take a number get it as the host path computes it (the same bits); reading it waits.
-  const double coefficient = factor.item<double>();
-  if (coefficient != 1.0 && !parts_.optimizer->take_gradient_scale(coefficient)) {
-    for (at::Tensor g : grads) g.mul_(coefficient);
-  }
+  apply_gradient_coefficient(grads, factor.item<double>());
   return true;
 }
 

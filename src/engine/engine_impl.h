@@ -98,6 +98,8 @@ class EngineImpl {
   /// launching the update instead of waiting for backward to read the norm. Returns false (nothing done, no
   /// collective) where that does not apply.
   bool clip_on_device(const std::vector<at::Tensor>& grads);
+  /// The factor as a number: to the optimizer when it takes one, else multiplied into the gradients.
+  void apply_gradient_coefficient(const std::vector<at::Tensor>& grads, double coefficient);
 
   EngineParts parts_;
   precision::LossScaler loss_scaler_;
