@@ -12,7 +12,9 @@
 # TESTS="core_test:*Cuda*:*Gpu* adam_device_gpu_test": GPU test binaries run directly (an optional gtest filter
 # after the colon), after the ops' tests.
 # ce_staged (DS_CROSS_ENTROPY_STAGED=1: the cross-entropy row kept in shared memory between its passes),
-# unroll (DS_BIAS_GELU_UNROLL=4), unroll_linear (that with --linear ops), experiments (all three).
+# unroll (DS_BIAS_GELU_UNROLL=4), unroll_linear (that with --linear ops), ln_pipelined
+# (DS_ADD_LAYER_NORM_PIPELINED=1: the LayerNorm backward with dh_out prefetched, one reduction per row),
+# experiments (all four).
 # PROFILE_MODELS="1.5B": one more run of each, profiled over 5 steps after the warm-up (device time per kernel
 # category, the top kernels, the idle time and its largest gaps), per PROFILE_VARIANTS (default: default).
 # SDPA=0 skips sdpa_bench.
@@ -56,7 +58,8 @@ variant_settings() {
     ce_staged) env_extra=(DS_CROSS_ENTROPY_STAGED=1) ;;
     unroll) env_extra=(DS_BIAS_GELU_UNROLL=4) ;;
     unroll_linear) env_extra=(DS_BIAS_GELU_UNROLL=4) args_extra=(--linear ops) ;;
-    experiments) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4) args_extra=(--linear ops) ;;
+    ln_pipelined) env_extra=(DS_ADD_LAYER_NORM_PIPELINED=1) ;;
+    experiments) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1) args_extra=(--linear ops) ;;
     ops_linear) args_extra=(--linear ops) ;;
     stage[123])
       $tools config examples/gpt2/ds_config_124M.json "$work/cfg_${model}_$variant.json" --micro "$micro" --gas 1 \

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -165,6 +166,45 @@ TEST_F(AddLayerNormGpu, ZeroRows) {
     EXPECT_EQ(w.grad().abs().sum().item<double>(), 0.0);
     EXPECT_EQ(b.grad().abs().sum().item<double>(), 0.0);
     if (with_branch_bias) EXPECT_EQ(rb.grad().abs().sum().item<double>(), 0.0);
+  }
+}
+
+// DS_ADD_LAYER_NORM_PIPELINED=1 (dh_out prefetched with the next row, both row sums in one reduction) gives the
+// default backward's gradients bit for bit: every dtype and parameter dtype, with and without dh_out, rows that
+// leave the grid's last stride short, C from one warp per row (768) to the widest (8192) and an odd C (element
+// loads, where only the shared reduction changes).
+TEST_F(AddLayerNormGpu, PipelinedBackwardEqualsTheDefaultBitwise) {
+  for (const auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
+    for (const bool fp32_params : {false, true}) {
+      if (dtype == at::kFloat && fp32_params) continue;
+      for (const std::int64_t c : {std::int64_t{768}, std::int64_t{1600}, std::int64_t{8192}, std::int64_t{1599}}) {
+        for (const std::int64_t rows : {std::int64_t{7}, std::int64_t{3001}}) {
+          for (const bool with_dh_out : {true, false}) {
+            at::manual_seed(23);
+            const auto opts = at::TensorOptions().device(at::kCUDA);
+            const auto pdtype = fp32_params ? at::kFloat : dtype;
+            const auto residual = at::randn({rows, c}, opts).to(dtype), branch = at::randn({rows, c}, opts).to(dtype);
+            const auto weight = (1.0 + 0.1 * at::randn({c}, opts)).to(pdtype), bias = (0.1 * at::randn({c}, opts)).to(pdtype);
+            const auto dy = at::randn({rows, c}, opts).to(dtype);
+            const auto dh_out = with_dh_out ? at::randn({rows, c}, opts).to(dtype) : at::Tensor();
+            const auto both = [&] {
+              return run(ops::add_layer_norm, residual, branch, weight, bias, dh_out, dy, at::Tensor());
+            };
+            const Grads plain = both();
+            setenv("DS_ADD_LAYER_NORM_PIPELINED", "1", 1);
+            const Grads pipelined = both();
+            unsetenv("DS_ADD_LAYER_NORM_PIPELINED");
+            const std::string label = std::string(c10::toString(dtype)) + (fp32_params ? " fp32 params" : "") +
+                                      " C=" + std::to_string(c) + " rows=" + std::to_string(rows) +
+                                      (with_dh_out ? "" : " no dh_out");
+            EXPECT_TRUE(at::equal(plain.d_residual, pipelined.d_residual)) << label;
+            EXPECT_TRUE(at::equal(plain.d_branch, pipelined.d_branch)) << label;
+            EXPECT_TRUE(at::equal(plain.d_weight, pipelined.d_weight)) << label;
+            EXPECT_TRUE(at::equal(plain.d_bias, pipelined.d_bias)) << label;
+          }
+        }
+      }
+    }
   }
 }
 
