@@ -18,7 +18,10 @@
 #                                                                               (those above the machine's skipped)
 #   IMPLS="ours loop eager compile deepspeed ddp fsdp2"   (+ ours_refce; + profile: ours' kernel-time table,
 #                          1 GPU, into $OUT/profile_<model>.md, with the kernel time by launching op;
-#                          PROFILE_MODELS="1.5B" limits it to those models, PROFILE_TOP=20 rows by op)
+#                          PROFILE_MODELS="1.5B" limits it to those models, PROFILE_TOP=20 rows by op;
+#                          + ours_exp: ours on 1 GPU with the kernel experiments that are off by default,
+#                          EXP_ENV / EXP_ARGS below; PROFILE_EXP=1 profiles that run instead of the default)
+#   EXP_ENV="DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1"  EXP_ARGS="--linear ops"
 #   STAGES="0 1 2 3"       ZeRO stages for N > 1        STAGES_1GPU="0"   ZeRO stages on 1 GPU (e.g. "2" with offload)
 #   STEPS=20 WARMUP=10     timed / warm-up optimizer steps (warm-up rounded up to a multiple of STEPS)
 #   SEQ_LEN=1024 GAS=1     sequence length, gradient accumulation steps
@@ -75,6 +78,10 @@ BUILD=${BUILD:-build-dev}
 LOOP_BIN=${LOOP_BIN:-$BUILD/bench/gpt2_libtorch_loop}
 PYTHON=${PYTHON:-python3}
 CPU=${CPU:-0}
+read -r -a exp_env <<<"${EXP_ENV-DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1}"
+read -r -a exp_args <<<"${EXP_ARGS---linear ops}"
+profile_env=()
+[ "${PROFILE_EXP:-0}" = 1 ] && profile_env=("${exp_env[@]}")
 
 t0=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t0 )); }
@@ -209,12 +216,21 @@ for model in $MODELS; do
           "$BUILD/examples/gpt2" --deepspeed_config "$cfg" "${common[@]}" --data "$tokens" --data-format uint16 \
           "${ours_extra[@]}" $ac_flag
       fi
+      if [ "$n" = 1 ] && has ours_exp; then  # the same run with the experiments: beside ours, on the same machine
+        impl="deepspeed.cpp (experiments)"; port=$((port + 1))
+        run "ours_exp_${model}" env "${exp_env[@]}" "$BUILD/bin/deepspeed" --num_gpus 1 --master_port "$port" \
+          "$BUILD/examples/gpt2" --deepspeed_config "$cfg" "${common[@]}" --data "$tokens" --data-format uint16 \
+          "${ours_extra[@]}" "${exp_args[@]}" $ac_flag
+      fi
       if [ "$n" = 1 ] && has profile && [[ " ${PROFILE_MODELS:-$MODELS} " == *" $model "* ]] &&
          [ "$(elapsed)" -lt "$BUDGET_S" ]; then
         # Where ours spends a step: LibTorch's profiler over 5 steps after the warm-up (not a result row).
         port=$((port + 1))
-        stamp "profile_${model}: ours, 5 steps"
-        timeout -k 20 "$RUN_TIMEOUT" "$BUILD/bin/deepspeed" --num_gpus 1 --master_port "$port" "$BUILD/examples/gpt2" \
+        stamp "profile_${model}: ours${profile_env:+ with the experiments}, 5 steps"
+        profile_args=()
+        [ ${#profile_env[@]} -gt 0 ] && profile_args=("${exp_args[@]}")
+        timeout -k 20 "$RUN_TIMEOUT" env "${profile_env[@]}" "$BUILD/bin/deepspeed" --num_gpus 1 --master_port "$port" \
+          "$BUILD/examples/gpt2" "${profile_args[@]}" \
           --deepspeed_config "$cfg" --model "$model" --seq_len "$SEQ_LEN" --max-steps $((warm + 5)) \
           --log-interval "$warm" --warmup-steps "$warm" --profile-steps 5 --data "$tokens" --data-format uint16 \
           --profile-trace "$work/trace_${model}.json" $ac_flag >"$work/profile_${model}.log" 2>&1

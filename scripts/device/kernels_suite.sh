@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Run ON a GPU machine (carry .devdeps) for issue #14: build, the GPU tests of the kernels this issue touches
 # (ops, device Adam and its factor on the device, gradient hand-over, the norm of a parameter list, the
-# throughput timer's events), then the GPT-2 suite on one GPU with ours, torch.compile (bf16-master
-# recipe) and ours' profile, all in one call so the rows compare. Everything comes back in $OUT/all.tgz; the
-# tests' verdicts and the suite's table in $OUT/summary.txt.
+# throughput timer's events), then the GPT-2 suite on one GPU with ours, ours with the kernel experiments
+# that are off by default (ours_exp: bench/run_gpt2_suite.sh's EXP_ENV / EXP_ARGS), torch.compile (bf16-master
+# recipe) and ours' profile (PROFILE_EXP=1: of the experiments' run), all in one call so the rows compare.
+# Everything comes back in $OUT/all.tgz; the tests' verdicts and the suite's table in $OUT/summary.txt.
 #
-#   MODELS="1.5B 124M 350M" PROFILE_MODELS="1.5B 124M" BUDGET_S=330 bash scripts/device/kernels_suite.sh
+#   MODELS="1.5B 350M 124M" IMPLS="ours ours_exp compile" PROFILE_MODELS=none BUDGET_S=400 \
+#     bash scripts/device/kernels_suite.sh
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 describe_machine >"$out/summary.txt"
@@ -20,7 +22,7 @@ for t in $tests; do
 done
 grep -h '^\[device_adam\]' "$out/adam_device_gpu_test.log" | sort -t: -k2 | tail -4 >>"$out/summary.txt"
 stamp "tests" | tee -a "$out/summary.txt"
-MODELS=${MODELS:-1.5B 124M 350M} PROFILE_MODELS=${PROFILE_MODELS:-1.5B 124M} GPUS=1 IMPLS=${IMPLS:-ours compile profile} PT_PRECISION=bf16-master STEPS=${STEPS:-20} \
+MODELS=${MODELS:-1.5B 124M 350M} PROFILE_MODELS=${PROFILE_MODELS:-1.5B 124M} GPUS=1 IMPLS=${IMPLS:-ours ours_exp compile profile} PT_PRECISION=bf16-master STEPS=${STEPS:-20} \
   WARMUP=${WARMUP:-10} BUDGET_S=${BUDGET_S:-330} RUN_TIMEOUT=${RUN_TIMEOUT:-150} PROFILE_TOP=40 \
   OUT="$out/suite" bash bench/run_gpt2_suite.sh >"$out/suite.txt" 2>&1
 grep -E "^\[[0-9]+ s\]" "$out/suite.txt" >>"$out/summary.txt"

@@ -14,6 +14,7 @@ row() {  # impl world stage tok_per_s
   row pytorch-eager 1 - 300000
   row pytorch-compile 1 - 410000
   row libtorch-loop 1 0 412000
+  row "deepspeed.cpp (experiments)" 1 0 450000
   row deepspeed.cpp 4 1 1560000
   row deepspeed 4 1 1250000
   row deepspeed.cpp 4 3 1400000
@@ -34,4 +35,15 @@ expect "| 124M 4 GPUs ZeRO-3: ours / DeepSpeed | 1.400 | ≥ 1.2 | PASS |"
 expect "| 124M 4 GPUs ZeRO-2: ours / DeepSpeed | — | ≥ 1.2 | not measured |"
 expect "| 124M ZeRO-1: ours per-GPU tok/s at 4 GPUs / 1 GPU | 0.975 | ≥ 0.95 | PASS |"
 expect "| 124M ZeRO-3: ours per-GPU tok/s at 4 GPUs / 1 GPU | 0.875 | ≥ 0.90 | FAIL |"
+expect "| 124M 1 GPU: ours with the experiments / torch.compile | 1.098 | ≥ 1 | PASS |"
+expect "| 124M 1 GPU: ours with the experiments / ours | 1.125 | ≥ 1 | PASS |"
+expect "| 124M | 1 | deepspeed.cpp (experiments) | 32×1 |"
 [ $fail = 0 ] || { cat "$work/table.md"; exit 1; }
+
+# parse-cpp: the row is labelled with what the suite ran, even where the program's own summary line names itself.
+echo '{"bench": "gpt2", "impl": "deepspeed.cpp", "model": "124M", "tok_per_s": 1000}' >"$work/ours.log"
+parsed=$(python3 "$src/bench/gpt2_suite_tools.py" parse-cpp "$work/ours.log" --impl "deepspeed.cpp (experiments)" \
+  --model 124M --world 1 --stage 0 --micro 32 --gas 1 --seq-len 1024 --max-steps 40 --log-interval 20)
+python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["impl"] == "deepspeed.cpp (experiments)" else 1)' \
+  "$parsed" || { echo "FAIL: parse-cpp kept the program's label: $parsed"; exit 1; }
+echo "ok   parse-cpp labels the row with --impl"
