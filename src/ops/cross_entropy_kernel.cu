@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
 
 namespace deepspeed::ops::detail {
@@ -143,26 +145,29 @@ bool staged_requested() {
   return v != nullptr && std::string(v) == "1";
 }
 
-// Whether the staged forward for T can launch with `bytes` of dynamic shared memory on the current device (the
-// opt-in above 48 KB is set once per kernel; a device that refuses it keeps the unstaged kernel).
+// Whether the staged forward for T can launch with `bytes` of dynamic shared memory on the current device. The
+// opt-in above 48 KB is a setting of the kernel in one device's context, so it is made once per device (a
+// process may drive several); a device that refuses it keeps the unstaged kernel.
 template <typename T>
 bool staged_fits(std::int64_t bytes) {
   if (bytes > kStagedRowBytes) return false;
-  static const bool opted_in = [] {
-    int device = 0, most = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess ||
-        most < kStagedRowBytes) {
-      cudaGetLastError();
-      return false;
-    }
-    const bool ok = cudaFuncSetAttribute(cross_entropy_forward<T, true, true>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(kStagedRowBytes)) == cudaSuccess;
-    if (!ok) cudaGetLastError();
-    return ok;
-  }();
-  return opted_in;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  static std::mutex mutex;
+  static std::map<int, bool> opted_in;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (const auto it = opted_in.find(device); it != opted_in.end()) return it->second;
+  int most = 0;
+  bool ok = cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess &&
+            most >= kStagedRowBytes &&
+            cudaFuncSetAttribute(cross_entropy_forward<T, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(kStagedRowBytes)) == cudaSuccess;
+  if (!ok) cudaGetLastError();
+  opted_in[device] = ok;
+  return ok;
 }
 
 // Every block reads the incoming gradient first: when it is exactly 1 (the plain `loss.backward()`) the

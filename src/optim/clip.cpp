@@ -120,7 +120,10 @@ at::Tensor gradient_factor(const at::Tensor& squared, double max_norm, double lo
   const at::Tensor sq = squared.to(at::kDouble);
   at::Tensor factor = at::full({}, 1.0 / loss_scale, sq.options());
   if (max_norm > 0.0) {
-    const at::Tensor ratio = at::div(at::full({}, max_norm, sq.options()), sq.sqrt().div(loss_scale).add(1e-6));
+    // ÷ a device tensor, not a scalar: ATen's CUDA division by a scalar multiplies by its reciprocal, which can
+    // differ from the host's quotient in the last bit.
+    const at::Tensor norm = sq.sqrt().div(at::full({}, loss_scale, sq.options()));
+    const at::Tensor ratio = at::div(at::full({}, max_norm, sq.options()), norm.add(1e-6));
     // std::min(1.0, ratio) keeps 1 unless ratio < 1: a NaN ratio gives 1 there, so it must here.
     factor = factor.mul(at::where(ratio.lt(1.0), ratio, at::full({}, 1.0, sq.options())));
   }

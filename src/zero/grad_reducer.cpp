@@ -208,17 +208,21 @@ void BucketReducer::on_gradient_ready(std::size_t g, std::size_t i) {
   memory_trace::event("grad", g, i, p.device());
   if (!s.grads_are_views && p.grad().defined()) {
     at::NoGradGuard no_grad;
+    // An Embedding(sparse=true) hands over a sparse gradient. The buffers are dense (DeepSpeed's
+    // sparse_gradients, its sparse all-reduce, is not implemented), so it joins them as a dense one; where the
+    // gradients are views of the buffer, autograd already adds it into the dense view.
+    const at::Tensor grad = p.grad().layout() == at::kStrided ? p.grad() : p.grad().to_dense();
     if (!keeps_full_buffer()) {
       const auto& bucket = group.plan.buckets[group.plan.bucket_of[i]];
       staging(g, group.plan.bucket_of[i])
           .narrow(0, group.plan.offset[i] - bucket.offset, p.numel())
-          .copy_(p.grad().reshape(-1));
-    } else if (as_they_are_ && !s.kept[i].defined() && p.grad().is_contiguous() &&
-               p.grad().scalar_type() == p.scalar_type() && p.grad().sizes() == p.sizes()) {
-      s.kept[i] = p.grad();
+          .copy_(grad.reshape(-1));
+    } else if (as_they_are_ && !s.kept[i].defined() && grad.is_contiguous() && grad.scalar_type() == p.scalar_type() &&
+               grad.sizes() == p.sizes()) {
+      s.kept[i] = grad;
     } else {
       if (s.kept[i].defined()) fold_kept_gradient(g, i);
-      hand_over_gradient(group.view_of(full(g), i), p.grad(), /*accumulate=*/s.written[i] != 0);
+      hand_over_gradient(group.view_of(full(g), i), grad, /*accumulate=*/s.written[i] != 0);
       s.written[i] = 1;
     }
     p.mutable_grad().reset();  // the copy (or the kept tensor) holds it now

@@ -171,13 +171,14 @@ TEST_F(AddLayerNormGpu, ZeroRows) {
 
 // DS_ADD_LAYER_NORM_PIPELINED=1 (dh_out prefetched with the next row, both row sums in one reduction) gives the
 // default backward's gradients bit for bit: every dtype and parameter dtype, with and without dh_out, rows that
-// leave the grid's last stride short, C from one warp per row (768) to the widest (8192) and an odd C (element
-// loads, where only the shared reduction changes).
+// leave the grid's last stride short, C from one warp per row (256: several rows per block) through GPT-2's widths
+// (768: two warps a row, two rows a block; 1600: four warps with one partly idle) to the widest (8192). Only the
+// 16-byte-load kernels have the pipelined instance; odd rows (element loads) keep the default.
 TEST_F(AddLayerNormGpu, PipelinedBackwardEqualsTheDefaultBitwise) {
   for (const auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
     for (const bool fp32_params : {false, true}) {
       if (dtype == at::kFloat && fp32_params) continue;
-      for (const std::int64_t c : {std::int64_t{768}, std::int64_t{1600}, std::int64_t{8192}, std::int64_t{1599}}) {
+      for (const std::int64_t c : {std::int64_t{256}, std::int64_t{768}, std::int64_t{1600}, std::int64_t{8192}}) {
         for (const std::int64_t rows : {std::int64_t{7}, std::int64_t{3001}}) {
           for (const bool with_dh_out : {true, false}) {
             at::manual_seed(23);

@@ -2,6 +2,7 @@
 // both of its load paths (16-byte packs and scalar), for bf16/fp16/fp32 logits.
 #include <cmath>
 #include <cstdlib>
+#include <string>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -64,20 +65,30 @@ TEST_F(CrossEntropyGpu, StagedRowsEqualTheUnstagedKernelBitwise) {
       const auto opts = at::TensorOptions().device(at::kCUDA);
       auto logits = (at::randn({257, vocab}, opts) * 4).to(dtype);
       logits.index_put_({3, at::indexing::Slice(0, vocab / 2)}, -INFINITY);
-      auto targets = at::randint(0, vocab, {257}, opts.dtype(at::kLong));
-      targets.index_put_({5}, vocab);  // out of range: NaN loss for that row
-      const auto run = [&](const char* staged) {
+      auto good = at::randint(0, vocab, {257}, opts.dtype(at::kLong));
+      good.index_put_({3}, vocab - 1);  // row 3's target among its finite logits: every row's loss is a number
+      auto bad = good.clone();
+      bad.index_put_({5}, vocab);  // out of range: a NaN loss for that row, so the mean is NaN too
+      const auto run = [&](const char* staged, const at::Tensor& targets) {
         setenv("DS_CROSS_ENTROPY_STAGED", staged, 1);
         auto x = logits.clone().requires_grad_(true);
-        const at::Tensor loss = ops::cross_entropy(x, targets);  // NaN: the bad row
+        const at::Tensor loss = ops::cross_entropy(x, targets);
         loss.backward();
         unsetenv("DS_CROSS_ENTROPY_STAGED");
         return std::make_pair(loss.detach(), x.grad());
       };
-      const auto [loss0, grad0] = run("0");
-      const auto [loss1, grad1] = run("1");
-      EXPECT_TRUE(at::equal(loss0.nan_to_num(), loss1.nan_to_num())) << c10::toString(dtype) << " vocab " << vocab;
-      EXPECT_TRUE(at::equal(grad0.nan_to_num(), grad1.nan_to_num())) << c10::toString(dtype) << " vocab " << vocab;
+      const std::string label = std::string(c10::toString(dtype)) + " vocab " + std::to_string(vocab);
+      for (const bool with_bad_row : {false, true}) {
+        const auto& targets = with_bad_row ? bad : good;
+        const auto [loss0, grad0] = run("0", targets);
+        const auto [loss1, grad1] = run("1", targets);
+        // The loss is compared where it is a number (a NaN mean says nothing of the other rows).
+        if (!with_bad_row) {
+          EXPECT_TRUE(std::isfinite(loss0.item<double>())) << label;
+          EXPECT_TRUE(at::equal(loss0, loss1)) << label;
+        }
+        EXPECT_TRUE(at::equal(grad0.nan_to_num(), grad1.nan_to_num())) << label << (with_bad_row ? ", bad row" : "");
+      }
     }
   }
 }

@@ -315,21 +315,29 @@ TEST(ClipTest, HostSquaredNormDoesNotDependOnTheThreadCount) {
 }
 
 // The engine's factor computed beside the gradients must be the host's arithmetic to the bit: an optimizer
-// handed either gets the same update.
+// handed either gets the same update. On the CPU, and on a GPU where there is one (a scale that is not a power
+// of two catches a division turned into a multiplication by the reciprocal).
 TEST(ClipTest, GradientFactorIsTheHostArithmetic) {
   const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
-  for (double squared : {0.0, 1e-14, 0.0025, 0.25, 1.0, 16.0, 3.3e7, inf, nan}) {
-    for (double max_norm : {0.0, 0.05, 1.0, 1e9}) {
-      for (double scale : {1.0, 1024.0}) {
-        const double norm = std::sqrt(squared) / scale;
-        double expected = 1.0 / scale;
-        if (max_norm > 0.0) expected *= std::min(1.0, max_norm / (norm + 1e-6));
-        const at::Tensor factor = optim::gradient_factor(at::scalar_tensor(squared, at::kDouble), max_norm, scale);
-        EXPECT_EQ(factor.scalar_type(), at::kDouble);
-        EXPECT_EQ(factor.dim(), 0);
-        const double got = factor.item<double>();
-        EXPECT_EQ(std::memcmp(&got, &expected, sizeof got), 0)
-            << "squared " << squared << " max_norm " << max_norm << " scale " << scale << ": " << got << " vs " << expected;
+  std::vector<c10::Device> devices{c10::Device(c10::kCPU)};
+  if (at::hasCUDA()) devices.emplace_back(c10::kCUDA, 0);
+  for (const auto& device : devices) {
+    for (double squared : {0.0, 1e-14, 0.0025, 0.25, 1.0, 16.0, 3.3e7, inf, nan}) {
+      for (double max_norm : {0.0, 0.05, 1.0, 1e9}) {
+        for (double scale : {1.0, 1024.0, 1000.0, 3.0}) {
+          const double norm = std::sqrt(squared) / scale;
+          double expected = 1.0 / scale;
+          if (max_norm > 0.0) expected *= std::min(1.0, max_norm / (norm + 1e-6));
+          const at::Tensor squared_there = at::scalar_tensor(squared, at::TensorOptions().dtype(at::kDouble).device(device));
+          const at::Tensor factor = optim::gradient_factor(squared_there, max_norm, scale);
+          EXPECT_EQ(factor.scalar_type(), at::kDouble);
+          EXPECT_EQ(factor.dim(), 0);
+          EXPECT_EQ(factor.device(), device);
+          const double got = factor.item<double>();
+          EXPECT_EQ(std::memcmp(&got, &expected, sizeof got), 0)
+              << device << " squared " << squared << " max_norm " << max_norm << " scale " << scale << ": " << got
+              << " vs " << expected;
+        }
       }
     }
   }

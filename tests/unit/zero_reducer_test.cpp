@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -366,6 +367,56 @@ TEST(BucketReducer, OneRankKeepsAWindowsOnlyGradientsAsTheyAre) {
       reducer.allow_gradients_as_they_are(false);
       window({{0, 1, 2, 3}}, false, false);
     });
+  }
+}
+
+// An Embedding(sparse=true) gives a sparse gradient: it reaches the buffers as its dense sum in every reduction,
+// in a window's first micro-step (converted, not added), with accumulation, and when one rank keeps the window's
+// 16-bit gradients as they are.
+TEST(BucketReducer, SparseGradientsJoinTheBuffersDense) {
+  for (const auto reduction :
+       {Reduction::kAllReduce, Reduction::kReduceScatterOnBoundary, Reduction::kReduceScatterEachMicroStep}) {
+    for (const int world : {1, 2}) {
+      for (const bool as_they_are : {true, false}) {
+        if (as_they_are && reduction != Reduction::kAllReduce) continue;
+        testing::run_ranks(world, [&](const std::shared_ptr<comm::Communicator>& comm) {
+          const bool shards = reduction != Reduction::kAllReduce;
+          auto table = at::zeros({10, 4}, at::kBFloat16).requires_grad_(true);
+          auto other = at::zeros({6}, at::kBFloat16).requires_grad_(true);
+          auto groups = build_flat_groups({{table, other}}, FlatOptions{24, kAlignment, shards ? world : 1});
+          ReducerOptions options;
+          options.reduction = reduction;
+          BucketReducer reducer({groups[0].get()}, comm, options, Placement::on_device(c10::Device(c10::kCPU)));
+          reducer.allow_gradients_as_they_are(as_they_are);
+          for (const int gas : {1, 2, 1}) {  // windows: the first micro-step converts, the second adds
+            for (int m = 0; m < gas; ++m) {
+              reducer.prepare_backward(/*boundary=*/m + 1 == gas);
+              const at::Tensor ids = at::tensor({1, 3, 3, 7}, at::kLong);
+              const at::Tensor rows = at::embedding(table, ids, -1, false, /*sparse=*/true);
+              (rows.to(at::kFloat).sum() + (other.to(at::kFloat) * 2.0).sum()).backward();
+              reducer.finish_backward();
+            }
+            at::NoGradGuard no_grad;
+            at::Tensor want_table = at::zeros({10, 4});  // per micro-step: a row's count among the ids
+            want_table[1].fill_(gas);
+            want_table[3].fill_(2.0 * gas);
+            want_table[7].fill_(gas);
+            at::Tensor full = at::zeros({groups[0]->plan.total_numel});
+            groups[0]->view_of(full, 0).copy_(want_table);
+            groups[0]->view_of(full, 1).fill_(2.0 * gas);
+            at::Tensor want = full;
+            if (shards) {
+              want = at::zeros({groups[0]->plan.shard_numel});
+              groups[0]->copy_own_chunks(full, want, comm->rank());
+            }
+            EXPECT_TRUE(at::equal(reducer.gradients().at(0), want))
+                << "reduction " << static_cast<int>(reduction) << ", world " << world << ", gas " << gas
+                << (as_they_are ? ", as they are" : "");
+            reducer.zero_grad();
+          }
+        });
+      }
+    }
   }
 }
 
