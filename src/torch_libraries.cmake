@@ -85,7 +85,8 @@ set_source_files_properties(engine/initialize.cpp PROPERTIES COMPILE_DEFINITIONS
 # ops: kernels for models (fused cross-entropy, residual-add + LayerNorm, bias + GELU) and the attention-backend
 # switch. The CUDA kernels are built when a CUDA compiler and LibTorch with CUDA are both there; otherwise ops
 # fall back to their LibTorch reference.
-ds_library(ds_ops ops/cross_entropy.cpp ops/add_layer_norm.cpp ops/bias_gelu.cpp ops/linear.cpp ops/attention.cpp)
+ds_library(ds_ops ops/cross_entropy.cpp ops/add_layer_norm.cpp ops/bias_gelu.cpp ops/linear.cpp ops/linear_epilogue.cpp
+           ops/attention.cpp)
 target_link_libraries(ds_ops PUBLIC ds_util torch)
 option(DS_WITH_CUDA_OPS "Build the CUDA kernels of ops/ when a CUDA compiler is found" ON)
 include(CheckLanguage)
@@ -111,6 +112,21 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
                   ops/add_layer_norm_backward_kernel.cu ops/bias_gelu_kernel.cu)
   set(DS_CUDA_OPS ON PARENT_SCOPE)
   target_compile_definitions(ds_ops PRIVATE DS_WITH_CUDA_OPS)
+  # cuBLASLt, for ops::linear's bias gradient in the weight GEMM's epilogue (DS_LINEAR_EPILOGUE=1): the copy
+  # LibTorch loads (the nvidia-cublas wheel beside it, header included) first, so the process maps one library
+  # of one version; else the toolkit's. Without either, compiled out.
+  get_filename_component(ds_torch_site "${TORCH_INSTALL_PREFIX}/.." ABSOLUTE)
+  find_library(DS_CUBLASLT_LIBRARY NAMES libcublasLt.so.13 libcublasLt.so.12 cublasLt NAMES_PER_DIR
+               HINTS ${ds_torch_site}/nvidia/cu13/lib ${ds_torch_site}/nvidia/cublas/lib ${CUDAToolkit_LIBRARY_DIR})
+  find_path(DS_CUBLASLT_INCLUDE cublasLt.h
+            HINTS ${ds_torch_site}/nvidia/cu13/include ${ds_torch_site}/nvidia/cublas/include ${CUDAToolkit_INCLUDE_DIRS})
+  if(DS_CUBLASLT_LIBRARY AND DS_CUBLASLT_INCLUDE)
+    target_link_libraries(ds_ops PRIVATE ${DS_CUBLASLT_LIBRARY})
+    # The wheel's include directory holds CUDA's other headers too: only this file sees it.
+    set_source_files_properties(ops/linear_epilogue.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUBLASLT
+                                INCLUDE_DIRECTORIES ${DS_CUBLASLT_INCLUDE})
+    message(STATUS "deepspeed.cpp: cuBLASLt epilogues for ops::linear (${DS_CUBLASLT_LIBRARY})")
+  endif()
   # The gradient norm's device kernel (summing in the host's order, for ZeRO-Offload's landing gradients) and
   # the one-pass Adam over fp32 masters.
   ds_cuda_kernels(ds_optim_cuda ds_optim optim/squared_sum_kernel.cu optim/adam_master_kernel.cu)

@@ -14,7 +14,8 @@
 # ce_staged (DS_CROSS_ENTROPY_STAGED=1: the cross-entropy row kept in shared memory between its passes),
 # unroll (DS_BIAS_GELU_UNROLL=4), unroll_linear (that with --linear ops), ln_pipelined
 # (DS_ADD_LAYER_NORM_PIPELINED=1: the LayerNorm backward with dh_out prefetched, one reduction per row),
-# experiments (all four).
+# linear_epilogue (--linear ops with DS_LINEAR_EPILOGUE=1: the bias gradients in cuBLASLt's GEMM epilogue),
+# experiments (all of them).
 # PROFILE_MODELS="1.5B": one more run of each, profiled over 5 steps after the warm-up (device time per kernel
 # category, the top kernels, the idle time and its largest gaps), per PROFILE_VARIANTS (default: default).
 # SDPA=0 skips sdpa_bench.
@@ -59,7 +60,9 @@ variant_settings() {
     unroll) env_extra=(DS_BIAS_GELU_UNROLL=4) ;;
     unroll_linear) env_extra=(DS_BIAS_GELU_UNROLL=4) args_extra=(--linear ops) ;;
     ln_pipelined) env_extra=(DS_ADD_LAYER_NORM_PIPELINED=1) ;;
-    experiments) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1) args_extra=(--linear ops) ;;
+    linear_epilogue) env_extra=(DS_LINEAR_EPILOGUE=1) args_extra=(--linear ops) ;;
+    experiments) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1 DS_LINEAR_EPILOGUE=1)
+      args_extra=(--linear ops) ;;
     ops_linear) args_extra=(--linear ops) ;;
     stage[123])
       $tools config examples/gpt2/ds_config_124M.json "$work/cfg_${model}_$variant.json" --micro "$micro" --gas 1 \

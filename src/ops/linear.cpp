@@ -14,6 +14,7 @@
 
 #include "src/ops/bias_gelu_kernel.h"
 #include "src/ops/launch_support.h"
+#include "src/ops/linear_epilogue.h"
 #endif
 
 namespace deepspeed::ops {
@@ -55,6 +56,12 @@ class Linear : public torch::autograd::Function<Linear> {
     const at::Tensor dy = grad_outputs[0].reshape({-1, weight.size(0)}).contiguous();
     at::Tensor dx, dweight, dbias;
     if (ctx->needs_input_grad(0)) dx = dy.mm(weight).view(ctx->saved_data["shape"].toIntVector());
+    // DS_LINEAR_EPILOGUE=1: both parameter gradients from one cuBLASLt GEMM that sums dy while it reads it.
+    if (ctx->needs_input_grad(1) && ctx->needs_input_grad(2) && x2.is_contiguous() &&
+        detail::linear_epilogue_requested()) {
+      at::Tensor w_grad = at::empty(weight.sizes(), dy.options()), b_grad = at::empty({dy.size(1)}, dy.options());
+      if (dy.size(0) > 0 && detail::weight_and_bias_grad(dy, x2, w_grad, b_grad)) return {dx, w_grad, b_grad};
+    }
     if (ctx->needs_input_grad(1)) dweight = dy.t().mm(x2);
     if (ctx->needs_input_grad(2)) {
       const std::int64_t rows = dy.size(0), columns = dy.size(1);

@@ -1,14 +1,18 @@
-// ops::linear's kernel path against at::linear under autograd: y, dx and dW equal (the same GEMMs), the bias
-// gradient within the fp32 summation bound bias_gelu's column sums use; bf16/fp16/fp32, a 3-d input, rows
-// that are not a multiple of the kernel's row group, odd widths (element loads), no bias, the switch.
+// ops::linear against at::linear under autograd: y, dx and dW equal (the same GEMMs), the bias gradient within
+// the fp32 summation bound bias_gelu's column sums use; bf16/fp16/fp32, a 3-d input, rows that are not a
+// multiple of the kernel's row group, odd widths (element loads), no bias, the switches; the column-sum kernel and
+// (DS_LINEAR_EPILOGUE=1) the cuBLASLt GEMM that sums the bias gradient in its epilogue.
 #include <cstdio>
 #include <cstdlib>
+#include <tuple>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "deepspeed/ops/linear.h"
+#include "src/ops/linear_epilogue.h"
 
 namespace deepspeed {
 namespace {
@@ -30,8 +34,7 @@ Grads run(bool ours, at::ScalarType dtype, std::vector<std::int64_t> shape, std:
   return {y.detach(), x.grad(), w.grad(), b.grad()};
 }
 
-TEST(Linear, KernelPathMatchesAtLinear) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+void check_against_at_linear(const char* path) {
   for (const auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
     for (const auto& [shape, out] : std::vector<std::pair<std::vector<std::int64_t>, std::int64_t>>{
              {{4, 1024, 768}, 2304}, {{2, 333, 1600}, 1600}, {{7, 64}, 50}, {{1, 1, 8}, 3}}) {
@@ -46,9 +49,54 @@ TEST(Linear, KernelPathMatchesAtLinear) {
       const at::Tensor exact = ref.db.to(at::kDouble);
       const double scale = std::max(exact.abs().max().item<double>(), 1.0);
       const double err = (ours.db.to(at::kDouble) - exact).abs().max().item<double>() / scale / eps;
-      std::printf("[linear] %s rows=%lld out=%lld: bias gradient %.2f eps from LibTorch's sum\n", c10::toString(dtype),
-                  static_cast<long long>(ours.dx.numel() / shape.back()), static_cast<long long>(out), err);
-      EXPECT_LE(err, dtype == at::kFloat ? 24.0 : 1.0);
+      std::printf("[linear] %s %s rows=%lld out=%lld: bias gradient %.2f eps from LibTorch's sum\n", path,
+                  c10::toString(dtype), static_cast<long long>(ours.dx.numel() / shape.back()),
+                  static_cast<long long>(out), err);
+      EXPECT_LE(err, dtype == at::kFloat ? 24.0 : 1.0) << path;
+    }
+  }
+}
+
+TEST(Linear, KernelPathMatchesAtLinear) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  check_against_at_linear("kernel");
+}
+
+// DS_LINEAR_EPILOGUE=1: the weight and bias gradients from one cuBLASLt GEMM (BGRADB) where cuBLASLt offers an
+// algorithm, the column-sum kernel where it does not; the same bounds either way.
+TEST(Linear, EpiloguePathMatchesAtLinear) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  setenv("DS_LINEAR_EPILOGUE", "1", 1);
+  check_against_at_linear("epilogue");
+  unsetenv("DS_LINEAR_EPILOGUE");
+}
+
+// The epilogue call itself, at GPT-2's shapes: whether cuBLASLt offers it (printed: the benchmark's variant is
+// only worth running where it does), and when it does, dW as at::mm's and db within the column sums' bound.
+TEST(Linear, EpilogueGemmGivesTheWeightAndBiasGradients) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
+    for (const auto& [rows, in, out] : std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t>>{
+             {8192, 1600, 4800}, {8192, 1600, 1600}, {32768, 768, 2304}, {333, 64, 50}, {7, 8, 3}}) {
+      at::manual_seed(4);
+      const auto o = at::TensorOptions().device(at::kCUDA).dtype(dtype);
+      const at::Tensor dy = at::randn({rows, out}, o), x = at::randn({rows, in}, o);
+      at::Tensor dw = at::empty({out, in}, o), db = at::empty({out}, o);
+      const bool taken = ops::detail::weight_and_bias_grad(dy, x, dw, db);
+      std::printf("[linear_epilogue] %s rows=%lld in=%lld out=%lld: %s", c10::toString(dtype),
+                  static_cast<long long>(rows), static_cast<long long>(in), static_cast<long long>(out),
+                  taken ? "taken" : "not offered\n");
+      if (!taken) continue;
+      const at::Tensor want_w = at::mm(dy.t(), x), want_b = dy.to(at::kDouble).sum(0);
+      const double w_err = ((dw.to(at::kDouble) - want_w.to(at::kDouble)).abs().max() /
+                            want_w.to(at::kDouble).abs().max().clamp_min(1.0)).item<double>();
+      const double eps = dtype == at::kBFloat16 ? 7.8125e-3 : dtype == at::kHalf ? 9.765625e-4 : 1.1920929e-7;
+      const double b_err =
+          ((db.to(at::kDouble) - want_b).abs().max() / want_b.abs().max().clamp_min(1.0)).item<double>() / eps;
+      std::printf(", dW max rel diff %.3g, bias gradient %.2f eps\n", w_err, b_err);
+      EXPECT_LE(w_err, dtype == at::kFloat ? 1e-4 : 8 * eps) << c10::toString(dtype) << " rows " << rows;
+      // fp32 sums over up to 32768 rows in cuBLASLt's order: a wider bound than the kernel's measured 11.3 eps.
+      EXPECT_LE(b_err, dtype == at::kFloat ? 64.0 : 1.0) << c10::toString(dtype) << " rows " << rows;
     }
   }
 }

@@ -328,7 +328,8 @@ TEST(ClipTest, GradientFactorIsTheHostArithmetic) {
           const double norm = std::sqrt(squared) / scale;
           double expected = 1.0 / scale;
           if (max_norm > 0.0) expected *= std::min(1.0, max_norm / (norm + 1e-6));
-          const at::Tensor squared_there = at::scalar_tensor(squared, at::TensorOptions().dtype(at::kDouble).device(device));
+          const auto options = at::TensorOptions().dtype(at::kDouble).device(device);
+          const at::Tensor squared_there = at::scalar_tensor(squared, options);
           const at::Tensor factor = optim::gradient_factor(squared_there, max_norm, scale);
           EXPECT_EQ(factor.scalar_type(), at::kDouble);
           EXPECT_EQ(factor.dim(), 0);

@@ -9,6 +9,12 @@
 /// epilogue, dx = dy·W, dW = dyᵀ·x). The bias gradient is Σ_rows dy in fp32, rounded once to the bias's
 /// dtype, as LibTorch's sum; only the order of the fp32 additions differs.
 ///
+/// DS_LINEAR_EPILOGUE=1 (read at each call; an experiment, off until measured): the weight and bias gradients
+/// come from one cuBLASLt GEMM whose epilogue sums dy over the rows while the GEMM reads it (BGRADB), so the
+/// bias gradient costs no pass of its own; where cuBLASLt offers no algorithm for the shape, or the build has
+/// no cuBLASLt, the column-sum kernel as above. Same bounds: dW as LibTorch's GEMM up to summation order, the
+/// bias gradient summed in fp32 and rounded once.
+///
 /// The reference (any device, any dtype, and whenever DS_REFERENCE_LINEAR=1, read at each call) is at::linear.
 
 #include <ATen/core/Tensor.h>
