@@ -112,20 +112,19 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
                   ops/add_layer_norm_backward_kernel.cu ops/bias_gelu_kernel.cu)
   set(DS_CUDA_OPS ON PARENT_SCOPE)
   target_compile_definitions(ds_ops PRIVATE DS_WITH_CUDA_OPS)
-  # cuBLASLt, for ops::linear's bias gradient in the weight GEMM's epilogue (DS_LINEAR_EPILOGUE=1): the copy
-  # LibTorch loads (the nvidia-cublas wheel beside it, header included) first, so the process maps one library
-  # of one version; else the toolkit's. Without either, compiled out.
+  # cuBLASLt, for ops::linear's bias gradient in the weight GEMM's epilogue (DS_LINEAR_EPILOGUE=1). Not linked:
+  # its entry points are taken at run time from the copy LibTorch loaded (a copy of our own, same soname, could
+  # be mapped in LibTorch's place). Only its header is needed here: the nvidia-cublas wheel's beside LibTorch,
+  # else the toolkit's. Neither: compiled out.
   get_filename_component(ds_torch_site "${TORCH_INSTALL_PREFIX}/.." ABSOLUTE)
-  find_library(DS_CUBLASLT_LIBRARY NAMES libcublasLt.so.13 libcublasLt.so.12 cublasLt NAMES_PER_DIR
-               HINTS ${ds_torch_site}/nvidia/cu13/lib ${ds_torch_site}/nvidia/cublas/lib ${CUDAToolkit_LIBRARY_DIR})
   find_path(DS_CUBLASLT_INCLUDE cublasLt.h
             HINTS ${ds_torch_site}/nvidia/cu13/include ${ds_torch_site}/nvidia/cublas/include ${CUDAToolkit_INCLUDE_DIRS})
-  if(DS_CUBLASLT_LIBRARY AND DS_CUBLASLT_INCLUDE)
-    target_link_libraries(ds_ops PRIVATE ${DS_CUBLASLT_LIBRARY})
+  if(DS_CUBLASLT_INCLUDE)
+    target_link_libraries(ds_ops PRIVATE ${CMAKE_DL_LIBS})
     # The wheel's include directory holds CUDA's other headers too: only this file sees it.
     set_source_files_properties(ops/linear_epilogue.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUBLASLT
                                 INCLUDE_DIRECTORIES ${DS_CUBLASLT_INCLUDE})
-    message(STATUS "deepspeed.cpp: cuBLASLt epilogues for ops::linear (${DS_CUBLASLT_LIBRARY})")
+    message(STATUS "deepspeed.cpp: cuBLASLt epilogues for ops::linear (header in ${DS_CUBLASLT_INCLUDE})")
   endif()
   # The gradient norm's device kernel (summing in the host's order, for ZeRO-Offload's landing gradients) and
   # the one-pass Adam over fp32 masters.

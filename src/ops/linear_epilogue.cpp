@@ -8,6 +8,10 @@
 #include <tuple>
 
 #ifdef DS_WITH_CUBLASLT
+#include <dlfcn.h>
+
+#include <type_traits>
+
 #include <ATen/cuda/CUDAContextLight.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cublasLt.h>
@@ -28,6 +32,47 @@ bool linear_epilogue_requested() {
 
 #ifdef DS_WITH_CUBLASLT
 namespace {
+
+// cuBLASLt's entry points, taken from the copy LibTorch already loaded (dlopen with RTLD_NOLOAD): linking a
+// copy of our own could map one of another version under the same soname in LibTorch's place.
+struct CublasLt {
+  decltype(&cublasLtMatmulDescCreate) desc_create = nullptr;
+  decltype(&cublasLtMatmulDescDestroy) desc_destroy = nullptr;
+  decltype(&cublasLtMatmulDescSetAttribute) desc_set = nullptr;
+  decltype(&cublasLtMatrixLayoutCreate) layout_create = nullptr;
+  decltype(&cublasLtMatrixLayoutDestroy) layout_destroy = nullptr;
+  decltype(&cublasLtMatmulPreferenceCreate) preference_create = nullptr;
+  decltype(&cublasLtMatmulPreferenceDestroy) preference_destroy = nullptr;
+  decltype(&cublasLtMatmulPreferenceSetAttribute) preference_set = nullptr;
+  decltype(&cublasLtMatmulAlgoGetHeuristic) heuristic = nullptr;
+  decltype(&cublasLtMatmul) matmul = nullptr;
+  bool loaded = false;
+};
+
+const CublasLt& cublas_lt() {
+  static const CublasLt lt = [] {
+    CublasLt l;
+    void* library = nullptr;
+    for (const char* name : {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"}) {
+      if ((library = dlopen(name, RTLD_NOW | RTLD_NOLOAD)) != nullptr) break;
+    }
+    if (library == nullptr) return l;
+    const auto take = [&](auto& fn, const char* symbol) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(library, symbol));
+      return fn != nullptr;
+    };
+    l.loaded = take(l.desc_create, "cublasLtMatmulDescCreate") && take(l.desc_destroy, "cublasLtMatmulDescDestroy") &&
+               take(l.desc_set, "cublasLtMatmulDescSetAttribute") &&
+               take(l.layout_create, "cublasLtMatrixLayoutCreate") &&
+               take(l.layout_destroy, "cublasLtMatrixLayoutDestroy") &&
+               take(l.preference_create, "cublasLtMatmulPreferenceCreate") &&
+               take(l.preference_destroy, "cublasLtMatmulPreferenceDestroy") &&
+               take(l.preference_set, "cublasLtMatmulPreferenceSetAttribute") &&
+               take(l.heuristic, "cublasLtMatmulAlgoGetHeuristic") && take(l.matmul, "cublasLtMatmul");
+    return l;
+  }();
+  return lt;
+}
 
 void check(cublasStatus_t status, const char* what) {
   if (status != CUBLAS_STATUS_SUCCESS) {
@@ -53,11 +98,16 @@ std::uint32_t alignment_of(const void* p) {
   return a;
 }
 
-template <typename T, cublasStatus_t (*Destroy)(T)>
+// A cuBLASLt descriptor destroyed with its scope.
+template <typename T>
 struct Owned {
   T handle = nullptr;
+  cublasStatus_t (*destroy)(T) = nullptr;
+  explicit Owned(cublasStatus_t (*d)(T)) : destroy(d) {}
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
   ~Owned() {
-    if (handle != nullptr) Destroy(handle);
+    if (handle != nullptr) destroy(handle);
   }
 };
 
@@ -77,32 +127,30 @@ bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor&
   // Column-major, as cuBLASLt counts: x [M, K] row-major is X (K × M, ld K), dy [M, N] is D (N × M, ld N), and
   // dweight [N, K] is W (K × N, ld K) = X · Dᵀ: m = K, n = N, k = M. BGRADB sums op(B) = Dᵀ (M × N) over k,
   // one value per column of the result: dbias [N].
+  const CublasLt& lt = cublas_lt();
+  if (!lt.loaded) return false;
   const std::int64_t m = x.size(1), n = dy.size(1), k = dy.size(0);
   const cudaDataType_t type = cuda_type(dy.scalar_type());
   const cublasLtHandle_t handle = at::cuda::getCurrentCUDABlasLtHandle();
   const std::size_t workspace_bytes = at::cuda::getCUDABlasLtWorkspaceSize();
   void* workspace = at::cuda::getCUDABlasLtWorkspace();
 
-  Owned<cublasLtMatmulDesc_t, cublasLtMatmulDescDestroy> desc;
-  check(cublasLtMatmulDescCreate(&desc.handle, CUBLAS_COMPUTE_32F, CUDA_R_32F), "descriptor");
+  Owned<cublasLtMatmulDesc_t> desc(lt.desc_destroy);
+  check(lt.desc_create(&desc.handle, CUBLAS_COMPUTE_32F, CUDA_R_32F), "descriptor");
   const cublasOperation_t no = CUBLAS_OP_N, transposed = CUBLAS_OP_T;
-  check(cublasLtMatmulDescSetAttribute(desc.handle, CUBLASLT_MATMUL_DESC_TRANSA, &no, sizeof no), "TRANSA");
-  check(cublasLtMatmulDescSetAttribute(desc.handle, CUBLASLT_MATMUL_DESC_TRANSB, &transposed, sizeof transposed),
-        "TRANSB");
+  check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_TRANSA, &no, sizeof no), "TRANSA");
+  check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_TRANSB, &transposed, sizeof transposed), "TRANSB");
   const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BGRADB;
-  check(cublasLtMatmulDescSetAttribute(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue),
-        "epilogue");
+  check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue), "epilogue");
   void* bias = dbias.data_ptr();
-  check(cublasLtMatmulDescSetAttribute(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
-        "bias pointer");
+  check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias), "bias pointer");
   const cudaDataType_t bias_type = cuda_type(dbias.scalar_type());
-  check(cublasLtMatmulDescSetAttribute(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type),
-        "bias type");
+  check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type), "bias type");
 
-  Owned<cublasLtMatrixLayout_t, cublasLtMatrixLayoutDestroy> a, b, c;
-  check(cublasLtMatrixLayoutCreate(&a.handle, type, m, k, m), "layout of x");
-  check(cublasLtMatrixLayoutCreate(&b.handle, type, n, k, n), "layout of dy");
-  check(cublasLtMatrixLayoutCreate(&c.handle, type, m, n, m), "layout of dweight");
+  Owned<cublasLtMatrixLayout_t> a(lt.layout_destroy), b(lt.layout_destroy), c(lt.layout_destroy);
+  check(lt.layout_create(&a.handle, type, m, k, m), "layout of x");
+  check(lt.layout_create(&b.handle, type, n, k, n), "layout of dy");
+  check(lt.layout_create(&c.handle, type, m, n, m), "layout of dweight");
 
   const std::uint32_t align_a = alignment_of(x.data_ptr()), align_b = alignment_of(dy.data_ptr()),
                       align_c = alignment_of(dweight.data_ptr());
@@ -114,11 +162,10 @@ bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor&
     if (it != choices.end()) {
       choice = it->second;
     } else {
-      Owned<cublasLtMatmulPreference_t, cublasLtMatmulPreferenceDestroy> preference;
-      check(cublasLtMatmulPreferenceCreate(&preference.handle), "preference");
+      Owned<cublasLtMatmulPreference_t> preference(lt.preference_destroy);
+      check(lt.preference_create(&preference.handle), "preference");
       const std::uint64_t bytes = workspace_bytes;
-      check(cublasLtMatmulPreferenceSetAttribute(preference.handle, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes,
-                                                 sizeof bytes),
+      check(lt.preference_set(preference.handle, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes, sizeof bytes),
             "workspace preference");
       const std::pair<cublasLtMatmulPreferenceAttributes_t, std::uint32_t> alignments[] = {
           {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a},
@@ -126,13 +173,12 @@ bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor&
           {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c},
           {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c}};
       for (const auto& [attribute, value] : alignments) {
-        check(cublasLtMatmulPreferenceSetAttribute(preference.handle, attribute, &value, sizeof value),
-              "alignment preference");
+        check(lt.preference_set(preference.handle, attribute, &value, sizeof value), "alignment preference");
       }
       cublasLtMatmulHeuristicResult_t result{};
       int count = 0;
-      const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle, desc.handle, a.handle, b.handle, c.handle,
-                                                                   c.handle, preference.handle, 1, &result, &count);
+      const cublasStatus_t status = lt.heuristic(handle, desc.handle, a.handle, b.handle, c.handle, c.handle,
+                                                 preference.handle, 1, &result, &count);
       // No algorithm (or the problem not supported at all): the caller's own path, from now on for this shape.
       choice.found = status == CUBLAS_STATUS_SUCCESS && count > 0;
       if (choice.found) choice.algo = result.algo;
@@ -141,9 +187,9 @@ bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor&
   }
   if (!choice.found) return false;
   const float one = 1.0f, zero = 0.0f;
-  check(cublasLtMatmul(handle, desc.handle, &one, x.data_ptr(), a.handle, dy.data_ptr(), b.handle, &zero,
-                       dweight.data_ptr(), c.handle, dweight.data_ptr(), c.handle, &choice.algo, workspace,
-                       workspace_bytes, c10::cuda::getCurrentCUDAStream().stream()),
+  check(lt.matmul(handle, desc.handle, &one, x.data_ptr(), a.handle, dy.data_ptr(), b.handle, &zero, dweight.data_ptr(),
+                  c.handle, dweight.data_ptr(), c.handle, &choice.algo, workspace, workspace_bytes,
+                  c10::cuda::getCurrentCUDAStream().stream()),
         "matmul");
   return true;
 }
