@@ -113,7 +113,9 @@ struct Owned {
 
 // The heuristic's pick per problem: it costs far more host time than the GEMM's launch, and the same shapes
 // come back every step.
-using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, int, std::uint32_t, std::uint32_t, std::uint32_t, int>;
+// (device, m, n, k, type, alignment of A, B and C, bias type)
+using Key =
+    std::tuple<int, std::int64_t, std::int64_t, std::int64_t, int, std::uint32_t, std::uint32_t, std::uint32_t, int>;
 struct Choice {
   bool found = false;
   cublasLtMatmulAlgo_t algo{};
@@ -154,7 +156,8 @@ bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor&
 
   const std::uint32_t align_a = alignment_of(x.data_ptr()), align_b = alignment_of(dy.data_ptr()),
                       align_c = alignment_of(dweight.data_ptr());
-  const Key key{m, n, k, static_cast<int>(type), align_a, align_b, align_c, static_cast<int>(bias_type)};
+  const Key key{static_cast<int>(dy.device().index()), m, n, k, static_cast<int>(type), align_a, align_b, align_c,
+                static_cast<int>(bias_type)};
   Choice choice;
   {
     const std::lock_guard<std::mutex> lock(choices_mutex);
