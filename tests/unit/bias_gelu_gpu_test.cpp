@@ -109,32 +109,37 @@ TEST_F(BiasGeluGpu, ZeroRowsGiveAZeroBiasGradient) {
 }
 
 // DS_BIAS_GELU_UNROLL=4 (several rows' loads in flight per thread) gives the default kernels' y, dx and bias
-// gradient bit for bit, and linear's bias gradient too, for every dtype, including rows that leave a remainder
-// after the unrolled groups.
+// gradient bit for bit, and linear's bias gradient too, for every dtype (and a 16-bit x with an fp32 bias),
+// including rows that leave a remainder after the unrolled groups.
 TEST_F(BiasGeluGpu, UnrolledKernelsEqualTheDefaultBitwise) {
   for (const auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
-    for (const std::int64_t rows : {std::int64_t{1}, std::int64_t{37}, std::int64_t{4096}}) {
-      at::manual_seed(17);
-      const auto opts = at::TensorOptions().device(at::kCUDA);
-      const auto x = (at::randn({rows, 3072}, opts) * 1.5).to(dtype), dy = at::randn({rows, 3072}, opts).to(dtype);
-      const auto bias = (0.5 * at::randn({3072}, opts)).to(dtype);
-      const auto w = (0.02 * at::randn({3072, 768}, opts)).to(dtype), lb = at::randn({3072}, opts).to(dtype);
-      const auto h = at::randn({rows, 768}, opts).to(dtype);
-      const auto both = [&] {
-        const Outcome gelu = run(ops::bias_gelu, x, bias, dy);
-        auto hh = h.detach().requires_grad_(true), ww = w.detach().requires_grad_(true), bb = lb.detach().requires_grad_(true);
-        ops::linear(hh, ww, bb).backward(dy);
-        return std::make_pair(gelu, bb.grad().clone());
-      };
-      const auto [plain, plain_bias] = both();
-      setenv("DS_BIAS_GELU_UNROLL", "4", 1);
-      const auto [unrolled, unrolled_bias] = both();
-      unsetenv("DS_BIAS_GELU_UNROLL");
-      const std::string label = std::string(c10::toString(dtype)) + " rows=" + std::to_string(rows);
-      EXPECT_TRUE(at::equal(plain.y, unrolled.y)) << label;
-      EXPECT_TRUE(at::equal(plain.dx, unrolled.dx)) << label;
-      EXPECT_TRUE(at::equal(plain.dbias, unrolled.dbias)) << label;
-      EXPECT_TRUE(at::equal(plain_bias, unrolled_bias)) << label << " (linear)";
+    for (const bool fp32_bias : {false, true}) {
+      if (fp32_bias && dtype == at::kFloat) continue;
+      for (const std::int64_t rows : {std::int64_t{1}, std::int64_t{37}, std::int64_t{4096}}) {
+        at::manual_seed(17);
+        const auto opts = at::TensorOptions().device(at::kCUDA);
+        const auto x = (at::randn({rows, 3072}, opts) * 1.5).to(dtype), dy = at::randn({rows, 3072}, opts).to(dtype);
+        const auto bias = (0.5 * at::randn({3072}, opts)).to(fp32_bias ? at::kFloat : dtype);
+        const auto w = (0.02 * at::randn({3072, 768}, opts)).to(dtype), lb = at::randn({3072}, opts).to(dtype);
+        const auto h = at::randn({rows, 768}, opts).to(dtype);
+        const auto both = [&] {
+          const Outcome gelu = run(ops::bias_gelu, x, bias, dy);
+          auto hh = h.detach().requires_grad_(true), ww = w.detach().requires_grad_(true);
+          auto bb = lb.detach().requires_grad_(true);
+          ops::linear(hh, ww, bb).backward(dy);
+          return std::make_pair(gelu, bb.grad().clone());
+        };
+        const auto [plain, plain_bias] = both();
+        setenv("DS_BIAS_GELU_UNROLL", "4", 1);
+        const auto [unrolled, unrolled_bias] = both();
+        unsetenv("DS_BIAS_GELU_UNROLL");
+        const std::string label =
+            std::string(c10::toString(dtype)) + (fp32_bias ? " fp32 bias" : "") + " rows=" + std::to_string(rows);
+        EXPECT_TRUE(at::equal(plain.y, unrolled.y)) << label;
+        EXPECT_TRUE(at::equal(plain.dx, unrolled.dx)) << label;
+        EXPECT_TRUE(at::equal(plain.dbias, unrolled.dbias)) << label;
+        EXPECT_TRUE(at::equal(plain_bias, unrolled_bias)) << label << " (linear)";
+      }
     }
   }
 }
