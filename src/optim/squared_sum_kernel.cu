@@ -17,6 +17,7 @@ namespace {
 constexpr int kRunsPerBlock = static_cast<int>(kSquaredSumBlock / kSquaredSumRun);  // 64
 constexpr int kThreads = kRunsPerBlock * 8;                                          // a thread per lane
 
+using ::deepspeed::cuda::to_float;
 
 template <typename T>
 __global__ void block_sums(const T* __restrict__ data, std::int64_t n, double* __restrict__ partial) {
@@ -30,12 +31,12 @@ __global__ void block_sums(const T* __restrict__ data, std::int64_t n, double* _
     const std::int64_t end = min(hi, run + kSquaredSumRun);
     const std::int64_t groups_end = run + (end - run) / 8 * 8;
     for (std::int64_t i = run + lane; i < groups_end; i += 8) {
-      const float v = ::deepspeed::cuda::to_float(data[i]);
+      const float v = to_float(data[i]);
       acc = __fadd_rn(acc, __fmul_rn(v, v));
     }
     if (lane == 0) {
       for (std::int64_t i = groups_end; i < end; ++i) {
-        const float v = ::deepspeed::cuda::to_float(data[i]);
+        const float v = to_float(data[i]);
         acc = __fadd_rn(acc, __fmul_rn(v, v));
       }
     }
