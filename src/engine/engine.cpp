@@ -1,7 +1,9 @@
 #include "deepspeed/engine/engine.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <exception>
+#include <string_view>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -178,6 +180,10 @@ void EngineImpl::apply_gradient_coefficient(const std::vector<at::Tensor>& grads
 bool EngineImpl::clip_on_device(const std::vector<at::Tensor>& grads) {
   const auto& c = config();
   if (c.fp16.enabled) return false;  // skipping a step for an overflow is the host's decision
+  // DS_HOST_GRAD_NORM=1 (read at each step): the norm read to the host before the update, as DeepSpeed does,
+  // so a measurement can tell what the wait costs (and a run can step around the device path).
+  const char* host_norm = std::getenv("DS_HOST_GRAD_NORM");
+  if (host_norm && std::string_view(host_norm) == "1") return false;
   at::NoGradGuard no_grad;
   auto squared = parts_.zero->device_squared_gradient_norm(
       grads, [](const std::vector<at::Tensor>& t) { return optim::squared_l2_norm_tensor(t); });

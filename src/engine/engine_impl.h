@@ -96,7 +96,7 @@ class EngineImpl {
   /// Without loss scaling, where the layout sums the norm on the device (not offloaded), the clipping factor is
   /// computed where the gradients are and handed to the optimizer as a device tensor: the host goes on
   /// launching the update instead of waiting for backward to read the norm. Returns false (nothing done, no
-  /// collective) where that does not apply.
+  /// collective) where that does not apply, or with DS_HOST_GRAD_NORM=1.
   bool clip_on_device(const std::vector<at::Tensor>& grads);
   /// The factor as a number: to the optimizer when it takes one, else multiplied into the gradients.
   void apply_gradient_coefficient(const std::vector<at::Tensor>& grads, double coefficient);
