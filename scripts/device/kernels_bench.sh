@@ -19,7 +19,7 @@
 # experiments (all of them).
 # PROFILE_MODELS="1.5B": one more run of each, profiled over 5 steps after the warm-up (device time per kernel
 # category, the top kernels, the idle time and its largest gaps), per PROFILE_VARIANTS (default: default).
-# SDPA=0 skips sdpa_bench.
+# SDPA=0 skips sdpa_bench. gemm_bench runs where BUILD_TARGETS built it (GEMM=0 skips it).
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 describe_machine
@@ -39,6 +39,12 @@ done
 if [ "${SDPA:-1}" = 1 ]; then
   build-dev/bench/sdpa_bench --iters 30 | tee "$out/sdpa.md"
   stamp "sdpa_bench"
+fi
+# bench/gemm_bench, where built (BUILD_TARGETS naming gemm_bench; GEMM=0 skips it): the step's GEMMs for MODELS
+# as LibTorch runs them against every algorithm cuBLASLt's heuristic offers, and BGRADB against mm + sum.
+if [ "${GEMM:-1}" = 1 ] && [ -x build-dev/bench/gemm_bench ]; then
+  build-dev/bench/gemm_bench --models "${MODELS:-124M}" >"$out/gemm.md" 2>&1
+  stamp "gemm_bench: exit $? $(grep -E '^[0-9.]+[MB]: GEMMs' "$out/gemm.md" | tr '\n' ' ')"
 fi
 
 work=/tmp/kernels_bench

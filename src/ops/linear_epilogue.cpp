@@ -8,13 +8,10 @@
 #include <tuple>
 
 #ifdef DS_WITH_CUBLASLT
-#include <dlfcn.h>
-
-#include <type_traits>
-
 #include <ATen/cuda/CUDAContextLight.h>
 #include <c10/cuda/CUDAStream.h>
-#include <cublasLt.h>
+
+#include "src/ops/cublas_lt.h"
 #endif
 
 #include "deepspeed/util/error.h"
@@ -33,83 +30,7 @@ bool linear_epilogue_requested() {
 #ifdef DS_WITH_CUBLASLT
 namespace {
 
-// cuBLASLt's entry points, taken from the copy LibTorch already loaded (dlopen with RTLD_NOLOAD): linking a
-// copy of our own could map one of another version under the same soname in LibTorch's place.
-struct CublasLt {
-  decltype(&cublasLtMatmulDescCreate) desc_create = nullptr;
-  decltype(&cublasLtMatmulDescDestroy) desc_destroy = nullptr;
-  decltype(&cublasLtMatmulDescSetAttribute) desc_set = nullptr;
-  decltype(&cublasLtMatrixLayoutCreate) layout_create = nullptr;
-  decltype(&cublasLtMatrixLayoutDestroy) layout_destroy = nullptr;
-  decltype(&cublasLtMatmulPreferenceCreate) preference_create = nullptr;
-  decltype(&cublasLtMatmulPreferenceDestroy) preference_destroy = nullptr;
-  decltype(&cublasLtMatmulPreferenceSetAttribute) preference_set = nullptr;
-  decltype(&cublasLtMatmulAlgoGetHeuristic) heuristic = nullptr;
-  decltype(&cublasLtMatmul) matmul = nullptr;
-  bool loaded = false;
-};
-
-const CublasLt& cublas_lt() {
-  static const CublasLt lt = [] {
-    CublasLt l;
-    void* library = nullptr;
-    for (const char* name : {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"}) {
-      if ((library = dlopen(name, RTLD_NOW | RTLD_NOLOAD)) != nullptr) break;
-    }
-    if (library == nullptr) return l;
-    const auto take = [&](auto& fn, const char* symbol) {
-      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(library, symbol));
-      return fn != nullptr;
-    };
-    l.loaded = take(l.desc_create, "cublasLtMatmulDescCreate") && take(l.desc_destroy, "cublasLtMatmulDescDestroy") &&
-               take(l.desc_set, "cublasLtMatmulDescSetAttribute") &&
-               take(l.layout_create, "cublasLtMatrixLayoutCreate") &&
-               take(l.layout_destroy, "cublasLtMatrixLayoutDestroy") &&
-               take(l.preference_create, "cublasLtMatmulPreferenceCreate") &&
-               take(l.preference_destroy, "cublasLtMatmulPreferenceDestroy") &&
-               take(l.preference_set, "cublasLtMatmulPreferenceSetAttribute") &&
-               take(l.heuristic, "cublasLtMatmulAlgoGetHeuristic") && take(l.matmul, "cublasLtMatmul");
-    return l;
-  }();
-  return lt;
-}
-
-void check(cublasStatus_t status, const char* what) {
-  if (status != CUBLAS_STATUS_SUCCESS) {
-    throw JobError(std::string("deepspeed::ops::linear: cuBLASLt ") + what + " failed (status " +
-                   std::to_string(static_cast<int>(status)) + ")");
-  }
-}
-
-cudaDataType_t cuda_type(at::ScalarType t) {
-  switch (t) {
-    case at::kBFloat16: return CUDA_R_16BF;
-    case at::kHalf: return CUDA_R_16F;
-    default: return CUDA_R_32F;
-  }
-}
-
-// The largest power of two, up to 256, that divides the address: cuBLASLt's heuristic assumes 256-byte aligned
-// buffers unless told otherwise, and an algorithm chosen for more alignment than a buffer has may fault.
-std::uint32_t alignment_of(const void* p) {
-  const auto address = reinterpret_cast<std::uintptr_t>(p);
-  std::uint32_t a = 256;
-  while (a > 1 && address % a != 0) a /= 2;
-  return a;
-}
-
-// A cuBLASLt descriptor destroyed with its scope.
-template <typename T>
-struct Owned {
-  T handle = nullptr;
-  cublasStatus_t (*destroy)(T) = nullptr;
-  explicit Owned(cublasStatus_t (*d)(T)) : destroy(d) {}
-  Owned(const Owned&) = delete;
-  Owned& operator=(const Owned&) = delete;
-  ~Owned() {
-    if (handle != nullptr) destroy(handle);
-  }
-};
+void check(cublasStatus_t status, const char* what) { check_lt(status, "deepspeed::ops::linear", what); }
 
 // The heuristic's pick per problem: it costs far more host time than the GEMM's launch, and the same shapes
 // come back every step.
@@ -132,12 +53,12 @@ bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor&
   const CublasLt& lt = cublas_lt();
   if (!lt.loaded) return false;
   const std::int64_t m = x.size(1), n = dy.size(1), k = dy.size(0);
-  const cudaDataType_t type = cuda_type(dy.scalar_type());
+  const cudaDataType_t type = cuda_data_type(dy.scalar_type());
   const cublasLtHandle_t handle = at::cuda::getCurrentCUDABlasLtHandle();
   const std::size_t workspace_bytes = at::cuda::getCUDABlasLtWorkspaceSize();
   void* workspace = at::cuda::getCUDABlasLtWorkspace();
 
-  Owned<cublasLtMatmulDesc_t> desc(lt.desc_destroy);
+  LtOwned<cublasLtMatmulDesc_t> desc(lt.desc_destroy);
   check(lt.desc_create(&desc.handle, CUBLAS_COMPUTE_32F, CUDA_R_32F), "descriptor");
   const cublasOperation_t no = CUBLAS_OP_N, transposed = CUBLAS_OP_T;
   check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_TRANSA, &no, sizeof no), "TRANSA");
@@ -146,10 +67,10 @@ bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor&
   check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue), "epilogue");
   void* bias = dbias.data_ptr();
   check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias), "bias pointer");
-  const cudaDataType_t bias_type = cuda_type(dbias.scalar_type());
+  const cudaDataType_t bias_type = cuda_data_type(dbias.scalar_type());
   check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type), "bias type");
 
-  Owned<cublasLtMatrixLayout_t> a(lt.layout_destroy), b(lt.layout_destroy), c(lt.layout_destroy);
+  LtOwned<cublasLtMatrixLayout_t> a(lt.layout_destroy), b(lt.layout_destroy), c(lt.layout_destroy);
   check(lt.layout_create(&a.handle, type, m, k, m), "layout of x");
   check(lt.layout_create(&b.handle, type, n, k, n), "layout of dy");
   check(lt.layout_create(&c.handle, type, m, n, m), "layout of dweight");
@@ -165,7 +86,7 @@ bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor&
     if (it != choices.end()) {
       choice = it->second;
     } else {
-      Owned<cublasLtMatmulPreference_t> preference(lt.preference_destroy);
+      LtOwned<cublasLtMatmulPreference_t> preference(lt.preference_destroy);
       check(lt.preference_create(&preference.handle), "preference");
       const std::uint64_t bytes = workspace_bytes;
       check(lt.preference_set(preference.handle, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes, sizeof bytes),

@@ -1,0 +1,270 @@
+// How much of a GPT-2 step's GEMM time a per-shape choice of cuBLAS algorithm could save, measured before
+// anything is built on it. For each GEMM of a training step (bf16, seq 1024, the GPT-2 suite's micro-batches)
+// it times the call LibTorch makes (at::addmm / at::mm: cuBLAS's heuristic's first choice) against every
+// algorithm cuBLASLt's heuristic offers for the same problem, and the weight GEMM with the bias gradient in
+// its epilogue (BGRADB: ops::linear's DS_LINEAR_EPILOGUE=1) against mm + the row sum autograd runs. Every
+// cuBLASLt result is checked against LibTorch's (a wrong layout prints WRONG and is not counted).
+//
+//   build/bench/gemm_bench [--models "124M 350M 1.5B"] [--algos 16] [--iters 20]
+#include <cstdio>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContextLight.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAStream.h>
+#include <CLI/CLI.hpp>
+
+#include "src/ops/cublas_lt.h"
+
+namespace {
+
+using namespace deepspeed::ops::detail;
+
+struct Model {
+  std::string name;
+  std::int64_t n_embd, n_layer, micro;
+};
+
+// One GEMM of the step, row-major as LibTorch sees it: out [rows, cols] from a [rows, inner].
+struct Gemm {
+  std::string name;
+  std::int64_t rows, cols, inner, per_step;
+  std::function<void()> libtorch;  // the call autograd makes
+  // cuBLASLt's column-major view of the same product.
+  cublasOperation_t ta, tb;
+  std::int64_t m, n, k, lda, ldb, ldc;
+  const void *a, *b;
+  void* c;
+  at::Tensor out, expected;
+  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  void* bias = nullptr;  // the forward's bias, or where BGRADB writes the bias gradient
+  at::Tensor bias_out, bias_expected;
+};
+
+double time_ms(const std::function<void()>& fn, int iters) {
+  for (int i = 0; i < 3; ++i) fn();
+  at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  start.record(stream);
+  for (int i = 0; i < iters; ++i) fn();
+  stop.record(stream);
+  stop.synchronize();
+  return start.elapsed_time(stop) / iters;
+}
+
+std::string fixed(double ms) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f", ms);
+  return text;
+}
+
+double relative_error(const at::Tensor& got, const at::Tensor& want) {
+  const auto w = want.to(at::kFloat);
+  return ((got.to(at::kFloat) - w).abs().max() / (w.abs().max() + 1e-20)).item<double>();
+}
+
+struct LtResult {
+  int offered = 0, best_rank = -1;
+  double first_ms = -1, best_ms = -1;
+  bool wrong = false;
+};
+
+// Times every algorithm the heuristic offers for `g` (up to `max_algos`), checking each one's output.
+LtResult time_lt(Gemm& g, int max_algos, int iters) {
+  const CublasLt& lt = cublas_lt();
+  const auto check = [](cublasStatus_t s, const char* what) { check_lt(s, "gemm_bench", what); };
+  const cudaDataType_t type = CUDA_R_16BF;
+  LtOwned<cublasLtMatmulDesc_t> desc(lt.desc_destroy);
+  check(lt.desc_create(&desc.handle, CUBLAS_COMPUTE_32F, CUDA_R_32F), "descriptor");
+  check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_TRANSA, &g.ta, sizeof g.ta), "TRANSA");
+  check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_TRANSB, &g.tb, sizeof g.tb), "TRANSB");
+  check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE, &g.epilogue, sizeof g.epilogue), "epilogue");
+  if (g.bias != nullptr) {
+    check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof g.bias), "bias pointer");
+    check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &type, sizeof type), "bias type");
+  }
+  LtOwned<cublasLtMatrixLayout_t> a(lt.layout_destroy), b(lt.layout_destroy), c(lt.layout_destroy);
+  const bool a_n = g.ta == CUBLAS_OP_N, b_n = g.tb == CUBLAS_OP_N;
+  check(lt.layout_create(&a.handle, type, a_n ? g.m : g.k, a_n ? g.k : g.m, g.lda), "layout A");
+  check(lt.layout_create(&b.handle, type, b_n ? g.k : g.n, b_n ? g.n : g.k, g.ldb), "layout B");
+  check(lt.layout_create(&c.handle, type, g.m, g.n, g.ldc), "layout C");
+  LtOwned<cublasLtMatmulPreference_t> preference(lt.preference_destroy);
+  check(lt.preference_create(&preference.handle), "preference");
+  const std::uint64_t workspace_bytes = at::cuda::getCUDABlasLtWorkspaceSize();
+  check(lt.preference_set(preference.handle, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+                          sizeof workspace_bytes),
+        "workspace preference");
+  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<std::size_t>(max_algos));
+  const cublasLtHandle_t handle = at::cuda::getCurrentCUDABlasLtHandle();
+  LtResult r;
+  if (lt.heuristic(handle, desc.handle, a.handle, b.handle, c.handle, c.handle, preference.handle, max_algos,
+                   results.data(), &r.offered) != CUBLAS_STATUS_SUCCESS) {
+    r.offered = 0;
+  }
+  void* workspace = at::cuda::getCUDABlasLtWorkspace();
+  const float one = 1.0f, zero = 0.0f;
+  for (int i = 0; i < r.offered; ++i) {
+    const auto& algo = results[static_cast<std::size_t>(i)].algo;
+    const auto run = [&] {
+      check(lt.matmul(handle, desc.handle, &one, g.a, a.handle, g.b, b.handle, &zero, g.c, c.handle, g.c, c.handle,
+                      &algo, workspace, workspace_bytes, c10::cuda::getCurrentCUDAStream().stream()),
+            "matmul");
+    };
+    g.out.zero_();
+    run();
+    // bf16 outputs of fp32 sums taken in another order: a few units in the last place of the largest value.
+    bool right = relative_error(g.out, g.expected) < 2e-2;
+    if (g.bias_out.defined()) right = right && relative_error(g.bias_out, g.bias_expected) < 2e-2;
+    if (!right) {
+      r.wrong = true;
+      continue;
+    }
+    const double ms = time_ms(run, iters);
+    if (i == 0) r.first_ms = ms;
+    if (r.best_ms < 0 || ms < r.best_ms) {
+      r.best_ms = ms;
+      r.best_rank = i + 1;
+    }
+  }
+  return r;
+}
+
+// The GEMMs of one GPT-2 step with their LibTorch calls and cuBLASLt views. Tensors live in `keep`.
+std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) {
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  const std::int64_t c = model.n_embd, rows = model.micro * 1024, vocab = 50304;
+  struct Layer {
+    std::string name;
+    std::int64_t in, out, count;
+    bool bias_in_addmm, bias_grad_by_sum;
+  };
+  // c_fc's bias is added by ops::bias_gelu (its gradient summed there), the LM head has none.
+  const std::vector<Layer> layers = {{"c_attn", c, 3 * c, model.n_layer, true, true},
+                                     {"attn.c_proj", c, c, model.n_layer, true, true},
+                                     {"c_fc", c, 4 * c, model.n_layer, false, false},
+                                     {"mlp.c_proj", 4 * c, c, model.n_layer, true, true},
+                                     {"lm_head", c, vocab, 1, false, false}};
+  std::vector<Gemm> gemms;
+  for (const auto& l : layers) {
+    const at::Tensor x = at::randn({rows, l.in}, opts), w = at::randn({l.out, l.in}, opts) * 0.02,
+                     bias = at::randn({l.out}, opts), dy = at::randn({rows, l.out}, opts) * 0.01;
+    keep.insert(keep.end(), {x, w, bias, dy});
+    // Forward: y [rows, out] = x·Wᵀ (+ bias). Column-major: yᵀ (out × rows) = W (stored in × out, op T) · xᵀ.
+    Gemm f{"fwd " + l.name, rows, l.out, l.in, l.count};
+    f.out = at::empty({rows, l.out}, opts);
+    if (l.bias_in_addmm) {
+      f.libtorch = [x, w, bias, y = f.out]() mutable { at::addmm_out(y, bias, x, w.t()); };
+      f.expected = at::addmm(bias, x, w.t());
+      f.epilogue = CUBLASLT_EPILOGUE_BIAS;
+      f.bias = bias.data_ptr();
+    } else {
+      f.libtorch = [x, w, y = f.out]() mutable { at::mm_out(y, x, w.t()); };
+      f.expected = at::mm(x, w.t());
+    }
+    f.ta = CUBLAS_OP_T, f.tb = CUBLAS_OP_N, f.m = l.out, f.n = rows, f.k = l.in, f.lda = l.in, f.ldb = l.in,
+    f.ldc = l.out, f.a = w.data_ptr(), f.b = x.data_ptr(), f.c = f.out.data_ptr();
+    gemms.push_back(f);
+    // Input gradient: dx [rows, in] = dy·W. Column-major: dxᵀ (in × rows) = W (stored in × out) · dyᵀ.
+    Gemm d{"dx  " + l.name, rows, l.in, l.out, l.count};
+    d.out = at::empty({rows, l.in}, opts);
+    d.libtorch = [dy, w, dx = d.out]() mutable { at::mm_out(dx, dy, w); };
+    d.expected = at::mm(dy, w);
+    d.ta = CUBLAS_OP_N, d.tb = CUBLAS_OP_N, d.m = l.in, d.n = rows, d.k = l.out, d.lda = l.in, d.ldb = l.out,
+    d.ldc = l.in, d.a = w.data_ptr(), d.b = dy.data_ptr(), d.c = d.out.data_ptr();
+    gemms.push_back(d);
+    // Weight gradient: dW [out, in] = dyᵀ·x. Column-major: dWᵀ (in × out) = xᵀ · dy (stored out × rows, op T).
+    // Where autograd sums the bias gradient after it (mm + sum), cuBLASLt's BGRADB takes both in one call.
+    Gemm g{(l.bias_grad_by_sum ? "dW+db " : "dW  ") + l.name, l.out, l.in, rows, l.count};
+    g.out = at::empty({l.out, l.in}, opts);
+    g.expected = at::mm(dy.t(), x);
+    if (l.bias_grad_by_sum) {
+      g.bias_out = at::empty({l.out}, opts);
+      g.bias_expected = dy.sum(0);
+      g.libtorch = [dy, x, dw = g.out, db = g.bias_out]() mutable {
+        at::mm_out(dw, dy.t(), x);
+        at::sum_out(db, dy, at::IntArrayRef{0});
+      };
+      g.epilogue = CUBLASLT_EPILOGUE_BGRADB;
+      g.bias = g.bias_out.data_ptr();
+    } else {
+      g.libtorch = [dy, x, dw = g.out]() mutable { at::mm_out(dw, dy.t(), x); };
+    }
+    g.ta = CUBLAS_OP_N, g.tb = CUBLAS_OP_T, g.m = l.in, g.n = l.out, g.k = rows, g.lda = l.in, g.ldb = l.out,
+    g.ldc = l.in, g.a = x.data_ptr(), g.b = dy.data_ptr(), g.c = g.out.data_ptr();
+    gemms.push_back(g);
+  }
+  return gemms;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"gemm_bench"};
+  std::string models_arg = "124M 350M 1.5B";
+  int algos = 16, iters = 20;
+  app.add_option("--models", models_arg, "GPT-2 sizes, space-separated");
+  app.add_option("--algos", algos, "how many of cuBLASLt's heuristic's algorithms to time")->check(CLI::Range(1, 64));
+  app.add_option("--iters", iters, "timed calls per algorithm")->check(CLI::Range(1, 1000));
+  CLI11_PARSE(app, argc, argv);
+  const std::vector<Model> all = {{"124M", 768, 12, 32}, {"350M", 1024, 24, 16}, {"1.5B", 1600, 48, 8}};
+  std::vector<const Model*> models;
+  std::istringstream wanted(models_arg);
+  for (std::string name; wanted >> name;) {
+    const Model* model = nullptr;
+    for (const auto& m : all) model = m.name == name ? &m : model;
+    if (model == nullptr) {
+      std::fprintf(stderr, "gemm_bench: --models: unknown size '%s' (expected 124M, 350M or 1.5B)\n", name.c_str());
+      return 2;
+    }
+    models.push_back(model);
+  }
+  if (!at::hasCUDA()) {
+    std::printf("gemm_bench: needs a CUDA device\n");
+    return 77;
+  }
+  if (!cublas_lt().loaded) {
+    std::printf("gemm_bench: LibTorch has no cuBLASLt loaded\n");
+    return 1;
+  }
+  for (const Model* model : models) {
+    std::vector<at::Tensor> keep;
+    auto gemms = step_gemms(*model, keep);
+    std::printf("\n%s (micro-batch %lld, seq 1024, bf16)\n\n", model->name.c_str(), static_cast<long long>(model->micro));
+    std::printf("| GEMM | M×N×K | per step | LibTorch ms | TF/s | cuBLASLt #1 ms | best ms (rank of %d) | TF/s | saved ms/step |\n",
+                algos);
+    std::printf("|---|---|---|---|---|---|---|---|---|\n");
+    double libtorch_step = 0, best_step = 0, first_step = 0, epilogue_libtorch = 0, epilogue_best = 0;
+    for (auto& g : gemms) {
+      const double flop = 2.0 * static_cast<double>(g.rows) * static_cast<double>(g.cols) * static_cast<double>(g.inner);
+      const double ours = time_ms(g.libtorch, iters);
+      const LtResult lt = time_lt(g, algos, iters);
+      const double best = lt.best_ms > 0 ? std::min(lt.best_ms, ours) : ours;
+      const double count = static_cast<double>(g.per_step);
+      libtorch_step += ours * count;
+      best_step += best * count;
+      first_step += (lt.first_ms > 0 ? lt.first_ms : ours) * count;
+      if (g.epilogue == CUBLASLT_EPILOGUE_BGRADB) {
+        epilogue_libtorch += ours * count;
+        epilogue_best += (lt.best_ms > 0 ? lt.best_ms : ours) * count;
+      }
+      const std::string first = lt.first_ms > 0 ? fixed(lt.first_ms) : "—";
+      const std::string best_cell = lt.best_ms > 0 ? fixed(lt.best_ms) + " (" + std::to_string(lt.best_rank) + " of " +
+                                                         std::to_string(lt.offered) + ")"
+                                                   : "none offered";
+      std::printf("| %s | %lld×%lld×%lld | %lld | %.3f | %.0f | %s | %s | %.0f | %.2f |%s\n", g.name.c_str(),
+                  static_cast<long long>(g.rows), static_cast<long long>(g.cols), static_cast<long long>(g.inner),
+                  static_cast<long long>(g.per_step), ours, flop / ours * 1e-9, first.c_str(), best_cell.c_str(),
+                  flop / best * 1e-9, (ours - best) * count, lt.wrong ? " WRONG result from an algorithm" : "");
+    }
+    std::printf("\n%s: GEMMs as LibTorch runs them %.2f ms/step; cuBLASLt's first choice %.2f; each shape's best "
+                "%.2f (%.1f %% less than LibTorch). Weight GEMM + bias sum: mm + sum %.2f ms/step, BGRADB (best) "
+                "%.2f.\n",
+                model->name.c_str(), libtorch_step, first_step, best_step, 100.0 * (1.0 - best_step / libtorch_step),
+                epilogue_libtorch, epilogue_best);
+  }
+  return 0;
+}
