@@ -160,9 +160,16 @@ cudaError_t forward(const void* x, const void* bias, void* y, std::int64_t rows,
   const int vec = vector ? kVec : 1;
   const std::int64_t packs = rows * columns / vec;
   constexpr int kThreads = 256;
-  const auto blocks = static_cast<unsigned>(
-      std::min<std::int64_t>((packs + kThreads - 1) / kThreads, static_cast<std::int64_t>(device_sms()) * 8));
   const auto args = [&](auto kernel) {
+    // One wave of the blocks the SMs hold at once (the grid strides over the rest): 8 of the plain kernel per SM,
+    // fewer of the unrolled one, whose registers limit it. Elementwise, so the grid does not change the results.
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0) != cudaSuccess) {
+      cudaGetLastError();
+      per_sm = 8;
+    }
+    const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(
+        (packs + kThreads - 1) / kThreads, static_cast<std::int64_t>(device_sms()) * std::max(per_sm, 1)));
     kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<const P*>(bias), static_cast<T*>(y),
                                             packs, static_cast<int>(columns));
   };
@@ -212,7 +219,9 @@ cudaError_t launch_bias_gelu_forward(ElementType type, ElementType param_type, c
 
 std::int64_t bias_gelu_backward_parts(std::int64_t rows, std::int64_t columns) {
   // Enough blocks to fill the device (8 of 256 threads per SM) with the widest loads (the fewest column tiles;
-  // element loads then launch more blocks, which is harmless), and at least one row group per part.
+  // element loads then launch more blocks, which is harmless), and at least one row group per part. The
+  // unrolled kernels (DS_BIAS_GELU_UNROLL=4) get the same parts, so their sums are the default's bit for bit;
+  // their registers let 4 to 6 blocks per SM run at once, so they take two waves of the same size.
   const std::int64_t resident = static_cast<std::int64_t>(device_sms()) * 8;
   const std::int64_t tiles = column_tiles(std::max<std::int64_t>(columns, 1), 8);
   const std::int64_t row_groups = (std::max<std::int64_t>(rows, 0) + kRows - 1) / kRows;

@@ -107,6 +107,18 @@ bool cross_entropy_is_fused(const at::Tensor& logits, const at::Tensor& targets)
 #endif
 }
 
+bool cross_entropy_is_staged(const at::Tensor& logits, const at::Tensor& targets) {
+#ifdef DS_WITH_CUDA_OPS
+  if (!cross_entropy_is_fused(logits, targets)) return false;
+  const c10::cuda::CUDAGuard guard(logits.device());
+  return detail::cross_entropy_forward_is_staged(logit_type(logits.scalar_type()), logits.data_ptr(), logits.size(1));
+#else
+  (void)logits;
+  (void)targets;
+  return false;
+#endif
+}
+
 at::Tensor cross_entropy(const at::Tensor& logits, const at::Tensor& targets) {
 #ifdef DS_WITH_CUDA_OPS
   // The kernel always writes the gradient; without autograd (evaluation) that would be wasted work and memory.

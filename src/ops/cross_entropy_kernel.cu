@@ -8,6 +8,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -147,7 +148,8 @@ bool staged_requested() {
 
 // Whether the staged forward for T can launch with `bytes` of dynamic shared memory on the current device. The
 // opt-in above 48 KB is a setting of the kernel in one device's context, so it is made once per device (a
-// process may drive several); a device that refuses it keeps the unstaged kernel.
+// process may drive several), for as much as the device grants up to kStagedRowBytes; rows longer than that
+// keep the unstaged kernel.
 template <typename T>
 bool staged_fits(std::int64_t bytes) {
   if (bytes > kStagedRowBytes) return false;
@@ -157,17 +159,23 @@ bool staged_fits(std::int64_t bytes) {
     return false;
   }
   static std::mutex mutex;
-  static std::map<int, bool> opted_in;
+  static std::map<int, std::int64_t> granted;  // bytes the kernel may take on each device (0: none)
   const std::lock_guard<std::mutex> lock(mutex);
-  if (const auto it = opted_in.find(device); it != opted_in.end()) return it->second;
-  int most = 0;
-  bool ok = cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess &&
-            most >= kStagedRowBytes &&
-            cudaFuncSetAttribute(cross_entropy_forward<T, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 static_cast<int>(kStagedRowBytes)) == cudaSuccess;
-  if (!ok) cudaGetLastError();
-  opted_in[device] = ok;
-  return ok;
+  auto it = granted.find(device);
+  if (it == granted.end()) {
+    int most = 0;
+    std::int64_t bytes_granted = 0;
+    if (cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess) {
+      bytes_granted = std::min<std::int64_t>(most, kStagedRowBytes);
+      if (cudaFuncSetAttribute(cross_entropy_forward<T, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(bytes_granted)) != cudaSuccess) {
+        bytes_granted = 0;
+      }
+    }
+    cudaGetLastError();
+    it = granted.emplace(device, bytes_granted).first;
+  }
+  return bytes <= it->second;
 }
 
 // Every block reads the incoming gradient first: when it is exactly 1 (the plain `loss.backward()`) the
@@ -245,6 +253,17 @@ cudaError_t launch_cross_entropy_forward(LogitType type, const void* logits, con
       return launch_forward<__nv_bfloat16>(logits, targets, loss_rows, lse_rows, grad, rows, vocab, scale, stream);
   }
   return cudaErrorInvalidValue;
+}
+
+bool cross_entropy_forward_is_staged(LogitType type, const void* logits, std::int64_t vocab) {
+  if (!staged_requested()) return false;
+  switch (type) {
+    case LogitType::kFloat32: return packs_fit<float>(vocab, logits, logits) && staged_fits<float>(vocab * 4);
+    case LogitType::kFloat16: return packs_fit<__half>(vocab, logits, logits) && staged_fits<__half>(vocab * 2);
+    case LogitType::kBFloat16:
+      return packs_fit<__nv_bfloat16>(vocab, logits, logits) && staged_fits<__nv_bfloat16>(vocab * 2);
+  }
+  return false;
 }
 
 cudaError_t launch_cross_entropy_backward(LogitType type, const void* logits, const std::int64_t* targets,

@@ -16,6 +16,11 @@ cudaError_t launch_cross_entropy_forward(LogitType type, const void* logits, con
                                          float* loss_rows, float* lse_rows, void* grad, std::int64_t rows,
                                          std::int64_t vocab, float scale, cudaStream_t stream);
 
+/// True when launch_cross_entropy_forward takes the staged kernel for these logits on the current device:
+/// DS_CROSS_ENTROPY_STAGED=1, rows in aligned 16-byte packs, and the device grants a row's bytes of shared
+/// memory (a freshly allocated gradient buffer assumed aligned).
+bool cross_entropy_forward_is_staged(LogitType type, const void* logits, std::int64_t vocab);
+
 /// Completes the gradient for an incoming gradient *grad_output (fp32, device memory): a no-op when it is 1,
 /// otherwise grad is recomputed from logits and the forward's lse_rows with scale · *grad_output. Same
 /// stream order as the forward; asynchronous; returns the launch error.

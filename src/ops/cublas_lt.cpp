@@ -14,10 +14,9 @@ namespace deepspeed::ops::detail {
 const CublasLt& cublas_lt() {
   static const CublasLt lt = [] {
     CublasLt l;
-    void* library = nullptr;
-    for (const char* name : {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"}) {
-      if ((library = dlopen(name, RTLD_NOW | RTLD_NOLOAD)) != nullptr) break;
-    }
+    // Only the major version this was compiled against (its header's): another one's structures may differ.
+    const std::string soname = "libcublasLt.so." + std::to_string(CUBLAS_VER_MAJOR);
+    void* library = dlopen(soname.c_str(), RTLD_NOW | RTLD_NOLOAD);
     if (library == nullptr) return l;
     const auto take = [&](auto& fn, const char* symbol) {
       fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(library, symbol));

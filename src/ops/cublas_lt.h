@@ -24,7 +24,8 @@ struct CublasLt {
   bool loaded = false;  ///< every entry point found
 };
 
-/// The entry points (looked up once; `loaded` false when LibTorch has no cuBLASLt mapped).
+/// The entry points (looked up once; `loaded` false when the process has no cuBLASLt of the header's major
+/// version mapped, libcublasLt.so.CUBLAS_VER_MAJOR).
 const CublasLt& cublas_lt();
 
 /// Throws JobError "`who`: cuBLASLt `what` failed (status N)" unless `status` is success.

@@ -60,7 +60,10 @@ class Linear : public torch::autograd::Function<Linear> {
     if (ctx->needs_input_grad(1) && ctx->needs_input_grad(2) && x2.is_contiguous() &&
         detail::linear_epilogue_requested()) {
       at::Tensor w_grad = at::empty(weight.sizes(), dy.options()), b_grad = at::empty({dy.size(1)}, dy.options());
-      if (dy.size(0) > 0 && detail::weight_and_bias_grad(dy, x2, w_grad, b_grad)) return {dx, w_grad, b_grad};
+      // An empty problem (no rows, or a zero-width layer) is left to the path below, which handles it.
+      if (dy.size(0) > 0 && dy.size(1) > 0 && x2.size(1) > 0 && detail::weight_and_bias_grad(dy, x2, w_grad, b_grad)) {
+        return {dx, w_grad, b_grad};
+      }
     }
     if (ctx->needs_input_grad(1)) dweight = dy.t().mm(x2);
     if (ctx->needs_input_grad(2)) {

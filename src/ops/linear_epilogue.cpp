@@ -34,9 +34,10 @@ void check(cublasStatus_t status, const char* what) { check_lt(status, "deepspee
 
 // The heuristic's pick per problem: it costs far more host time than the GEMM's launch, and the same shapes
 // come back every step.
-// (device, m, n, k, type, alignment of A, B and C, bias type)
-using Key =
-    std::tuple<int, std::int64_t, std::int64_t, std::int64_t, int, std::uint32_t, std::uint32_t, std::uint32_t, int>;
+// (device, m, n, k, type, alignment of A, B, C and the bias, bias type, workspace bytes: an algorithm chosen
+// for a larger workspace than the call can pass would fail)
+using Key = std::tuple<int, std::int64_t, std::int64_t, std::int64_t, int, std::uint32_t, std::uint32_t, std::uint32_t,
+                       std::uint32_t, int, std::size_t>;
 struct Choice {
   bool found = false;
   cublasLtMatmulAlgo_t algo{};
@@ -78,7 +79,7 @@ bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor&
   const std::uint32_t align_a = alignment_of(x.data_ptr()), align_b = alignment_of(dy.data_ptr()),
                       align_c = alignment_of(dweight.data_ptr());
   const Key key{static_cast<int>(dy.device().index()), m, n, k, static_cast<int>(type), align_a, align_b, align_c,
-                static_cast<int>(bias_type)};
+                alignment_of(bias), static_cast<int>(bias_type), workspace_bytes};
   Choice choice;
   {
     const std::lock_guard<std::mutex> lock(choices_mutex);
@@ -99,6 +100,12 @@ bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor&
       for (const auto& [attribute, value] : alignments) {
         check(lt.preference_set(preference.handle, attribute, &value, sizeof value), "alignment preference");
       }
+      // Split-K partial sums kept in fp32 (or none): the schemes that reduce in place or in the output type
+      // would round the weight and bias gradients to 16 bits before their last additions.
+      const std::uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+      check(lt.preference_set(preference.handle, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reductions,
+                              sizeof reductions),
+            "reduction preference");
       cublasLtMatmulHeuristicResult_t result{};
       int count = 0;
       const cublasStatus_t status = lt.heuristic(handle, desc.handle, a.handle, b.handle, c.handle, c.handle,

@@ -37,4 +37,9 @@ bool cross_entropy_reference_forced();
 /// True when these arguments can take the fused kernel (cross_entropy() then uses it when autograd records).
 bool cross_entropy_is_fused(const at::Tensor& logits, const at::Tensor& targets);
 
+/// True when the fused forward keeps each row of these logits in shared memory between its two passes
+/// (DS_CROSS_ENTROPY_STAGED=1, read at each call; 16-bit rows of up to 112 KB where the device grants that much,
+/// as an H100/H200 does). The same results either way; the tests ask it to know which kernel ran.
+bool cross_entropy_is_staged(const at::Tensor& logits, const at::Tensor& targets);
+
 }  // namespace deepspeed::ops
