@@ -6,7 +6,9 @@
 #include <string_view>
 
 #include <ATen/ATen.h>
+#include <c10/core/Event.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 
 #include "deepspeed/optim/clip.h"
 #include "deepspeed/util/logging.h"
@@ -193,6 +195,12 @@ bool EngineImpl::clip_on_device(const std::vector<at::Tensor>& grads) {
   const at::Tensor factor = optim::gradient_factor(*squared, c.gradient_clipping, scale);
   device_squared_norm_ = std::move(*squared);
   device_norm_scale_ = scale;
+  if (device_squared_norm_.is_cuda()) {
+    // get_global_grad_norm() may be called on another stream (or thread) than this one, which wrote the norm.
+    const c10::impl::VirtualGuardImpl guard(device_squared_norm_.device().type());
+    device_norm_ready_.emplace(device_squared_norm_.device().type());
+    device_norm_ready_->record(guard.getStream(device_squared_norm_.device()));
+  }
   global_grad_norm_.reset();
   if (parts_.optimizer->take_device_gradient_scale(factor)) return true;
   // Optimizers that take a number get it as the host path computes it (the same bits); reading it waits.
@@ -202,8 +210,10 @@ bool EngineImpl::clip_on_device(const std::vector<at::Tensor>& grads) {
 
 std::optional<double> EngineImpl::global_grad_norm() const {
   if (device_squared_norm_.defined()) {
+    if (device_norm_ready_) device_norm_ready_->synchronize();
     global_grad_norm_ = std::sqrt(device_squared_norm_.item<double>()) / device_norm_scale_;
     device_squared_norm_ = at::Tensor();
+    device_norm_ready_.reset();
   }
   return global_grad_norm_;
 }

@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include <c10/core/Event.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/any.h>
 
@@ -107,6 +108,7 @@ class EngineImpl {
   std::optional<bool> boundary_override_;
   mutable std::optional<double> global_grad_norm_;
   mutable at::Tensor device_squared_norm_;  // the last step's ‖g‖², not yet read to the host
+  mutable std::optional<c10::Event> device_norm_ready_;  // recorded where it was written (CUDA)
   double device_norm_scale_ = 1.0;          // the loss scale it is divided by
   bool step_applied_ = false;
   engine::WallClockTimers timers_;

@@ -261,6 +261,12 @@ void BucketReducer::launch(std::size_t g, std::size_t b) {
       for (const std::size_t i : group.plan.buckets[b].members) {
         if (as_they_are_ && s.kept[i].defined()) continue;
         if (s.kept[i].defined()) fold_kept_gradient(g, i);  // kept by an earlier backward of this window
+        if (as_they_are_ && (!s.written[i] || !s.full.defined())) {  // (a buffer not yet allocated is zeros)
+          // Unused this window, where one rank reads the gradients as autograd made them: a zero gradient of its
+          // own, in the parameter's dtype, rather than the group's whole fp32 buffer allocated for one member.
+          s.kept[i] = at::zeros_like(group.params[i], at::MemoryFormat::Contiguous);
+          continue;
+        }
         if (!s.written[i]) group.view_of(full(g), i).zero_();
         s.written[i] = 1;
       }

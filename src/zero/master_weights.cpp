@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include <ATen/ATen.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <c10/core/GradMode.h>
 
 namespace deepspeed::zero {
@@ -102,6 +103,12 @@ std::vector<at::Tensor> MasterWeights::attach_parameter_gradients(
       const at::Tensor& r = per_parameter[g][i];
       const bool as_is = r.device() == master.device() && (r.scalar_type() == at::kFloat || taken.device_16bit);
       at::Tensor grad = (as_is ? r : r.to(master.device(), at::kFloat)).view(master.sizes());
+      if (as_is && grad.is_cuda()) {
+        // Autograd may have made it on another stream than the update reads it on: its memory must not go back
+        // to that stream's pool, when the gradient is dropped, before the update queued here has read it.
+        const c10::impl::VirtualGuardImpl guard(grad.device().type());
+        grad.record_stream(guard.getStream(grad.device()));
+      }
       grads.push_back(grad);
       views_[g][i].mutable_grad() = grad;
     }
