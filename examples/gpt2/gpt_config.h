@@ -24,8 +24,10 @@ struct GPTConfig {
   std::int64_t n_embd = 768;
   double dropout = 0.0;             ///< embedding, attention and residual dropout (training only)
   bool activation_checkpointing = false;  ///< recompute each block in backward (deepspeed::checkpointing)
-  /// The biased projections (c_attn, both c_proj) through deepspeed::ops::linear (the bias gradient by its
-  /// column-sum kernel) instead of at::linear; off until a same-call profile shows a gain (docs/kernels.md).
+  /// The linear layers through deepspeed::ops::linear instead of at::linear: the biased projections (c_attn,
+  /// both c_proj) with its bias gradient (column-sum kernel, or cuBLASLt's epilogue with DS_LINEAR_EPILOGUE=1),
+  /// and with DS_GEMM_TUNED=1 every GEMM, c_fc's and the LM head's too, with timed algorithm choices; off until
+  /// a same-call profile shows a gain (docs/kernels.md).
   bool ops_linear = false;
 };
 

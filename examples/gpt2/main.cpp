@@ -152,8 +152,9 @@ int main(int argc, char** argv) {
                  "SDPA kernel tried first: auto, flash, fa3, cudnn, efficient or math (default: DS_ATTENTION_BACKEND, "
                  "else auto = LibTorch's order)");
   app.add_option("--linear", opt.linear,
-                 "the biased projections: aten (at::linear, default) or ops (deepspeed::ops::linear, its bias "
-                 "gradient a column-sum kernel)")
+                 "the linear layers: aten (at::linear, default) or ops (deepspeed::ops::linear: the biased "
+                 "projections' bias gradient by its column-sum kernel; with DS_GEMM_TUNED=1 every GEMM with timed "
+                 "cuBLASLt algorithms)")
       ->check(CLI::IsMember({"aten", "ops"}));
   auto ds_args = deepspeed::add_config_arguments(app);
   deepspeed::parse_arguments(app, argc, argv);

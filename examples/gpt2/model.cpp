@@ -39,9 +39,15 @@ torch::nn::LayerNorm layer_norm(std::int64_t d) {
 // on an H100 (docs/benchmarks.md). ATen's at::linear, which PyTorch's nn.Linear calls, flattens a contiguous
 // input to one addmm with the bias in the GEMM's epilogue. Same parameters, same module tree.
 // GPTConfig::ops_linear: deepspeed::ops::linear instead, whose bias gradient is a column-sum kernel (off by
-// default: it measured no faster in this model, docs/kernels.md).
+// default: it measured no faster in this model, docs/kernels.md), and its experiments' switches.
 at::Tensor dense(const torch::nn::Linear& l, const at::Tensor& x, bool ops_linear) {
   return ops_linear ? ops::linear(x, l->weight, l->bias) : at::linear(x, l->weight, l->bias);
+}
+
+// The GEMMs without a bias (c_fc, whose bias bias_gelu adds, and the LM head): ops::linear is at::linear for
+// them unless DS_GEMM_TUNED=1 times their algorithms too.
+at::Tensor dense(const at::Tensor& weight, const at::Tensor& x, bool ops_linear) {
+  return ops_linear ? ops::linear(x, weight, at::Tensor()) : at::linear(x, weight);
 }
 
 // GPT-2 scales the weights of the projections that write into the residual stream, so its variance does not
@@ -77,7 +83,7 @@ MlpImpl::MlpImpl(const GPTConfig& c) : ops_linear_(c.ops_linear) {
 // backward sums the bias gradient while it writes GELU's input gradient (fused on CUDA; the reference
 // elsewhere or with DS_REFERENCE_BIAS_GELU=1).
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
-  return dropout_(dense(c_proj, ops::bias_gelu(at::linear(x, c_fc->weight), c_fc->bias), ops_linear_));
+  return dropout_(dense(c_proj, ops::bias_gelu(dense(c_fc->weight, x, ops_linear_), c_fc->bias), ops_linear_));
 }
 
 BlockImpl::BlockImpl(const GPTConfig& c) {
@@ -137,7 +143,7 @@ at::Tensor GPTImpl::forward(const at::Tensor& idx) {
   }
   const at::Tensor pos = at::arange(t, idx.options().dtype(at::kLong));
   // The LM head is the token embedding, transposed: both uses accumulate into one gradient.
-  return at::linear(trunk(drop_(wte(idx) + wpe(pos))), wte->weight);
+  return dense(wte->weight, trunk(drop_(wte(idx) + wpe(pos))), config_.ops_linear);
 }
 
 at::Tensor GPTImpl::trunk(const at::Tensor& embedded) {

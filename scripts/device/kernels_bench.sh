@@ -16,7 +16,8 @@
 # unroll (DS_BIAS_GELU_UNROLL=4), unroll_linear (that with --linear ops), ln_pipelined
 # (DS_ADD_LAYER_NORM_PIPELINED=1: the LayerNorm backward with dh_out prefetched, one reduction per row),
 # linear_epilogue (--linear ops with DS_LINEAR_EPILOGUE=1: the bias gradients in cuBLASLt's GEMM epilogue),
-# experiments (all of them).
+# experiments (all of them), gemm_tuned (--linear ops with DS_GEMM_TUNED=1: every GEMM of the linear layers with
+# the fastest algorithm cuBLASLt offers for its shape, timed in the first step), experiments_tuned (both).
 # PROFILE_MODELS="1.5B": one more run of each, profiled over 5 steps after the warm-up (device time per kernel
 # category, the top kernels, the idle time and its largest gaps), per PROFILE_VARIANTS (default: default).
 # SDPA=0 skips sdpa_bench. gemm_bench runs where BUILD_TARGETS built it (GEMM=0 skips it).
@@ -71,6 +72,9 @@ variant_settings() {
     experiments) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1 DS_LINEAR_EPILOGUE=1)
       args_extra=(--linear ops) ;;
     ops_linear) args_extra=(--linear ops) ;;
+    gemm_tuned) env_extra=(DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
+    experiments_tuned) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1
+      DS_LINEAR_EPILOGUE=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     stage[123])
       $tools config examples/gpt2/ds_config_124M.json "$work/cfg_${model}_$variant.json" --micro "$micro" --gas 1 \
         --world 1 --stage "${variant#stage}" --grad-accum-dtype "" --zero-extra ""

@@ -35,17 +35,27 @@ void check_arguments(const at::Tensor& x, const at::Tensor& weight, const at::Te
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Saves x and the weight, as autograd's addmm does.
+// cuBLASLt's GEMMs need every operand contiguous; ATen's take transposed views as they are.
+bool contiguous_rows(const at::Tensor& t) { return t.is_contiguous() && t.size(0) > 0 && t.size(1) > 0; }
+
+// Saves x and the weight, as autograd's addmm does. The bias may be undefined (DS_GEMM_TUNED=1 only).
 class Linear : public torch::autograd::Function<Linear> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& bias) {
-    const at::Tensor x2 = x.reshape({-1, x.size(-1)});
+    const c10::cuda::CUDAGuard guard(x.device());
+    const bool tuned = detail::gemm_tuning_requested();  // the whole layer on one path, decided here
+    const at::Tensor x2 = tuned ? x.reshape({-1, x.size(-1)}).contiguous() : x.reshape({-1, x.size(-1)});
     ctx->save_for_backward({x2, weight});
     ctx->saved_data["shape"] = x.sizes().vec();
+    ctx->saved_data["tuned"] = tuned;
     auto out_shape = x.sizes().vec();
     out_shape.back() = weight.size(0);
-    return at::addmm(bias, x2, weight.t()).view(out_shape);
+    if (tuned && contiguous_rows(x2) && weight.is_contiguous()) {
+      at::Tensor y = at::empty({x2.size(0), weight.size(0)}, x2.options());
+      if (detail::linear_forward(x2, weight, bias, y, detail::LtChoice::kTimed)) return y.view(out_shape);
+    }
+    return (bias.defined() ? at::addmm(bias, x2, weight.t()) : at::mm(x2, weight.t())).view(out_shape);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -53,20 +63,29 @@ class Linear : public torch::autograd::Function<Linear> {
     const at::Tensor& x2 = saved[0];
     const at::Tensor& weight = saved[1];
     const c10::cuda::CUDAGuard guard(x2.device());
+    const bool tuned = ctx->saved_data["tuned"].toBool();
+    const auto choice = tuned ? detail::LtChoice::kTimed : detail::LtChoice::kHeuristic;
     const at::Tensor dy = grad_outputs[0].reshape({-1, weight.size(0)}).contiguous();
+    const bool lt_shapes = contiguous_rows(dy) && contiguous_rows(x2) && weight.is_contiguous();
     at::Tensor dx, dweight, dbias;
-    if (ctx->needs_input_grad(0)) dx = dy.mm(weight).view(ctx->saved_data["shape"].toIntVector());
-    // DS_LINEAR_EPILOGUE=1: both parameter gradients from one cuBLASLt GEMM that sums dy while it reads it.
-    if (ctx->needs_input_grad(1) && ctx->needs_input_grad(2) && x2.is_contiguous() &&
-        detail::linear_epilogue_requested()) {
-      at::Tensor w_grad = at::empty(weight.sizes(), dy.options()), b_grad = at::empty({dy.size(1)}, dy.options());
-      // An empty problem (no rows, or a zero-width layer) is left to the path below, which handles it.
-      if (dy.size(0) > 0 && dy.size(1) > 0 && x2.size(1) > 0 && detail::weight_and_bias_grad(dy, x2, w_grad, b_grad)) {
-        return {dx, w_grad, b_grad};
+    if (ctx->needs_input_grad(0)) {
+      if (tuned && lt_shapes) {
+        dx = at::empty({dy.size(0), weight.size(1)}, dy.options());
+        if (!detail::linear_input_grad(dy, weight, dx, choice)) dx = at::Tensor();
       }
+      if (!dx.defined()) dx = dy.mm(weight);
+      dx = dx.view(ctx->saved_data["shape"].toIntVector());
+    }
+    // DS_LINEAR_EPILOGUE=1 (and DS_GEMM_TUNED=1): both parameter gradients from one cuBLASLt GEMM that sums dy
+    // while it reads it; without a bias, the weight gradient's GEMM alone.
+    const bool has_bias = ctx->needs_input_grad(2);
+    if (ctx->needs_input_grad(1) && lt_shapes && (tuned || (has_bias && detail::linear_epilogue_requested()))) {
+      at::Tensor w_grad = at::empty(weight.sizes(), dy.options());
+      at::Tensor b_grad = has_bias ? at::empty({dy.size(1)}, dy.options()) : at::Tensor();
+      if (detail::weight_and_bias_grad(dy, x2, w_grad, b_grad, choice)) return {dx, w_grad, b_grad};
     }
     if (ctx->needs_input_grad(1)) dweight = dy.t().mm(x2);
-    if (ctx->needs_input_grad(2)) {
+    if (has_bias) {
       const std::int64_t rows = dy.size(0), columns = dy.size(1);
       dbias = at::empty({columns}, dy.options());
       const std::int64_t parts = detail::bias_gelu_backward_parts(rows, columns);
@@ -90,12 +109,30 @@ bool linear_reference_forced() {
   return v != nullptr && std::string(v) == "1";
 }
 
-bool linear_is_fused(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+namespace {
+
+// x, weight and (if defined) bias on one CUDA device, in one dtype the kernels take, with CUDA support built.
+bool on_one_device(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
 #ifdef DS_WITH_CUDA_OPS
   const auto t = x.scalar_type();
-  return bias.defined() && x.is_cuda() && weight.device() == x.device() && bias.device() == x.device() &&
-         (t == at::kBFloat16 || t == at::kHalf || t == at::kFloat) && weight.scalar_type() == t &&
-         bias.scalar_type() == t && !linear_reference_forced();
+  return x.is_cuda() && weight.device() == x.device() && (t == at::kBFloat16 || t == at::kHalf || t == at::kFloat) &&
+         weight.scalar_type() == t && (!bias.defined() || (bias.device() == x.device() && bias.scalar_type() == t)) &&
+         !linear_reference_forced();
+#else
+  (void)x, (void)weight, (void)bias;
+  return false;
+#endif
+}
+
+}  // namespace
+
+bool linear_is_fused(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return bias.defined() && on_one_device(x, weight, bias);
+}
+
+bool linear_is_tuned(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+#ifdef DS_WITH_CUDA_OPS
+  return detail::gemm_tuning_requested() && x.scalar_type() != at::kFloat && on_one_device(x, weight, bias);
 #else
   (void)x, (void)weight, (void)bias;
   return false;
@@ -105,7 +142,7 @@ bool linear_is_fused(const at::Tensor& x, const at::Tensor& weight, const at::Te
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   check_arguments(x, weight, bias);
 #ifdef DS_WITH_CUDA_OPS
-  if (linear_is_fused(x, weight, bias)) return Linear::apply(x, weight, bias);
+  if (linear_is_fused(x, weight, bias) || linear_is_tuned(x, weight, bias)) return Linear::apply(x, weight, bias);
 #endif
   return at::linear(x, weight, bias);
 }

@@ -1,18 +1,34 @@
 #pragma once
-// Internal to ops::linear: the weight gradient with the bias gradient in the GEMM's epilogue (cuBLASLt's
-// BGRADB), so dy is reduced over the rows while the GEMM reads it, not in a pass of its own. Built where
-// cuBLASLt was found (DS_WITH_CUBLASLT); off unless DS_LINEAR_EPILOGUE=1 (an experiment, until measured).
+// Internal to ops::linear: its GEMMs through cuBLASLt (lt_matmul.h), row-major as the layer has them. The weight
+// gradient with the bias gradient in its epilogue (BGRADB) reads dy once for both (DS_LINEAR_EPILOGUE=1); with
+// DS_GEMM_TUNED=1 every GEMM of the layer runs the fastest of the algorithms cuBLASLt offers for its shape,
+// timed the first time the shape is seen. Built where cuBLASLt was found (DS_WITH_CUBLASLT); both switches are
+// experiments, off until measured.
 #include <ATen/core/Tensor.h>
+
+#include "src/ops/lt_matmul.h"
 
 namespace deepspeed::ops::detail {
 
 /// True when DS_LINEAR_EPILOGUE=1 asks for the epilogue (read at each call) and this build has cuBLASLt.
 bool linear_epilogue_requested();
 
-/// dweight [N, K] = dyᵀ·x and dbias [N] = Σ_rows dy in one cuBLASLt call, for dy [M, N] and x [M, K], both
-/// contiguous, on one CUDA device, one dtype of bf16/fp16/fp32 (dweight and dbias: the same dtype, contiguous).
-/// Returns false, having written nothing, when cuBLASLt offers no algorithm for it (the caller then takes its
-/// own path); a failed launch of an algorithm it offered is a JobError. On the current stream.
-bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor& dweight, at::Tensor& dbias);
+/// True when DS_GEMM_TUNED=1 asks for timed algorithm choices (read at each call) and this build has cuBLASLt.
+bool gemm_tuning_requested();
+
+// Each of these takes contiguous tensors on one CUDA device, of one dtype of bf16/fp16/fp32 (the bias too), and
+// returns false, having written nothing, where cuBLASLt offers no algorithm (the caller then takes its own
+// path). On the current stream.
+
+/// y [rows, out] = x [rows, in] · weightᵀ, plus bias [out] in the epilogue when it is defined.
+bool linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& y,
+                    LtChoice choice);
+
+/// dx [rows, in] = dy [rows, out] · weight.
+bool linear_input_grad(const at::Tensor& dy, const at::Tensor& weight, at::Tensor& dx, LtChoice choice);
+
+/// dweight [out, in] = dyᵀ · x and, when dbias is defined, dbias [out] = Σ_rows dy in the same call.
+bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor& dweight, at::Tensor& dbias,
+                          LtChoice choice = LtChoice::kHeuristic);
 
 }  // namespace deepspeed::ops::detail

@@ -1,9 +1,11 @@
 // ops::linear against at::linear under autograd: y, dx and dW equal (the same GEMMs), the bias gradient within
 // the fp32 summation bound bias_gelu's column sums use; bf16/fp16/fp32, a 3-d input, rows that are not a
-// multiple of the kernel's row group, odd widths (element loads), no bias, the switches; the column-sum kernel and
-// (DS_LINEAR_EPILOGUE=1) the cuBLASLt GEMM that sums the bias gradient in its epilogue.
+// multiple of the kernel's row group, odd widths (element loads), no bias, the switches; the column-sum kernel,
+// (DS_LINEAR_EPILOGUE=1) the cuBLASLt GEMM that sums the bias gradient in its epilogue, and (DS_GEMM_TUNED=1) all
+// three GEMMs through cuBLASLt with timed algorithm choices.
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -22,17 +24,17 @@ struct Grads {
   at::Tensor y, dx, dw, db;
 };
 
-Grads run(bool ours, at::ScalarType dtype, std::vector<std::int64_t> shape, std::int64_t out) {
+Grads run(bool ours, at::ScalarType dtype, std::vector<std::int64_t> shape, std::int64_t out, bool bias = true) {
   at::manual_seed(9);
   const auto o = at::TensorOptions().device(at::kCUDA).dtype(dtype);
   at::Tensor x = at::randn(shape, o).requires_grad_(true);
   at::Tensor w = (at::randn({out, shape.back()}, o) * 0.05).detach().requires_grad_(true);
-  at::Tensor b = at::randn({out}, o).requires_grad_(true);
+  at::Tensor b = bias ? at::randn({out}, o).requires_grad_(true) : at::Tensor();
   at::Tensor y = ours ? ops::linear(x, w, b) : at::linear(x, w, b);
   auto dy_shape = shape;
   dy_shape.back() = out;
   y.backward(at::randn(dy_shape, o));
-  return {y.detach(), x.grad(), w.grad(), b.grad()};
+  return {y.detach(), x.grad(), w.grad(), bias ? b.grad() : at::Tensor()};
 }
 
 void check_against_at_linear(const char* path) {
@@ -110,6 +112,51 @@ TEST(Linear, EpilogueGemmGivesTheWeightAndBiasGradients) {
       EXPECT_LE(b_err, dtype == at::kFloat ? 64.0 : 1.0) << c10::toString(dtype) << " rows " << rows;
     }
   }
+}
+
+// DS_GEMM_TUNED=1: the layer's three GEMMs through cuBLASLt with the fastest of the algorithms it offers, with
+// and without a bias. Another algorithm sums in another order, so y, dx and dW are held to at::linear's within a
+// few units in the last place, the bias gradient to the fp32 sums' bound; a second run of the same shapes takes
+// the cached choices and repeats the first bit for bit. On Hopper cuBLASLt must offer GPT-2's shapes.
+TEST(Linear, TunedGemmsMatchAtLinear) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  setenv("DS_GEMM_TUNED", "1", 1);
+  const bool built = ops::detail::gemm_tuning_requested();
+  std::printf("[linear_tuned] %s\n", built ? "built" : "not built (no cuBLASLt header)");
+  if (built && at::cuda::getCurrentDeviceProperties()->major == 9) {
+    const auto o = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+    const at::Tensor x = at::randn({4096, 768}, o), w = at::randn({2304, 768}, o), b = at::randn({2304}, o);
+    at::Tensor y = at::empty({4096, 2304}, o);
+    EXPECT_TRUE(ops::detail::linear_forward(x, w, b, y, ops::detail::LtChoice::kTimed));
+  }
+  for (const auto dtype : {at::kBFloat16, at::kHalf}) {
+    for (const bool bias : {true, false}) {
+      for (const auto& [shape, out] : std::vector<std::pair<std::vector<std::int64_t>, std::int64_t>>{
+               {{4, 1024, 768}, 2304}, {{2, 333, 1600}, 1600}, {{7, 64}, 50}, {{1, 1, 8}, 3}}) {
+        const auto o = at::TensorOptions().device(at::kCUDA).dtype(dtype);
+        const at::Tensor b = bias ? at::empty({out}, o) : at::Tensor();
+        EXPECT_EQ(ops::linear_is_tuned(at::empty(shape, o), at::empty({out, shape.back()}, o), b), built);
+        const Grads first = run(true, dtype, shape, out, bias), again = run(true, dtype, shape, out, bias);
+        const Grads ref = run(false, dtype, shape, out, bias);
+        const std::string label = std::string(c10::toString(dtype)) + (bias ? " bias" : "") + " out " +
+                                  std::to_string(out);
+        const double tol = dtype == at::kBFloat16 ? 2e-2 : 1e-2;
+        EXPECT_TRUE(at::allclose(first.y, ref.y, tol, tol)) << label;
+        EXPECT_TRUE(at::allclose(first.dx, ref.dx, tol, tol)) << label;
+        EXPECT_TRUE(at::allclose(first.dw, ref.dw, tol, tol)) << label;
+        EXPECT_TRUE(at::equal(first.y, again.y) && at::equal(first.dx, again.dx) && at::equal(first.dw, again.dw))
+            << label << ": the cached choice gives the same bits";
+        if (bias) {
+          const double eps = dtype == at::kBFloat16 ? 7.8125e-3 : 9.765625e-4;
+          const at::Tensor exact = ref.db.to(at::kDouble);
+          const double scale = std::max(exact.abs().max().item<double>(), 1.0);
+          EXPECT_LE((first.db.to(at::kDouble) - exact).abs().max().item<double>() / scale / eps, 1.0) << label;
+          EXPECT_TRUE(at::equal(first.db, again.db)) << label;
+        }
+      }
+    }
+  }
+  unsetenv("DS_GEMM_TUNED");
 }
 
 TEST(Linear, WithoutBiasOrUnderTheSwitchIsAtLinear) {

@@ -15,13 +15,20 @@
 /// no cuBLASLt, the column-sum kernel as above. Same bounds: dW as LibTorch's GEMM up to summation order, the
 /// bias gradient summed in fp32 and rounded once.
 ///
+/// DS_GEMM_TUNED=1 (read when the layer runs forward; an experiment, off until measured): bf16/fp16 layers, with
+/// or without a bias, run all three GEMMs (y, dx, and dW with the bias gradient in its epilogue) through
+/// cuBLASLt with the fastest of up to eight algorithms its heuristic offers for each shape, timed on the first
+/// call of the shape (which waits for the device) and cached. Same bounds as the GEMMs above, but an algorithm
+/// chosen by timing can differ between runs, so results are not bitwise reproducible from run to run.
+///
 /// The reference (any device, any dtype, and whenever DS_REFERENCE_LINEAR=1, read at each call) is at::linear.
 
 #include <ATen/core/Tensor.h>
 
 namespace deepspeed::ops {
 
-/// x [*, in], weight [out, in], bias [out] (or undefined: then plain at::linear). One autograd node. The kernel
+/// x [*, in], weight [out, in], bias [out] (or undefined: then plain at::linear, unless DS_GEMM_TUNED=1). One
+/// autograd node. The kernel
 /// path needs x, weight and bias on one CUDA device, one dtype of bf16/fp16/fp32, and CUDA support built
 /// (linear_is_fused). Throws UsageError for mismatched shapes.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
@@ -31,5 +38,9 @@ bool linear_reference_forced();
 
 /// True when linear() takes the column-sum kernel for these arguments.
 bool linear_is_fused(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+
+/// True when linear() runs these arguments' GEMMs with timed algorithm choices (DS_GEMM_TUNED=1, a bf16/fp16
+/// layer on CUDA, a build with cuBLASLt).
+bool linear_is_tuned(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
 
 }  // namespace deepspeed::ops

@@ -1,0 +1,192 @@
+// Compiled out where cuBLASLt's header was not found (nothing calls it then).
+#ifdef DS_WITH_CUBLASLT
+#include "src/ops/lt_matmul.h"
+
+#include <array>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include <ATen/cuda/CUDAContextLight.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "src/ops/cublas_lt.h"
+
+namespace deepspeed::ops::detail {
+namespace {
+
+void check(cublasStatus_t status, const char* what) { check_lt(status, "deepspeed::ops (cuBLASLt GEMM)", what); }
+
+// The matmul descriptor and the three layouts of one problem (the bias pointer is part of the descriptor).
+struct Descriptors {
+  LtOwned<cublasLtMatmulDesc_t> desc;
+  LtOwned<cublasLtMatrixLayout_t> a, b, d;
+
+  Descriptors(const CublasLt& lt, const LtProblem& p)
+      : desc(lt.desc_destroy), a(lt.layout_destroy), b(lt.layout_destroy), d(lt.layout_destroy) {
+    check(lt.desc_create(&desc.handle, CUBLAS_COMPUTE_32F, CUDA_R_32F), "descriptor");
+    const cublasOperation_t op_a = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t op_b = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a), "TRANSA");
+    check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b), "TRANSB");
+    if (p.epilogue != LtProblem::Epilogue::kNone) {
+      const cublasLtEpilogue_t epilogue =
+          p.epilogue == LtProblem::Epilogue::kBias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_BGRADB;
+      check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue), "epilogue");
+      check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof p.bias), "bias pointer");
+      const cudaDataType_t bias_type = cuda_data_type(p.bias_type);
+      check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type),
+            "bias type");
+    }
+    // A layout describes the matrix as stored, before its op.
+    const cudaDataType_t type = cuda_data_type(p.type);
+    check(lt.layout_create(&a.handle, type, p.transpose_a ? p.k : p.m, p.transpose_a ? p.m : p.k, p.lda), "layout A");
+    check(lt.layout_create(&b.handle, type, p.transpose_b ? p.n : p.k, p.transpose_b ? p.k : p.n, p.ldb), "layout B");
+    check(lt.layout_create(&d.handle, type, p.m, p.n, p.ldd), "layout D");
+  }
+};
+
+struct Choice {
+  bool found = false;
+  cublasLtMatmulAlgo_t algo{};
+};
+// (device, ops, m, n, k, leading dimensions, type, epilogue, bias type, alignments of A, B, D and the bias,
+// workspace bytes, choice)
+using Key = std::array<std::int64_t, 18>;
+std::mutex choices_mutex;
+std::map<Key, Choice> choices;
+
+// The algorithms the heuristic offers for the problem, best first (at most `most`).
+std::vector<cublasLtMatmulAlgo_t> offered(const CublasLt& lt, cublasLtHandle_t handle, const Descriptors& ds,
+                                          const LtProblem& p, int most, std::uint64_t workspace_bytes) {
+  LtOwned<cublasLtMatmulPreference_t> preference(lt.preference_destroy);
+  check(lt.preference_create(&preference.handle), "preference");
+  check(lt.preference_set(preference.handle, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+                          sizeof workspace_bytes),
+        "workspace preference");
+  // The heuristic assumes 256-byte aligned buffers unless told: an algorithm chosen for more alignment than a
+  // buffer has may fault.
+  const std::uint32_t align_d = alignment_of(p.d);
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, std::uint32_t> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment_of(p.a)},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment_of(p.b)},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_d},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_d}};
+  for (const auto& [attribute, value] : alignments) {
+    check(lt.preference_set(preference.handle, attribute, &value, sizeof value), "alignment preference");
+  }
+  // Split-K partial sums in fp32 (or none): in place or in the output type they would be rounded to 16 bits
+  // before their last additions.
+  const std::uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+  check(lt.preference_set(preference.handle, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reductions,
+                          sizeof reductions),
+        "reduction preference");
+  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<std::size_t>(most));
+  int count = 0;
+  if (lt.heuristic(handle, ds.desc.handle, ds.a.handle, ds.b.handle, ds.d.handle, ds.d.handle, preference.handle,
+                   most, results.data(), &count) != CUBLAS_STATUS_SUCCESS) {
+    return {};  // the problem not supported at all: the caller's own path
+  }
+  std::vector<cublasLtMatmulAlgo_t> algos;
+  for (int i = 0; i < count; ++i) {
+    if (results[static_cast<std::size_t>(i)].state == CUBLAS_STATUS_SUCCESS) {
+      algos.push_back(results[static_cast<std::size_t>(i)].algo);
+    }
+  }
+  return algos;
+}
+
+struct Launch {
+  const CublasLt& lt;
+  cublasLtHandle_t handle;
+  const Descriptors& ds;
+  const LtProblem& p;
+  void* workspace;
+  std::size_t workspace_bytes;
+  cudaStream_t stream;
+
+  cublasStatus_t operator()(const cublasLtMatmulAlgo_t& algo) const {
+    const float one = 1.0f, zero = 0.0f;
+    return lt.matmul(handle, ds.desc.handle, &one, p.a, ds.a.handle, p.b, ds.b.handle, &zero, p.d, ds.d.handle, p.d,
+                     ds.d.handle, &algo, workspace, workspace_bytes, stream);
+  }
+};
+
+// The fastest of `algos` on this problem's buffers: one untimed launch each, then three timed.
+Choice fastest(const std::vector<cublasLtMatmulAlgo_t>& algos, const Launch& launch) {
+  Choice best;
+  float best_ms = 0.0f;
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  for (const auto& algo : algos) {
+    if (launch(algo) != CUBLAS_STATUS_SUCCESS) continue;  // offered but not launchable here: not a candidate
+    at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
+    start.record(stream);
+    bool launched = true;
+    for (int i = 0; i < 3 && launched; ++i) launched = launch(algo) == CUBLAS_STATUS_SUCCESS;
+    stop.record(stream);
+    stop.synchronize();
+    if (!launched) continue;
+    const float ms = start.elapsed_time(stop);
+    if (!best.found || ms < best_ms) {
+      best.found = true;
+      best.algo = algo;
+      best_ms = ms;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+bool lt_matmul(const LtProblem& p, LtChoice choice) {
+  const CublasLt& lt = cublas_lt();
+  if (!lt.loaded) return false;
+  const cublasLtHandle_t handle = at::cuda::getCurrentCUDABlasLtHandle();
+  const std::size_t workspace_bytes = at::cuda::getCUDABlasLtWorkspaceSize();
+  const Descriptors ds(lt, p);
+  const Launch launch{lt,        handle, ds, p, at::cuda::getCUDABlasLtWorkspace(), workspace_bytes,
+                      c10::cuda::getCurrentCUDAStream().stream()};
+  const Key key{c10::cuda::current_device(),
+                p.transpose_a,
+                p.transpose_b,
+                p.m,
+                p.n,
+                p.k,
+                p.lda,
+                p.ldb,
+                p.ldd,
+                static_cast<std::int64_t>(p.type),
+                static_cast<std::int64_t>(p.epilogue),
+                static_cast<std::int64_t>(p.bias_type),
+                alignment_of(p.a),
+                alignment_of(p.b),
+                alignment_of(p.d),
+                alignment_of(p.bias),
+                static_cast<std::int64_t>(workspace_bytes),
+                static_cast<std::int64_t>(choice)};
+  Choice chosen;
+  {
+    const std::lock_guard<std::mutex> lock(choices_mutex);
+    const auto it = choices.find(key);
+    if (it != choices.end()) {
+      chosen = it->second;
+    } else {
+      const auto algos = offered(lt, handle, ds, p, choice == LtChoice::kTimed ? 8 : 1, workspace_bytes);
+      if (choice == LtChoice::kTimed && algos.size() > 1) {
+        chosen = fastest(algos, launch);
+      } else if (!algos.empty()) {
+        chosen.found = true;
+        chosen.algo = algos.front();
+      }
+      choices.emplace(key, chosen);
+    }
+  }
+  if (!chosen.found) return false;
+  check(launch(chosen.algo), "matmul");
+  return true;
+}
+
+}  // namespace deepspeed::ops::detail
+#endif  // DS_WITH_CUBLASLT

@@ -1,0 +1,41 @@
+#pragma once
+// Internal to deepspeed::ops: one GEMM through cuBLASLt on LibTorch's handle, workspace and current stream, with
+// the algorithm chosen once per problem and cached. Only built where cuBLASLt's header was found
+// (DS_WITH_CUBLASLT); its entry points come from the copy LibTorch loaded (cublas_lt.h).
+#include <cstdint>
+
+#include <c10/core/ScalarType.h>
+
+namespace deepspeed::ops::detail {
+
+/// D = op(A)·op(B), column-major as cuBLASLt counts (D is m × n, op(A) m × k, op(B) k × n; A, B and D of
+/// `type`, fp32 accumulation, beta 0), optionally with an epilogue:
+/// - kBias: D += bias broadcast over the columns (bias [m], `bias_type`, read);
+/// - kBiasGradB: bias [n] = Σ over k of op(B) (written in `bias_type`), the bias gradient of a layer whose
+///   output gradient is op(B).
+struct LtProblem {
+  enum class Epilogue { kNone, kBias, kBiasGradB };
+  bool transpose_a = false, transpose_b = false;
+  std::int64_t m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldd = 0;
+  const void* a = nullptr;
+  const void* b = nullptr;
+  void* d = nullptr;
+  at::ScalarType type = at::kBFloat16;
+  Epilogue epilogue = Epilogue::kNone;
+  void* bias = nullptr;
+  at::ScalarType bias_type = at::kBFloat16;
+};
+
+/// How the algorithm of a problem not seen before is chosen: the heuristic's first, or the fastest of up to
+/// eight it offers, each timed on this call's own buffers (that first call then waits for the device, and the
+/// choice can differ from run to run with the timings, so results are not bitwise reproducible across runs).
+enum class LtChoice { kHeuristic, kTimed };
+
+/// Runs `p` on the current device and stream. Returns false, having written nothing, where cuBLASLt is not
+/// loaded or offers no algorithm for it (the caller then takes its own path); a failed launch of an algorithm
+/// it offered is a JobError. Split-K partial sums are kept in fp32 (or the algorithm splits nothing). The
+/// choice is cached per device, problem, epilogue, the buffers' alignments, the workspace size and `choice`.
+/// Thread-safe; a call that times candidates holds the cache's lock while it waits for them.
+bool lt_matmul(const LtProblem& p, LtChoice choice);
+
+}  // namespace deepspeed::ops::detail
