@@ -3,7 +3,8 @@
 // it times the call LibTorch makes (at::addmm / at::mm: cuBLAS's heuristic's first choice) against every
 // algorithm cuBLASLt's heuristic offers for the same problem, and the weight GEMM with the bias gradient in
 // its epilogue (BGRADB: ops::linear's DS_LINEAR_EPILOGUE=1) against mm + the row sum autograd runs. Every
-// cuBLASLt result is checked against LibTorch's (a wrong layout prints WRONG and is not counted).
+// cuBLASLt result is checked against LibTorch's (a wrong layout prints WRONG and is not counted). The problems are
+// the ones ops::linear hands cuBLASLt (src/ops/linear_epilogue.h), so the checks hold its layouts too.
 //
 //   build/bench/gemm_bench [--models "124M 350M 1.5B"] [--algos 16] [--iters 20]
 #include <cstdio>
@@ -13,12 +14,12 @@
 #include <vector>
 
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContextLight.h>
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAStream.h>
 #include <CLI/CLI.hpp>
 
-#include "src/ops/cublas_lt.h"
+#include "src/ops/linear_epilogue.h"
+#include "src/ops/lt_matmul.h"
 
 namespace {
 
@@ -34,15 +35,8 @@ struct Gemm {
   std::string name;
   std::int64_t rows, cols, inner, per_step;
   std::function<void()> libtorch;  // the call autograd makes
-  // cuBLASLt's column-major view of the same product.
-  cublasOperation_t ta, tb;
-  std::int64_t m, n, k, lda, ldb, ldc;
-  const void *a, *b;
-  void* c;
-  at::Tensor out, expected;
-  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
-  void* bias = nullptr;  // the forward's bias, or where BGRADB writes the bias gradient
-  at::Tensor bias_out, bias_expected;
+  LtProblem problem;               // the same product as ops::linear hands it to cuBLASLt
+  at::Tensor out, expected, bias_out, bias_expected;
 };
 
 double time_ms(const std::function<void()>& fn, int iters) {
@@ -75,59 +69,26 @@ struct LtResult {
 
 // Times every algorithm the heuristic offers for `g` (up to `max_algos`), checking each one's output.
 LtResult time_lt(Gemm& g, int max_algos, int iters) {
-  const CublasLt& lt = cublas_lt();
-  const auto check = [](cublasStatus_t s, const char* what) { check_lt(s, "gemm_bench", what); };
-  const cudaDataType_t type = CUDA_R_16BF;
-  LtOwned<cublasLtMatmulDesc_t> desc(lt.desc_destroy);
-  check(lt.desc_create(&desc.handle, CUBLAS_COMPUTE_32F, CUDA_R_32F), "descriptor");
-  check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_TRANSA, &g.ta, sizeof g.ta), "TRANSA");
-  check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_TRANSB, &g.tb, sizeof g.tb), "TRANSB");
-  check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE, &g.epilogue, sizeof g.epilogue), "epilogue");
-  if (g.bias != nullptr) {
-    check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof g.bias), "bias pointer");
-    check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &type, sizeof type), "bias type");
-  }
-  LtOwned<cublasLtMatrixLayout_t> a(lt.layout_destroy), b(lt.layout_destroy), c(lt.layout_destroy);
-  const bool a_n = g.ta == CUBLAS_OP_N, b_n = g.tb == CUBLAS_OP_N;
-  check(lt.layout_create(&a.handle, type, a_n ? g.m : g.k, a_n ? g.k : g.m, g.lda), "layout A");
-  check(lt.layout_create(&b.handle, type, b_n ? g.k : g.n, b_n ? g.n : g.k, g.ldb), "layout B");
-  check(lt.layout_create(&c.handle, type, g.m, g.n, g.ldc), "layout C");
-  LtOwned<cublasLtMatmulPreference_t> preference(lt.preference_destroy);
-  check(lt.preference_create(&preference.handle), "preference");
-  const std::uint64_t workspace_bytes = at::cuda::getCUDABlasLtWorkspaceSize();
-  check(lt.preference_set(preference.handle, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
-                          sizeof workspace_bytes),
-        "workspace preference");
-  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<std::size_t>(max_algos));
-  const cublasLtHandle_t handle = at::cuda::getCurrentCUDABlasLtHandle();
+  const auto algos = lt_algorithms(g.problem, max_algos);
   LtResult r;
-  if (lt.heuristic(handle, desc.handle, a.handle, b.handle, c.handle, c.handle, preference.handle, max_algos,
-                   results.data(), &r.offered) != CUBLAS_STATUS_SUCCESS) {
-    r.offered = 0;
-  }
-  void* workspace = at::cuda::getCUDABlasLtWorkspace();
-  const float one = 1.0f, zero = 0.0f;
-  for (int i = 0; i < r.offered; ++i) {
-    const auto& algo = results[static_cast<std::size_t>(i)].algo;
-    const auto run = [&] {
-      check(lt.matmul(handle, desc.handle, &one, g.a, a.handle, g.b, b.handle, &zero, g.c, c.handle, g.c, c.handle,
-                      &algo, workspace, workspace_bytes, c10::cuda::getCurrentCUDAStream().stream()),
-            "matmul");
-    };
+  r.offered = static_cast<int>(algos.size());
+  for (std::size_t i = 0; i < algos.size(); ++i) {
+    bool launched = true;
+    const auto run = [&] { launched = lt_run(g.problem, algos[i]) && launched; };
     g.out.zero_();
     run();
     // bf16 outputs of fp32 sums taken in another order: a few units in the last place of the largest value.
-    bool right = relative_error(g.out, g.expected) < 2e-2;
+    bool right = launched && relative_error(g.out, g.expected) < 2e-2;
     if (g.bias_out.defined()) right = right && relative_error(g.bias_out, g.bias_expected) < 2e-2;
     if (!right) {
-      r.wrong = true;
+      r.wrong = r.wrong || launched;
       continue;
     }
     const double ms = time_ms(run, iters);
     if (i == 0) r.first_ms = ms;
     if (r.best_ms < 0 || ms < r.best_ms) {
       r.best_ms = ms;
-      r.best_rank = i + 1;
+      r.best_rank = static_cast<int>(i) + 1;
     }
   }
   return r;
@@ -153,30 +114,26 @@ std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) 
     const at::Tensor x = at::randn({rows, l.in}, opts), w = at::randn({l.out, l.in}, opts) * 0.02,
                      bias = at::randn({l.out}, opts), dy = at::randn({rows, l.out}, opts) * 0.01;
     keep.insert(keep.end(), {x, w, bias, dy});
-    // Forward: y [rows, out] = x·Wᵀ (+ bias). Column-major: yᵀ (out × rows) = W (stored in × out, op T) · xᵀ.
+    // Forward: y [rows, out] = x·Wᵀ (+ bias).
     Gemm f{"fwd " + l.name, rows, l.out, l.in, l.count};
     f.out = at::empty({rows, l.out}, opts);
     if (l.bias_in_addmm) {
       f.libtorch = [x, w, bias, y = f.out]() mutable { at::addmm_out(y, bias, x, w.t()); };
       f.expected = at::addmm(bias, x, w.t());
-      f.epilogue = CUBLASLT_EPILOGUE_BIAS;
-      f.bias = bias.data_ptr();
     } else {
       f.libtorch = [x, w, y = f.out]() mutable { at::mm_out(y, x, w.t()); };
       f.expected = at::mm(x, w.t());
     }
-    f.ta = CUBLAS_OP_T, f.tb = CUBLAS_OP_N, f.m = l.out, f.n = rows, f.k = l.in, f.lda = l.in, f.ldb = l.in,
-    f.ldc = l.out, f.a = w.data_ptr(), f.b = x.data_ptr(), f.c = f.out.data_ptr();
+    f.problem = forward_problem(x, w, l.bias_in_addmm ? bias : at::Tensor(), f.out);
     gemms.push_back(f);
-    // Input gradient: dx [rows, in] = dy·W. Column-major: dxᵀ (in × rows) = W (stored in × out) · dyᵀ.
+    // Input gradient: dx [rows, in] = dy·W.
     Gemm d{"dx  " + l.name, rows, l.in, l.out, l.count};
     d.out = at::empty({rows, l.in}, opts);
     d.libtorch = [dy, w, dx = d.out]() mutable { at::mm_out(dx, dy, w); };
     d.expected = at::mm(dy, w);
-    d.ta = CUBLAS_OP_N, d.tb = CUBLAS_OP_N, d.m = l.in, d.n = rows, d.k = l.out, d.lda = l.in, d.ldb = l.out,
-    d.ldc = l.in, d.a = w.data_ptr(), d.b = dy.data_ptr(), d.c = d.out.data_ptr();
+    d.problem = input_grad_problem(dy, w, d.out);
     gemms.push_back(d);
-    // Weight gradient: dW [out, in] = dyᵀ·x. Column-major: dWᵀ (in × out) = xᵀ · dy (stored out × rows, op T).
+    // Weight gradient: dW [out, in] = dyᵀ·x.
     // Where autograd sums the bias gradient after it (mm + sum), cuBLASLt's BGRADB takes both in one call.
     Gemm g{(l.bias_grad_by_sum ? "dW+db " : "dW  ") + l.name, l.out, l.in, rows, l.count};
     g.out = at::empty({l.out, l.in}, opts);
@@ -188,13 +145,10 @@ std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) 
         at::mm_out(dw, dy.t(), x);
         at::sum_out(db, dy, at::IntArrayRef{0});
       };
-      g.epilogue = CUBLASLT_EPILOGUE_BGRADB;
-      g.bias = g.bias_out.data_ptr();
     } else {
       g.libtorch = [dy, x, dw = g.out]() mutable { at::mm_out(dw, dy.t(), x); };
     }
-    g.ta = CUBLAS_OP_N, g.tb = CUBLAS_OP_T, g.m = l.in, g.n = l.out, g.k = rows, g.lda = l.in, g.ldb = l.out,
-    g.ldc = l.in, g.a = x.data_ptr(), g.b = dy.data_ptr(), g.c = g.out.data_ptr();
+    g.problem = weight_grad_problem(dy, x, g.out, g.bias_out);
     gemms.push_back(g);
   }
   return gemms;
@@ -226,10 +180,6 @@ int main(int argc, char** argv) {
     std::printf("gemm_bench: needs a CUDA device\n");
     return 77;
   }
-  if (!cublas_lt().loaded) {
-    std::printf("gemm_bench: LibTorch has no cuBLASLt loaded\n");
-    return 1;
-  }
   for (const Model* model : models) {
     std::vector<at::Tensor> keep;
     auto gemms = step_gemms(*model, keep);
@@ -247,7 +197,7 @@ int main(int argc, char** argv) {
       libtorch_step += ours * count;
       best_step += best * count;
       first_step += (lt.first_ms > 0 ? lt.first_ms : ours) * count;
-      if (g.epilogue == CUBLASLT_EPILOGUE_BGRADB) {
+      if (g.problem.epilogue == LtProblem::Epilogue::kBiasGradB) {
         epilogue_libtorch += ours * count;
         epilogue_best += (lt.best_ms > 0 ? lt.best_ms : ours) * count;
       }

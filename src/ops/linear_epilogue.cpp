@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <string>
 
+#include <ATen/core/Tensor.h>
+
 namespace deepspeed::ops::detail {
 namespace {
 
@@ -21,12 +23,10 @@ bool switched_on(const char* variable) {
 bool linear_epilogue_requested() { return switched_on("DS_LINEAR_EPILOGUE"); }
 bool gemm_tuning_requested() { return switched_on("DS_GEMM_TUNED"); }
 
-#ifdef DS_WITH_CUBLASLT
 // Row-major [r, c] contiguous is, as cuBLASLt counts (column-major), c × r with leading dimension c: each
 // product below is written transposed, Dᵀ = op(B)ᵀ·op(A)ᵀ, so that no operand moves.
 
-bool linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& y,
-                    LtChoice choice) {
+LtProblem forward_problem(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& y) {
   // yᵀ (out × rows) = W (stored in × out, transposed) · xᵀ (in × rows).
   LtProblem p;
   p.transpose_a = true;
@@ -39,21 +39,20 @@ bool linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Ten
     p.bias = bias.data_ptr();
     p.bias_type = bias.scalar_type();
   }
-  return lt_matmul(p, choice);
+  return p;
 }
 
-bool linear_input_grad(const at::Tensor& dy, const at::Tensor& weight, at::Tensor& dx, LtChoice choice) {
+LtProblem input_grad_problem(const at::Tensor& dy, const at::Tensor& weight, at::Tensor& dx) {
   // dxᵀ (in × rows) = W (stored in × out) · dyᵀ (out × rows).
   LtProblem p;
   p.m = weight.size(1), p.n = dy.size(0), p.k = weight.size(0);
   p.lda = weight.size(1), p.ldb = dy.size(1), p.ldd = weight.size(1);
   p.a = weight.data_ptr(), p.b = dy.data_ptr(), p.d = dx.data_ptr();
   p.type = dy.scalar_type();
-  return lt_matmul(p, choice);
+  return p;
 }
 
-bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor& dweight, at::Tensor& dbias,
-                          LtChoice choice) {
+LtProblem weight_grad_problem(const at::Tensor& dy, const at::Tensor& x, at::Tensor& dweight, at::Tensor& dbias) {
   // dWᵀ (in × out) = xᵀ (in × rows) · dy (stored out × rows, transposed). BGRADB sums op(B) = dy (rows × out)
   // over k = rows: one value per output feature, dbias.
   LtProblem p;
@@ -67,7 +66,22 @@ bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor&
     p.bias = dbias.data_ptr();
     p.bias_type = dbias.scalar_type();
   }
-  return lt_matmul(p, choice);
+  return p;
+}
+
+#ifdef DS_WITH_CUBLASLT
+bool linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& y,
+                    LtChoice choice) {
+  return lt_matmul(forward_problem(x, weight, bias, y), choice);
+}
+
+bool linear_input_grad(const at::Tensor& dy, const at::Tensor& weight, at::Tensor& dx, LtChoice choice) {
+  return lt_matmul(input_grad_problem(dy, weight, dx), choice);
+}
+
+bool weight_and_bias_grad(const at::Tensor& dy, const at::Tensor& x, at::Tensor& dweight, at::Tensor& dbias,
+                          LtChoice choice) {
+  return lt_matmul(weight_grad_problem(dy, x, dweight, dbias), choice);
 }
 #else
 bool linear_forward(const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor&, LtChoice) { return false; }

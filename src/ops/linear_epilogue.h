@@ -20,6 +20,12 @@ bool gemm_tuning_requested();
 // returns false, having written nothing, where cuBLASLt offers no algorithm (the caller then takes its own
 // path). On the current stream.
 
+/// The three products as cuBLASLt problems (row-major tensors written transposed, column-major), the ones the
+/// functions below run; gemm_bench times the same problems algorithm by algorithm.
+LtProblem forward_problem(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& y);
+LtProblem input_grad_problem(const at::Tensor& dy, const at::Tensor& weight, at::Tensor& dx);
+LtProblem weight_grad_problem(const at::Tensor& dy, const at::Tensor& x, at::Tensor& dweight, at::Tensor& dbias);
+
 /// y [rows, out] = x [rows, in] · weightᵀ, plus bias [out] in the epilogue when it is defined.
 bool linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& y,
                     LtChoice choice);

@@ -3,6 +3,7 @@
 #include "src/ops/lt_matmul.h"
 
 #include <array>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -138,16 +139,44 @@ Choice fastest(const std::vector<cublasLtMatmulAlgo_t>& algos, const Launch& lau
   return best;
 }
 
+static_assert(sizeof(cublasLtMatmulAlgo_t) == sizeof(LtAlgorithm), "LtAlgorithm holds one cublasLtMatmulAlgo_t");
+
+Launch launcher(const CublasLt& lt, const Descriptors& ds, const LtProblem& p) {
+  return Launch{lt, at::cuda::getCurrentCUDABlasLtHandle(), ds, p, at::cuda::getCUDABlasLtWorkspace(),
+                at::cuda::getCUDABlasLtWorkspaceSize(), c10::cuda::getCurrentCUDAStream().stream()};
+}
+
 }  // namespace
+
+std::vector<LtAlgorithm> lt_algorithms(const LtProblem& p, int most) {
+  const CublasLt& lt = cublas_lt();
+  if (!lt.loaded) return {};
+  const Descriptors ds(lt, p);
+  std::vector<LtAlgorithm> out;
+  for (const auto& algo : offered(lt, at::cuda::getCurrentCUDABlasLtHandle(), ds, p, most,
+                                  at::cuda::getCUDABlasLtWorkspaceSize())) {
+    LtAlgorithm a;
+    std::memcpy(a.data.data(), &algo, sizeof algo);
+    out.push_back(a);
+  }
+  return out;
+}
+
+bool lt_run(const LtProblem& p, const LtAlgorithm& algorithm) {
+  const CublasLt& lt = cublas_lt();
+  if (!lt.loaded) return false;
+  const Descriptors ds(lt, p);
+  cublasLtMatmulAlgo_t algo;
+  std::memcpy(&algo, algorithm.data.data(), sizeof algo);
+  return launcher(lt, ds, p)(algo) == CUBLAS_STATUS_SUCCESS;
+}
 
 bool lt_matmul(const LtProblem& p, LtChoice choice) {
   const CublasLt& lt = cublas_lt();
   if (!lt.loaded) return false;
-  const cublasLtHandle_t handle = at::cuda::getCurrentCUDABlasLtHandle();
-  const std::size_t workspace_bytes = at::cuda::getCUDABlasLtWorkspaceSize();
   const Descriptors ds(lt, p);
-  const Launch launch{lt,        handle, ds, p, at::cuda::getCUDABlasLtWorkspace(), workspace_bytes,
-                      c10::cuda::getCurrentCUDAStream().stream()};
+  const Launch launch = launcher(lt, ds, p);
+  const std::size_t workspace_bytes = launch.workspace_bytes;
   const Key key{c10::cuda::current_device(),
                 p.transpose_a,
                 p.transpose_b,
@@ -173,7 +202,7 @@ bool lt_matmul(const LtProblem& p, LtChoice choice) {
     if (it != choices.end()) {
       chosen = it->second;
     } else {
-      const auto algos = offered(lt, handle, ds, p, choice == LtChoice::kTimed ? 8 : 1, workspace_bytes);
+      const auto algos = offered(lt, launch.handle, ds, p, choice == LtChoice::kTimed ? 8 : 1, workspace_bytes);
       if (choice == LtChoice::kTimed && algos.size() > 1) {
         chosen = fastest(algos, launch);
       } else if (!algos.empty()) {

@@ -2,7 +2,9 @@
 // Internal to deepspeed::ops: one GEMM through cuBLASLt on LibTorch's handle, workspace and current stream, with
 // the algorithm chosen once per problem and cached. Only built where cuBLASLt's header was found
 // (DS_WITH_CUBLASLT); its entry points come from the copy LibTorch loaded (cublas_lt.h).
+#include <array>
 #include <cstdint>
+#include <vector>
 
 #include <c10/core/ScalarType.h>
 
@@ -30,6 +32,19 @@ struct LtProblem {
 /// eight it offers, each timed on this call's own buffers (that first call then waits for the device, and the
 /// choice can differ from run to run with the timings, so results are not bitwise reproducible across runs).
 enum class LtChoice { kHeuristic, kTimed };
+
+/// One of cuBLASLt's algorithms for a problem (its cublasLtMatmulAlgo_t, held opaquely so that this header
+/// needs no cuBLASLt header).
+struct LtAlgorithm {
+  std::array<std::uint64_t, 8> data{};
+};
+
+/// The algorithms cuBLASLt's heuristic offers for `p` on the current device, best first, at most `most` (none
+/// where cuBLASLt is not loaded or does not support the problem). For measuring them one by one (gemm_bench).
+std::vector<LtAlgorithm> lt_algorithms(const LtProblem& p, int most);
+
+/// Runs `p` with `algorithm` on the current stream; false where cuBLASLt refuses to launch it.
+bool lt_run(const LtProblem& p, const LtAlgorithm& algorithm);
 
 /// Runs `p` on the current device and stream. Returns false, having written nothing, where cuBLASLt is not
 /// loaded or offers no algorithm for it (the caller then takes its own path); a failed launch of an algorithm
