@@ -18,6 +18,16 @@ bool switched_on(const char* variable) {
 #endif
 }
 
+// The epilogue that reads or writes `bias`, where it is defined.
+LtProblem with_bias(LtProblem p, const at::Tensor& bias, LtProblem::Epilogue epilogue) {
+  if (bias.defined()) {
+    p.epilogue = epilogue;
+    p.bias = bias.data_ptr();
+    p.bias_type = bias.scalar_type();
+  }
+  return p;
+}
+
 }  // namespace
 
 bool linear_epilogue_requested() { return switched_on("DS_LINEAR_EPILOGUE"); }
@@ -34,12 +44,7 @@ LtProblem forward_problem(const at::Tensor& x, const at::Tensor& weight, const a
   p.lda = x.size(1), p.ldb = x.size(1), p.ldd = weight.size(0);
   p.a = weight.data_ptr(), p.b = x.data_ptr(), p.d = y.data_ptr();
   p.type = x.scalar_type();
-  if (bias.defined()) {
-    p.epilogue = LtProblem::Epilogue::kBias;
-    p.bias = bias.data_ptr();
-    p.bias_type = bias.scalar_type();
-  }
-  return p;
+  return with_bias(p, bias, LtProblem::Epilogue::kBias);
 }
 
 LtProblem input_grad_problem(const at::Tensor& dy, const at::Tensor& weight, at::Tensor& dx) {
@@ -61,12 +66,7 @@ LtProblem weight_grad_problem(const at::Tensor& dy, const at::Tensor& x, at::Ten
   p.lda = x.size(1), p.ldb = dy.size(1), p.ldd = x.size(1);
   p.a = x.data_ptr(), p.b = dy.data_ptr(), p.d = dweight.data_ptr();
   p.type = dy.scalar_type();
-  if (dbias.defined()) {
-    p.epilogue = LtProblem::Epilogue::kBiasGradB;
-    p.bias = dbias.data_ptr();
-    p.bias_type = dbias.scalar_type();
-  }
-  return p;
+  return with_bias(p, dbias, LtProblem::Epilogue::kBiasGradB);
 }
 
 #ifdef DS_WITH_CUBLASLT
