@@ -4,7 +4,7 @@
 // algorithm cuBLASLt's heuristic offers for the same problem, and the weight GEMM with the bias gradient in
 // its epilogue (BGRADB: ops::linear's DS_LINEAR_EPILOGUE=1) against mm + the row sum autograd runs. Every
 // cuBLASLt result is checked against LibTorch's (a wrong layout prints WRONG and is not counted). The problems are
-// the ones ops::linear hands cuBLASLt (src/ops/linear_epilogue.h), so the checks hold its layouts too.
+// the ones ops::linear hands cuBLASLt (src/ops/linear_gemms.h), so the checks hold its layouts too.
 //
 //   build/bench/gemm_bench [--models "124M 350M 1.5B"] [--algos 16] [--iters 20]
 #include <cstdio>
@@ -18,7 +18,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <CLI/CLI.hpp>
 
-#include "src/ops/linear_epilogue.h"
+#include "src/ops/linear_gemms.h"
 #include "src/ops/lt_matmul.h"
 
 namespace {

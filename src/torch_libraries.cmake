@@ -85,7 +85,7 @@ set_source_files_properties(engine/initialize.cpp PROPERTIES COMPILE_DEFINITIONS
 # ops: kernels for models (fused cross-entropy, residual-add + LayerNorm, bias + GELU) and the attention-backend
 # switch. The CUDA kernels are built when a CUDA compiler and LibTorch with CUDA are both there; otherwise ops
 # fall back to their LibTorch reference.
-ds_library(ds_ops ops/cross_entropy.cpp ops/add_layer_norm.cpp ops/bias_gelu.cpp ops/linear.cpp ops/linear_epilogue.cpp
+ds_library(ds_ops ops/cross_entropy.cpp ops/add_layer_norm.cpp ops/bias_gelu.cpp ops/linear.cpp ops/linear_gemms.cpp
            ops/cublas_lt.cpp ops/lt_matmul.cpp ops/attention.cpp)
 target_link_libraries(ds_ops PUBLIC ds_util torch)
 option(DS_WITH_CUDA_OPS "Build the CUDA kernels of ops/ when a CUDA compiler is found" ON)
@@ -122,7 +122,7 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
   if(DS_CUBLASLT_INCLUDE)
     target_link_libraries(ds_ops PRIVATE ${CMAKE_DL_LIBS})
     # The wheel's include directory holds CUDA's other headers too: only this file sees it.
-    set_source_files_properties(ops/linear_epilogue.cpp ops/cublas_lt.cpp ops/lt_matmul.cpp PROPERTIES COMPILE_DEFINITIONS
+    set_source_files_properties(ops/linear_gemms.cpp ops/cublas_lt.cpp ops/lt_matmul.cpp PROPERTIES COMPILE_DEFINITIONS
                                 DS_WITH_CUBLASLT INCLUDE_DIRECTORIES ${DS_CUBLASLT_INCLUDE})
     message(STATUS "deepspeed.cpp: cuBLASLt epilogues for ops::linear (header in ${DS_CUBLASLT_INCLUDE})")
   endif()

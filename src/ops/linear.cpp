@@ -14,7 +14,7 @@
 
 #include "src/ops/bias_gelu_kernel.h"
 #include "src/ops/launch_support.h"
-#include "src/ops/linear_epilogue.h"
+#include "src/ops/linear_gemms.h"
 #endif
 
 namespace deepspeed::ops {

@@ -15,7 +15,7 @@
 #include <torch/torch.h>
 
 #include "deepspeed/ops/linear.h"
-#include "src/ops/linear_epilogue.h"
+#include "src/ops/linear_gemms.h"
 
 namespace deepspeed {
 namespace {

@@ -1,4 +1,4 @@
-#include "src/ops/linear_epilogue.h"
+#include "src/ops/linear_gemms.h"
 
 #include <cstdlib>
 #include <string>
