@@ -38,9 +38,9 @@ using torch::autograd::variable_list;
 // cuBLASLt's GEMMs need every operand contiguous; ATen's take transposed views as they are.
 bool contiguous_rows(const at::Tensor& t) { return t.is_contiguous() && t.size(0) > 0 && t.size(1) > 0; }
 
-// Saves x and the weight, as autograd's addmm does. The bias may be undefined (DS_GEMM_TUNED=1 only).
-class Linear : public torch::autograd::Function<Linear> {
- public:
+// The layer's forward and backward, shared by the node with a bias and the one without (an autograd node's
+// inputs must all be defined tensors). Saves x and the weight, as autograd's addmm does.
+struct LinearGemms {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& bias) {
     const c10::cuda::CUDAGuard guard(x.device());
@@ -58,7 +58,8 @@ class Linear : public torch::autograd::Function<Linear> {
     return (bias.defined() ? at::addmm(bias, x2, weight.t()) : at::mm(x2, weight.t())).view(out_shape);
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+  // Returns {dx, dweight, dbias}; with_bias: the node has a bias input (its gradient asked for or not).
+  static variable_list backward(AutogradContext* ctx, const variable_list& grad_outputs, bool with_bias) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& x2 = saved[0];
     const at::Tensor& weight = saved[1];
@@ -78,7 +79,7 @@ class Linear : public torch::autograd::Function<Linear> {
     }
     // DS_LINEAR_EPILOGUE=1 (and DS_GEMM_TUNED=1): both parameter gradients from one cuBLASLt GEMM that sums dy
     // while it reads it; without a bias, the weight gradient's GEMM alone.
-    const bool has_bias = ctx->needs_input_grad(2);
+    const bool has_bias = with_bias && ctx->needs_input_grad(2);
     if (ctx->needs_input_grad(1) && lt_shapes && (tuned || (has_bias && detail::linear_epilogue_requested()))) {
       at::Tensor w_grad = at::empty(weight.sizes(), dy.options());
       at::Tensor b_grad = has_bias ? at::empty({dy.size(1)}, dy.options()) : at::Tensor();
@@ -98,6 +99,29 @@ class Linear : public torch::autograd::Function<Linear> {
                            "linear");
     }
     return {dx, dweight, dbias};
+  }
+};
+
+class Linear : public torch::autograd::Function<Linear> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const at::Tensor& bias) {
+    return LinearGemms::forward(ctx, x, weight, bias);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    return LinearGemms::backward(ctx, grad_outputs, /*with_bias=*/true);
+  }
+};
+
+// DS_GEMM_TUNED=1 only: a layer without a bias.
+class LinearWithoutBias : public torch::autograd::Function<LinearWithoutBias> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight) {
+    return LinearGemms::forward(ctx, x, weight, at::Tensor());
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    auto grads = LinearGemms::backward(ctx, grad_outputs, /*with_bias=*/false);
+    return {grads[0], grads[1]};
   }
 };
 #endif
@@ -142,7 +166,9 @@ bool linear_is_tuned(const at::Tensor& x, const at::Tensor& weight, const at::Te
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   check_arguments(x, weight, bias);
 #ifdef DS_WITH_CUDA_OPS
-  if (linear_is_fused(x, weight, bias) || linear_is_tuned(x, weight, bias)) return Linear::apply(x, weight, bias);
+  if (linear_is_fused(x, weight, bias) || linear_is_tuned(x, weight, bias)) {
+    return bias.defined() ? Linear::apply(x, weight, bias) : LinearWithoutBias::apply(x, weight);
+  }
 #endif
   return at::linear(x, weight, bias);
 }

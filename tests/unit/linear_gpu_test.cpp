@@ -120,7 +120,10 @@ TEST(Linear, EpilogueGemmGivesTheWeightAndBiasGradients) {
 // the cached choices and repeats the first bit for bit. On Hopper cuBLASLt must offer GPT-2's shapes.
 TEST(Linear, TunedGemmsMatchAtLinear) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  setenv("DS_GEMM_TUNED", "1", 1);
+  struct Switch {  // unset however the test ends, so the tests after it run without it
+    Switch() { setenv("DS_GEMM_TUNED", "1", 1); }
+    ~Switch() { unsetenv("DS_GEMM_TUNED"); }
+  } on;
   const bool built = ops::detail::gemm_tuning_requested();
   std::printf("[linear_tuned] %s\n", built ? "built" : "not built (no cuBLASLt header)");
   if (built && at::cuda::getCurrentDeviceProperties()->major == 9) {
@@ -156,7 +159,6 @@ TEST(Linear, TunedGemmsMatchAtLinear) {
       }
     }
   }
-  unsetenv("DS_GEMM_TUNED");
 }
 
 TEST(Linear, WithoutBiasOrUnderTheSwitchIsAtLinear) {
