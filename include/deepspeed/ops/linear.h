@@ -9,13 +9,13 @@
 /// epilogue, dx = dy·W, dW = dyᵀ·x). The bias gradient is Σ_rows dy in fp32, rounded once to the bias's
 /// dtype, as LibTorch's sum; only the order of the fp32 additions differs.
 ///
-/// DS_LINEAR_EPILOGUE=1 (read at each call; an experiment, off until measured): the weight and bias gradients
+/// DS_LINEAR_EPILOGUE=1 (read at each call; an experiment, off: no gain measured on an H200): the weight and bias gradients
 /// come from one cuBLASLt GEMM whose epilogue sums dy over the rows while the GEMM reads it (BGRADB), so the
 /// bias gradient costs no pass of its own; where cuBLASLt offers no algorithm for the shape, or the build has
 /// no cuBLASLt, the column-sum kernel as above. Same bounds: dW as LibTorch's GEMM up to summation order, the
 /// bias gradient summed in fp32 and rounded once.
 ///
-/// DS_GEMM_TUNED=1 (read when the layer runs forward; an experiment, off until measured): bf16/fp16 layers, with
+/// DS_GEMM_TUNED=1 (read when the layer runs forward; opt-in, +0.7-1.9 % of a GPT-2 step on an H200): bf16/fp16 layers, with
 /// or without a bias, run all three GEMMs (y, dx, and dW with the bias gradient in its epilogue) through
 /// cuBLASLt with the fastest of up to eight algorithms its heuristic offers for each shape, timed on the first
 /// call of the shape (which waits for the device) and cached. Same bounds as the GEMMs above, but an algorithm
