@@ -2,6 +2,7 @@
 #ifdef DS_WITH_CUBLASLT
 #include "src/ops/lt_matmul.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <map>
@@ -115,25 +116,43 @@ struct Launch {
   }
 };
 
-// The fastest of `algos` on this problem's buffers: one untimed launch each, then three timed.
+// The fastest of `algos` on this problem's buffers. Each is launched once untimed, then all are timed one launch
+// at a time in interleaved rounds, so that a clock still ramping up (this runs in the first step) or another
+// drift weighs on every candidate alike rather than on the first ones; each is judged by its median round.
 Choice fastest(const std::vector<cublasLtMatmulAlgo_t>& algos, const Launch& launch) {
-  Choice best;
-  float best_ms = 0.0f;
-  const auto stream = c10::cuda::getCurrentCUDAStream();
+  constexpr int kRounds = 5;
+  std::vector<cublasLtMatmulAlgo_t> runnable;
   for (const auto& algo : algos) {
-    if (launch(algo) != CUBLAS_STATUS_SUCCESS) continue;  // offered but not launchable here: not a candidate
-    at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
-    start.record(stream);
-    bool launched = true;
-    for (int i = 0; i < 3 && launched; ++i) launched = launch(algo) == CUBLAS_STATUS_SUCCESS;
-    stop.record(stream);
-    stop.synchronize();
-    if (!launched) continue;
-    const float ms = start.elapsed_time(stop);
-    if (!best.found || ms < best_ms) {
+    if (launch(algo) == CUBLAS_STATUS_SUCCESS) runnable.push_back(algo);  // offered but refused: not a candidate
+  }
+  Choice best;
+  if (runnable.empty()) return best;
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  std::vector<at::cuda::CUDAEvent> marks;
+  marks.reserve(runnable.size() * kRounds * 2);
+  std::vector<char> launched(runnable.size(), 1);
+  for (int round = 0; round < kRounds; ++round) {
+    for (std::size_t i = 0; i < runnable.size(); ++i) {
+      marks.emplace_back(cudaEventDefault).record(stream);
+      launched[i] = launched[i] && launch(runnable[i]) == CUBLAS_STATUS_SUCCESS;
+      marks.emplace_back(cudaEventDefault).record(stream);
+    }
+  }
+  marks.back().synchronize();
+  float best_ms = 0.0f;
+  for (std::size_t i = 0; i < runnable.size(); ++i) {
+    if (!launched[i]) continue;
+    std::vector<float> ms;
+    for (int round = 0; round < kRounds; ++round) {
+      const std::size_t at = (static_cast<std::size_t>(round) * runnable.size() + i) * 2;
+      ms.push_back(marks[at].elapsed_time(marks[at + 1]));
+    }
+    std::nth_element(ms.begin(), ms.begin() + kRounds / 2, ms.end());
+    const float median = ms[kRounds / 2];
+    if (!best.found || median < best_ms) {
       best.found = true;
-      best.algo = algo;
-      best_ms = ms;
+      best.algo = runnable[i];
+      best_ms = median;
     }
   }
   return best;

@@ -28,8 +28,8 @@ struct LtProblem {
   at::ScalarType bias_type = at::kBFloat16;
 };
 
-/// How the algorithm of a problem not seen before is chosen: the heuristic's first, or the fastest of up to
-/// eight it offers, each timed on this call's own buffers (that first call then waits for the device, and the
+/// How the algorithm of a problem not seen before is chosen: the heuristic's first, or the fastest (median of
+/// five interleaved rounds) of up to eight it offers, timed on this call's own buffers (that first call then waits for the device, and the
 /// choice can differ from run to run with the timings, so results are not bitwise reproducible across runs).
 enum class LtChoice { kHeuristic, kTimed };
 
