@@ -19,6 +19,7 @@
 
 #include "deepspeed/util/error.h"
 #include "deepspeed/util/strings.h"
+#include "src/util/env.h"
 
 namespace deepspeed::checkpoint {
 
@@ -217,8 +218,7 @@ std::string resolve_tag_dir(const std::string& load_dir, const std::string& tag)
 }
 
 void fault_point(const char* where, int rank) {
-  const char* fault = std::getenv("DS_CHECKPOINT_FAULT");
-  if (fault && std::string(fault) == cat(where, ":", rank)) std::_Exit(9);
+  if (util::env_is("DS_CHECKPOINT_FAULT", cat(where, ":", rank).c_str())) std::_Exit(9);
 }
 
 }  // namespace deepspeed::checkpoint

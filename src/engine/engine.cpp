@@ -1,9 +1,7 @@
 #include "deepspeed/engine/engine.h"
 
 #include <cmath>
-#include <cstdlib>
 #include <exception>
-#include <string_view>
 
 #include <ATen/ATen.h>
 #include <c10/core/Event.h>
@@ -14,6 +12,7 @@
 #include "deepspeed/util/logging.h"
 #include "src/engine/checkpoint_parts.h"
 #include "src/engine/engine_impl.h"
+#include "src/util/env.h"
 
 namespace deepspeed {
 
@@ -184,8 +183,7 @@ bool EngineImpl::clip_on_device(const std::vector<at::Tensor>& grads) {
   if (c.fp16.enabled) return false;  // skipping a step for an overflow is the host's decision
   // DS_HOST_GRAD_NORM=1 (read at each step): the norm read to the host before the update, as DeepSpeed does,
   // so a measurement can tell what the wait costs (and a run can step around the device path).
-  const char* host_norm = std::getenv("DS_HOST_GRAD_NORM");
-  if (host_norm && std::string_view(host_norm) == "1") return false;
+  if (util::env_is("DS_HOST_GRAD_NORM")) return false;
   at::NoGradGuard no_grad;
   auto squared = parts_.zero->device_squared_gradient_norm(
       grads, [](const std::vector<at::Tensor>& t) { return optim::squared_l2_norm_tensor(t); });

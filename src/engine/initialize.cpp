@@ -18,6 +18,7 @@
 #include "deepspeed/zero/strategy.h"
 #include "src/engine/engine_impl.h"
 #include "src/engine/module_sync.h"
+#include "src/util/env.h"
 
 #ifndef DS_GIT_HASH
 #define DS_GIT_HASH "unknown"
@@ -75,8 +76,7 @@ void use_offload_optimizer(const config::Config& c, const std::shared_ptr<optim:
                            zero::Strategy& layout) {
   // DS_REFERENCE_OFFLOAD_STEP=1: the reference the tests hold the pipelined update to — ‖g‖² in one pass at
   // step time, each host shard updated whole by optimizer.step() after backward.
-  const char* reference_env = std::getenv("DS_REFERENCE_OFFLOAD_STEP");
-  const bool reference = reference_env && std::string(reference_env) == "1";
+  const bool reference = util::env_is("DS_REFERENCE_OFFLOAD_STEP");
   // Clipping and fp16's overflow check need ‖g‖²: the host chunks' share is summed as they land. Beside
   // super_offload's speculative updates it gets the threads those leave (cpuadam_cores_perc): both at full
   // count oversubscribe the cores while backward goes on.
@@ -86,9 +86,8 @@ void use_offload_optimizer(const config::Config& c, const std::shared_ptr<optim:
     const int norm_threads = speculates ? threads.norm : 0;
     // On a GPU each chunk's share is summed on the device before it crosses (bit-identical, and no host
     // bandwidth taken from the CPU Adam pass); DS_HOST_GRAD_NORM=1 keeps it on the host (for measurements).
-    const char* host_env = std::getenv("DS_HOST_GRAD_NORM");
     zero::DeviceSquaredSum on_device;
-    if (optim::device_squared_sum_available() && !(host_env && std::string(host_env) == "1")) {
+    if (optim::device_squared_sum_available() && !util::env_is("DS_HOST_GRAD_NORM")) {
       on_device = [](const at::Tensor& t) { return optim::device_squared_sum(t); };
     }
     layout.track_host_norms(

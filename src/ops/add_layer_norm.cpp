@@ -1,6 +1,5 @@
 #include "deepspeed/ops/add_layer_norm.h"
 
-#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -8,6 +7,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "deepspeed/util/error.h"
+#include "src/util/env.h"
 
 #ifdef DS_WITH_CUDA_OPS
 #include <c10/cuda/CUDAGuard.h>
@@ -204,8 +204,7 @@ std::pair<at::Tensor, at::Tensor> apply(const at::Tensor& residual, const at::Te
 }  // namespace
 
 bool add_layer_norm_reference_forced() {
-  const char* v = std::getenv("DS_REFERENCE_ADD_LAYER_NORM");
-  return v != nullptr && std::string(v) == "1";
+  return util::env_is("DS_REFERENCE_ADD_LAYER_NORM");
 }
 
 bool add_layer_norm_is_fused(const at::Tensor& residual, const at::Tensor& branch, const at::Tensor& weight,

@@ -4,14 +4,13 @@
 #include "src/ops/add_layer_norm_kernel.h"
 #include "src/ops/add_layer_norm_rows.cuh"
 #include "src/ops/cuda_convert.cuh"
+#include "src/util/env.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <string>
 #include <type_traits>
 
 namespace deepspeed::ops::detail {
@@ -212,8 +211,7 @@ __global__ void __launch_bounds__(kFoldColumns* kFoldLanes)
 // DS_ADD_LAYER_NORM_PIPELINED=1: the backward with dh_out prefetched and one reduction per row (off until
 // measured; without a branch bias, the case GPT-2 runs). Read at every launch, as the ops' other switches are.
 bool pipelined() {
-  const char* v = std::getenv("DS_ADD_LAYER_NORM_PIPELINED");
-  return v != nullptr && std::string(v) == "1";
+  return util::env_is("DS_ADD_LAYER_NORM_PIPELINED");
 }
 
 template <typename T, typename P>

@@ -1,12 +1,12 @@
 #include "deepspeed/ops/bias_gelu.h"
 
-#include <cstdlib>
 #include <string>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "deepspeed/util/error.h"
+#include "src/util/env.h"
 
 #ifdef DS_WITH_CUDA_OPS
 #include <c10/cuda/CUDAGuard.h>
@@ -84,8 +84,7 @@ class BiasGelu : public torch::autograd::Function<BiasGelu> {
 }  // namespace
 
 bool bias_gelu_reference_forced() {
-  const char* v = std::getenv("DS_REFERENCE_BIAS_GELU");
-  return v != nullptr && std::string(v) == "1";
+  return util::env_is("DS_REFERENCE_BIAS_GELU");
 }
 
 bool bias_gelu_is_fused(const at::Tensor& x, const at::Tensor& bias) {

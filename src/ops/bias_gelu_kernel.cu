@@ -4,11 +4,10 @@
 // activation of the block. Memory-bound; 16-byte loads and stores where the row length and pointers allow.
 #include "src/ops/bias_gelu_kernel.h"
 #include "src/ops/cuda_convert.cuh"
+#include "src/util/env.h"
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <string>
 
 namespace deepspeed::ops::detail {
 namespace {
@@ -147,8 +146,7 @@ std::int64_t column_tiles(std::int64_t columns, int vec) { return (columns + kLa
 // flight per thread, more registers per thread).
 // Read at every launch, as the ops' other switches are.
 bool unrolled() {
-  const char* v = std::getenv("DS_BIAS_GELU_UNROLL");
-  return v != nullptr && std::string(v) == "4";
+  return util::env_is("DS_BIAS_GELU_UNROLL", "4");
 }
 
 template <typename T, typename P>

@@ -1,12 +1,12 @@
 #include "deepspeed/ops/cross_entropy.h"
 
-#include <cstdlib>
 #include <string>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "deepspeed/util/error.h"
+#include "src/util/env.h"
 
 #ifdef DS_WITH_CUDA_OPS
 #include <c10/cuda/CUDAGuard.h>
@@ -86,8 +86,7 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
 }  // namespace
 
 bool cross_entropy_reference_forced() {
-  const char* v = std::getenv("DS_REFERENCE_CROSS_ENTROPY");
-  return v != nullptr && std::string(v) == "1";
+  return util::env_is("DS_REFERENCE_CROSS_ENTROPY");
 }
 
 at::Tensor cross_entropy_reference(const at::Tensor& logits, const at::Tensor& targets) {

@@ -4,17 +4,16 @@
 // shared memory between the passes (DS_CROSS_ENTROPY_STAGED=1, below).
 #include "src/ops/cross_entropy_kernel.h"
 #include "src/ops/cuda_convert.cuh"
+#include "src/util/env.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <string>
 
 namespace deepspeed::ops::detail {
 namespace {
@@ -142,8 +141,7 @@ __global__ void __launch_bounds__(kThreads)
 constexpr std::int64_t kStagedRowBytes = 112 * 1024;
 
 bool staged_requested() {
-  const char* v = std::getenv("DS_CROSS_ENTROPY_STAGED");
-  return v != nullptr && std::string(v) == "1";
+  return util::env_is("DS_CROSS_ENTROPY_STAGED");
 }
 
 // Whether the staged forward for T can launch with `bytes` of dynamic shared memory on the current device. The

@@ -1,5 +1,5 @@
 #pragma once
-// Internal to deepspeed::ops (and the GEMM bench): cuBLASLt's entry points, taken at run time from the copy
+// Internal to deepspeed::ops (lt_matmul.cpp): cuBLASLt's entry points, taken at run time from the copy
 // LibTorch already loaded (dlopen with RTLD_NOLOAD) rather than linked: a copy of our own could map a library of
 // another version under the same soname in LibTorch's place. Only built where cuBLASLt's header was found
 // (DS_WITH_CUBLASLT, src/torch_libraries.cmake).

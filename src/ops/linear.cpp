@@ -1,12 +1,12 @@
 #include "deepspeed/ops/linear.h"
 
-#include <cstdlib>
 #include <string>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "deepspeed/util/error.h"
+#include "src/util/env.h"
 
 #ifdef DS_WITH_CUDA_OPS
 #include <c10/cuda/CUDAGuard.h>
@@ -129,8 +129,7 @@ class LinearWithoutBias : public torch::autograd::Function<LinearWithoutBias> {
 }  // namespace
 
 bool linear_reference_forced() {
-  const char* v = std::getenv("DS_REFERENCE_LINEAR");
-  return v != nullptr && std::string(v) == "1";
+  return util::env_is("DS_REFERENCE_LINEAR");
 }
 
 namespace {

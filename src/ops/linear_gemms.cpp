@@ -1,7 +1,6 @@
 #include "src/ops/linear_gemms.h"
+#include "src/util/env.h"
 
-#include <cstdlib>
-#include <string>
 
 #include <ATen/core/Tensor.h>
 
@@ -10,8 +9,7 @@ namespace {
 
 bool switched_on(const char* variable) {
 #ifdef DS_WITH_CUBLASLT
-  const char* v = std::getenv(variable);
-  return v != nullptr && std::string(v) == "1";
+  return util::env_is(variable);
 #else
   (void)variable;
   return false;

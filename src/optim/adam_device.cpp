@@ -12,6 +12,7 @@
 
 #include "deepspeed/util/error.h"
 #include "src/optim/adam_internal.h"
+#include "src/util/env.h"
 
 #ifdef DS_WITH_CUDA_ADAM
 #include <c10/cuda/CUDAGuard.h>
@@ -23,8 +24,7 @@
 namespace deepspeed::optim {
 
 bool reference_adam_requested() {
-  const char* v = std::getenv("DS_REFERENCE_ADAM");
-  return v != nullptr && std::string(v) == "1";
+  return util::env_is("DS_REFERENCE_ADAM");
 }
 
 #ifdef DS_WITH_CUDA_ADAM

@@ -7,6 +7,7 @@
 #include "deepspeed/zero/init.h"
 #include "deepspeed/zero/memory_estimate.h"
 #include "src/zero/strategies.h"
+#include "src/util/env.h"
 
 namespace deepspeed::zero {
 
@@ -59,8 +60,7 @@ std::optional<std::size_t> reductions_in_flight_requested() {
 }
 
 bool reference_reducer_requested() {
-  const char* reference = std::getenv("DS_REFERENCE_REDUCER");
-  return reference && std::string(reference) == "1";
+  return util::env_is("DS_REFERENCE_REDUCER");
 }
 
 }  // namespace
