@@ -86,7 +86,7 @@ set_source_files_properties(engine/initialize.cpp PROPERTIES COMPILE_DEFINITIONS
 # switch. The CUDA kernels are built when a CUDA compiler and LibTorch with CUDA are both there; otherwise ops
 # fall back to their LibTorch reference.
 ds_library(ds_ops ops/cross_entropy.cpp ops/add_layer_norm.cpp ops/bias_gelu.cpp ops/linear.cpp ops/linear_gemms.cpp
-           ops/cublas_lt.cpp ops/lt_matmul.cpp ops/attention.cpp)
+           ops/cublas_lt.cpp ops/lt_matmul.cpp ops/gelu_mlp.cpp ops/attention.cpp)
 target_link_libraries(ds_ops PUBLIC ds_util torch)
 option(DS_WITH_CUDA_OPS "Build the CUDA kernels of ops/ when a CUDA compiler is found" ON)
 include(CheckLanguage)
@@ -124,6 +124,8 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
     # The wheel's include directory holds CUDA's other headers too: only this file sees it.
     set_source_files_properties(ops/linear_gemms.cpp ops/cublas_lt.cpp ops/lt_matmul.cpp PROPERTIES COMPILE_DEFINITIONS
                                 DS_WITH_CUBLASLT INCLUDE_DIRECTORIES ${DS_CUBLASLT_INCLUDE})
+    # ops::gelu_mlp calls lt_matmul (no cuBLASLt header needed).
+    set_source_files_properties(ops/gelu_mlp.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUBLASLT)
     message(STATUS "deepspeed.cpp: cuBLASLt epilogues for ops::linear (header in ${DS_CUBLASLT_INCLUDE})")
   endif()
   # The gradient norm's device kernel (summing in the host's order, for ZeRO-Offload's landing gradients) and

@@ -17,9 +17,13 @@
 # (DS_ADD_LAYER_NORM_PIPELINED=1: the LayerNorm backward with dh_out prefetched, one reduction per row),
 # linear_epilogue (--linear ops with DS_LINEAR_EPILOGUE=1: the bias gradients in cuBLASLt's GEMM epilogue),
 # experiments (all of them), gemm_tuned (--linear ops with DS_GEMM_TUNED=1: every GEMM of the linear layers with
-# the fastest algorithm cuBLASLt offers for its shape, timed in the first step), experiments_tuned (both).
+# the fastest algorithm cuBLASLt offers for its shape, timed in the first step), experiments_tuned (both),
+# mlp_epilogue (DS_MLP_EPILOGUE=1: the MLP as ops::gelu_mlp, bias and GELU in cuBLASLt's GEMM epilogues),
+# mlp_epilogue_tuned (that with gemm_tuned).
 # PROFILE_MODELS="1.5B": one more run of each, profiled over 5 steps after the warm-up (device time per kernel
 # category, the top kernels, the idle time and its largest gaps), per PROFILE_VARIANTS (default: default).
+# TRACE=1: those runs also write a Chrome trace, read by bench/trace_gaps.py (which host operator launched the
+# work after each idle gap and each memset; the host calls that wait for the device); the trace comes back gzipped.
 # SDPA=0 skips sdpa_bench. gemm_bench runs where BUILD_TARGETS built it (GEMM=0 skips it).
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
@@ -73,6 +77,8 @@ variant_settings() {
       args_extra=(--linear ops) ;;
     ops_linear) args_extra=(--linear ops) ;;
     gemm_tuned) env_extra=(DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
+    mlp_epilogue) env_extra=(DS_MLP_EPILOGUE=1) ;;
+    mlp_epilogue_tuned) env_extra=(DS_MLP_EPILOGUE=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     experiments_tuned) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1
       DS_LINEAR_EPILOGUE=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     stage[123])
@@ -118,8 +124,15 @@ for model in ${PROFILE_MODELS:-}; do
     env "${env_extra[@]}" build-dev/bin/deepspeed --num_gpus 1 --master_port $port build-dev/examples/gpt2 \
       --deepspeed_config "$cfg" --model "$model" --seq_len 1024 --max-steps $((warm + 5)) \
       --log-interval 5 --warmup-steps "$warm" --profile-steps 5 --data "$work/tokens.bin" --data-format uint16 \
-      "${args_extra[@]}" >"$out/profile_${model}_$variant.log" 2>&1
+      "${args_extra[@]}" ${TRACE:+--profile-trace "$work/trace_${model}_$variant.json"} \
+      >"$out/profile_${model}_$variant.log" 2>&1
     stamp "profile $model $variant: exit $?"
+    if [ -n "${TRACE:-}" ] && [ -f "$work/trace_${model}_$variant.json" ]; then
+      python3 bench/trace_gaps.py "$work/trace_${model}_$variant.json" >"$out/gaps_${model}_$variant.txt" 2>&1
+      head -80 "$out/gaps_${model}_$variant.txt"
+      gzip -c "$work/trace_${model}_$variant.json" >"$work/trace.json.gz"
+      [ "$(stat -c %s "$work/trace.json.gz")" -lt 15000000 ] && mv "$work/trace.json.gz" "$out/trace_${model}_$variant.json.gz"
+    fi
     grep -vE "^\[|^step|^\{" "$out/profile_${model}_$variant.log" | head -60
   done
 done

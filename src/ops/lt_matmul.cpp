@@ -21,6 +21,17 @@ namespace {
 
 void check(cublasStatus_t status, const char* what) { check_lt(status, "deepspeed::ops (cuBLASLt GEMM)", what); }
 
+cublasLtEpilogue_t epilogue_of(LtProblem::Epilogue e) {
+  switch (e) {
+    case LtProblem::Epilogue::kBias: return CUBLASLT_EPILOGUE_BIAS;
+    case LtProblem::Epilogue::kBiasGradB: return CUBLASLT_EPILOGUE_BGRADB;
+    case LtProblem::Epilogue::kGeluAuxBias: return CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
+    case LtProblem::Epilogue::kDGeluBGrad: return CUBLASLT_EPILOGUE_DGELU_BGRAD;
+    case LtProblem::Epilogue::kNone: break;
+  }
+  return CUBLASLT_EPILOGUE_DEFAULT;
+}
+
 // The matmul descriptor and the three layouts of one problem (the bias pointer is part of the descriptor).
 struct Descriptors {
   LtOwned<cublasLtMatmulDesc_t> desc;
@@ -34,13 +45,16 @@ struct Descriptors {
     check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a), "TRANSA");
     check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b), "TRANSB");
     if (p.epilogue != LtProblem::Epilogue::kNone) {
-      const cublasLtEpilogue_t epilogue =
-          p.epilogue == LtProblem::Epilogue::kBias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_BGRADB;
+      const cublasLtEpilogue_t epilogue = epilogue_of(p.epilogue);
       check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue), "epilogue");
       check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof p.bias), "bias pointer");
       const cudaDataType_t bias_type = cuda_data_type(p.bias_type);
       check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type),
             "bias type");
+    }
+    if (p.epilogue == LtProblem::Epilogue::kGeluAuxBias || p.epilogue == LtProblem::Epilogue::kDGeluBGrad) {
+      check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &p.aux, sizeof p.aux), "aux pointer");
+      check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &p.ldaux, sizeof p.ldaux), "aux ld");
     }
     // A layout describes the matrix as stored, before its op.
     const cudaDataType_t type = cuda_data_type(p.type);
@@ -54,9 +68,9 @@ struct Choice {
   bool found = false;
   cublasLtMatmulAlgo_t algo{};
 };
-// (device, ops, m, n, k, leading dimensions, type, epilogue, bias type, alignments of A, B, D and the bias,
-// workspace bytes, choice)
-using Key = std::array<std::int64_t, 18>;
+// (device, ops, m, n, k, leading dimensions, type, epilogue, bias type, alignments of A, B, D, the bias and
+// aux, aux's leading dimension, workspace bytes, choice)
+using Key = std::array<std::int64_t, 20>;
 std::mutex choices_mutex;
 std::map<Key, Choice> choices;
 
@@ -212,6 +226,8 @@ bool lt_matmul(const LtProblem& p, LtChoice choice) {
                 alignment_of(p.b),
                 alignment_of(p.d),
                 alignment_of(p.bias),
+                alignment_of(p.aux),
+                p.ldaux,
                 static_cast<std::int64_t>(workspace_bytes),
                 static_cast<std::int64_t>(choice)};
   Choice chosen;

@@ -14,9 +14,14 @@ namespace deepspeed::ops::detail {
 /// `type`, fp32 accumulation, beta 0), optionally with an epilogue:
 /// - kBias: D += bias broadcast over the columns (bias [m], `bias_type`, read);
 /// - kBiasGradB: bias [n] = Σ over k of op(B) (written in `bias_type`), the bias gradient of a layer whose
-///   output gradient is op(B).
+///   output gradient is op(B);
+/// - kGeluAuxBias: aux = D + bias, then D = gelu_tanh(aux) (aux m × n of `type`, leading dimension ldaux ≥ m and
+///   a multiple of 8, written; bias [m] read): an MLP's first layer, keeping GELU's input for backward;
+/// - kDGeluBGrad: D = (op(A)·op(B)) ⊙ gelu_tanh'(aux) (aux read) and bias [m] = Σ over the columns of that D
+///   (written): the gradient at GELU's input and the first layer's bias gradient, from the second layer's
+///   input-gradient GEMM.
 struct LtProblem {
-  enum class Epilogue { kNone, kBias, kBiasGradB };
+  enum class Epilogue { kNone, kBias, kBiasGradB, kGeluAuxBias, kDGeluBGrad };
   bool transpose_a = false, transpose_b = false;
   std::int64_t m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldd = 0;
   const void* a = nullptr;
@@ -26,6 +31,8 @@ struct LtProblem {
   Epilogue epilogue = Epilogue::kNone;
   void* bias = nullptr;
   at::ScalarType bias_type = at::kBFloat16;
+  void* aux = nullptr;
+  std::int64_t ldaux = 0;
 };
 
 /// How the algorithm of a problem not seen before is chosen: the heuristic's first, or the fastest (median of
