@@ -83,7 +83,8 @@ MlpImpl::MlpImpl(const GPTConfig& c) : ops_linear_(c.ops_linear) {
 // c_fc's GEMM runs without its bias; deepspeed::ops::bias_gelu adds it and applies GELU in one pass, and in
 // backward sums the bias gradient while it writes GELU's input gradient (fused on CUDA; the reference
 // elsewhere or with DS_REFERENCE_BIAS_GELU=1).
-// DS_MLP_EPILOGUE=1 (bf16/fp16 on CUDA): the whole MLP as ops::gelu_mlp, bias and GELU in the GEMMs' epilogues.
+// DS_MLP_EPILOGUE=1 (bf16/fp16 on CUDA): the whole MLP as ops::gelu_mlp, bias and GELU in the GEMMs' epilogues
+// (off: 4-8 % slower a step on an H200, docs/kernels.md).
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
   if (ops::gelu_mlp_is_fused(x, c_fc->weight, c_fc->bias, c_proj->weight, c_proj->bias)) {
     return dropout_(ops::gelu_mlp(x, c_fc->weight, c_fc->bias, c_proj->weight, c_proj->bias));

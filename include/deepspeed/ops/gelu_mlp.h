@@ -16,6 +16,8 @@
 /// rounded once. GELU'(input) × (dy·W2) in fp32, rounded once; the bias gradients are sums in fp32 of the
 /// unrounded products, rounded once. Weight and input gradients are plain GEMMs of the rounded operands.
 ///
+/// Measured slower: on an H200 (cuBLASLt of CUDA 13, 2026-12-05) a GPT-2 step took 4-8 % longer with it, the
+/// epilogue GEMMs costing more than the passes they save (docs/kernels.md). Kept to redo that measurement.
 /// Opt-in: DS_MLP_EPILOGUE=1 (read at each call), bf16/fp16 on CUDA with cuBLASLt, widths multiples of 8.
 /// DS_GEMM_TUNED=1 also times each GEMM's algorithm (ops/linear.h). Elsewhere, and for anything the fused path
 /// does not take, the reference: at::linear, at::gelu(·, "tanh"), at::linear under autograd.
