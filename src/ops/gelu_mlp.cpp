@@ -49,19 +49,12 @@ class GeluMlp : public torch::autograd::Function<GeluMlp> {
     const std::int64_t rows = x2.size(0), width = w1.size(0);
     at::Tensor gelu_in = at::empty({rows, width}, x2.options());
     at::Tensor gelu_out = at::empty({rows, width}, x2.options());
-    bool fused = rows > 0;
-    if (fused) {
-      detail::LtProblem p = detail::forward_problem(x2, w1, b1, gelu_out);
-      p.epilogue = detail::LtProblem::Epilogue::kGeluAuxBias;
-      p.aux = gelu_in.data_ptr();
-      p.ldaux = width;
-      fused = detail::lt_matmul(p, choice);
-    }
-    if (!fused) {  // cuBLASLt offers no algorithm with this epilogue here: the same values, unfused
+    if (rows > 0 && detail::lt_matmul(detail::gelu_forward_problem(x2, w1, b1, gelu_out, gelu_in), choice)) {
+      epilogue_gemms.fetch_add(1, std::memory_order_relaxed);
+    } else {  // cuBLASLt offers no algorithm with this epilogue here: the same values, unfused
       at::addmm_out(gelu_in, b1, x2, w1.t());
       gelu_out = at::gelu(gelu_in, "tanh");
     }
-    if (fused) epilogue_gemms.fetch_add(1, std::memory_order_relaxed);
     // Allocated in its final shape: a view returned from a custom function could not be modified in place.
     auto out_shape = x.sizes().vec();
     out_shape.back() = w2.size(0);
@@ -95,18 +88,9 @@ class GeluMlp : public torch::autograd::Function<GeluMlp> {
       // GELU's input gradient and the first bias's, from the second layer's input-gradient GEMM.
       at::Tensor d_in = at::empty(gelu_in.sizes(), dy.options());
       db1 = at::empty({w1.size(0)}, dy.options());
-      bool fused = has_rows;
-      if (fused) {
-        detail::LtProblem p = detail::input_grad_problem(dy, w2, d_in);
-        p.epilogue = detail::LtProblem::Epilogue::kDGeluBGrad;
-        p.bias = db1.data_ptr();
-        p.bias_type = db1.scalar_type();
-        p.aux = gelu_in.data_ptr();
-        p.ldaux = gelu_in.size(1);
-        fused = detail::lt_matmul(p, choice);
-      }
-      if (fused) epilogue_gemms.fetch_add(1, std::memory_order_relaxed);
-      if (!fused) {
+      if (has_rows && detail::lt_matmul(detail::dgelu_input_grad_problem(dy, w2, gelu_in, d_in, db1), choice)) {
+        epilogue_gemms.fetch_add(1, std::memory_order_relaxed);
+      } else {
         d_in = at::gelu_backward(dy.mm(w2), gelu_in, "tanh");
         db1 = d_in.sum(0);
       }

@@ -67,6 +67,29 @@ LtProblem weight_grad_problem(const at::Tensor& dy, const at::Tensor& x, at::Ten
   return with_bias(p, dbias, LtProblem::Epilogue::kBiasGradB);
 }
 
+namespace {
+
+// GELU's input matrix has the output's shape (out × rows as cuBLASLt counts, leading dimension out).
+LtProblem with_gelu_input(LtProblem p, LtProblem::Epilogue epilogue, const at::Tensor& gelu_in) {
+  p.epilogue = epilogue;
+  p.aux = gelu_in.data_ptr();
+  p.ldaux = gelu_in.size(1);
+  return p;
+}
+
+}  // namespace
+
+LtProblem gelu_forward_problem(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& y,
+                               at::Tensor& gelu_in) {
+  return with_gelu_input(forward_problem(x, weight, bias, y), LtProblem::Epilogue::kGeluAuxBias, gelu_in);
+}
+
+LtProblem dgelu_input_grad_problem(const at::Tensor& dy, const at::Tensor& weight, const at::Tensor& gelu_in,
+                                   at::Tensor& dx, at::Tensor& dbias) {
+  return with_gelu_input(with_bias(input_grad_problem(dy, weight, dx), dbias, LtProblem::Epilogue::kDGeluBGrad),
+                         LtProblem::Epilogue::kDGeluBGrad, gelu_in);
+}
+
 #ifdef DS_WITH_CUBLASLT
 bool linear_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& y,
                     LtChoice choice) {

@@ -113,11 +113,8 @@ TEST(GeluMlp, EpiloguesComputeTheTanhApproximation) {
   // Pre-activations spread over [-6, 6], where the two GELU forms differ most (|x| around 2).
   const at::Tensor x = at::randn({rows, c}, o), w1 = at::randn({width, c}, o) * (3.0 / 16.0), b1 = at::randn({width}, o);
   at::Tensor act = at::empty({rows, width}, o), pre = at::empty({rows, width}, o);
-  ops::detail::LtProblem p = ops::detail::forward_problem(x, w1, b1, act);
-  p.epilogue = ops::detail::LtProblem::Epilogue::kGeluAuxBias;
-  p.aux = pre.data_ptr();
-  p.ldaux = width;
-  ASSERT_TRUE(ops::detail::lt_matmul(p, ops::detail::LtChoice::kHeuristic)) << "cuBLASLt offers no GELU_AUX_BIAS algorithm";
+  ASSERT_TRUE(ops::detail::lt_matmul(ops::detail::gelu_forward_problem(x, w1, b1, act, pre),
+                                     ops::detail::LtChoice::kHeuristic)) << "cuBLASLt offers no GELU_AUX_BIAS algorithm";
   // The epilogue's GELU sees the unrounded fp32 sum, which an fp32 GEMM of the same inputs reproduces up to its
   // summation order (GELU of the kept, rounded input would not do: where GELU is flat and small, x near -3, half
   // a unit of its input is several units of its output). Units in the last place only mean something away from
@@ -147,13 +144,8 @@ TEST(GeluMlp, EpiloguesComputeTheTanhApproximation) {
   const std::int64_t out = 128;
   const at::Tensor dy = at::randn({rows, out}, o), w2 = at::randn({out, width}, o) * 0.1;
   at::Tensor d_in = at::empty({rows, width}, o), db1 = at::empty({width}, o);
-  ops::detail::LtProblem q = ops::detail::input_grad_problem(dy, w2, d_in);
-  q.epilogue = ops::detail::LtProblem::Epilogue::kDGeluBGrad;
-  q.bias = db1.data_ptr();
-  q.bias_type = at::kHalf;
-  q.aux = pre.data_ptr();
-  q.ldaux = width;
-  ASSERT_TRUE(ops::detail::lt_matmul(q, ops::detail::LtChoice::kHeuristic)) << "cuBLASLt offers no DGELU_BGRAD algorithm";
+  ASSERT_TRUE(ops::detail::lt_matmul(ops::detail::dgelu_input_grad_problem(dy, w2, pre, d_in, db1),
+                                     ops::detail::LtChoice::kHeuristic)) << "cuBLASLt offers no DGELU_BGRAD algorithm";
   const at::Tensor dh = dy.to(at::kFloat).mm(w2.to(at::kFloat));  // the unrounded product, as the epilogue has it
   const at::Tensor expect = at::gelu_backward(dh, pre32, "tanh");
   const double err = relative_error(d_in, expect), erf_err = relative_error(d_in, at::gelu_backward(dh, pre32));
