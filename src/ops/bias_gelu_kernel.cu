@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 namespace deepspeed::ops::detail {
 namespace {
@@ -16,7 +17,8 @@ constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kCubic = 0.044715f;
 
 // The cube is formed first and the terms grouped as in the formula, as ATen's gelu(approximate="tanh") does, so
-// the two paths differ by tanhf's rounding at most.
+// the two paths differ by tanhf's rounding at most. fp32 inputs take this form (bit for bit ATen's), and 16-bit
+// ones with DS_BIAS_GELU_TANHF=1.
 __device__ __forceinline__ float gelu_tanh(float h) {
   const float cube = h * h * h;
   return 0.5f * h * (1.0f + tanhf(kSqrt2OverPi * (h + kCubic * cube)));
@@ -32,30 +34,81 @@ __device__ __forceinline__ float gelu_tanh_grad(float h) {
   return outer + inner;
 }
 
+// The same function for 16-bit inputs, written as ½(1 + tanh u) = σ(2u) = 1/(1 + e^(−2u)): one exp2 and one
+// reciprocal of the special-function unit and a handful of multiply-adds, where tanhf's range handling made
+// ~34 instructions an element and the kernels instruction-bound on an H200 (GPT-2 1.5B: the forward ran at
+// 2.8 TB/s, 3.6 ms a step for ~2.4 ms of bytes). Against tanhf's form the fp32 value differs by a few units of
+// fp32 (the exhaustive check over every 16-bit h in docs/kernels.md: at least as close to the float64 value),
+// so the rounded 16-bit result is the same or the adjacent one; e^(−2u) overflowing to ∞ gives σ = 0, as it
+// should.
+__device__ __forceinline__ float sigmoid_of_2u(float h, float square) {
+  constexpr float kMinusTwoLog2e = -2.0f * 1.4426950408889634f;
+  const float u = h * (kSqrt2OverPi + (kSqrt2OverPi * kCubic) * square);
+  // Flushed to zero, a subnormal e^(−2u) added to 1 changes nothing.
+  return __fdividef(1.0f, 1.0f + fast_exp2(kMinusTwoLog2e * u));
+}
+
+__device__ __forceinline__ float gelu_sigmoid(float h) { return h * sigmoid_of_2u(h, h * h); }
+
+// d/dh h·σ(2u) = σ + h·σ(1 − σ)·2u' = σ·(1 + (1 − σ)·h·(2√(2/π) + 6·0.044715·√(2/π)·h²)).
+__device__ __forceinline__ float gelu_sigmoid_grad(float h) {
+  const float square = h * h;
+  const float s = sigmoid_of_2u(h, square);
+  const float slope = h * (2.0f * kSqrt2OverPi + (6.0f * kSqrt2OverPi * kCubic) * square);
+  return s * (1.0f + (1.0f - s) * slope);
+}
+
+// kFast: the σ form (16-bit inputs, the default); otherwise tanhf's.
+template <bool kFast>
+__device__ __forceinline__ float gelu(float h) {
+  if constexpr (kFast) return gelu_sigmoid(h);
+  else return gelu_tanh(h);
+}
+
+template <bool kFast>
+__device__ __forceinline__ float gelu_grad(float h) {
+  if constexpr (kFast) return gelu_sigmoid_grad(h);
+  else return gelu_tanh_grad(h);
+}
+
 // kUnroll > 1 (DS_BIAS_GELU_UNROLL=4, below): each thread loads that many packs before computing the first, so
 // more bytes are in flight per thread; every pack still takes the same arithmetic, so y is the same bit for bit.
-template <typename T, typename P, int kVec, int kUnroll>
+// A pack's bias column is carried from one grid stride to the next (one compare and subtract) rather than
+// taken modulo the row length each time, which cost ~2 instructions an element.
+template <typename T, typename P, int kVec, int kUnroll, bool kFast>
 __global__ void bias_gelu_forward(const T* x, const P* __restrict__ bias, T* y, std::int64_t packs, int columns) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  const auto one = [&](std::int64_t first, const Raw<T, kVec>& raw) {
+  // Unsigned: a column plus the step stays below 2³², where columns may be up to 2³¹ − 1.
+  const auto width = static_cast<unsigned>(columns);
+  const auto column_step = static_cast<unsigned>(stride * kVec % columns);
+  const auto next_column = [&](unsigned column) {
+    column += column_step;
+    return column >= width ? column - width : column;
+  };
+  const auto one = [&](std::int64_t first, unsigned column, const Raw<T, kVec>& raw) {
     float v[kVec], b[kVec];
-    load<P, kVec>(bias + first % columns, b);
+    load<P, kVec>(bias + column, b);
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) v[k] = gelu_tanh(round_to<T>(to_float(raw.v[k]) + b[k]));
+    for (int k = 0; k < kVec; ++k) v[k] = gelu<kFast>(round_to<T>(to_float(raw.v[k]) + b[k]));
     store<T, kVec>(y + first, v);
   };
   std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  auto column = static_cast<unsigned>(i * kVec % columns);
   for (; i + (kUnroll - 1) * stride < packs; i += kUnroll * stride) {
     Raw<T, kVec> raw[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) load_raw<T, kVec>(x + (i + u * stride) * kVec, raw[u]);
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) one((i + u * stride) * kVec, raw[u]);
+    for (int u = 0; u < kUnroll; ++u) {
+      one((i + u * stride) * kVec, column, raw[u]);
+      column = next_column(column);
+    }
   }
   for (; i < packs; i += stride) {
     Raw<T, kVec> raw;
     load_raw<T, kVec>(x + i * kVec, raw);
-    one(i * kVec, raw);
+    one(i * kVec, column, raw);
+    column = next_column(column);
   }
 }
 
@@ -64,32 +117,37 @@ __global__ void bias_gelu_forward(const T* x, const P* __restrict__ bias, T* y, 
 // writes one partial row of the bias gradient.
 constexpr int kLanes = 32, kRows = 8;
 
-// One row's pack: dx = round(dy · GELU'(round(x + b))) (kGelu; stored) or dy itself, added to the column sums.
-template <typename T, int kVec, bool kGelu>
+// What the backward kernel computes: a plain bias gradient (no GELU), or GELU's with tanhf's form or the σ form.
+enum class Derivative { kNone, kTanhf, kSigmoid };
+
+// One row's pack: dx = round(dy · GELU'(round(x + b))) (a GELU; stored) or dy itself, added to the column sums.
+template <typename T, int kVec, Derivative kDerivative>
 __device__ __forceinline__ void backward_pack(const Raw<T, kVec>& dy, const Raw<T, kVec>& x, const float (&b)[kVec],
                                               T* dx, float (&sum)[kVec]) {
   float g[kVec];
 #pragma unroll
   for (int k = 0; k < kVec; ++k) g[k] = to_float(dy.v[k]);
-  if constexpr (kGelu) {
+  if constexpr (kDerivative != Derivative::kNone) {
+    constexpr bool kFast = kDerivative == Derivative::kSigmoid;
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) g[k] = round_to<T>(g[k] * gelu_tanh_grad(round_to<T>(to_float(x.v[k]) + b[k])));
+    for (int k = 0; k < kVec; ++k) g[k] = round_to<T>(g[k] * gelu_grad<kFast>(round_to<T>(to_float(x.v[k]) + b[k])));
     store<T, kVec>(dx, g);
   }
 #pragma unroll
   for (int k = 0; k < kVec; ++k) sum[k] += g[k];
 }
 
-// kGelu false: a plain linear layer's bias gradient, Σ_rows dy (x, bias and dx unused), read once. kUnroll > 1:
+// Derivative::kNone: a plain linear layer's bias gradient, Σ_rows dy (x, bias and dx unused), read once. kUnroll > 1:
 // that many of a thread's rows are loaded before the first is used (more bytes in flight); they are still
 // added in row order, so every sum is the same bit for bit.
-template <typename T, typename P, int kVec, bool kGelu, int kUnroll>
+template <typename T, typename P, int kVec, Derivative kDerivative, int kUnroll>
 __global__ void __launch_bounds__(kLanes* kRows)
     bias_gelu_backward(const T* dy, const T* __restrict__ x, const P* __restrict__ bias, T* dx,
                        float* __restrict__ parts_out, std::int64_t rows, int columns) {
   __shared__ float fold[kRows][kLanes * kVec];
   const int column = (blockIdx.x * kLanes + threadIdx.x) * kVec;
   float b[kVec] = {}, sum[kVec] = {};
+  constexpr bool kGelu = kDerivative != Derivative::kNone;
   if (column < columns) {
     if constexpr (kGelu) load<P, kVec>(bias + column, b);
     const std::int64_t stride = static_cast<std::int64_t>(gridDim.y) * kRows;
@@ -105,7 +163,7 @@ __global__ void __launch_bounds__(kLanes* kRows)
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         T* out = kGelu ? dx + (r + u * stride) * columns + column : nullptr;  // no dx for a bias gradient alone
-        backward_pack<T, kVec, kGelu>(g[u], v[u], b, out, sum);
+        backward_pack<T, kVec, kDerivative>(g[u], v[u], b, out, sum);
       }
     }
     for (; r < rows; r += stride) {
@@ -113,7 +171,7 @@ __global__ void __launch_bounds__(kLanes* kRows)
       Raw<T, kVec> g, v;
       load_raw<T, kVec>(dy + at, g);
       if constexpr (kGelu) load_raw<T, kVec>(x + at, v);
-      backward_pack<T, kVec, kGelu>(g, v, b, kGelu ? dx + at : nullptr, sum);
+      backward_pack<T, kVec, kDerivative>(g, v, b, kGelu ? dx + at : nullptr, sum);
     }
   }
 #pragma unroll
@@ -149,6 +207,16 @@ bool unrolled() {
   return util::env_is("DS_BIAS_GELU_UNROLL", "4");
 }
 
+// 16-bit inputs take the σ form of GELU unless DS_BIAS_GELU_TANHF=1 (tanhf's form, as before 2026-12-05: kept to
+// measure the two against each other); fp32 inputs always take tanhf's, bit for bit ATen's.
+template <typename T, typename Launch>
+void with_gelu_form(Launch launch) {
+  if constexpr (sizeof(T) == 2) {
+    if (!util::env_is("DS_BIAS_GELU_TANHF", "1")) return launch(std::true_type{});
+  }
+  launch(std::false_type{});
+}
+
 template <typename T, typename P>
 cudaError_t forward(const void* x, const void* bias, void* y, std::int64_t rows, std::int64_t columns,
                     cudaStream_t stream) {
@@ -171,11 +239,14 @@ cudaError_t forward(const void* x, const void* bias, void* y, std::int64_t rows,
     kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<const P*>(bias), static_cast<T*>(y),
                                             packs, static_cast<int>(columns));
   };
-  if (vector) {
-    args(unrolled() ? bias_gelu_forward<T, P, kVec, 4> : bias_gelu_forward<T, P, kVec, 1>);
-  } else {
-    args(bias_gelu_forward<T, P, 1, 1>);
-  }
+  with_gelu_form<T>([&](auto fast) {
+    constexpr bool kFast = decltype(fast)::value;
+    if (vector) {
+      args(unrolled() ? bias_gelu_forward<T, P, kVec, 4, kFast> : bias_gelu_forward<T, P, kVec, 1, kFast>);
+    } else {
+      args(bias_gelu_forward<T, P, 1, 1, kFast>);
+    }
+  });
   return cudaGetLastError();
 }
 
@@ -191,10 +262,21 @@ cudaError_t backward(const void* dy, const void* x, const void* bias, void* dx, 
                                                        static_cast<const P*>(bias), static_cast<T*>(dx), workspace,
                                                        rows, static_cast<int>(columns));
     };
-    if (vector) {
-      args(unrolled() ? bias_gelu_backward<T, P, kVec, kGelu, 4> : bias_gelu_backward<T, P, kVec, kGelu, 1>);
+    const auto pick = [&](auto derivative) {
+      constexpr Derivative kDerivative = decltype(derivative)::value;
+      if (vector) {
+        args(unrolled() ? bias_gelu_backward<T, P, kVec, kDerivative, 4>
+                        : bias_gelu_backward<T, P, kVec, kDerivative, 1>);
+      } else {
+        args(bias_gelu_backward<T, P, 1, kDerivative, 1>);
+      }
+    };
+    if constexpr (kGelu) {
+      with_gelu_form<T>([&](auto fast) {
+        pick(std::integral_constant<Derivative, decltype(fast)::value ? Derivative::kSigmoid : Derivative::kTanhf>{});
+      });
     } else {
-      args(bias_gelu_backward<T, P, 1, kGelu, 1>);
+      pick(std::integral_constant<Derivative, Derivative::kNone>{});
     }
   }
   constexpr int kFoldThreads = 256;

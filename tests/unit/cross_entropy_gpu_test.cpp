@@ -117,6 +117,32 @@ TEST_F(CrossEntropyGpu, MinusInfinityLogitsAndBadTargets) {
   EXPECT_TRUE(std::isnan(ops::cross_entropy(x, bad).item<double>()));  // so an fp16 step is skipped
 }
 
+// The packed sum's special cases (cross_entropy_kernel.cu, accumulate_pack): a NaN beside finite logits makes
+// its row's loss NaN (a pack's maximum skips NaN; its term does not), a pack of NaN and −∞ alone too, and a row
+// whose first packs are all −∞ starts its sum from the first finite pack. Vocabulary 64: eight bf16 packs.
+TEST_F(CrossEntropyGpu, PackedSumKeepsNaNAndMinusInfinity) {
+  if (!at::hasCUDA()) GTEST_SKIP();
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  auto logits = at::randn({3, 64}, opts);
+  logits.index_put_({0, 5}, NAN);
+  logits.index_put_({1, at::indexing::Slice(0, 8)}, -INFINITY);
+  logits.index_put_({1, 3}, NAN);
+  logits.index_put_({2, at::indexing::Slice(0, 32)}, -INFINITY);
+  const auto targets = at::tensor({1, 9, 40}, at::TensorOptions().device(at::kCUDA).dtype(at::kLong));
+  const auto loss_of_row = [&](std::int64_t r) {
+    using at::indexing::Slice;
+    auto x = logits.index({Slice(r, r + 1)}).clone().requires_grad_(true);  // the fused path runs when autograd records
+    const auto t = targets.index({Slice(r, r + 1)});
+    EXPECT_TRUE(ops::cross_entropy_is_fused(x, t));
+    return std::make_pair(ops::cross_entropy(x, t).item<double>(),
+                          ops::cross_entropy_reference(x.detach(), t).item<double>());
+  };
+  EXPECT_TRUE(std::isnan(loss_of_row(0).first));
+  EXPECT_TRUE(std::isnan(loss_of_row(1).first));
+  const auto [got, want] = loss_of_row(2);
+  EXPECT_NEAR(got, want, 1e-5 * std::abs(want));
+}
+
 // fp16 with a loss scale, as the engine differentiates it: (softmax / rows) of a 50304-way row is ~1e-8, below
 // fp16's smallest subnormal, so only a gradient computed with the scale inside keeps it (as the reference does).
 TEST_F(CrossEntropyGpu, LossScaleReachesSmallFp16Gradients) {
