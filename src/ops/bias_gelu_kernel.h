@@ -10,7 +10,9 @@
 namespace deepspeed::ops::detail {
 
 /// Per element of x [rows, columns] (contiguous, `type`): h = round(x + bias[column]) in `type`, computed in
-/// fp32, and y = round(GELU_tanh(h)) with GELU_tanh(h) = h/2 · (1 + tanh(√(2/π)·(h + 0.044715·h³))). bias
+/// fp32, and y = round(GELU_tanh(h)) with GELU_tanh(h) = h/2 · (1 + tanh(√(2/π)·(h + 0.044715·h³))), computed
+/// for 16-bit types as h·σ(2u) (the same function; a result may round to the adjacent value) unless
+/// DS_BIAS_GELU_TANHF=1, for fp32 exactly as ATen does. bias
 /// [columns] is `param_type`: `type` or kFloat32. y may alias x. Asynchronous on `stream`; returns the launch
 /// error.
 cudaError_t launch_bias_gelu_forward(ElementType type, ElementType param_type, const void* x, const void* bias,

@@ -26,9 +26,11 @@ struct MaxSum {
   float sum;
 };
 
+// An empty side (max −∞) drops out, unless its sum is NaN: a thread that saw only −∞ and NaN values must still
+// make the row's loss NaN (NaN · 0 below keeps it).
 __device__ __forceinline__ MaxSum combine(MaxSum a, MaxSum b) {
-  if (a.max == -INFINITY) return b;
-  if (b.max == -INFINITY) return a;
+  if (a.max == -INFINITY && !isnan(a.sum)) return b;
+  if (b.max == -INFINITY && !isnan(b.sum)) return a;
   const float m = fmaxf(a.max, b.max);
   return {m, a.sum * expf(a.max - m) + b.sum * expf(b.max - m)};
 }

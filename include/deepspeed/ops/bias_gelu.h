@@ -11,7 +11,10 @@
 /// Numerics (both paths): h = x + bias computed in fp32 and rounded to x's dtype, GELU computed in fp32 from that
 /// rounded h and rounded once; dx = dy·GELU'(h) rounded once; the bias gradient is Σ_rows dx in fp32, rounded
 /// once to the bias's dtype. Against `at::linear(x, W, b)` the only difference is that the GEMM's output is
-/// rounded before the bias is added (the epilogue adds it before rounding).
+/// rounded before the bias is added (the epilogue adds it before rounding). The fused kernels compute GELU of
+/// 16-bit inputs in a form with fewer instructions (h·σ(2u), the same function), so a 16-bit y or dx may be the
+/// value adjacent to the reference's; fp32 inputs, and 16-bit ones with DS_BIAS_GELU_TANHF=1, match it bit for
+/// bit.
 ///
 /// The reference (any device, any floating dtype): the same formula in ATen ops under autograd, also used when
 /// DS_REFERENCE_BIAS_GELU=1.

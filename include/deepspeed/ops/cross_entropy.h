@@ -10,7 +10,9 @@
 /// kernel checks on the device, no host sync); any other factor (gradient accumulation's 1/gas, fp16's loss
 /// scale) recomputes the gradient from the logits with the factor inside (~4 bytes per logit). Numerics: every
 /// value is computed in fp32 and the gradient is rounded once to the logits' dtype, after the factor, so a
-/// loss scale protects small fp16 gradients as it does through the reference.
+/// loss scale protects small fp16 gradients as it does through the reference. Rows of whole 16-byte packs take
+/// e^x from the special-function unit's exp2 (a few fp32 units from expf; the loss ~1e-7 relative), which
+/// keeps the kernel from being bound by instructions rather than memory.
 ///
 /// The reference (any device, any dtype): at::cross_entropy_loss on the fp32 upcast. It is also used when
 /// DS_REFERENCE_CROSS_ENTROPY=1, so a run can be compared against it.
