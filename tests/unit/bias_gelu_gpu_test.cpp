@@ -39,18 +39,20 @@ Outcome run(Fn fn, const at::Tensor& x, const at::Tensor& bias, const at::Tensor
   return {f(y), f(xx.grad()), f(b.grad())};
 }
 
-// Bounds in the inputs' epsilon, from the H200 run of 2026-12-03 (every case of this file, all inputs then on
-// tanhf's form). Against the same-dtype reference y and dx were bit-identical in every case (the same formula in
-// fp32, rounded once); the bias gradients differ in summation order only: at most 0.14 eps (bf16), 0.38 (fp16),
-// 11.3 (fp32, 4096 rows summed by one thread per column over 50 columns). Against the fp32 reference the 16-bit
-// h = round(x + bias) moves GELU: at most 0.98 eps (bf16), 0.92 (fp16). About 2× headroom on the measured sums.
+// Bounds in the inputs' epsilon, from the H200 run of 2026-12-03 (all inputs then on tanhf's form) and the H100
+// run of 2026-12-05 (16-bit inputs on the σ form). Against the same-dtype reference: fp32 y and dx bit-identical
+// (the same formula in fp32, rounded once); 16-bit y and dx, where the σ form's rounding lands on the adjacent
+// value, at most 0.10 eps (y) and 0.85 (dx); the bias gradients, which sum those dx, 0.69 eps (bf16), 0.58
+// (fp16; 0.14 and 0.38 on tanhf's form: order only), 11.3 (fp32, 4096 rows summed by one thread per column over
+// 50 columns). Against the fp32 reference the 16-bit h = round(x + bias) moves GELU: at most 0.98 eps (bf16),
+// 0.92 (fp16). About 2× headroom on the measured sums.
 // Elementwise against the same-dtype reference: fp32 inputs take the reference's tanhf form (anything above half
 // an ulp is a different formula); 16-bit inputs the σ form (bias_gelu_kernel.cu), whose fp32 value is a few fp32
 // units from tanhf's, so a rounded result is the reference's or its neighbour: below one eps by the metric's
 // construction (an exhaustive CPU check over every 16-bit h: at most 0.46 eps), where a wrong formula is tens to
 // thousands.
 double elementwise_bound(at::ScalarType t) { return t == at::kFloat ? 0.5 : 1.0; }
-double sum_bound(at::ScalarType t) { return t == at::kFloat ? 24.0 : 1.0; }
+double sum_bound(at::ScalarType t) { return t == at::kFloat ? 24.0 : 1.5; }
 double fp32_reference_bound(at::ScalarType t) { return t == at::kFloat ? 24.0 : 2.0; }
 
 using Case = std::tuple<at::ScalarType, bool, std::int64_t, std::int64_t>;  // dtype, fp32 bias, N, rows
