@@ -2,6 +2,7 @@
 // rows, in two kernels (partial rows per block, then a fixed-order fold), so the result does not depend on
 // scheduling. Row layout and row sums: add_layer_norm_rows.cuh.
 #include "src/ops/add_layer_norm_kernel.h"
+#include "src/ops/add_layer_norm_fold.cuh"
 #include "src/ops/add_layer_norm_rows.cuh"
 #include "src/ops/cuda_convert.cuh"
 #include "src/util/env.h"
@@ -17,6 +18,7 @@ namespace deepspeed::ops::detail {
 namespace {
 
 using namespace row_layout;
+using param_fold::fold_param_grads;
 
 // Rows strided over a grid of resident blocks; each thread keeps the dweight/dbias sums of its columns over all
 // its rows in registers and the block writes one partial row of each (summed over threadIdx.y in shared
@@ -172,42 +174,6 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
   }
 }
 
-// dweight[c] = Σ_parts dweight_parts[part, c] (and dbias, and dbranch_bias when dbranch_parts is not null),
-// 32 columns per block, 16 threads down each column, then a fixed-order fold in shared memory.
-constexpr int kFoldColumns = 32, kFoldLanes = 16;
-template <typename P>
-__global__ void __launch_bounds__(kFoldColumns* kFoldLanes)
-    add_layer_norm_param_grads(const float* __restrict__ dweight_parts, const float* __restrict__ dbias_parts,
-                               const float* __restrict__ dbranch_parts, std::int64_t parts, int columns,
-                               P* __restrict__ dweight, P* __restrict__ dbias, P* __restrict__ dbranch_bias) {
-  __shared__ float fold[3][kFoldLanes][kFoldColumns + 1];
-  // The output decides: with no rows there are no parts (and no parts pointer), yet the gradient is zeros.
-  const bool branch = dbranch_bias != nullptr;
-  const int c = blockIdx.x * kFoldColumns + threadIdx.x;
-  float sw = 0.0f, sb = 0.0f, sbb = 0.0f;
-  if (c < columns) {
-    for (std::int64_t i = threadIdx.y; i < parts; i += kFoldLanes) {
-      sw += dweight_parts[i * columns + c];
-      sb += dbias_parts[i * columns + c];
-      if (branch) sbb += dbranch_parts[i * columns + c];
-    }
-  }
-  fold[0][threadIdx.y][threadIdx.x] = sw;
-  fold[1][threadIdx.y][threadIdx.x] = sb;
-  fold[2][threadIdx.y][threadIdx.x] = sbb;
-  __syncthreads();
-  if (threadIdx.y == 0 && c < columns) {
-    for (int i = 1; i < kFoldLanes; ++i) {
-      sw += fold[0][i][threadIdx.x];
-      sb += fold[1][i][threadIdx.x];
-      sbb += fold[2][i][threadIdx.x];
-    }
-    dweight[c] = from_float<P>(sw);
-    dbias[c] = from_float<P>(sb);
-    if (branch) dbranch_bias[c] = from_float<P>(sbb);
-  }
-}
-
 // DS_ADD_LAYER_NORM_PIPELINED=1: the backward with dh_out prefetched and one reduction per row (off until
 // measured; without a branch bias, the case GPT-2 runs). Read at every launch, as the ops' other switches are.
 bool pipelined() {
@@ -252,10 +218,7 @@ cudaError_t backward(const void* dy, const void* h, const float* mean, const flo
       args(add_layer_norm_backward<T, P, 1, false>);
     }
   }
-  const auto fold_blocks = static_cast<unsigned>((columns + kFoldColumns - 1) / kFoldColumns);
-  add_layer_norm_param_grads<P><<<fold_blocks, dim3(kFoldColumns, kFoldLanes), 0, stream>>>(
-      dw_parts, db_parts, dbb_parts, blocks, static_cast<int>(columns), static_cast<P*>(dweight),
-      static_cast<P*>(dbias), static_cast<P*>(dbranch_bias));
+  fold_param_grads<P>(dw_parts, db_parts, dbb_parts, blocks, columns, dweight, dbias, dbranch_bias, stream);
   return cudaGetLastError();
 }
 
@@ -273,6 +236,10 @@ cudaError_t launch_add_layer_norm_backward(ElementType type, ElementType param_t
                                            void* dbranch_bias, float* workspace, std::int64_t parts, std::int64_t rows,
                                            std::int64_t columns, cudaStream_t stream) {
   if (columns < 1 || columns > kAddLayerNormMaxColumns || rows < 0 || parts < 0) return cudaErrorInvalidValue;
+  if (util::env_is("DS_ADD_LAYER_NORM_SPLIT")) {
+    return launch_add_layer_norm_backward_split(type, param_type, dy, h, mean, rstd, weight, dh_out, dh, dweight, dbias,
+                                                dbranch_bias, workspace, parts, rows, columns, stream);
+  }
   return dispatch(type, param_type, [&](auto t, auto p) {
     using T = typename decltype(t)::type;
     using P = typename decltype(p)::type;

@@ -40,4 +40,16 @@ cudaError_t launch_add_layer_norm_backward(ElementType type, ElementType param_t
                                            void* dbranch_bias, float* workspace, std::int64_t parts, std::int64_t rows,
                                            std::int64_t columns, cudaStream_t stream);
 
+/// The same contract as launch_add_layer_norm_backward, computed in two passes (add_layer_norm_split_kernel.cu):
+/// dh per row, then the parameters' gradients as column sums that read dy, h (and dh) again. dh is the fused
+/// kernel's arithmetic; the parameter gradients differ from its by summation order. Takes the same workspace
+/// (parts from add_layer_norm_backward_parts) and uses as many of its rows as its own grid needs.
+/// launch_add_layer_norm_backward calls it when DS_ADD_LAYER_NORM_SPLIT=1 (read at every launch).
+cudaError_t launch_add_layer_norm_backward_split(ElementType type, ElementType param_type, const void* dy,
+                                                 const void* h, const float* mean, const float* rstd,
+                                                 const void* weight, const void* dh_out, void* dh, void* dweight,
+                                                 void* dbias, void* dbranch_bias, float* workspace,
+                                                 std::int64_t parts, std::int64_t rows, std::int64_t columns,
+                                                 cudaStream_t stream);
+
 }  // namespace deepspeed::ops::detail

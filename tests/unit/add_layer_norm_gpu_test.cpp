@@ -125,6 +125,40 @@ TEST_P(AddLayerNormGpu, BranchBiasMatchesTheFp32Reference) {
   check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false, /*with_branch_bias=*/true);
 }
 
+// DS_ADD_LAYER_NORM_SPLIT=1, the backward in two passes (add_layer_norm_split_kernel.cu): every case above, with
+// and without a branch bias, against the fp32 reference with the same bounds; and dh against the fused
+// kernel's. The same arithmetic in the same order: equal, or one rounding apart should the compiler contract a
+// multiply-add differently in the two kernels (one unit is below 1 eps of the metric; a wrong term is far more).
+TEST_P(AddLayerNormGpu, SplitBackwardMatchesTheFp32Reference) {
+  const auto [dtype, fp32_params, c, rows] = GetParam();
+  if (dtype == at::kFloat && fp32_params) GTEST_SKIP() << "fp32 parameters with fp32 inputs: the plain fp32 case";
+  struct SplitOn {  // unset even when an assertion returns early
+    SplitOn() { setenv("DS_ADD_LAYER_NORM_SPLIT", "1", 1); }
+    ~SplitOn() { unsetenv("DS_ADD_LAYER_NORM_SPLIT"); }
+  };
+  {
+    const SplitOn split;
+    check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false);
+    check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false, /*with_branch_bias=*/true);
+  }
+  at::manual_seed(31);
+  const auto opts = at::TensorOptions().device(at::kCUDA);
+  const auto pdtype = fp32_params ? at::kFloat : dtype;
+  const auto residual = at::randn({rows, c}, opts).to(dtype), branch = at::randn({rows, c}, opts).to(dtype);
+  const auto weight = (1.0 + 0.1 * at::randn({c}, opts)).to(pdtype), bias = (0.1 * at::randn({c}, opts)).to(pdtype);
+  const auto dy = at::randn({rows, c}, opts).to(dtype), dh_out = at::randn({rows, c}, opts).to(dtype);
+  const auto once = [&] { return run(ops::add_layer_norm, residual, branch, weight, bias, dh_out, dy, at::Tensor()); };
+  const Grads fused = once();
+  Grads split;
+  {
+    const SplitOn on;
+    split = once();
+  }
+  const std::string label = std::string(c10::toString(dtype)) + (fp32_params ? "/fp32 params" : "") + " C=" +
+                            std::to_string(c) + " rows=" + std::to_string(rows);
+  EXPECT_LE(error_in_eps(split.d_residual, fused.d_residual, epsilon_of(dtype), "dh/fused", label), 1.0) << label;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     DtypesWidthsRows, AddLayerNormGpu,
     ::testing::Combine(::testing::Values(at::kBFloat16, at::kHalf, at::kFloat), ::testing::Bool(),
