@@ -85,18 +85,7 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
     for (int it = 0; it < kIters; ++it) {
       const int p = threadIdx.x + it * blockDim.x;
       if (active && p < packs) {
-        float w[kPack];
-        load(weight + p * kPack, w);
-#pragma unroll
-        for (int k = 0; k < kPack; ++k) {
-          const float d = to_float(dy_cur[it].v[k]);
-          const float xhat = (to_float(h_cur[it].v[k]) - mean) * rstd;
-          const float g = d * w[k];
-          sum_g += g;
-          sum_gx += g * xhat;
-          dw[it][k] += d * xhat;
-          db[it][k] += d;
-        }
+        row_sum_terms<true>(h_cur[it], dy_cur[it], weight + p * kPack, mean, rstd, sum_g, sum_gx, dw[it], db[it]);
       }
     }
     float mean_g, mean_gx;
@@ -112,15 +101,9 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
     for (int it = 0; it < kIters; ++it) {
       const int p = threadIdx.x + it * blockDim.x;
       if (active && p < packs) {
-        float w[kPack], out[kPack];
-        load(weight + p * kPack, w);
-#pragma unroll
-        for (int k = 0; k < kPack; ++k) {
-          const float xhat = (to_float(h_cur[it].v[k]) - mean) * rstd;
-          const float g = to_float(dy_cur[it].v[k]) * w[k];
-          const float other = dh_out != nullptr ? to_float(other_cur[it].v[k]) : 0.0f;
-          out[k] = other + rstd * (g - mean_g - xhat * mean_gx);
-        }
+        float out[kPack];
+        input_grad_pack(h_cur[it], dy_cur[it], other_cur[it], dh_out != nullptr, weight + p * kPack, mean, rstd,
+                        mean_g, mean_gx, out);
         if constexpr (kBranchBias) {
 #pragma unroll
           for (int k = 0; k < kPack; ++k) dbb[it][k] += round_to<T>(out[k]);  // the dh that is stored

@@ -60,6 +60,48 @@ __device__ __forceinline__ float2 row_sum2(float a, float b, float* scratch) {
   return total;
 }
 
+// One pack's terms of a row's two sums, Σ g and Σ g·x̂ (g = dy·weight, x̂ = (h − mean)·rstd), added in the pack's
+// order; kParams: the pack's dweight and dbias terms too (d·x̂ and d, into the thread's column sums). Both
+// backward kernels call it, so their row sums, and from them dh, are the same arithmetic.
+template <bool kParams, typename T, typename P, int kPack>
+__device__ __forceinline__ void row_sum_terms(const Raw<T, kPack>& h, const Raw<T, kPack>& dy, const P* weight,
+                                              float mean, float rstd, float& sum_g, float& sum_gx,
+                                              float (&dw)[kPack], float (&db)[kPack]) {
+  float w[kPack];
+  load(weight, w);
+#pragma unroll
+  for (int k = 0; k < kPack; ++k) {
+    const float d = to_float(dy.v[k]);
+    const float xhat = (to_float(h.v[k]) - mean) * rstd;
+    const float g = d * w[k];
+    sum_g += g;
+    sum_gx += g * xhat;
+    if constexpr (kParams) {
+      dw[k] += d * xhat;
+      db[k] += d;
+    }
+  }
+}
+
+// One pack of a row's input gradient, dh = dh_out + rstd·(g − mean(g) − x̂·mean(g·x̂)) with x̂ = (h − mean)·rstd and
+// g = dy·weight, from the values as loaded (has_other false: no dh_out). Both backward kernels (the fused one
+// and the split one) call it, so their dh is the same arithmetic.
+template <typename T, typename P, int kPack>
+__device__ __forceinline__ void input_grad_pack(const Raw<T, kPack>& h, const Raw<T, kPack>& dy,
+                                                const Raw<T, kPack>& dh_out, bool has_other, const P* weight,
+                                                float mean, float rstd, float mean_g, float mean_gx,
+                                                float (&out)[kPack]) {
+  float w[kPack];
+  load(weight, w);
+#pragma unroll
+  for (int k = 0; k < kPack; ++k) {
+    const float xhat = (to_float(h.v[k]) - mean) * rstd;
+    const float g = to_float(dy.v[k]) * w[k];
+    const float other = has_other ? to_float(dh_out.v[k]) : 0.0f;
+    out[k] = other + rstd * (g - mean_g - xhat * mean_gx);
+  }
+}
+
 // Threads per row (whole warps, each holding ≤ kElems values) and rows per block.
 struct Shape {
   int threads;

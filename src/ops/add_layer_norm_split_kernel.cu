@@ -13,6 +13,7 @@
 #include "src/ops/add_layer_norm_fold.cuh"
 #include "src/ops/add_layer_norm_kernel.h"
 #include "src/ops/add_layer_norm_rows.cuh"
+#include "src/ops/column_sums.cuh"
 #include "src/ops/cuda_convert.cuh"
 
 #include <cuda_bf16.h>
@@ -51,19 +52,12 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
     }
   }
   float sum_g = 0.0f, sum_gx = 0.0f;
+  float unused[kPack];  // row_sum_terms<false> takes no parameter sums
 #pragma unroll
   for (int it = 0; it < kIters; ++it) {
     const int p = threadIdx.x + it * blockDim.x;
     if (active && p < packs) {
-      float w[kPack];
-      load(weight + p * kPack, w);
-#pragma unroll
-      for (int k = 0; k < kPack; ++k) {
-        const float xhat = (to_float(h_raw[it].v[k]) - mean) * rstd;
-        const float g = to_float(dy_raw[it].v[k]) * w[k];
-        sum_g += g;
-        sum_gx += g * xhat;
-      }
+      row_sum_terms<false>(h_raw[it], dy_raw[it], weight + p * kPack, mean, rstd, sum_g, sum_gx, unused, unused);
     }
   }
   const float mean_g = row_sum(sum_g, scratch) / static_cast<float>(columns);
@@ -72,15 +66,9 @@ __global__ void __launch_bounds__(kMaxThreadsPerRow)
   for (int it = 0; it < kIters; ++it) {
     const int p = threadIdx.x + it * blockDim.x;
     if (active && p < packs) {
-      float w[kPack], out[kPack];
-      load(weight + p * kPack, w);
-#pragma unroll
-      for (int k = 0; k < kPack; ++k) {
-        const float xhat = (to_float(h_raw[it].v[k]) - mean) * rstd;
-        const float g = to_float(dy_raw[it].v[k]) * w[k];
-        const float other = dh_out != nullptr ? to_float(other_raw[it].v[k]) : 0.0f;
-        out[k] = other + rstd * (g - mean_g - xhat * mean_gx);
-      }
+      float out[kPack];
+      input_grad_pack(h_raw[it], dy_raw[it], other_raw[it], dh_out != nullptr, weight + p * kPack, mean, rstd, mean_g,
+                      mean_gx, out);
       store(dh + base + p * kPack, out);
     }
   }
@@ -121,24 +109,9 @@ __global__ void __launch_bounds__(kLanes* kRows)
       }
     }
   }
-  const auto write_part = [&](const float (&sum)[kVec], float* parts_out) {
-#pragma unroll
-    for (int k = 0; k < kVec; ++k) fold[threadIdx.y][threadIdx.x * kVec + k] = sum[k];
-    __syncthreads();
-    if (threadIdx.y == 0 && column < columns) {
-      float* row = parts_out + static_cast<std::int64_t>(blockIdx.y) * columns + column;
-#pragma unroll
-      for (int k = 0; k < kVec; ++k) {
-        float s = fold[0][threadIdx.x * kVec + k];
-        for (int i = 1; i < kRows; ++i) s += fold[i][threadIdx.x * kVec + k];
-        row[k] = s;
-      }
-    }
-    __syncthreads();  // fold is reused by the next sum
-  };
-  write_part(dw, dweight_parts);
-  write_part(db, dbias_parts);
-  if constexpr (kBranchBias) write_part(dbb, dbranch_parts);
+  write_partial_row<kLanes, kRows, kVec>(fold, dw, dweight_parts, column, columns);
+  write_partial_row<kLanes, kRows, kVec>(fold, db, dbias_parts, column, columns);
+  if constexpr (kBranchBias) write_partial_row<kLanes, kRows, kVec>(fold, dbb, dbranch_parts, column, columns);
 }
 
 template <typename T, typename P>

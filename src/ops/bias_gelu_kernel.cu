@@ -3,6 +3,7 @@
 // read once; unfused, autograd reduces dx over the rows for the bias in a second pass over the widest
 // activation of the block. Memory-bound; 16-byte loads and stores where the row length and pointers allow.
 #include "src/ops/bias_gelu_kernel.h"
+#include "src/ops/column_sums.cuh"
 #include "src/ops/cuda_convert.cuh"
 #include "src/util/env.h"
 
@@ -174,18 +175,7 @@ __global__ void __launch_bounds__(kLanes* kRows)
       backward_pack<T, kVec, kDerivative>(g, v, b, kGelu ? dx + at : nullptr, sum);
     }
   }
-#pragma unroll
-  for (int k = 0; k < kVec; ++k) fold[threadIdx.y][threadIdx.x * kVec + k] = sum[k];
-  __syncthreads();
-  if (threadIdx.y == 0 && column < columns) {
-    float* row = parts_out + static_cast<std::int64_t>(blockIdx.y) * columns + column;
-#pragma unroll
-    for (int k = 0; k < kVec; ++k) {
-      float s = fold[0][threadIdx.x * kVec + k];
-      for (int i = 1; i < kRows; ++i) s += fold[i][threadIdx.x * kVec + k];
-      row[k] = s;
-    }
-  }
+  write_partial_row<kLanes, kRows, kVec>(fold, sum, parts_out, column, columns);
 }
 
 // dbias[c] = Σ_parts parts[p, c] in part order, one thread per column.
