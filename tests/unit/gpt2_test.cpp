@@ -189,6 +189,11 @@ TEST(Gpt2Profile, KernelCategories) {
   EXPECT_EQ(gpt2::kernel_category("void deepspeed::ops::detail::(anonymous namespace)::bias_gelu_backward<...>"),
             "bias+GELU");
   EXPECT_EQ(gpt2::kernel_category("void at::native::GammaBetaBackwardCUDAKernel<...>"), "LayerNorm");
+  // DS_ADD_LAYER_NORM_SPLIT=1's two kernels count as LayerNorm too, so the profile rows compare.
+  EXPECT_EQ(gpt2::kernel_category("void deepspeed::ops::detail::(anonymous namespace)::add_layer_norm_input_grad<...>"),
+            "LayerNorm");
+  EXPECT_EQ(gpt2::kernel_category("void deepspeed::ops::detail::(anonymous namespace)::add_layer_norm_param_columns<...>"),
+            "LayerNorm");
   EXPECT_EQ(gpt2::kernel_category("ncclDevKernel_AllReduce_Sum_bf16_RING_LL"), "communication");
   EXPECT_EQ(gpt2::kernel_category("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>"),
             "optimizer");
