@@ -143,12 +143,7 @@ cudaError_t backward_split(const void* dy, const void* h, const float* mean, con
     const int vec = vector ? kVec : 1;
     const std::int64_t tiles = (columns + kLanes * vec - 1) / (kLanes * vec);
     const auto columns_args = [&](auto kernel) {
-      int per_sm = 0;
-      if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kLanes * kRows, 0) != cudaSuccess) {
-        cudaGetLastError();
-        per_sm = 4;
-      }
-      const std::int64_t resident = static_cast<std::int64_t>(device_sms()) * std::max(per_sm, 1);
+      const std::int64_t resident = resident_blocks_of(kernel, kLanes * kRows, 4);
       parts = std::max<std::int64_t>(
           1, std::min({capacity, (rows + kRows - 1) / kRows, std::max<std::int64_t>(1, resident / tiles)}));
       kernel<<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(parts)), dim3(kLanes, kRows), 0, stream>>>(

@@ -219,13 +219,8 @@ cudaError_t forward(const void* x, const void* bias, void* y, std::int64_t rows,
   const auto args = [&](auto kernel) {
     // One wave of the blocks the SMs hold at once (the grid strides over the rest): 8 of the plain kernel per SM,
     // fewer of the unrolled one, whose registers limit it. Elementwise, so the grid does not change the results.
-    int per_sm = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0) != cudaSuccess) {
-      cudaGetLastError();
-      per_sm = 8;
-    }
-    const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(
-        (packs + kThreads - 1) / kThreads, static_cast<std::int64_t>(device_sms()) * std::max(per_sm, 1)));
+    const auto blocks = static_cast<unsigned>(
+        std::min<std::int64_t>((packs + kThreads - 1) / kThreads, resident_blocks_of(kernel, kThreads, 8)));
     kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<const P*>(bias), static_cast<T*>(y),
                                             packs, static_cast<int>(columns));
   };

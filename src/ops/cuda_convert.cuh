@@ -96,6 +96,18 @@ inline int device_sms() {
   return std::max(sms, 1);
 }
 
+/// Blocks of `threads` threads of `kernel` the current device holds at once (SMs × blocks per SM, at least one
+/// per SM; `fallback` per SM if the occupancy query fails): a grid of one wave.
+template <typename Kernel>
+std::int64_t resident_blocks_of(Kernel kernel, int threads, int fallback) {
+  int per_sm = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0) != cudaSuccess) {
+    cudaGetLastError();
+    per_sm = fallback;
+  }
+  return static_cast<std::int64_t>(device_sms()) * std::max(per_sm, 1);
+}
+
 /// True when every non-null pointer is 16-byte aligned (the packed loads' requirement).
 inline bool aligned(std::initializer_list<const void*> pointers) {
   return std::all_of(pointers.begin(), pointers.end(),

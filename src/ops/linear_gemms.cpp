@@ -1,8 +1,8 @@
 #include "src/ops/linear_gemms.h"
-#include "src/util/env.h"
-
 
 #include <ATen/core/Tensor.h>
+
+#include "src/util/env.h"
 
 namespace deepspeed::ops::detail {
 namespace {
