@@ -111,6 +111,8 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
   ds_cuda_kernels(ds_ops_cuda ds_ops ops/cross_entropy_kernel.cu ops/add_layer_norm_kernel.cu
                   ops/add_layer_norm_backward_kernel.cu ops/add_layer_norm_split_kernel.cu ops/bias_gelu_kernel.cu)
   set(DS_CUDA_OPS ON PARENT_SCOPE)
+  # For the CPU tests of the kernels' host-and-device arithmetic (tests/unit: CUDA's headers, no runtime).
+  set(DS_CUDA_INCLUDE_DIRS ${CUDAToolkit_INCLUDE_DIRS} PARENT_SCOPE)
   target_compile_definitions(ds_ops PRIVATE DS_WITH_CUDA_OPS)
   # cuBLASLt, for ops::linear's bias gradient in the weight GEMM's epilogue (DS_LINEAR_EPILOGUE=1). Not linked:
   # its entry points are taken at run time from the copy LibTorch loaded (a copy of our own, same soname, could

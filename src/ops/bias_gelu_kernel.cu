@@ -5,6 +5,8 @@
 #include "src/ops/bias_gelu_kernel.h"
 #include "src/ops/column_sums.cuh"
 #include "src/ops/cuda_convert.cuh"
+#include "src/ops/gelu_math.cuh"
+#include "src/ops/grid_stride.cuh"
 #include "src/util/env.h"
 
 #include <algorithm>
@@ -14,78 +16,12 @@
 namespace deepspeed::ops::detail {
 namespace {
 
-constexpr float kSqrt2OverPi = 0.7978845608028654f;
-constexpr float kCubic = 0.044715f;
-
-// The cube is formed first and the terms grouped as in the formula, as ATen's gelu(approximate="tanh") does, so
-// the two paths differ by tanhf's rounding at most. fp32 inputs take this form (bit for bit ATen's), and 16-bit
-// ones with DS_BIAS_GELU_TANHF=1.
-__device__ __forceinline__ float gelu_tanh(float h) {
-  const float cube = h * h * h;
-  return 0.5f * h * (1.0f + tanhf(kSqrt2OverPi * (h + kCubic * cube)));
-}
-
-// d/dh of gelu_tanh: ½(1 + t) + ½h(1 − t²)·√(2/π)(1 + 3·0.044715·h²),
-// with t = tanh(√(2/π)(h + 0.044715·h³)).
-__device__ __forceinline__ float gelu_tanh_grad(float h) {
-  const float square = h * h;
-  const float t = tanhf(kSqrt2OverPi * (h + kCubic * (square * h)));
-  const float outer = 0.5f * (1.0f + t);
-  const float inner = 0.5f * h * (1.0f - t * t) * (kSqrt2OverPi * (1.0f + 3.0f * kCubic * square));
-  return outer + inner;
-}
-
-// The same function for 16-bit inputs, written as ½(1 + tanh u) = σ(2u) = 1/(1 + e^(−2u)): one exp2 and one
-// reciprocal of the special-function unit and a handful of multiply-adds, where tanhf's range handling made
-// ~34 instructions an element and the kernels instruction-bound on an H200 (GPT-2 1.5B: the forward ran at
-// 2.8 TB/s, 3.6 ms a step for ~2.4 ms of bytes). Against tanhf's form the fp32 value differs by a few units of
-// fp32 (bench/gelu_forms.py checks every 16-bit h: at least as close to the float64 value as tanhf's form),
-// so the rounded 16-bit result is the same or the adjacent one; e^(−2u) overflowing to ∞ gives σ = 0, as it
-// should.
-__device__ __forceinline__ float sigmoid_of_2u(float h, float square) {
-  constexpr float kMinusTwoLog2e = -2.0f * 1.4426950408889634f;
-  const float u = h * (kSqrt2OverPi + (kSqrt2OverPi * kCubic) * square);
-  // Flushed to zero, a subnormal e^(−2u) added to 1 changes nothing.
-  return __fdividef(1.0f, 1.0f + fast_exp2(kMinusTwoLog2e * u));
-}
-
-__device__ __forceinline__ float gelu_sigmoid(float h) { return h * sigmoid_of_2u(h, h * h); }
-
-// d/dh h·σ(2u) = σ + h·σ(1 − σ)·2u' = σ·(1 + (1 − σ)·h·(2√(2/π) + 6·0.044715·√(2/π)·h²)).
-__device__ __forceinline__ float gelu_sigmoid_grad(float h) {
-  const float square = h * h;
-  const float s = sigmoid_of_2u(h, square);
-  const float slope = h * (2.0f * kSqrt2OverPi + (6.0f * kSqrt2OverPi * kCubic) * square);
-  return s * (1.0f + (1.0f - s) * slope);
-}
-
-// kFast: the σ form (16-bit inputs, the default); otherwise tanhf's.
-template <bool kFast>
-__device__ __forceinline__ float gelu(float h) {
-  if constexpr (kFast) return gelu_sigmoid(h);
-  else return gelu_tanh(h);
-}
-
-template <bool kFast>
-__device__ __forceinline__ float gelu_grad(float h) {
-  if constexpr (kFast) return gelu_sigmoid_grad(h);
-  else return gelu_tanh_grad(h);
-}
-
 // kUnroll > 1 (DS_BIAS_GELU_UNROLL=4, below): each thread loads that many packs before computing the first, so
 // more bytes are in flight per thread; every pack still takes the same arithmetic, so y is the same bit for bit.
-// A pack's bias column is carried from one grid stride to the next (one compare and subtract) rather than
-// taken modulo the row length each time, which cost ~2 instructions an element.
+// A pack's bias column is carried from one grid stride to the next (ColumnCursor, grid_stride.cuh).
 template <typename T, typename P, int kVec, int kUnroll, bool kFast>
 __global__ void bias_gelu_forward(const T* x, const P* __restrict__ bias, T* y, std::int64_t packs, int columns) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  // Unsigned: a column plus the step stays below 2³², where columns may be up to 2³¹ − 1.
-  const auto width = static_cast<unsigned>(columns);
-  const auto column_step = static_cast<unsigned>(stride * kVec % columns);
-  const auto next_column = [&](unsigned column) {
-    column += column_step;
-    return column >= width ? column - width : column;
-  };
   const auto one = [&](std::int64_t first, unsigned column, const Raw<T, kVec>& raw) {
     float v[kVec], b[kVec];
     load<P, kVec>(bias + column, b);
@@ -94,22 +30,22 @@ __global__ void bias_gelu_forward(const T* x, const P* __restrict__ bias, T* y, 
     store<T, kVec>(y + first, v);
   };
   std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  auto column = static_cast<unsigned>(i * kVec % columns);
+  ColumnCursor cursor(i, stride, kVec, columns);
   for (; i + (kUnroll - 1) * stride < packs; i += kUnroll * stride) {
     Raw<T, kVec> raw[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) load_raw<T, kVec>(x + (i + u * stride) * kVec, raw[u]);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      one((i + u * stride) * kVec, column, raw[u]);
-      column = next_column(column);
+      one((i + u * stride) * kVec, cursor.column, raw[u]);
+      cursor.advance();
     }
   }
   for (; i < packs; i += stride) {
     Raw<T, kVec> raw;
     load_raw<T, kVec>(x + i * kVec, raw);
-    one(i * kVec, column, raw);
-    column = next_column(column);
+    one(i * kVec, cursor.column, raw);
+    cursor.advance();
   }
 }
 

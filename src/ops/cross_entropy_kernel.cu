@@ -4,6 +4,7 @@
 // shared memory between the passes (DS_CROSS_ENTROPY_STAGED=1, below).
 #include "src/ops/cross_entropy_kernel.h"
 #include "src/ops/cuda_convert.cuh"
+#include "src/ops/softmax_sum.cuh"
 #include "src/util/env.h"
 
 #include <cuda_bf16.h>
@@ -19,62 +20,6 @@ namespace deepspeed::ops::detail {
 namespace {
 
 constexpr int kThreads = 512;
-
-// Running maximum and sum of exp(x - max); an empty state has max = -inf and sum = 0.
-struct MaxSum {
-  float max;
-  float sum;
-};
-
-// An empty side (max −∞) drops out, unless its sum is NaN: a thread that saw only −∞ and NaN values must still
-// make the row's loss NaN (NaN · 0 below keeps it).
-__device__ __forceinline__ MaxSum combine(MaxSum a, MaxSum b) {
-  if (a.max == -INFINITY && !isnan(a.sum)) return b;
-  if (b.max == -INFINITY && !isnan(b.sum)) return a;
-  const float m = fmaxf(a.max, b.max);
-  return {m, a.sum * expf(a.max - m) + b.sum * expf(b.max - m)};
-}
-
-__device__ __forceinline__ void accumulate(MaxSum& state, float x) {
-  if (x == -INFINITY) return;  // exp(-inf) = 0; skipping keeps -inf - -inf out of the arithmetic
-  if (x > state.max) {
-    state.sum = state.sum * expf(state.max - x) + 1.0f;
-    state.max = x;
-  } else {
-    state.sum += expf(x - state.max);  // NaN x lands here and makes the sum NaN, as it should
-  }
-}
-
-constexpr float kLog2e = 1.4426950408889634f;
-
-// A 16-byte pack's values added to the running state: the pack's maximum first (one rescale of the sum, not one
-// per new maximum), then e^(v − max) as 2^((v − max)·log2 e) from the special-function unit. The per-value
-// `accumulate`, with expf's range handling and a branch per value, made the forward instruction-bound: ~34
-// instructions a logit against ~8 here (GPT-2 124M: 1.6 G logits a step). A pack whose maximum is not finite
-// (an +∞ logit, or only −∞ and NaN) goes through `accumulate`, whose rules for those stay exact; a NaN beside
-// finite values makes the sum NaN through its own term. e^(v − max) is off by a few fp32 units, the loss by
-// about 1e-7 relative.
-template <int N>
-__device__ __forceinline__ void accumulate_pack(MaxSum& state, const float (&v)[N]) {
-  float m = v[0];
-#pragma unroll
-  for (int k = 1; k < N; ++k) m = fmaxf(m, v[k]);
-  if (!isfinite(m)) {
-#pragma unroll
-    for (int k = 0; k < N; ++k) accumulate(state, v[k]);
-    return;
-  }
-  if (m > state.max) {
-    state.sum *= fast_exp2((state.max - m) * kLog2e);  // from −∞ (nothing yet): 0 · 0
-    state.max = m;
-  }
-  // v − max before the scaling, not one fma with max·log2 e rounded: that rounding would be up to |max|·1e-7
-  // of the exponent, all of it error in every term for large fp32 logits.
-  float sum = 0.0f;
-#pragma unroll
-  for (int k = 0; k < N; ++k) sum += fast_exp2((v[k] - state.max) * kLog2e);
-  state.sum += sum;
-}
 
 __device__ MaxSum block_reduce(MaxSum v) {
   __shared__ MaxSum warp_results[kThreads / 32];

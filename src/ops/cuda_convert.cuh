@@ -1,6 +1,6 @@
 #pragma once
-// Internal, for the ops/ kernels: the 16-bit conversions (src/util/cuda_values.cuh); packed loads and stores,
-// converted or raw; the (input, parameter) type dispatch.
+// Internal, for the ops/ kernels: the 16-bit conversions (src/util/cuda_values.cuh) and the special-function
+// unit's exp2 (fast_math.cuh); packed loads and stores, converted or raw; the (input, parameter) type dispatch.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
@@ -11,6 +11,7 @@
 #include <initializer_list>
 
 #include "src/ops/element_type.h"
+#include "src/ops/fast_math.cuh"
 #include "src/util/cuda_values.cuh"
 
 namespace deepspeed::ops::detail {
@@ -75,15 +76,6 @@ __device__ __forceinline__ void load_raw(const T* __restrict__ p, Raw<T, kPack>&
 #pragma unroll
     for (int k = 0; k < kPack; ++k) r.v[k] = p[k];
   }
-}
-
-/// 2^x from the special-function unit (ex2.approx.ftz: about two fp32 units of relative error, subnormal results
-/// flushed to zero, 2^−∞ = 0, NaN stays NaN): one instruction, where exp2f and expf take 3 to 10 with their range
-/// handling, which made the elementwise kernels that call one per value instruction-bound.
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
 }
 
 /// Streaming multiprocessors of the current device (1 if it cannot be read): grids sized to fill it once.

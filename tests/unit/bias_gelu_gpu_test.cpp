@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -168,6 +169,29 @@ TEST_F(BiasGeluGpu, TanhfFormEqualsTheReferenceBitwise) {
     EXPECT_TRUE(at::equal(got.dx, same.dx)) << c10::toString(dtype);
   }
   unsetenv("DS_BIAS_GELU_TANHF");
+}
+
+// bf16 inputs so large that h² or h³ overflow fp32 (kernel_math_test holds the formula on the CPU; this, the
+// kernel with ex2.approx): the σ form's derivative is 1 above 20 and 0 below −20, never NaN (it was, for
+// |h| > 1.2e13, before the slope's h was bounded), and y = h above and −0 below. One row of 64: eight packs.
+TEST_F(BiasGeluGpu, HugeBf16InputsGiveTheDerivativesLimits) {
+  const auto opts = at::TensorOptions().device(at::kCUDA);
+  std::vector<float> values;
+  for (float h : {21.0f, 1e6f, 1e13f, 1e14f, 1e19f, 1e20f, 4e36f, 3e38f}) {
+    values.push_back(h);
+    values.push_back(-h);
+  }
+  values.resize(64, 1.0f);
+  const auto x = at::tensor(values, opts.dtype(at::kFloat)).view({1, 64}).to(at::kBFloat16);
+  const auto bias = at::zeros({64}, opts.dtype(at::kBFloat16));
+  const auto dy = at::ones({1, 64}, opts.dtype(at::kBFloat16));
+  const Outcome got = run(ops::bias_gelu, x, bias, dy);
+  const auto h = x.to(at::kFloat);
+  for (std::int64_t i = 0; i < 16; ++i) {
+    const float v = h[0][i].item<float>();
+    EXPECT_EQ(got.dx[0][i].item<float>(), v > 0 ? 1.0f : 0.0f) << "h = " << v;
+    EXPECT_EQ(got.y[0][i].item<float>(), v > 0 ? v : 0.0f) << "h = " << v;
+  }
 }
 
 TEST_F(BiasGeluGpu, ReferenceForcedByEnvironment) {

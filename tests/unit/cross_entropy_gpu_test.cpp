@@ -143,6 +143,31 @@ TEST_F(CrossEntropyGpu, PackedSumKeepsNaNAndMinusInfinity) {
   EXPECT_NEAR(got, want, 1e-5 * std::abs(want));
 }
 
+// A +∞ logit makes its row's loss NaN, as ATen's log_softmax does (e^(∞ − ∞) in its sum), in both kernels
+// (packs: vocabulary 64; elements: 63) and wherever the ∞ sits; before, a row whose other logits were all −∞
+// gave ∞, and one of finite logits NaN or ∞ depending on the thread that held the ∞ (kernel_math_test).
+TEST_F(CrossEntropyGpu, PlusInfinityLogitMakesTheLossNaN) {
+  if (!at::hasCUDA()) GTEST_SKIP();
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  for (std::int64_t vocab : {64, 63}) {
+    for (bool others_minus_infinity : {false, true}) {
+      auto logits = others_minus_infinity ? at::full({2, vocab}, -INFINITY, opts) : at::randn({2, vocab}, opts);
+      logits.index_put_({0, 3}, INFINITY);
+      logits.index_put_({1, vocab - 1}, INFINITY);
+      const auto targets = at::tensor({1, 2}, at::TensorOptions().device(at::kCUDA).dtype(at::kLong));
+      for (std::int64_t r = 0; r < 2; ++r) {
+        using at::indexing::Slice;
+        auto x = logits.index({Slice(r, r + 1)}).clone().requires_grad_(true);
+        const auto t = targets.index({Slice(r, r + 1)});
+        EXPECT_TRUE(ops::cross_entropy_is_fused(x, t));
+        EXPECT_TRUE(std::isnan(ops::cross_entropy(x, t).item<double>()))
+            << "vocab " << vocab << ", row " << r << (others_minus_infinity ? ", others −∞" : "");
+        EXPECT_TRUE(std::isnan(ops::cross_entropy_reference(x.detach(), t).item<double>()));
+      }
+    }
+  }
+}
+
 // fp16 with a loss scale, as the engine differentiates it: (softmax / rows) of a 50304-way row is ~1e-8, below
 // fp16's smallest subnormal, so only a gradient computed with the scale inside keeps it (as the reference does).
 TEST_F(CrossEntropyGpu, LossScaleReachesSmallFp16Gradients) {

@@ -24,7 +24,8 @@ namespace deepspeed::ops {
 /// Mean cross-entropy of `logits` [rows, vocab] against `targets` [rows] (int64 class indices), as a 0-dim fp32
 /// tensor with autograd to `logits`. Fused when logits are a contiguous CUDA bf16/fp16/fp32 tensor built with
 /// CUDA support; otherwise the reference. Fused: targets must lie in [0, vocab) (no ignore_index) — a row whose
-/// target does not gives a NaN loss, so the fp16 overflow check skips the step — and the graph can be
+/// target does not gives a NaN loss, so the fp16 overflow check skips the step; non-finite logits follow
+/// ATen's log_softmax (−∞ drops out, a NaN or a +∞ logit makes its row's loss NaN) — and the graph can be
 /// differentiated once (the gradient buffer computed in forward is handed to autograd). Without autograd
 /// (under a no-grad guard, or logits that do not require grad) the reference runs: the kernel's gradient would
 /// be wasted.
