@@ -161,6 +161,59 @@ def _baseline(rows, r):
     return _find(rows, m, w, "pytorch-ddp", tag="")
 
 
+# Issue #14 (transformer kernels): ours over torch.compile's faster recipe (both, amp and bf16-master, should be
+# in the call), MFU at 350M and 1.5B, and the losses beside the compiled run's within bf16 noise.
+ISSUE14_RATIO = {"124M": 1.3, "350M": 1.15, "1.5B": 1.15}
+ISSUE14_MFU = {"350M": 0.50, "1.5B": 0.50}
+# Two bf16 runs of the same model round differently from the first GEMM on: measured 4e-5 apart at step 1 and
+# at most 0.0021 at step 40 (H200, 2026-12-05); 0.01 separates that from a wrong gradient.
+ISSUE14_LOSS_TOLERANCE = 0.01
+RECIPES = ("amp", "bf16-master")
+
+
+def _issue14_checks(rows, models):
+    checks = []
+    for m in models:
+        if m not in ISSUE14_RATIO:
+            continue
+        compiled = [r for r in rows if r.get("model") == m and r.get("world_size") == 1 and _ok(r)
+                    and r.get("impl") == "pytorch-compile" and not r.get("tag")]
+        ours = [(label, _find(rows, m, 1, impl)) for label, impl in
+                (("ours", "deepspeed.cpp"), ("ours with the opt-in switches", "deepspeed.cpp (experiments)"))]
+        ours = [(label, r) for label, r in ours if r]
+        if not compiled and not ours:
+            continue
+        measured = sorted({r.get("precision", "amp") for r in compiled})
+        missing = [p for p in RECIPES if p not in measured]
+        checks.append((f"{m}: torch.compile recipes measured", ", ".join(measured) or "none", ", ".join(RECIPES),
+                       "PASS" if not missing else "partial: " + ", ".join(missing) + " not run"))
+        best = max(compiled, key=lambda r: r["tok_per_s"]) if compiled else None
+        best_name = f"torch.compile ({best.get('precision', 'amp')})" if best else "torch.compile"
+        target = ISSUE14_RATIO[m]
+        if not ours:
+            checks.append((f"{m}: ours / {best_name}", "—", f"≥ {target:g}", "not measured"))
+        for label, r in ours:
+            if best:
+                ratio = r["tok_per_s"] / best["tok_per_s"]
+                checks.append((f"{m}: {label} / {best_name}", f"{ratio:.3f}", f"≥ {target:g}",
+                               "PASS" if ratio >= target else "FAIL"))
+            else:
+                checks.append((f"{m}: {label} / torch.compile", "—", f"≥ {target:g}", "not measured"))
+            if m in ISSUE14_MFU and r.get("mfu") is not None:
+                floor = ISSUE14_MFU[m]
+                checks.append((f"{m}: {label} MFU", f"{100 * r['mfu']:.1f} %", f"≥ {100 * floor:.0f} %",
+                               "PASS" if r["mfu"] >= floor else "FAIL"))
+            if best:
+                for key, what in (("loss_first", "first step"), ("loss_last", "last logged step")):
+                    a, b = r.get(key), best.get(key)
+                    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+                        delta = abs(a - b)
+                        checks.append((f"{m}: {label}, loss at the {what} − {best_name}'s", f"{delta:.4f}",
+                                       f"≤ {ISSUE14_LOSS_TOLERANCE:g}",
+                                       "PASS" if delta <= ISSUE14_LOSS_TOLERANCE else "FAIL"))
+    return checks
+
+
 def cmd_table(a):
     rows = []
     with open(a.results) as f:
@@ -230,6 +283,14 @@ def cmd_table(a):
     for c in checks:
         print("| " + " | ".join(c) + " |")
     print()
+    kernel_checks = _issue14_checks(rows, models)
+    if kernel_checks:
+        print("### Targets (issue #14: one GPU, against the faster torch.compile recipe)\n")
+        print("| check | measured | target | verdict |")
+        print("|---|---|---|---|")
+        for c in kernel_checks:
+            print("| " + " | ".join(c) + " |")
+        print()
     dev = next((r.get("device") for r in rows if r.get("device")), "?")
     tv = next((r.get("torch") for r in rows if r.get("torch")), "?")
     dsv = next((r.get("deepspeed") for r in rows if r.get("deepspeed")), None)

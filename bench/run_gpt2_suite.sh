@@ -32,7 +32,9 @@
 #   GRAD_ACCUM_DTYPE=""    "" = each engine's default; bf16 or fp32 sets data_types.grad_accum_dtype for all
 #   ZERO_EXTRA=''          JSON merged into zero_optimization for both engines, e.g. '{"overlap_comm": true}'
 #   DS_OPTIMIZER=ds        ds (DeepSpeed FusedAdam, JIT-built once up front) or torch-fused
-#   PT_PRECISION=amp       amp or bf16-master for the PyTorch eager/compile/DDP rows
+#   PT_PRECISION=amp       amp or bf16-master for the PyTorch eager/compile/DDP rows; "amp bf16-master" runs the 1-GPU
+#                          eager and compile rows with each recipe (issue #14 compares against the faster one;
+#                          DDP takes the first)
 #   DS_1GPU=0              1: also DeepSpeed ZeRO-0 on one GPU
 #   MEMORY_PHASES=0        N: ours prints the device peak of forward / backward / step in its first N steps
 #   BUDGET_S=520           no run starts after this many seconds (the table is still printed)
@@ -260,11 +262,15 @@ for model in $MODELS; do
     stage=""
     if [ "$n" = 1 ]; then
       pyconf
+      read -r -a recipes <<<"$PT_PRECISION"
       for mode in eager compile; do
         has $mode || continue
         impl=pytorch-$mode
-        run "${mode}_${model}" $PYTHON bench/gpt2_pytorch.py --mode $mode --deepspeed_config "$cfg" "${pyargs[@]}" \
-          --precision "$PT_PRECISION"
+        for prec in "${recipes[@]}"; do
+          name=${mode}_${model}; [ ${#recipes[@]} -gt 1 ] && name+=_$prec
+          run "$name" $PYTHON bench/gpt2_pytorch.py --mode $mode --deepspeed_config "$cfg" "${pyargs[@]}" \
+            --precision "$prec"
+        done
       done
     fi
   done
@@ -275,7 +281,7 @@ for model in $MODELS; do
     for mode in ddp fsdp2; do
       has $mode || continue
       impl=pytorch-$mode
-      prec=$PT_PRECISION; [ $mode = fsdp2 ] && prec=amp
+      prec=${PT_PRECISION%% *}; [ $mode = fsdp2 ] && prec=amp
       run "${mode}_${model}_${n}gpu" $PYTHON -m torch.distributed.run --standalone --nproc_per_node "$n" \
         bench/gpt2_pytorch.py --mode $mode --deepspeed_config "$cfg" "${pyargs[@]}" --precision "$prec"
     done

@@ -3,16 +3,17 @@
 # (ops, device Adam and its factor on the device, gradient hand-over, the norm of a parameter list, the
 # throughput timer's events), then the GPT-2 suite on one GPU with ours, ours with the kernel experiments
 # that are off by default (ours_exp: bench/run_gpt2_suite.sh's EXP_ENV / EXP_ARGS), torch.compile (bf16-master
-# recipe) and ours' profile (PROFILE_EXP=1: of the experiments' run), all in one call so the rows compare.
+# recipe; PT_PRECISION="amp bf16-master" for both, as issue #14's verdict asks) and ours' profile (PROFILE_EXP=1: of the experiments' run), all in one call so the rows compare.
 # Everything comes back in $OUT/all.tgz; the tests' verdicts and the suite's table in $OUT/summary.txt.
 #
 #   MODELS="1.5B 350M 124M" IMPLS="ours ours_exp compile" PROFILE_MODELS=none BUDGET_S=400 \
 #     bash scripts/device/kernels_suite.sh
-# TESTS="gelu_mlp_gpu_test": only these test binaries (built and run) instead of the whole list.
+# TESTS="gelu_mlp_gpu_test": only these test binaries (built and run) instead of the whole list; TESTS=none: no tests.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 describe_machine >"$out/summary.txt"
 tests=${TESTS:-"add_layer_norm_gpu_test bias_gelu_gpu_test cross_entropy_gpu_test linear_gpu_test adam_device_gpu_test grad_convert_gpu_test squared_sum_gpu_test throughput_timer_gpu_test engine_gpu_test core_test"}
+[ "$tests" = none ] && tests=""
 bash scripts/device/build.sh gpt2 deepspeed_launcher $tests >"$out/build.txt" 2>&1 || { tail -40 "$out/build.txt"; exit 1; }
 stamp "built" | tee -a "$out/summary.txt"
 for t in $tests; do
@@ -23,7 +24,7 @@ for t in $tests; do
 done
 grep -h '^\[device_adam\]' "$out/adam_device_gpu_test.log" | sort -t: -k2 | tail -4 >>"$out/summary.txt"
 stamp "tests" | tee -a "$out/summary.txt"
-MODELS=${MODELS:-1.5B 124M 350M} PROFILE_MODELS=${PROFILE_MODELS:-1.5B 124M} GPUS=1 IMPLS=${IMPLS:-ours ours_exp compile profile} PT_PRECISION=bf16-master STEPS=${STEPS:-20} \
+MODELS=${MODELS:-1.5B 124M 350M} PROFILE_MODELS=${PROFILE_MODELS:-1.5B 124M} GPUS=1 IMPLS=${IMPLS:-ours ours_exp compile profile} PT_PRECISION=${PT_PRECISION:-bf16-master} STEPS=${STEPS:-20} \
   WARMUP=${WARMUP:-10} BUDGET_S=${BUDGET_S:-330} RUN_TIMEOUT=${RUN_TIMEOUT:-150} PROFILE_TOP=40 \
   OUT="$out/suite" bash bench/run_gpt2_suite.sh >"$out/suite.txt" 2>&1
 grep -E "^\[[0-9]+ s\]" "$out/suite.txt" >>"$out/summary.txt"
