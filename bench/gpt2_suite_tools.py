@@ -214,6 +214,15 @@ def _issue14_checks(rows, models):
     return checks
 
 
+def _print_checks(title, checks):
+    print(f"### {title}\n")
+    print("| check | measured | target | verdict |")
+    print("|---|---|---|---|")
+    for c in checks:
+        print("| " + " | ".join(c) + " |")
+    print()
+
+
 def cmd_table(a):
     rows = []
     with open(a.results) as f:
@@ -277,20 +286,10 @@ def cmd_table(a):
                     checks.append((f"{m} ZeRO-{s}: ours per-GPU tok/s at {w} GPUs / 1 GPU", f"{eff:.3f}", target,
                                    verdict))
 
-    print("### Targets (issue #6)\n")
-    print("| check | measured | target | verdict |")
-    print("|---|---|---|---|")
-    for c in checks:
-        print("| " + " | ".join(c) + " |")
-    print()
+    _print_checks("Targets (issue #6)", checks)
     kernel_checks = _issue14_checks(rows, models)
     if kernel_checks:
-        print("### Targets (issue #14: one GPU, against the faster torch.compile recipe)\n")
-        print("| check | measured | target | verdict |")
-        print("|---|---|---|---|")
-        for c in kernel_checks:
-            print("| " + " | ".join(c) + " |")
-        print()
+        _print_checks("Targets (issue #14: one GPU, against the faster torch.compile recipe)", kernel_checks)
     dev = next((r.get("device") for r in rows if r.get("device")), "?")
     tv = next((r.get("torch") for r in rows if r.get("torch")), "?")
     dsv = next((r.get("deepspeed") for r in rows if r.get("deepspeed")), None)

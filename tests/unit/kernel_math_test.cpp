@@ -151,9 +151,10 @@ TEST(GeluMath, DerivativeIsCloseToFloat64InFp32) {
     worst_tanhf = std::max(worst_tanhf, std::fabs(detail::gelu_tanh_grad(h) - ref) / scale);
   }
   const double eps = std::numeric_limits<float>::epsilon();
-  // Measured: σ form 1.9 eps, tanhf's 1.5 eps (host exp2 and tanhf; ex2.approx adds about two units of σ).
-  EXPECT_LT(worst_sigma, 4 * eps);
-  EXPECT_LT(worst_tanhf, 4 * eps);
+  // Measured (glibc's exp2 and tanhf): σ form 3.3 eps, at h ≈ 5, where 1 − σ is a few fp32 units and the slope
+  // ~34; tanhf's 1.0 eps. On the GPU ex2.approx and the reciprocal add about two units of σ.
+  EXPECT_LT(worst_sigma, 6 * eps);
+  EXPECT_LT(worst_tanhf, 3 * eps);
 }
 
 // At the edges of bf16's range, where h² or h³ overflow fp32: the σ form's GELU is ATen's form's value, and its
@@ -270,19 +271,17 @@ TEST(SoftmaxSum, NonFiniteLogitsFollowATensRules) {
     const std::vector<float> finite(row.begin() + 512, row.end());
     cases.push_back({"half -inf", row, false, log_sum_exp_reference(finite)});
   }
+  const auto with = [](std::vector<float> row, std::size_t at, float value) {
+    row[at] = value;
+    return row;
+  };
   for (std::size_t at : {0u, 5u, 517u, 1023u}) {
-    auto row = normal_row(rng, 1024, 0.0f, 1.0f);
-    row[at] = nan;
-    cases.push_back({"one NaN at " + std::to_string(at), row, true, 0});
-    auto masked = std::vector<float>(1024, -inf);
-    masked[at] = nan;
-    cases.push_back({"NaN among -inf at " + std::to_string(at), masked, true, 0});
-    auto plus = normal_row(rng, 1024, 0.0f, 1.0f);
-    plus[at] = inf;
-    cases.push_back({"+inf at " + std::to_string(at), plus, true, 0});
-    auto lone_plus = std::vector<float>(1024, -inf);
-    lone_plus[at] = inf;
-    cases.push_back({"+inf among -inf at " + std::to_string(at), lone_plus, true, 0});
+    const auto finite = normal_row(rng, 1024, 0.0f, 1.0f), masked = std::vector<float>(1024, -inf);
+    const std::string where = " at " + std::to_string(at);
+    cases.push_back({"NaN among finite" + where, with(finite, at, nan), true, 0});
+    cases.push_back({"NaN among -inf" + where, with(masked, at, nan), true, 0});
+    cases.push_back({"+inf among finite" + where, with(finite, at, inf), true, 0});
+    cases.push_back({"+inf among -inf" + where, with(masked, at, inf), true, 0});
   }
   for (const auto& c : cases) {
     for (int threads : {1, 32, 512}) {
