@@ -9,7 +9,8 @@ instructions per kernel, for one revision or as the change between two.
 A kernel's instruction count is a proxy, not a timing: it flags a change that makes an elementwise kernel
 issue-bound (GELU's and the cross-entropy's were, at ~34 instructions a value, docs/kernels.md) or that adds
 registers (occupancy), so a session without a device can see what a kernel change costs before a GPU measures
-it. Needs nvcc and cuobjdump (the toolkit's, or the copy Triton ships beside LibTorch's Python package).
+it. Needs nvcc ($NVCC, else the one on PATH) and cuobjdump (the toolkit's, or the copy Triton ships beside
+LibTorch's Python package).
 """
 import argparse
 import collections
@@ -61,7 +62,7 @@ def short_name(mangled):
 
 def kernels_of(source, root, arch, cuobjdump, workdir):
     cubin = os.path.join(workdir, os.path.basename(source) + ".cubin")
-    cmd = ["nvcc", f"-I{root}", f"-I{os.path.join(root, 'include')}", *NVCC_FLAGS, f"-arch={arch}", "-cubin",
+    cmd = [os.environ.get("NVCC", "nvcc"), f"-I{root}", f"-I{os.path.join(root, 'include')}", *NVCC_FLAGS, f"-arch={arch}", "-cubin",
            "-o", cubin, os.path.join(root, source)]
     built = subprocess.run(cmd, capture_output=True, text=True)
     if built.returncode != 0:
