@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SOURCES = ["src/ops/*_kernel.cu", "src/optim/*_kernel.cu", "src/zero/*_kernel.cu"]
 # The flags CMake's RelWithDebInfo build gives our kernels (src/torch_libraries.cmake), for one architecture.
 NVCC_FLAGS = ["--expt-relaxed-constexpr", "--expt-extended-lambda", "-O2", "-DNDEBUG", "-std=c++17"]
-COUNTED = ("MUFU", "LDG", "STG", "LDS", "STS", "BAR", "SHFL")
+COUNTED = ("MUFU", "LDG", "LD", "STG", "ST", "LDS", "STS", "BAR", "SHFL")
 
 
 def find_cuobjdump():

@@ -40,8 +40,8 @@ if(DS_TORCH_HAS_CUDA)
 endif()
 
 # optim: optimizers, clipping (the LR schedules are ds_schedules, torch-free).
-ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/adam_device.cpp optim/sgd.cpp optim/clip.cpp optim/state_dict.cpp
-           optim/lamb.cpp optim/adagrad_lion.cpp optim/adagrad_lion_kernels.cpp optim/cpu_adam.cpp optim/cpu_adam_kernel.cpp optim/cpu_adam_scalar.cpp
+ds_library(ds_optim optim/optimizer.cpp optim/adam.cpp optim/adam_device.cpp optim/sgd.cpp optim/clip.cpp
+           optim/multi_tensor_norm.cpp optim/state_dict.cpp optim/lamb.cpp optim/adagrad_lion.cpp optim/adagrad_lion_kernels.cpp optim/cpu_adam.cpp optim/cpu_adam_kernel.cpp optim/cpu_adam_scalar.cpp
            optim/cpu_adam_avx2.cpp optim/cpu_adam_avx512.cpp)
 target_link_libraries(ds_optim PUBLIC ds_config ds_schedules torch)
 # CPU Adam: the ISA files pick their instruction set with `#pragma GCC target`, so no -march here. Contraction
@@ -130,10 +130,11 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
     set_source_files_properties(ops/gelu_mlp.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUBLASLT)
     message(STATUS "deepspeed.cpp: cuBLASLt epilogues for ops::linear (header in ${DS_CUBLASLT_INCLUDE})")
   endif()
-  # The gradient norm's device kernel (summing in the host's order, for ZeRO-Offload's landing gradients) and
-  # the one-pass Adam over fp32 masters.
-  ds_cuda_kernels(ds_optim_cuda ds_optim optim/squared_sum_kernel.cu optim/adam_master_kernel.cu)
-  set_source_files_properties(optim/clip.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDA_NORM)
+  # The gradient norm's device kernels (summing in the host's order, for ZeRO-Offload's landing gradients; over a
+  # whole gradient list in one pass) and the one-pass Adam over fp32 masters.
+  ds_cuda_kernels(ds_optim_cuda ds_optim optim/squared_sum_kernel.cu optim/multi_tensor_norm_kernel.cu
+                  optim/adam_master_kernel.cu)
+  set_source_files_properties(optim/clip.cpp optim/multi_tensor_norm.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDA_NORM)
   set_source_files_properties(optim/adam_device.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDA_ADAM)
   # The 16-bit gradients' hand-over into fp32 accumulation buffers.
   ds_cuda_kernels(ds_zero_cuda ds_zero zero/grad_convert_kernel.cu)

@@ -1,6 +1,7 @@
 #pragma once
-// Internal, for the ops/ kernels: the 16-bit conversions (src/util/cuda_values.cuh) and the special-function
-// unit's exp2 (fast_math.cuh); packed loads and stores, converted or raw; the (input, parameter) type dispatch.
+// Internal, for the ops/ kernels: the 16-bit conversions (src/util/cuda_values.cuh), the one-wave grid
+// (src/util/cuda_grid.cuh) and the special-function unit's exp2 (fast_math.cuh); packed loads and stores,
+// converted or raw; the (input, parameter) type dispatch.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
@@ -12,11 +13,14 @@
 
 #include "src/ops/element_type.h"
 #include "src/ops/fast_math.cuh"
+#include "src/util/cuda_grid.cuh"
 #include "src/util/cuda_values.cuh"
 
 namespace deepspeed::ops::detail {
 
+using ::deepspeed::cuda::device_sms;
 using ::deepspeed::cuda::from_float;
+using ::deepspeed::cuda::resident_blocks_of;
 using ::deepspeed::cuda::round_to;
 using ::deepspeed::cuda::to_float;
 
@@ -76,28 +80,6 @@ __device__ __forceinline__ void load_raw(const T* __restrict__ p, Raw<T, kPack>&
 #pragma unroll
     for (int k = 0; k < kPack; ++k) r.v[k] = p[k];
   }
-}
-
-/// Streaming multiprocessors of the current device (1 if it cannot be read): grids sized to fill it once.
-inline int device_sms() {
-  int device = 0, sms = 1;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    sms = 1;
-  }
-  return std::max(sms, 1);
-}
-
-/// Blocks of `threads` threads of `kernel` the current device holds at once (SMs × blocks per SM, at least one
-/// per SM; `fallback` per SM if the occupancy query fails): a grid of one wave.
-template <typename Kernel>
-std::int64_t resident_blocks_of(Kernel kernel, int threads, int fallback) {
-  int per_sm = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0) != cudaSuccess) {
-    cudaGetLastError();
-    per_sm = fallback;
-  }
-  return static_cast<std::int64_t>(device_sms()) * std::max(per_sm, 1);
 }
 
 /// True when every non-null pointer is 16-byte aligned (the packed loads' requirement).

@@ -2,7 +2,6 @@
 // takes, builds its tensor table, launches one kernel per (gradient dtype, copy dtype).
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <string>
 #include <utility>
@@ -19,6 +18,8 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "src/optim/adam_master_kernel.h"
+#include "src/optim/device_table.h"
+#include "src/util/chunk_table.h"
 #endif
 
 namespace deepspeed::optim {
@@ -92,14 +93,9 @@ bool device_adam_step(const std::vector<at::Tensor>& params, const std::vector<a
     std::int64_t chunks = 0;
     for (auto& a : table) {
       a.first_chunk = chunks;
-      chunks += (a.numel + detail::kAdamChunk - 1) / detail::kAdamChunk;
+      chunks += util::chunks_of(a.numel, detail::kAdamChunk);
     }
-    // The table travels through pinned memory on the step's stream; the caching host allocator keeps the
-    // pinned block until that copy has run.
-    const auto bytes = static_cast<std::int64_t>(table.size() * sizeof(detail::AdamTensorArgs));
-    at::Tensor host = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
-    std::memcpy(host.data_ptr(), table.data(), static_cast<std::size_t>(bytes));
-    const at::Tensor on_device = host.to(device, /*non_blocking=*/true);
+    const at::Tensor on_device = detail::table_on_device(table, device);
     detail::AdamLaunchHyper hyper{h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, static_cast<float>(grad_scale),
                                   device_scale, h.adam_w_mode};
     const cudaError_t err = detail::launch_adam_master_step(

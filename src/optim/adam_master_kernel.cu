@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "src/optim/adam_master_kernel.h"
+#include "src/util/chunk_table.h"
 #include "src/util/cuda_values.cuh"
 
 namespace deepspeed::optim::detail {
@@ -77,15 +78,7 @@ __global__ void __launch_bounds__(kThreads)
     adam_master_step(const AdamTensorArgs* __restrict__ tensors, int count, AdamLaunchHyper hyper) {
   __shared__ int tensor_index;
   const std::int64_t chunk = blockIdx.x;
-  if (threadIdx.x == 0) {  // the last tensor whose first chunk is at or before this one
-    int lo = 0, hi = count - 1;
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) / 2;
-      if (tensors[mid].first_chunk <= chunk) lo = mid;
-      else hi = mid - 1;
-    }
-    tensor_index = lo;
-  }
+  if (threadIdx.x == 0) tensor_index = util::chunk_owner(tensors, count, chunk);
   __syncthreads();
   const AdamTensorArgs t = tensors[tensor_index];
   Coefficients c;

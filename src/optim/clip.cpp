@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include "deepspeed/util/error.h"
+#include "src/optim/multi_tensor_norm.h"
 
 #ifdef DS_WITH_CUDA_NORM
 #include <c10/cuda/CUDAGuard.h>
@@ -104,8 +105,11 @@ at::Tensor squared_l2_norm_tensor(const std::vector<at::Tensor>& tensors, int th
     for (const auto& t : tensors) sum += cpu_squared_sum(t, threads);
     return at::scalar_tensor(sum, at::kDouble);
   }
-  // Per-tensor norms accumulated in fp32, squared and summed in fp64. LibTorch's multi-tensor norm launches a
-  // handful of kernels for any number of tensors of one dtype (a per-parameter gradient list has hundreds).
+  if (detail::multi_tensor_norm_requested()) {
+    if (auto sum = detail::multi_tensor_squared_sum(tensors)) return *sum;
+  }
+  // The reference: per-tensor norms accumulated in fp32, squared and summed in fp64. LibTorch's multi-tensor
+  // norm launches a kernel per 320 chunks of 65,536 values of one dtype, whatever the number of tensors.
   std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype;
   for (const auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
   std::vector<at::Tensor> norms;
