@@ -60,26 +60,21 @@ def short_name(mangled):
     return name[:cut].replace("__nv_bfloat16", "bf16").replace("__half", "fp16")
 
 
-def kernels_of(source, root, arch, cuobjdump, workdir):
-    cubin = os.path.join(workdir, os.path.basename(source) + ".cubin")
-    cmd = [os.environ.get("NVCC", "nvcc"), f"-I{root}", f"-I{os.path.join(root, 'include')}", *NVCC_FLAGS, f"-arch={arch}", "-cubin",
-           "-o", cubin, os.path.join(root, source)]
-    built = subprocess.run(cmd, capture_output=True, text=True)
-    if built.returncode != 0:
-        sys.exit(f"kernel_sass: nvcc failed on {source}:\n{built.stderr[-2000:]}")
-    sass = subprocess.run([cuobjdump, "-sass", cubin], capture_output=True, text=True).stdout
-    usage = subprocess.run([cuobjdump, "-res-usage", cubin], capture_output=True, text=True).stdout
-    registers = {}
-    current = None
+def registers_by_kernel(usage):
+    """cuobjdump -res-usage's REG per function."""
+    registers, current = {}, None
     for line in usage.splitlines():
         m = re.search(r"Function (\S+):", line)
-        if m:
-            current = m.group(1)
+        current = m.group(1) if m else current
         m = re.search(r"REG:(\d+)", line)
         if m and current:
             registers[current] = int(m.group(1))
-    result = {}
-    current = None
+    return registers
+
+
+def counts_by_kernel(sass):
+    """cuobjdump -sass's instructions per function: all but NOPs, and those of COUNTED by opcode."""
+    result, current = {}, None
     for line in sass.splitlines():
         m = re.match(r"\s+Function : (\S+)", line)
         if m:
@@ -87,17 +82,30 @@ def kernels_of(source, root, arch, cuobjdump, workdir):
             result[current] = collections.Counter()
             continue
         m = re.match(r"\s+/\*[0-9a-f]{4}\*/\s+(.*?);", line)
-        if m and current:
-            tokens = m.group(1).split()
-            op = tokens[1] if tokens[0].startswith("@") else tokens[0]
-            if op == "NOP":
-                continue
-            base = op.split(".")[0]
-            counts = result[current]
-            counts["instructions"] += 1
-            if base in COUNTED:
-                counts[base] += 1
-    return {k: (registers.get(k, 0), v) for k, v in result.items()}
+        if not (m and current):
+            continue
+        tokens = m.group(1).split()
+        op = tokens[1] if tokens[0].startswith("@") else tokens[0]  # past a predicate
+        if op == "NOP":
+            continue
+        base = op.split(".")[0]
+        result[current]["instructions"] += 1
+        if base in COUNTED:
+            result[current][base] += 1
+    return result
+
+
+def kernels_of(source, root, arch, cuobjdump, workdir):
+    cubin = os.path.join(workdir, os.path.basename(source) + ".cubin")
+    cmd = [os.environ.get("NVCC", "nvcc"), f"-I{root}", f"-I{os.path.join(root, 'include')}", *NVCC_FLAGS,
+           f"-arch={arch}", "-cubin", "-o", cubin, os.path.join(root, source)]
+    built = subprocess.run(cmd, capture_output=True, text=True)
+    if built.returncode != 0:
+        sys.exit(f"kernel_sass: nvcc failed on {source}:\n{built.stderr[-2000:]}")
+    sass = subprocess.run([cuobjdump, "-sass", cubin], capture_output=True, text=True).stdout
+    usage = subprocess.run([cuobjdump, "-res-usage", cubin], capture_output=True, text=True).stdout
+    registers = registers_by_kernel(usage)
+    return {k: (registers.get(k, 0), v) for k, v in counts_by_kernel(sass).items()}
 
 
 def collect(root, sources, arch, cuobjdump, pattern):

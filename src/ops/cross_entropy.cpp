@@ -13,23 +13,14 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "src/ops/cross_entropy_kernel.h"
+#include "src/ops/launch_support.h"
 #endif
 
 namespace deepspeed::ops {
 namespace {
 
 #ifdef DS_WITH_CUDA_OPS
-detail::LogitType logit_type(at::ScalarType t) {
-  switch (t) {
-    case at::kBFloat16: return detail::LogitType::kBFloat16;
-    case at::kHalf: return detail::LogitType::kFloat16;
-    default: return detail::LogitType::kFloat32;
-  }
-}
-
-void check_launch(cudaError_t err) {
-  if (err != cudaSuccess) throw JobError(std::string("fused cross-entropy launch failed: ") + cudaGetErrorString(err));
-}
+using detail::element_type;
 
 // The gradient for an incoming gradient of 1 is produced with the loss (the kernel has the row's log-sum-exp in
 // hand then) and kept in the autograd context; backward finishes it on the device without a host sync (see
@@ -44,10 +35,11 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     at::Tensor lse_rows = at::empty({rows}, logits.options().dtype(at::kFloat));
     at::Tensor grad = at::empty_like(logits);
     const float scale = rows > 0 ? 1.0f / static_cast<float>(rows) : 0.0f;
-    check_launch(detail::launch_cross_entropy_forward(logit_type(logits.scalar_type()), logits.data_ptr(),
-                                                      t.data_ptr<std::int64_t>(), loss_rows.data_ptr<float>(),
-                                                      lse_rows.data_ptr<float>(), grad.data_ptr(), rows, vocab, scale,
-                                                      c10::cuda::getCurrentCUDAStream().stream()));
+    detail::check_launch(detail::launch_cross_entropy_forward(element_type(logits.scalar_type()), logits.data_ptr(),
+                                                              t.data_ptr<std::int64_t>(), loss_rows.data_ptr<float>(),
+                                                              lse_rows.data_ptr<float>(), grad.data_ptr(), rows, vocab,
+                                                              scale, c10::cuda::getCurrentCUDAStream().stream()),
+                         "cross-entropy");
     ctx->save_for_backward({logits});  // read only when the incoming gradient is not 1; version-checked
     ctx->saved_data["targets"] = t;
     ctx->saved_data["lse"] = lse_rows;
@@ -74,10 +66,11 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     const at::Tensor factor = grad_outputs[0].defined()
                                   ? grad_outputs[0].to(grad.device(), at::kFloat).contiguous()
                                   : at::zeros({}, grad.options().dtype(at::kFloat));
-    check_launch(detail::launch_cross_entropy_backward(
-        logit_type(grad.scalar_type()), logits.data_ptr(), targets.data_ptr<std::int64_t>(), lse.data_ptr<float>(),
-        grad.data_ptr(), grad.size(0), grad.size(1), scale, factor.data_ptr<float>(),
-        c10::cuda::getCurrentCUDAStream().stream()));
+    detail::check_launch(detail::launch_cross_entropy_backward(
+                             element_type(grad.scalar_type()), logits.data_ptr(), targets.data_ptr<std::int64_t>(),
+                             lse.data_ptr<float>(), grad.data_ptr(), grad.size(0), grad.size(1), scale,
+                             factor.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()),
+                         "cross-entropy");
     return {grad, at::Tensor()};
   }
 };
@@ -110,7 +103,7 @@ bool cross_entropy_is_staged(const at::Tensor& logits, const at::Tensor& targets
 #ifdef DS_WITH_CUDA_OPS
   if (!cross_entropy_is_fused(logits, targets)) return false;
   const c10::cuda::CUDAGuard guard(logits.device());
-  return detail::cross_entropy_forward_is_staged(logit_type(logits.scalar_type()), logits.data_ptr(), logits.size(1));
+  return detail::cross_entropy_forward_is_staged(element_type(logits.scalar_type()), logits.data_ptr(), logits.size(1));
 #else
   (void)logits;
   (void)targets;

@@ -5,9 +5,11 @@
 
 #include <cuda_runtime_api.h>
 
+#include "src/ops/element_type.h"
+
 namespace deepspeed::ops::detail {
 
-enum class LogitType { kFloat32, kFloat16, kBFloat16 };
+using LogitType = ElementType;
 
 /// Per row r of logits [rows, vocab]: loss_rows[r] = logsumexp(x_r) − x_r[targets[r]] (NaN when the target is
 /// out of range), lse_rows[r] = logsumexp(x_r), and grad[r, j] = (softmax(x_r)_j − [j == targets[r]]) · scale,

@@ -20,6 +20,7 @@
 #include "src/optim/adam_master_kernel.h"
 #include "src/optim/device_table.h"
 #include "src/util/chunk_table.h"
+#include "src/util/value_type_of.h"
 #endif
 
 namespace deepspeed::optim {
@@ -34,12 +35,9 @@ namespace {
 using detail::AdamValueType;
 
 bool value_type(at::ScalarType t, AdamValueType& out) {
-  switch (t) {
-    case at::kFloat: out = AdamValueType::kFloat32; return true;
-    case at::kBFloat16: out = AdamValueType::kBFloat16; return true;
-    case at::kHalf: out = AdamValueType::kFloat16; return true;
-    default: return false;
-  }
+  const auto type = util::value_type_of(t);
+  if (type) out = *type;
+  return type.has_value();
 }
 
 bool aligned(const void* p, std::size_t bytes) { return reinterpret_cast<std::uintptr_t>(p) % bytes == 0; }

@@ -5,10 +5,12 @@
 
 #include <cuda_runtime_api.h>
 
+#include "src/util/value_type.h"
+
 namespace deepspeed::optim::detail {
 
 /// Element types of the gradients and of the 16-bit model copies (one of each per launch).
-enum class AdamValueType { kFloat32, kFloat16, kBFloat16 };
+using AdamValueType = ::deepspeed::util::ValueType;
 
 /// Elements one block updates: a tensor of n elements takes ceil(n / kAdamChunk) blocks.
 constexpr std::int64_t kAdamChunk = 16384;

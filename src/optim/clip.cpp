@@ -21,6 +21,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "src/optim/squared_sum_kernel.h"
+#include "src/util/value_type_of.h"
 #endif
 
 namespace deepspeed::optim {
@@ -144,8 +145,8 @@ bool device_squared_sum_available() {
 
 at::Tensor device_squared_sum(const at::Tensor& t) {
 #ifdef DS_WITH_CUDA_NORM
-  if (!t.is_cuda() || !t.is_contiguous() ||
-      (t.scalar_type() != at::kFloat && t.scalar_type() != at::kBFloat16 && t.scalar_type() != at::kHalf)) {
+  const auto type = util::value_type_of(t.scalar_type());
+  if (!t.is_cuda() || !t.is_contiguous() || !type) {
     throw std::invalid_argument("device_squared_sum: needs a contiguous fp32/bf16/fp16 CUDA tensor");
   }
   const c10::cuda::CUDAGuard guard(t.device());
@@ -153,10 +154,7 @@ at::Tensor device_squared_sum(const at::Tensor& t) {
   const std::int64_t blocks = (t.numel() + detail::kSquaredSumBlock - 1) / detail::kSquaredSumBlock;
   at::Tensor partial = at::empty({std::max<std::int64_t>(blocks, 1)}, options);
   at::Tensor out = at::empty({}, options);
-  const auto type = t.scalar_type() == at::kBFloat16 ? detail::SquaredSumInput::kBFloat16
-                    : t.scalar_type() == at::kHalf   ? detail::SquaredSumInput::kFloat16
-                                                     : detail::SquaredSumInput::kFloat32;
-  const cudaError_t err = detail::launch_host_order_squared_sum(type, t.data_ptr(), t.numel(), partial.data_ptr<double>(),
+  const cudaError_t err = detail::launch_host_order_squared_sum(*type, t.data_ptr(), t.numel(), partial.data_ptr<double>(),
                                                                 out.data_ptr<double>(),
                                                                 c10::cuda::getCurrentCUDAStream().stream());
   if (err != cudaSuccess) throw JobError(std::string("device_squared_sum launch failed: ") + cudaGetErrorString(err));

@@ -20,6 +20,7 @@
 #include "src/optim/device_table.h"
 #include "src/optim/multi_tensor_norm_kernel.h"
 #include "src/util/chunk_table.h"
+#include "src/util/value_type_of.h"
 #endif
 
 namespace deepspeed::optim::detail {
@@ -28,30 +29,17 @@ bool multi_tensor_norm_requested() { return util::env_is("DS_GRAD_NORM_KERNEL");
 
 #ifdef DS_WITH_CUDA_NORM
 
-namespace {
-
-bool value_type(at::ScalarType t, NormValueType& out) {
-  switch (t) {
-    case at::kFloat: out = NormValueType::kFloat32; return true;
-    case at::kHalf: out = NormValueType::kFloat16; return true;
-    case at::kBFloat16: out = NormValueType::kBFloat16; return true;
-    default: return false;
-  }
-}
-
-}  // namespace
-
 std::optional<at::Tensor> multi_tensor_squared_sum(const std::vector<at::Tensor>& tensors) {
   if (tensors.empty() || !tensors.front().is_cuda()) return std::nullopt;
   const c10::Device device = tensors.front().device();
   std::vector<NormTensorArgs> table;
   std::int64_t chunks = 0;
   for (const auto& t : tensors) {
-    NormValueType type;
-    if (t.device() != device || !t.is_contiguous() || !value_type(t.scalar_type(), type)) return std::nullopt;
+    const auto type = util::value_type_of(t.scalar_type());
+    if (t.device() != device || !t.is_contiguous() || !type) return std::nullopt;
     if (t.numel() == 0) continue;
     const bool vector = reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 == 0;
-    table.push_back(NormTensorArgs{t.data_ptr(), t.numel(), chunks, type, vector ? 1 : 0});
+    table.push_back(NormTensorArgs{t.data_ptr(), t.numel(), chunks, *type, vector ? 1 : 0});
     chunks += util::chunks_of(t.numel(), kNormChunk);
   }
   const c10::cuda::CUDAGuard guard(device);

@@ -5,9 +5,11 @@
 
 #include <cuda_runtime_api.h>
 
+#include "src/util/value_type.h"
+
 namespace deepspeed::optim::detail {
 
-enum class NormValueType : std::int32_t { kFloat32, kFloat16, kBFloat16 };
+using NormValueType = ::deepspeed::util::ValueType;
 
 /// Elements a chunk covers: a tensor of n elements owns ceil(n / kNormChunk) chunks of the launch.
 constexpr std::int64_t kNormChunk = 16384;

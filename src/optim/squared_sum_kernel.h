@@ -5,9 +5,11 @@
 
 #include <cuda_runtime_api.h>
 
+#include "src/util/value_type.h"
+
 namespace deepspeed::optim::detail {
 
-enum class SquaredSumInput { kFloat32, kFloat16, kBFloat16 };
+using SquaredSumInput = ::deepspeed::util::ValueType;
 
 /// Elements a block of partial sums covers, and the length of a run of fp32 lanes inside it: the same numbers
 /// as clip.cpp's host sum (the two must change together; the GPU test compares them bitwise).
