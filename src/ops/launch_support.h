@@ -8,16 +8,13 @@
 
 #include "deepspeed/util/error.h"
 #include "src/ops/element_type.h"
+#include "src/util/value_type_of.h"
 
 namespace deepspeed::ops::detail {
 
 /// bf16 and fp16 as themselves; anything else as fp32 (callers pass only the dtypes their kernels take).
 inline ElementType element_type(at::ScalarType t) {
-  switch (t) {
-    case at::kBFloat16: return ElementType::kBFloat16;
-    case at::kHalf: return ElementType::kFloat16;
-    default: return ElementType::kFloat32;
-  }
+  return util::value_type_of(t).value_or(ElementType::kFloat32);
 }
 
 inline void check_launch(cudaError_t err, const char* op) {
