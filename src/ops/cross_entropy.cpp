@@ -1,7 +1,5 @@
 #include "deepspeed/ops/cross_entropy.h"
 
-#include <string>
-
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
