@@ -11,9 +11,9 @@ inline constexpr float kLog2e = 1.4426950408889634f;
 
 /// 2^x from the special-function unit (ex2.approx.ftz: about two fp32 units of relative error, subnormal results
 /// flushed to zero, 2^−∞ = 0, NaN stays NaN): one instruction, where exp2f and expf take 3 to 10 with their range
-/// handling, which made the elementwise kernels that call one per value instruction-bound. On the host: the
-/// correctly rounded exp2 with the same flush, so a CPU test checks a formula's algebra and its special values,
-/// not the unit's last two bits (the GPU tests hold those to their bounds).
+/// handling, which made the elementwise kernels that call one per value instruction-bound. On the host: the C
+/// library's exp2 (within an fp32 unit) with the same flush, so a CPU test checks a formula's algebra and its
+/// special values, not the unit's last two bits (the GPU tests hold those to their bounds).
 __host__ __device__ __forceinline__ float fast_exp2(float x) {
 #ifdef __CUDA_ARCH__
   float y;

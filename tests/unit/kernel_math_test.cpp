@@ -1,7 +1,7 @@
 // The ops/ kernels' per-value arithmetic, run on the CPU: the same __host__ __device__ functions the kernels call
 // (gelu_math.cuh, softmax_sum.cuh, grid_stride.cuh), against float64 references and the kernels' documented
 // rules for −∞, +∞ and NaN. CI has no GPU, so this is where a formula's algebra and its special values are held;
-// the GPU tests hold the special-function unit's last bits (fast_exp2 is exact here, ex2.approx there).
+// the GPU tests hold the special-function unit's last bits (fast_exp2 is the C library's exp2 here, ex2.approx there).
 #include <gtest/gtest.h>
 
 #include <cmath>
