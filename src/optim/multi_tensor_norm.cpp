@@ -44,12 +44,13 @@ std::optional<at::Tensor> multi_tensor_squared_sum(const std::vector<at::Tensor>
   }
   const c10::cuda::CUDAGuard guard(device);
   const auto options = at::TensorOptions().dtype(at::kDouble).device(device);
-  at::Tensor partial = at::empty({multi_tensor_norm_blocks(chunks)}, options);
+  const std::int64_t blocks = multi_tensor_norm_blocks(chunks);
+  at::Tensor partial = at::empty({blocks}, options);
   at::Tensor out = at::empty({}, options);
   const at::Tensor on_device = table.empty() ? at::Tensor() : table_on_device(table, device);
   const cudaError_t err = launch_multi_tensor_squared_sum(
       table.empty() ? nullptr : static_cast<const NormTensorArgs*>(on_device.data_ptr()),
-      static_cast<int>(table.size()), chunks, partial.data_ptr<double>(), out.data_ptr<double>(),
+      static_cast<int>(table.size()), chunks, partial.data_ptr<double>(), blocks, out.data_ptr<double>(),
       c10::cuda::getCurrentCUDAStream().stream());
   if (err != cudaSuccess) throw JobError(std::string("gradient norm kernel launch failed: ") + cudaGetErrorString(err));
   return out;

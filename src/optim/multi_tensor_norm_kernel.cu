@@ -121,8 +121,8 @@ std::int64_t multi_tensor_norm_blocks(std::int64_t total_chunks) {
 }
 
 cudaError_t launch_multi_tensor_squared_sum(const NormTensorArgs* table, int count, std::int64_t total_chunks,
-                                            double* partial, double* out, cudaStream_t stream) {
-  const std::int64_t blocks = multi_tensor_norm_blocks(total_chunks);
+                                            double* partial, std::int64_t blocks, double* out, cudaStream_t stream) {
+  if (blocks < 1) return cudaErrorInvalidValue;
   if (count < 1 || total_chunks < 1) {
     sum_in_order<<<1, kThreads, 0, stream>>>(partial, 0, out);  // Σ over nothing: 0
     return cudaGetLastError();

@@ -29,11 +29,11 @@ struct NormTensorArgs {
 std::int64_t multi_tensor_norm_blocks(std::int64_t total_chunks);
 
 /// *out (fp64, device) = Σ x² over every element of the `count` tensors of `table` (a device array; total_chunks
-/// = the last entry's first_chunk + its chunks). Each thread squares and sums its share of a chunk (at most 64
-/// values) in fp32 and adds that to an fp64 sum; the blocks' sums land in `partial` (multi_tensor_norm_blocks
-/// doubles) and are added in a fixed order, so the result is the same run to run on one device. ∞ and NaN
-/// propagate. Asynchronous on `stream`; returns the launch error.
+/// = the last entry's first_chunk + its chunks), in a grid of `blocks` = multi_tensor_norm_blocks(total_chunks).
+/// Each thread squares and sums its share of a chunk (at most 64 values) in fp32 and adds that to an fp64 sum;
+/// the blocks' sums land in `partial` (`blocks` doubles) and are added in a fixed order, so the result is the
+/// same run to run on one device. ∞ and NaN propagate. Asynchronous on `stream`; returns the launch error.
 cudaError_t launch_multi_tensor_squared_sum(const NormTensorArgs* table, int count, std::int64_t total_chunks,
-                                            double* partial, double* out, cudaStream_t stream);
+                                            double* partial, std::int64_t blocks, double* out, cudaStream_t stream);
 
 }  // namespace deepspeed::optim::detail
