@@ -16,6 +16,7 @@
 #include "deepspeed/ops/cross_entropy.h"
 #include "deepspeed/ops/gelu_mlp.h"
 #include "deepspeed/ops/linear.h"
+#include "deepspeed/ops/linear_chunks.h"
 #include "deepspeed/util/error.h"
 
 namespace deepspeed::examples::gpt2 {
@@ -64,9 +65,14 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& c)
   resid_dropout_ = register_module("resid_dropout", torch::nn::Dropout(c.dropout));
 }
 
+// DS_LINEAR_CHUNKS=1 (CUDA): c_attn as ops::linear_chunks, whose backward puts q's, k's and v's gradients back
+// together with the bias gradient in one pass, where autograd's split backward concatenates them and the bias
+// gradient reads the result again (opt-in until measured, docs/kernels.md).
 at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x) {
   const std::int64_t b = x.size(0), t = x.size(1), hd = n_embd_ / n_head_;
-  auto qkv = dense(c_attn, x, ops_linear_).split(n_embd_, 2);
+  const auto qkv = ops::linear_chunks_is_fused(x, c_attn->weight, c_attn->bias, 3)
+                       ? ops::linear_chunks(x, c_attn->weight, c_attn->bias, 3)
+                       : dense(c_attn, x, ops_linear_).split(n_embd_, 2);
   auto heads = [&](const at::Tensor& z) { return z.view({b, t, n_head_, hd}).transpose(1, 2); };  // [B, H, T, hd]
   at::Tensor y = at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), /*attn_mask=*/{},
                                                   is_training() ? dropout_ : 0.0, /*is_causal=*/true);

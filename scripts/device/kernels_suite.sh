@@ -12,7 +12,7 @@
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 describe_machine >"$out/summary.txt"
-tests=${TESTS:-"add_layer_norm_gpu_test bias_gelu_gpu_test cross_entropy_gpu_test linear_gpu_test adam_device_gpu_test grad_convert_gpu_test squared_sum_gpu_test throughput_timer_gpu_test engine_gpu_test core_test"}
+tests=${TESTS:-"add_layer_norm_gpu_test bias_gelu_gpu_test cross_entropy_gpu_test linear_gpu_test linear_chunks_gpu_test adam_device_gpu_test grad_convert_gpu_test squared_sum_gpu_test throughput_timer_gpu_test engine_gpu_test core_test"}
 [ "$tests" = none ] && tests=""
 bash scripts/device/build.sh gpt2 deepspeed_launcher $tests >"$out/build.txt" 2>&1 || { tail -40 "$out/build.txt"; exit 1; }
 stamp "built" | tee -a "$out/summary.txt"

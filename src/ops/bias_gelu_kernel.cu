@@ -171,6 +171,14 @@ cudaError_t forward(const void* x, const void* bias, void* y, std::int64_t rows,
   return cudaGetLastError();
 }
 
+template <typename P>
+cudaError_t fold(const float* workspace, std::int64_t parts, std::int64_t columns, void* dbias, cudaStream_t stream) {
+  constexpr int kFoldThreads = 256;
+  bias_gelu_fold<P><<<static_cast<unsigned>((columns + kFoldThreads - 1) / kFoldThreads), kFoldThreads, 0, stream>>>(
+      workspace, parts, static_cast<int>(columns), static_cast<P*>(dbias));
+  return cudaGetLastError();
+}
+
 template <typename T, typename P, bool kGelu = true>
 cudaError_t backward(const void* dy, const void* x, const void* bias, void* dx, void* dbias, float* workspace,
                      std::int64_t parts, std::int64_t rows, std::int64_t columns, cudaStream_t stream) {
@@ -200,10 +208,7 @@ cudaError_t backward(const void* dy, const void* x, const void* bias, void* dx, 
       pick(std::integral_constant<Derivative, Derivative::kNone>{});
     }
   }
-  constexpr int kFoldThreads = 256;
-  bias_gelu_fold<P><<<static_cast<unsigned>((columns + kFoldThreads - 1) / kFoldThreads), kFoldThreads, 0, stream>>>(
-      workspace, rows > 0 ? parts : 0, static_cast<int>(columns), static_cast<P*>(dbias));
-  return cudaGetLastError();
+  return fold<P>(workspace, rows > 0 ? parts : 0, columns, dbias, stream);
 }
 
 }  // namespace
@@ -248,6 +253,17 @@ cudaError_t launch_bias_grad(ElementType type, ElementType param_type, const voi
     using P = typename decltype(p)::type;
     return backward<T, P, false>(dy, nullptr, nullptr, nullptr, dbias, workspace, parts, rows, columns, stream);
   });
+}
+
+cudaError_t launch_bias_fold(ElementType param_type, const float* workspace, std::int64_t parts, std::int64_t columns,
+                             void* dbias, cudaStream_t stream) {
+  if (columns < 1 || columns > INT32_MAX || parts < 0) return cudaErrorInvalidValue;
+  switch (param_type) {
+    case ElementType::kFloat32: return fold<float>(workspace, parts, columns, dbias, stream);
+    case ElementType::kFloat16: return fold<__half>(workspace, parts, columns, dbias, stream);
+    case ElementType::kBFloat16: return fold<__nv_bfloat16>(workspace, parts, columns, dbias, stream);
+  }
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace deepspeed::ops::detail

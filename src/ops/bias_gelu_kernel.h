@@ -36,4 +36,10 @@ cudaError_t launch_bias_gelu_backward(ElementType type, ElementType param_type, 
 cudaError_t launch_bias_grad(ElementType type, ElementType param_type, const void* dy, void* dbias, float* workspace,
                              std::int64_t parts, std::int64_t rows, std::int64_t columns, cudaStream_t stream);
 
+/// The last pass of the two above, for other kernels of ops/ that write the same partial rows (linear_chunks'):
+/// dbias[c] = Σ_p workspace[p, c] over p = 0 … parts − 1 in that order (zeros when parts = 0), rounded once to
+/// `param_type`. Asynchronous on `stream`; returns the launch error.
+cudaError_t launch_bias_fold(ElementType param_type, const float* workspace, std::int64_t parts, std::int64_t columns,
+                             void* dbias, cudaStream_t stream);
+
 }  // namespace deepspeed::ops::detail

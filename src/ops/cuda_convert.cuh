@@ -82,6 +82,16 @@ __device__ __forceinline__ void load_raw(const T* __restrict__ p, Raw<T, kPack>&
   }
 }
 
+template <typename T, int kPack>
+__device__ __forceinline__ void store_raw(T* __restrict__ p, const Raw<T, kPack>& r) {
+  if constexpr (kPack * sizeof(T) == 16) {
+    *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(r.v);
+  } else {
+#pragma unroll
+    for (int k = 0; k < kPack; ++k) p[k] = r.v[k];
+  }
+}
+
 /// True when every non-null pointer is 16-byte aligned (the packed loads' requirement).
 inline bool aligned(std::initializer_list<const void*> pointers) {
   return std::all_of(pointers.begin(), pointers.end(),
