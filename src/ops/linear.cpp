@@ -1,11 +1,9 @@
 #include "deepspeed/ops/linear.h"
 
-#include <string>
-
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "deepspeed/util/error.h"
+#include "src/ops/linear_arguments.h"
 #include "src/util/env.h"
 
 #ifdef DS_WITH_CUDA_OPS
@@ -15,17 +13,6 @@
 
 namespace deepspeed::ops {
 namespace {
-
-void check_arguments(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  const std::string what = "deepspeed::ops::linear: ";
-  if (!x.defined() || !weight.defined()) throw UsageError(what + "x and weight must be defined");
-  if (x.dim() < 1 || weight.dim() != 2 || weight.size(1) != x.size(-1)) {
-    throw UsageError(what + "x must be [*, in] and weight [out, in]");
-  }
-  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0))) {
-    throw UsageError(what + "bias must be [out]");
-  }
-}
 
 #ifdef DS_WITH_CUDA_OPS
 using torch::autograd::AutogradContext;
@@ -92,7 +79,7 @@ bool linear_is_tuned(const at::Tensor& x, const at::Tensor& weight, const at::Te
 }
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  check_arguments(x, weight, bias);
+  detail::check_linear_arguments("linear", x, weight, bias);
 #ifdef DS_WITH_CUDA_OPS
   if (linear_is_fused(x, weight, bias) || linear_is_tuned(x, weight, bias)) {
     return bias.defined() ? Linear::apply(x, weight, bias) : LinearWithoutBias::apply(x, weight);

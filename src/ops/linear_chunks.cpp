@@ -7,6 +7,7 @@
 
 #include "deepspeed/ops/linear.h"
 #include "deepspeed/util/error.h"
+#include "src/ops/linear_arguments.h"
 #include "src/util/env.h"
 
 #ifdef DS_WITH_CUDA_OPS
@@ -28,16 +29,9 @@ static_assert(kMaxChunks == detail::kMaxLinearChunks);
 #endif
 
 void check_arguments(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, std::int64_t chunks) {
-  const std::string what = "deepspeed::ops::linear_chunks: ";
-  if (!x.defined() || !weight.defined()) throw UsageError(what + "x and weight must be defined");
-  if (x.dim() < 1 || weight.dim() != 2 || weight.size(1) != x.size(-1)) {
-    throw UsageError(what + "x must be [*, in] and weight [out, in]");
-  }
-  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0))) {
-    throw UsageError(what + "bias must be [out]");
-  }
+  detail::check_linear_arguments("linear_chunks", x, weight, bias);
   if (chunks < 1 || weight.size(0) % chunks != 0) {
-    throw UsageError(what + "chunks must be a positive divisor of out (" + std::to_string(weight.size(0)) +
+    throw UsageError("deepspeed::ops::linear_chunks: chunks must be a positive divisor of out (" + std::to_string(weight.size(0)) +
                      "), got " + std::to_string(chunks));
   }
 }
