@@ -11,6 +11,7 @@
 #include "src/util/env.h"
 
 #ifdef DS_WITH_CUDA_OPS
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include "src/ops/bias_gelu_kernel.h"
@@ -31,8 +32,8 @@ static_assert(kMaxChunks == detail::kMaxLinearChunks);
 void check_arguments(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, std::int64_t chunks) {
   detail::check_linear_arguments("linear_chunks", x, weight, bias);
   if (chunks < 1 || weight.size(0) % chunks != 0) {
-    throw UsageError("deepspeed::ops::linear_chunks: chunks must be a positive divisor of out (" + std::to_string(weight.size(0)) +
-                     "), got " + std::to_string(chunks));
+    throw UsageError("deepspeed::ops::linear_chunks: chunks must be a positive divisor of out (" +
+                     std::to_string(weight.size(0)) + "), got " + std::to_string(chunks));
   }
 }
 
@@ -49,6 +50,7 @@ class LinearChunks : public torch::autograd::Function<LinearChunks> {
 
   // grads: one per chunk, zeros where a chunk got none (the node materializes them).
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const c10::cuda::CUDAGuard guard(grads[0].device());
     const auto chunks = static_cast<int>(grads.size());
     const std::int64_t width = grads[0].size(-1), columns = chunks * width;
     const std::int64_t rows = grads[0].numel() / width;
@@ -82,8 +84,8 @@ bool linear_chunks_requested() { return util::env_is("DS_LINEAR_CHUNKS"); }
 
 bool linear_chunks_is_fused(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                             std::int64_t chunks) {
-  return linear_chunks_requested() && x.defined() && weight.defined() && weight.dim() == 2 && weight.size(0) > 0 && chunks >= 1 &&
-         chunks <= kMaxChunks && weight.size(0) % chunks == 0 && linear_is_fused(x, weight, bias);
+  return linear_chunks_requested() && x.defined() && weight.defined() && weight.dim() == 2 && weight.size(0) > 0 &&
+         chunks >= 1 && chunks <= kMaxChunks && weight.size(0) % chunks == 0 && linear_is_fused(x, weight, bias);
 }
 
 std::vector<at::Tensor> linear_chunks(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
