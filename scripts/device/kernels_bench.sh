@@ -25,8 +25,10 @@
 # norm_kernel_tuned (DS_GRAD_NORM_KERNEL=1: the gradient norm's sum in one kernel pass over the list; alone and
 # with gemm_tuned), chunks / chunks_tuned (DS_LINEAR_CHUNKS=1: c_attn as ops::linear_chunks, q's, k's and v's
 # gradients joined with the bias gradient in one pass instead of a cat and a reduction; alone and with gemm_tuned),
-# candidates_tuned (gemm_tuned with every switch not yet measured: chunks, ln_split, norm_kernel — the row the
-# issue #14 verdict would take if each of them pays).
+# bias_kernel_tuned (gemm_tuned with DS_LINEAR_BIAS_KERNEL=1: the biased layers' bias gradients from the
+# column-sum kernel, their weight GEMMs without the BGRADB epilogue), candidates_tuned (gemm_tuned with every
+# switch not yet measured: chunks, bias_kernel, ln_split, norm_kernel — the row the issue #14 verdict would take
+# if each of them pays).
 # PROFILE_MODELS="1.5B": one more run of each, profiled over 5 steps after the warm-up (device time per kernel
 # category, the top kernels, the idle time and its largest gaps), per PROFILE_VARIANTS (default: default).
 # TRACE=1: those runs also write a Chrome trace, read by bench/trace_gaps.py (which host operator launched the
@@ -94,8 +96,9 @@ variant_settings() {
     norm_kernel_tuned) env_extra=(DS_GRAD_NORM_KERNEL=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     chunks) env_extra=(DS_LINEAR_CHUNKS=1) ;;
     chunks_tuned) env_extra=(DS_LINEAR_CHUNKS=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
-    candidates_tuned) env_extra=(DS_LINEAR_CHUNKS=1 DS_ADD_LAYER_NORM_SPLIT=1 DS_GRAD_NORM_KERNEL=1 DS_GEMM_TUNED=1)
-      args_extra=(--linear ops) ;;
+    bias_kernel_tuned) env_extra=(DS_LINEAR_BIAS_KERNEL=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
+    candidates_tuned) env_extra=(DS_LINEAR_CHUNKS=1 DS_LINEAR_BIAS_KERNEL=1 DS_ADD_LAYER_NORM_SPLIT=1
+      DS_GRAD_NORM_KERNEL=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     experiments_tuned) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1
       DS_LINEAR_EPILOGUE=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     stage[123])

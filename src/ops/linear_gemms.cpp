@@ -30,6 +30,7 @@ LtProblem with_bias(LtProblem p, const at::Tensor& bias, LtProblem::Epilogue epi
 
 bool linear_epilogue_requested() { return switched_on("DS_LINEAR_EPILOGUE"); }
 bool gemm_tuning_requested() { return switched_on("DS_GEMM_TUNED"); }
+bool bias_grad_kernel_requested() { return util::env_is("DS_LINEAR_BIAS_KERNEL"); }
 
 // Row-major [r, c] contiguous is, as cuBLASLt counts (column-major), c × r with leading dimension c: each
 // product below is written transposed, Dᵀ = op(B)ᵀ·op(A)ᵀ, so that no operand moves.

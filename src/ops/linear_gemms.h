@@ -16,6 +16,11 @@ bool linear_epilogue_requested();
 /// True when DS_GEMM_TUNED=1 asks for timed algorithm choices (read at each call) and this build has cuBLASLt.
 bool gemm_tuning_requested();
 
+/// True when DS_LINEAR_BIAS_KERNEL=1 asks, under DS_GEMM_TUNED=1, for the bias gradient from the column-sum kernel
+/// beside a weight GEMM without the BGRADB epilogue (read at each call; an experiment: cuBLASLt ran the epilogue's
+/// sums as a separate kernel at ~2.2 TB/s in the 1.5B profile, the column sums read dy once).
+bool bias_grad_kernel_requested();
+
 // Each of these takes contiguous tensors on one CUDA device, of one dtype of bf16/fp16/fp32 (the bias too), and
 // returns false, having written nothing, where cuBLASLt offers no algorithm (the caller then takes its own
 // path). On the current stream.

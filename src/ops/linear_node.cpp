@@ -57,16 +57,20 @@ torch::autograd::variable_list linear_node_backward(torch::autograd::AutogradCon
   }
   const bool has_bias = with_bias && ctx->needs_input_grad(2);
   if (has_bias && dbias_summed.defined()) dbias = dbias_summed;
-  // The bias gradient still to sum (none summed by the caller): DS_LINEAR_EPILOGUE=1 (and DS_GEMM_TUNED=1) take
-  // both parameter gradients from one cuBLASLt GEMM that sums dy while it reads it; without a bias, or with it
-  // already summed, the weight gradient's GEMM alone.
+  // The bias gradient still to sum (none summed by the caller): DS_LINEAR_EPILOGUE=1 (and DS_GEMM_TUNED=1, unless
+  // DS_LINEAR_BIAS_KERNEL=1) take both parameter gradients from one cuBLASLt GEMM that sums dy while it reads it;
+  // without a bias, with it already summed, or with it left to the column-sum kernel, the weight GEMM alone.
   const bool sum_bias = has_bias && !dbias.defined();
-  if (ctx->needs_input_grad(1) && lt_shapes && (tuned || (sum_bias && linear_epilogue_requested()))) {
+  const bool bias_in_epilogue = sum_bias && !(tuned && bias_grad_kernel_requested());
+  if (ctx->needs_input_grad(1) && lt_shapes && (tuned || (bias_in_epilogue && linear_epilogue_requested()))) {
     at::Tensor w_grad = at::empty(weight.sizes(), dy.options());
-    at::Tensor b_grad = sum_bias ? at::empty({dy.size(1)}, dy.options()) : at::Tensor();
-    if (weight_and_bias_grad(dy, x2, w_grad, b_grad, choice)) return {dx, w_grad, sum_bias ? b_grad : dbias};
+    at::Tensor b_grad = bias_in_epilogue ? at::empty({dy.size(1)}, dy.options()) : at::Tensor();
+    if (weight_and_bias_grad(dy, x2, w_grad, b_grad, choice)) {
+      if (bias_in_epilogue || !sum_bias) return {dx, w_grad, bias_in_epilogue ? b_grad : dbias};
+      dweight = w_grad;  // the bias gradient below, from the column-sum kernel
+    }
   }
-  if (ctx->needs_input_grad(1)) dweight = dy.t().mm(x2);
+  if (ctx->needs_input_grad(1) && !dweight.defined()) dweight = dy.t().mm(x2);
   if (sum_bias) {
     const std::int64_t rows = dy.size(0), columns = dy.size(1);
     dbias = at::empty({columns}, dy.options());

@@ -2,7 +2,8 @@
 // the fp32 summation bound bias_gelu's column sums use; bf16/fp16/fp32, a 3-d input, rows that are not a
 // multiple of the kernel's row group, odd widths (element loads), no bias, the switches; the column-sum kernel,
 // (DS_LINEAR_EPILOGUE=1) the cuBLASLt GEMM that sums the bias gradient in its epilogue, and (DS_GEMM_TUNED=1) all
-// three GEMMs through cuBLASLt with timed algorithm choices.
+// three GEMMs through cuBLASLt with timed algorithm choices, their bias gradient from the epilogue or (with
+// DS_LINEAR_BIAS_KERNEL=1) from the column-sum kernel.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -157,6 +158,30 @@ TEST(Linear, TunedGemmsMatchAtLinear) {
           EXPECT_TRUE(at::equal(first.db, again.db)) << label;
         }
       }
+    }
+  }
+}
+
+// DS_LINEAR_BIAS_KERNEL=1 with DS_GEMM_TUNED=1: the weight GEMM tuned without the BGRADB epilogue, the bias
+// gradient from the column-sum kernel — so bit for bit the untuned layer's bias gradient (the same dy, the same
+// kernel), and y, dx, dW within the tuned test's tolerances of at::linear's.
+TEST(Linear, TunedGemmsWithTheBiasKernel) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const auto dtype : {at::kBFloat16, at::kHalf}) {
+    for (const auto& [shape, out] : std::vector<std::pair<std::vector<std::int64_t>, std::int64_t>>{
+             {{4, 1024, 768}, 2304}, {{2, 333, 1600}, 1600}, {{7, 64}, 50}}) {
+      const Grads column_sums = run(true, dtype, shape, out), ref = run(false, dtype, shape, out);
+      setenv("DS_GEMM_TUNED", "1", 1);
+      setenv("DS_LINEAR_BIAS_KERNEL", "1", 1);
+      const Grads ours = run(true, dtype, shape, out);
+      unsetenv("DS_LINEAR_BIAS_KERNEL");
+      unsetenv("DS_GEMM_TUNED");
+      const std::string label = std::string(c10::toString(dtype)) + " out " + std::to_string(out);
+      const double tol = dtype == at::kBFloat16 ? 2e-2 : 1e-2;
+      EXPECT_TRUE(at::allclose(ours.y, ref.y, tol, tol)) << label;
+      EXPECT_TRUE(at::allclose(ours.dx, ref.dx, tol, tol)) << label;
+      EXPECT_TRUE(at::allclose(ours.dw, ref.dw, tol, tol)) << label;
+      EXPECT_TRUE(at::equal(ours.db, column_sums.db)) << label;
     }
   }
 }
