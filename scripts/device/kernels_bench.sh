@@ -33,7 +33,7 @@
 # category, the top kernels, the idle time and its largest gaps), per PROFILE_VARIANTS (default: default).
 # TRACE=1: those runs also write a Chrome trace, read by bench/trace_gaps.py (which host operator launched the
 # work after each idle gap and each memset; the host calls that wait for the device); the trace comes back gzipped.
-# SDPA=0 skips sdpa_bench. gemm_bench runs where BUILD_TARGETS built it (GEMM=0 skips it).
+# SDPA=0 skips sdpa_bench. gemm_bench and ops_bench run where BUILD_TARGETS built them (GEMM=0, OPS=0 skip them).
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 describe_machine
@@ -59,6 +59,12 @@ fi
 if [ "${GEMM:-1}" = 1 ] && [ -x build-dev/bench/gemm_bench ]; then
   build-dev/bench/gemm_bench --models "${MODELS:-124M}" >"$out/gemm.md" 2>&1
   stamp "gemm_bench: exit $? $(grep -E '^[0-9.]+[MB]: GEMMs' "$out/gemm.md" | tr '\n' ' ')"
+fi
+# bench/ops_bench, where built (BUILD_TARGETS naming ops_bench; OPS=0 skips it): each memory-bound kernel of ops/
+# alone beside what it replaces, at MODELS' shapes (time and the op's bytes per second).
+if [ "${OPS:-1}" = 1 ] && [ -x build-dev/bench/ops_bench ]; then
+  build-dev/bench/ops_bench --models "${MODELS:-124M}" >"$out/ops.md" 2>&1
+  stamp "ops_bench: exit $?"
 fi
 
 work=/tmp/kernels_bench

@@ -1,0 +1,268 @@
+// The memory-bound kernels of ops/ (and the one-pass gradient norm) alone, each beside what it replaces, at the
+// GPT-2 suite's shapes (bf16, seq 1024, its micro-batches): time per call and the bytes the op has to move per
+// second, so a kernel change is read against the device's bandwidth without a model step's noise around it.
+// Switches read at each launch (DS_BIAS_GELU_TANHF, DS_ADD_LAYER_NORM_SPLIT) are set for their rows only.
+//
+//   build/bench/ops_bench [--models "124M 1.5B"] [--iters 20]
+//
+// "GB/s" is the op's own traffic (each input read once, each output written once) over its time, for every
+// row of an op alike, so a reference that reads its data twice shows as slower, not as busier.
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAStream.h>
+#include <CLI/CLI.hpp>
+
+#include "src/ops/add_layer_norm_kernel.h"
+#include "src/ops/bias_gelu_kernel.h"
+#include "src/ops/cross_entropy_kernel.h"
+#include "src/ops/launch_support.h"
+#include "src/ops/linear_chunks_kernel.h"
+#include "src/optim/multi_tensor_norm.h"
+
+namespace {
+
+using namespace deepspeed::ops::detail;
+
+struct Model {
+  std::string name;
+  std::int64_t n_embd, n_layer, micro;
+};
+
+constexpr std::int64_t kVocab = 50304, kSeq = 1024;
+
+double time_ms(const std::function<void()>& fn, int iters) {
+  for (int i = 0; i < 3; ++i) fn();
+  at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  start.record(stream);
+  for (int i = 0; i < iters; ++i) fn();
+  stop.record(stream);
+  stop.synchronize();
+  return start.elapsed_time(stop) / iters;
+}
+
+// One environment variable set for a row, unset after it.
+struct Env {
+  Env(const char* name, bool on) : name_(on ? name : nullptr) {
+    if (name_) setenv(name_, "1", 1);
+  }
+  ~Env() {
+    if (name_) unsetenv(name_);
+  }
+  const char* name_;
+};
+
+struct Row {
+  std::string path;
+  std::function<void()> run;
+  const char* env = nullptr;  // a switch on for this row
+};
+
+// Times each row of one op; the first row is the baseline of the "× first" column.
+void op_table(const std::string& model, const std::string& op, double bytes, const std::vector<Row>& rows,
+              int iters) {
+  double first = 0;
+  for (const Row& r : rows) {
+    const Env env(r.env, r.env != nullptr);
+    const double ms = time_ms(r.run, iters);
+    if (first == 0) first = ms;
+    std::printf("| %s | %s | %s | %.3f | %.0f | %.2f |\n", model.c_str(), op.c_str(), r.path.c_str(), ms,
+                bytes / ms * 1e-6, first / ms);
+  }
+}
+
+cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+
+void check(cudaError_t err) { check_launch(err, "ops_bench"); }
+
+// The gradient list of a GPT-2 model (bf16), as the engine hands it to the norm.
+std::vector<at::Tensor> gradient_list(const Model& m, const at::TensorOptions& o) {
+  const std::int64_t c = m.n_embd;
+  std::vector<at::Tensor> list = {at::randn({kVocab, c}, o), at::randn({kSeq, c}, o)};
+  for (std::int64_t l = 0; l < m.n_layer; ++l) {
+    for (const auto& shape : std::vector<std::vector<std::int64_t>>{
+             {c}, {c}, {3 * c, c}, {3 * c}, {c, c}, {c}, {c}, {c}, {4 * c, c}, {4 * c}, {c, 4 * c}, {c}}) {
+      list.push_back(at::randn(shape, o));
+    }
+  }
+  list.push_back(at::randn({c}, o));
+  list.push_back(at::randn({c}, o));
+  return list;
+}
+
+void bench_model(const Model& m, int iters) {
+  const auto o = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  const auto f32 = o.dtype(at::kFloat);
+  const auto bf16 = element_type(at::kBFloat16);
+  const std::int64_t c = m.n_embd, rows = m.micro * kSeq, h = 4 * c;
+  at::manual_seed(0);
+
+  // The QKV projection's output gradient from q's, k's and v's, with the bias gradient.
+  {
+    std::vector<at::Tensor> g = {at::randn({rows, c}, o), at::randn({rows, c}, o), at::randn({rows, c}, o)};
+    const std::vector<const void*> pointers = {g[0].data_ptr(), g[1].data_ptr(), g[2].data_ptr()};
+    at::Tensor dy = at::empty({rows, 3 * c}, o), db = at::empty({3 * c}, o);
+    const std::int64_t parts = bias_gelu_backward_parts(rows, 3 * c);
+    at::Tensor ws = at::empty({parts, 3 * c}, f32);
+    op_table(m.name, "qkv grads + bias grad", 12.0 * rows * c,
+             {{"at::cat + sum(0) (autograd of at::linear)",
+               [&] {
+                 at::cat_out(dy, g, 1);
+                 at::sum_out(db, dy, at::IntArrayRef{0});
+               }},
+              {"at::cat + column sums (ops::linear)",
+               [&] {
+                 at::cat_out(dy, g, 1);
+                 check(launch_bias_grad(bf16, bf16, dy.data_ptr(), db.data_ptr(), ws.data_ptr<float>(), parts, rows,
+                                        3 * c, stream()));
+               }},
+              {"linear_chunks (DS_LINEAR_CHUNKS=1)",
+               [&] {
+                 check(launch_linear_chunks_backward(bf16, bf16, pointers.data(), 3, rows, c, dy.data_ptr(),
+                                                    db.data_ptr(), ws.data_ptr<float>(), parts, stream()));
+               }}},
+             iters);
+  }
+  // A projection's bias gradient (attn.c_proj, mlp.c_proj).
+  {
+    const at::Tensor dy = at::randn({rows, c}, o);
+    at::Tensor db = at::empty({c}, o);
+    const std::int64_t parts = bias_gelu_backward_parts(rows, c);
+    at::Tensor ws = at::empty({parts, c}, f32);
+    op_table(m.name, "bias grad", 2.0 * rows * c,
+             {{"sum(0)", [&] { at::sum_out(db, dy, at::IntArrayRef{0}); }},
+              {"column sums", [&] {
+                 check(launch_bias_grad(bf16, bf16, dy.data_ptr(), db.data_ptr(), ws.data_ptr<float>(), parts, rows,
+                                        c, stream()));
+               }}},
+             iters);
+  }
+  // Bias + GELU (tanh) over the MLP's hidden activation.
+  {
+    const at::Tensor x = at::randn({rows, h}, o), b = at::randn({h}, o), dy = at::randn({rows, h}, o);
+    at::Tensor y = at::empty({rows, h}, o), dx = at::empty({rows, h}, o), db = at::empty({h}, o);
+    const std::int64_t parts = bias_gelu_backward_parts(rows, h);
+    at::Tensor ws = at::empty({parts, h}, f32);
+    const auto forward = [&] {
+      check(launch_bias_gelu_forward(bf16, bf16, x.data_ptr(), b.data_ptr(), y.data_ptr(), rows, h, stream()));
+    };
+    const auto backward = [&] {
+      check(launch_bias_gelu_backward(bf16, bf16, dy.data_ptr(), x.data_ptr(), b.data_ptr(), dx.data_ptr(),
+                                      db.data_ptr(), ws.data_ptr<float>(), parts, rows, h, stream()));
+    };
+    op_table(m.name, "bias+GELU forward", 4.0 * rows * h,
+             {{"at::add + at::gelu(tanh)", [&] { y = at::gelu(x + b, "tanh"); }},
+              {"fused, σ form (default)", forward},
+              {"fused, tanhf (DS_BIAS_GELU_TANHF=1)", forward, "DS_BIAS_GELU_TANHF"}},
+             iters);
+    op_table(m.name, "bias+GELU backward", 6.0 * rows * h,
+             {{"at::add + gelu_backward + sum(0)", [&] { dx = at::gelu_backward(dy, x + b, "tanh"); db = dx.sum(0); }},
+              {"fused, σ form (default)", backward},
+              {"fused, tanhf (DS_BIAS_GELU_TANHF=1)", backward, "DS_BIAS_GELU_TANHF"}},
+             iters);
+  }
+  // Residual add + LayerNorm.
+  {
+    const at::Tensor residual = at::randn({rows, c}, o), branch = at::randn({rows, c}, o);
+    const at::Tensor w = at::randn({c}, o), b = at::randn({c}, o), dy = at::randn({rows, c}, o),
+                     dh_out = at::randn({rows, c}, o);
+    at::Tensor hs = at::empty({rows, c}, o), y = at::empty({rows, c}, o), mean = at::empty({rows}, f32),
+               rstd = at::empty({rows}, f32), dh = at::empty({rows, c}, o), dw = at::empty({c}, o),
+               dbias = at::empty({c}, o);
+    const std::int64_t parts = add_layer_norm_backward_parts(rows, c);
+    at::Tensor ws = at::empty({2, parts, c}, f32);
+    const auto forward = [&] {
+      check(launch_add_layer_norm_forward(bf16, bf16, residual.data_ptr(), branch.data_ptr(), nullptr, w.data_ptr(),
+                                          b.data_ptr(), hs.data_ptr(), y.data_ptr(), mean.data_ptr<float>(),
+                                          rstd.data_ptr<float>(), rows, c, 1e-5f, stream()));
+    };
+    const auto backward = [&] {
+      check(launch_add_layer_norm_backward(bf16, bf16, dy.data_ptr(), hs.data_ptr(), mean.data_ptr<float>(),
+                                           rstd.data_ptr<float>(), w.data_ptr(), dh_out.data_ptr(), dh.data_ptr(),
+                                           dw.data_ptr(), dbias.data_ptr(), nullptr, ws.data_ptr<float>(), parts,
+                                           rows, c, stream()));
+    };
+    op_table(m.name, "add+LayerNorm forward", 8.0 * rows * c,
+             {{"at::add + at::layer_norm", [&] { y = at::layer_norm(residual + branch, {c}, w, b, 1e-5); }},
+              {"fused", forward}},
+             iters);
+    forward();
+    op_table(m.name, "add+LayerNorm backward", 8.0 * rows * c,
+             {{"fused (default)", backward},
+              {"two passes (DS_ADD_LAYER_NORM_SPLIT=1)", backward, "DS_ADD_LAYER_NORM_SPLIT"}},
+             iters);
+  }
+  // Cross-entropy over the LM head's logits: loss and gradient.
+  {
+    at::Tensor logits = at::randn({rows, kVocab}, o);
+    const at::Tensor targets = at::randint(kVocab, {rows}, o.dtype(at::kLong));
+    at::Tensor grad = at::empty({rows, kVocab}, o), loss_rows = at::empty({rows}, f32),
+               lse_rows = at::empty({rows}, f32);
+    at::Tensor leaf = logits.detach().requires_grad_(true);
+    op_table(m.name, "cross-entropy + gradient", 4.0 * rows * kVocab,
+             {{"at::cross_entropy_loss + backward",
+               [&] {
+                 leaf.mutable_grad() = at::Tensor();
+                 at::cross_entropy_loss(leaf, targets).backward();
+               }},
+              {"fused", [&] {
+                 check(launch_cross_entropy_forward(bf16, logits.data_ptr(), targets.data_ptr<std::int64_t>(),
+                                                    loss_rows.data_ptr<float>(), lse_rows.data_ptr<float>(),
+                                                    grad.data_ptr(), rows, kVocab, 1.0f / static_cast<float>(rows),
+                                                    stream()));
+               }}},
+             iters);
+  }
+  // The gradient norm's sum of squares over the model's gradient list.
+  {
+    const std::vector<at::Tensor> list = gradient_list(m, o);
+    if (!deepspeed::optim::detail::multi_tensor_squared_sum(list)) {
+      std::printf("| %s | gradient norm (Σx²) | one pass: not built | | | |\n", m.name.c_str());
+      return;
+    }
+    double numel = 0;
+    for (const auto& t : list) numel += static_cast<double>(t.numel());
+    op_table(m.name, "gradient norm (Σx²)", 2.0 * numel,
+             {{"at::_foreach_norm + stack + norm", [&] { (void)at::stack(at::_foreach_norm(list, 2)).norm(); }},
+              {"one pass (DS_GRAD_NORM_KERNEL=1)",
+               [&] { (void)deepspeed::optim::detail::multi_tensor_squared_sum(list); }}},
+             iters);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ops_bench"};
+  std::string models_arg = "124M 1.5B";
+  int iters = 20;
+  app.add_option("--models", models_arg, "GPT-2 sizes, space-separated (124M, 350M, 1.5B)");
+  app.add_option("--iters", iters, "timed calls per row")->check(CLI::Range(1, 1000));
+  CLI11_PARSE(app, argc, argv);
+  const std::vector<Model> all = {{"124M", 768, 12, 32}, {"350M", 1024, 24, 16}, {"1.5B", 1600, 48, 8}};
+  std::vector<const Model*> models;
+  std::istringstream wanted(models_arg);
+  for (std::string name; wanted >> name;) {
+    const Model* model = nullptr;
+    for (const auto& m : all) model = m.name == name ? &m : model;
+    if (model == nullptr) {
+      std::fprintf(stderr, "ops_bench: --models: unknown size '%s' (expected 124M, 350M or 1.5B)\n", name.c_str());
+      return 2;
+    }
+    models.push_back(model);
+  }
+  if (!at::hasCUDA()) {
+    std::printf("ops_bench: needs a CUDA device\n");
+    return 77;
+  }
+  std::printf("| model | op | path | ms | GB/s | × first row |\n|---|---|---|---|---|---|\n");
+  for (const Model* m : models) bench_model(*m, iters);
+  return 0;
+}
