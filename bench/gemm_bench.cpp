@@ -12,26 +12,21 @@
 //   build/bench/gemm_bench [--models "124M 350M 1.5B"] [--algos 16] [--iters 20]
 #include <cstdio>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAEvent.h>
-#include <c10/cuda/CUDAStream.h>
 #include <CLI/CLI.hpp>
 
+#include "bench/gpt2_shapes.h"
 #include "src/ops/linear_gemms.h"
 #include "src/ops/lt_matmul.h"
 
 namespace {
 
 using namespace deepspeed::ops::detail;
-
-struct Model {
-  std::string name;
-  std::int64_t n_embd, n_layer, micro;
-};
+using deepspeed::bench::time_ms;
+using Model = deepspeed::bench::Gpt2Shape;
 
 // One GEMM of the step, row-major as LibTorch sees it: out [rows, cols] from a [rows, inner].
 struct Gemm {
@@ -42,17 +37,6 @@ struct Gemm {
   at::Tensor out, expected, bias_out, bias_expected;
   bool alternative = false;  // another way to a row above, timed beside it, not added to the step's totals
 };
-
-double time_ms(const std::function<void()>& fn, int iters) {
-  for (int i = 0; i < 3; ++i) fn();
-  at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
-  const auto stream = c10::cuda::getCurrentCUDAStream();
-  start.record(stream);
-  for (int i = 0; i < iters; ++i) fn();
-  stop.record(stream);
-  stop.synchronize();
-  return start.elapsed_time(stop) / iters;
-}
 
 std::string fixed(double ms) {
   char text[32];
@@ -177,23 +161,14 @@ int main(int argc, char** argv) {
   app.add_option("--algos", algos, "how many of cuBLASLt's heuristic's algorithms to time")->check(CLI::Range(1, 64));
   app.add_option("--iters", iters, "timed calls per algorithm")->check(CLI::Range(1, 1000));
   CLI11_PARSE(app, argc, argv);
-  const std::vector<Model> all = {{"124M", 768, 12, 32}, {"350M", 1024, 24, 16}, {"1.5B", 1600, 48, 8}};
-  std::vector<const Model*> models;
-  std::istringstream wanted(models_arg);
-  for (std::string name; wanted >> name;) {
-    const Model* model = nullptr;
-    for (const auto& m : all) model = m.name == name ? &m : model;
-    if (model == nullptr) {
-      std::fprintf(stderr, "gemm_bench: --models: unknown size '%s' (expected 124M, 350M or 1.5B)\n", name.c_str());
-      return 2;
-    }
-    models.push_back(model);
-  }
+  const auto models = deepspeed::bench::parse_gpt2_shapes(models_arg, "gemm_bench");
+  if (!models) return 2;
   if (!at::hasCUDA()) {
     std::printf("gemm_bench: needs a CUDA device\n");
     return 77;
   }
-  for (const Model* model : models) {
+  for (const Model& shape : *models) {
+    const Model* model = &shape;
     std::vector<at::Tensor> keep;
     auto gemms = step_gemms(*model, keep);
     std::printf("\n%s (micro-batch %lld, seq 1024, bf16)\n\n", model->name.c_str(), static_cast<long long>(model->micro));

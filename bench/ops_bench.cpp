@@ -10,15 +10,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAStream.h>
 #include <CLI/CLI.hpp>
 
+#include "bench/gpt2_shapes.h"
 #include "src/ops/add_layer_norm_kernel.h"
 #include "src/ops/bias_gelu_kernel.h"
 #include "src/ops/cross_entropy_kernel.h"
@@ -29,24 +28,10 @@
 namespace {
 
 using namespace deepspeed::ops::detail;
-
-struct Model {
-  std::string name;
-  std::int64_t n_embd, n_layer, micro;
-};
+using deepspeed::bench::time_ms;
+using Model = deepspeed::bench::Gpt2Shape;
 
 constexpr std::int64_t kVocab = 50304, kSeq = 1024;
-
-double time_ms(const std::function<void()>& fn, int iters) {
-  for (int i = 0; i < 3; ++i) fn();
-  at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
-  const auto stream = c10::cuda::getCurrentCUDAStream();
-  start.record(stream);
-  for (int i = 0; i < iters; ++i) fn();
-  stop.record(stream);
-  stop.synchronize();
-  return start.elapsed_time(stop) / iters;
-}
 
 // One environment variable set for a row, unset after it.
 struct Env {
@@ -246,23 +231,13 @@ int main(int argc, char** argv) {
   app.add_option("--models", models_arg, "GPT-2 sizes, space-separated (124M, 350M, 1.5B)");
   app.add_option("--iters", iters, "timed calls per row")->check(CLI::Range(1, 1000));
   CLI11_PARSE(app, argc, argv);
-  const std::vector<Model> all = {{"124M", 768, 12, 32}, {"350M", 1024, 24, 16}, {"1.5B", 1600, 48, 8}};
-  std::vector<const Model*> models;
-  std::istringstream wanted(models_arg);
-  for (std::string name; wanted >> name;) {
-    const Model* model = nullptr;
-    for (const auto& m : all) model = m.name == name ? &m : model;
-    if (model == nullptr) {
-      std::fprintf(stderr, "ops_bench: --models: unknown size '%s' (expected 124M, 350M or 1.5B)\n", name.c_str());
-      return 2;
-    }
-    models.push_back(model);
-  }
+  const auto models = deepspeed::bench::parse_gpt2_shapes(models_arg, "ops_bench");
+  if (!models) return 2;
   if (!at::hasCUDA()) {
     std::printf("ops_bench: needs a CUDA device\n");
     return 77;
   }
   std::printf("| model | op | path | ms | GB/s | × first row |\n|---|---|---|---|---|---|\n");
-  for (const Model* m : models) bench_model(*m, iters);
+  for (const Model& m : *models) bench_model(m, iters);
   return 0;
 }
