@@ -108,7 +108,7 @@ void bench_model(const Model& m, int iters) {
                  check(launch_bias_grad(bf16, bf16, dy.data_ptr(), db.data_ptr(), ws.data_ptr<float>(), parts, rows,
                                         3 * c, stream()));
                }},
-              {"linear_chunks (DS_LINEAR_CHUNKS=1)",
+              {"linear_chunks (the default)",
                [&] {
                  check(launch_linear_chunks_backward(bf16, bf16, pointers.data(), 3, rows, c, dy.data_ptr(),
                                                     db.data_ptr(), ws.data_ptr<float>(), parts, stream()));
@@ -216,7 +216,7 @@ void bench_model(const Model& m, int iters) {
     for (const auto& t : list) numel += static_cast<double>(t.numel());
     op_table(m.name, "gradient norm (Σx²)", 2.0 * numel,
              {{"at::_foreach_norm + stack + norm", [&] { (void)at::stack(at::_foreach_norm(list, 2)).norm(); }},
-              {"one pass (DS_GRAD_NORM_KERNEL=1)",
+              {"one pass (the default)",
                [&] { (void)deepspeed::optim::detail::multi_tensor_squared_sum(list); }}},
              iters);
   }

@@ -65,9 +65,10 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& c)
   resid_dropout_ = register_module("resid_dropout", torch::nn::Dropout(c.dropout));
 }
 
-// DS_LINEAR_CHUNKS=1 (CUDA): c_attn as ops::linear_chunks, whose backward puts q's, k's and v's gradients back
-// together with the bias gradient in one pass, where autograd's split backward concatenates them and the bias
-// gradient reads the result again (opt-in until measured, docs/kernels.md).
+// c_attn as ops::linear_chunks (on CUDA; the reference, the split of at::linear's output, elsewhere or with
+// DS_REFERENCE_LINEAR_CHUNKS=1): its backward puts q's, k's and v's gradients back together with the bias
+// gradient in one pass, where autograd's split backward concatenates them and the bias gradient reads the result
+// again (docs/kernels.md).
 at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x) {
   const std::int64_t b = x.size(0), t = x.size(1), hd = n_embd_ / n_head_;
   const auto qkv = ops::linear_chunks_is_fused(x, c_attn->weight, c_attn->bias, 3)

@@ -21,14 +21,13 @@
 # mlp_epilogue (DS_MLP_EPILOGUE=1: the MLP as ops::gelu_mlp, bias and GELU in cuBLASLt's GEMM epilogues),
 # mlp_epilogue_tuned (that with gemm_tuned), gelu_tanhf / gelu_tanhf_tuned (DS_BIAS_GELU_TANHF=1: 16-bit bias + GELU
 # on tanhf's form, the kernels before the σ form; alone and with gemm_tuned), ln_split / ln_split_tuned
-# (DS_ADD_LAYER_NORM_SPLIT=1: the LayerNorm backward in two passes; alone and with gemm_tuned), norm_kernel /
-# norm_kernel_tuned (DS_GRAD_NORM_KERNEL=1: the gradient norm's sum in one kernel pass over the list; alone and
-# with gemm_tuned), chunks / chunks_tuned (DS_LINEAR_CHUNKS=1: c_attn as ops::linear_chunks, q's, k's and v's
-# gradients joined with the bias gradient in one pass instead of a cat and a reduction; alone and with gemm_tuned),
-# bias_kernel_tuned (gemm_tuned with DS_LINEAR_BIAS_KERNEL=1: the biased layers' bias gradients from the
-# column-sum kernel, their weight GEMMs without the BGRADB epilogue), candidates_tuned (gemm_tuned with every
-# switch not yet measured: chunks, bias_kernel, ln_split, norm_kernel — the row the issue #14 verdict would take
-# if each of them pays).
+# (DS_ADD_LAYER_NORM_SPLIT=1: the LayerNorm backward in two passes; alone and with gemm_tuned; measured slower),
+# ref_norm / ref_norm_tuned (DS_REFERENCE_GRAD_NORM=1: the gradient norm through _foreach_norm, as before the
+# one-pass kernel became the default; alone and with gemm_tuned), ref_chunks / ref_chunks_tuned
+# (DS_REFERENCE_LINEAR_CHUNKS=1: c_attn's q, k, v split by autograd, a cat and a separate bias-gradient pass in
+# backward, as before ops::linear_chunks became the default; alone and with gemm_tuned), bias_kernel_tuned
+# (gemm_tuned with DS_LINEAR_BIAS_KERNEL=1: the biased layers' bias gradients from the column-sum kernel, their
+# weight GEMMs without the BGRADB epilogue).
 # PROFILE_MODELS="1.5B": one more run of each, profiled over 5 steps after the warm-up (device time per kernel
 # category, the top kernels, the idle time and its largest gaps), per PROFILE_VARIANTS (default: default).
 # TRACE=1: those runs also write a Chrome trace, read by bench/trace_gaps.py (which host operator launched the
@@ -98,13 +97,11 @@ variant_settings() {
     ln_split) env_extra=(DS_ADD_LAYER_NORM_SPLIT=1) ;;
     ln_split_tuned) env_extra=(DS_ADD_LAYER_NORM_SPLIT=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     gelu_tanhf_tuned) env_extra=(DS_BIAS_GELU_TANHF=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
-    norm_kernel) env_extra=(DS_GRAD_NORM_KERNEL=1) ;;
-    norm_kernel_tuned) env_extra=(DS_GRAD_NORM_KERNEL=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
-    chunks) env_extra=(DS_LINEAR_CHUNKS=1) ;;
-    chunks_tuned) env_extra=(DS_LINEAR_CHUNKS=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
+    ref_norm) env_extra=(DS_REFERENCE_GRAD_NORM=1) ;;
+    ref_norm_tuned) env_extra=(DS_REFERENCE_GRAD_NORM=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
+    ref_chunks) env_extra=(DS_REFERENCE_LINEAR_CHUNKS=1) ;;
+    ref_chunks_tuned) env_extra=(DS_REFERENCE_LINEAR_CHUNKS=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     bias_kernel_tuned) env_extra=(DS_LINEAR_BIAS_KERNEL=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
-    candidates_tuned) env_extra=(DS_LINEAR_CHUNKS=1 DS_LINEAR_BIAS_KERNEL=1 DS_ADD_LAYER_NORM_SPLIT=1
-      DS_GRAD_NORM_KERNEL=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     experiments_tuned) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1
       DS_LINEAR_EPILOGUE=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     stage[123])

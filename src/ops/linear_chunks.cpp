@@ -80,11 +80,11 @@ class LinearChunks : public torch::autograd::Function<LinearChunks> {
 
 }  // namespace
 
-bool linear_chunks_requested() { return util::env_is("DS_LINEAR_CHUNKS"); }
+bool linear_chunks_reference_forced() { return util::env_is("DS_REFERENCE_LINEAR_CHUNKS"); }
 
 bool linear_chunks_is_fused(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                             std::int64_t chunks) {
-  return linear_chunks_requested() && x.defined() && weight.defined() && weight.dim() == 2 && weight.size(0) > 0 &&
+  return !linear_chunks_reference_forced() && x.defined() && weight.defined() && weight.dim() == 2 && weight.size(0) > 0 &&
          chunks >= 1 && chunks <= kMaxChunks && weight.size(0) % chunks == 0 && linear_is_fused(x, weight, bias);
 }
 

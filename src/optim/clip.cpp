@@ -106,7 +106,7 @@ at::Tensor squared_l2_norm_tensor(const std::vector<at::Tensor>& tensors, int th
     for (const auto& t : tensors) sum += cpu_squared_sum(t, threads);
     return at::scalar_tensor(sum, at::kDouble);
   }
-  if (detail::multi_tensor_norm_requested()) {
+  if (detail::multi_tensor_norm_enabled()) {
     if (auto sum = detail::multi_tensor_squared_sum(tensors)) return *sum;
   }
   // The reference: per-tensor norms accumulated in fp32, squared and summed in fp64. LibTorch's multi-tensor

@@ -8,9 +8,9 @@
 
 namespace deepspeed::optim::detail {
 
-/// DS_GRAD_NORM_KERNEL=1 (read at every call): squared_l2_norm_tensor takes the one-pass kernel for CUDA
-/// tensors; otherwise, and as the reference it is tested against, LibTorch's _foreach_norm.
-bool multi_tensor_norm_requested();
+/// True unless DS_REFERENCE_GRAD_NORM=1 (read at every call): squared_l2_norm_tensor then takes the one-pass
+/// kernel for CUDA tensors; with it, and as the reference the kernel is tested against, LibTorch's _foreach_norm.
+bool multi_tensor_norm_enabled();
 
 /// Σx² over `tensors` as a 0-d fp64 tensor on their device, enqueued on the current stream; nullopt (nothing
 /// enqueued) where the kernel does not take them: a build without it, tensors not all contiguous fp32/bf16/fp16

@@ -1,8 +1,8 @@
 // Σx² over a list of device tensors in one pass (the gradient norm's sum of squares): a grid of one wave strides
 // over the list's chunks, each thread loading its 16-byte packs of a chunk before it squares them, so a block
-// keeps its whole chunk in flight. LibTorch's _foreach_norm, which this replaces (DS_GRAD_NORM_KERNEL=1), launches
-// a kernel per 320 chunks of 65,536 values (GPT-2 1.5B: ~74 launches, 1.33 ms a step on an H200 for ~0.7 ms of
-// bytes) and then four more for the per-tensor norms' sum.
+// keeps its whole chunk in flight. LibTorch's _foreach_norm, which this replaces (DS_REFERENCE_GRAD_NORM=1 keeps
+// it), launches a kernel per 320 chunks of 65,536 values (GPT-2 1.5B: ~74 launches, 1.33 ms a step on an H200
+// for ~0.7 ms of bytes) and then four more for the per-tensor norms' sum.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 

@@ -189,7 +189,7 @@ TEST(Gpt2Profile, KernelCategories) {
   EXPECT_EQ(gpt2::kernel_category("void deepspeed::ops::detail::(anonymous namespace)::bias_gelu_backward<...>"),
             "bias+GELU");
   EXPECT_EQ(gpt2::kernel_category("void at::native::GammaBetaBackwardCUDAKernel<...>"), "LayerNorm");
-  // DS_LINEAR_CHUNKS=1's pass is where autograd's cat of q, k, v was (copy/fill), so the rows compare.
+  // linear_chunks' pass is where autograd's cat of q, k, v was (copy/fill), so the rows compare.
   EXPECT_EQ(gpt2::kernel_category("void deepspeed::ops::detail::(anonymous namespace)::linear_chunks_copy<...>"),
             "copy/fill");
   EXPECT_EQ(gpt2::kernel_category("void at::native::(anonymous namespace)::CatArrayBatchedCopy_vectorized<...>"),

@@ -1,4 +1,4 @@
-// ops::linear_chunks' fused backward (DS_LINEAR_CHUNKS=1) against ops::linear(...).split under autograd, whose
+// ops::linear_chunks' fused backward (the default on CUDA) against ops::linear(...).split under autograd, whose
 // backward is a cat and then the same GEMMs and column-sum kernel: with the default GEMMs every output and
 // gradient is equal bit for bit (the kernel's copy is exact, its column sums run in launch_bias_grad's order);
 // bf16/fp16/fp32, 3-d inputs, packed and element loads, unused chunks, one to eight chunks, no rows. With
@@ -71,7 +71,6 @@ std::vector<Case> cases() {
 
 TEST(LinearChunksGpu, FusedBackwardEqualsLinearThenSplitBitwise) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  const Env on("DS_LINEAR_CHUNKS");
   for (const auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
     for (const Case& c : cases()) {
       const auto o = at::TensorOptions().device(at::kCUDA).dtype(dtype);
@@ -142,7 +141,7 @@ TEST(LinearChunksGpu, KernelIsCatAndTheColumnSums) {
 // tuned test's tolerance, and the bias gradient (the kernel's sums against cuBLASLt's) within 1 eps.
 TEST(LinearChunksGpu, TunedGemmsStayWithinTheLayersBounds) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  const Env on("DS_LINEAR_CHUNKS"), tuned("DS_GEMM_TUNED");
+  const Env tuned("DS_GEMM_TUNED");
   std::printf("[linear_chunks_tuned] %s\n", ops::detail::gemm_tuning_requested() ? "built" : "not built");
   for (const auto dtype : {at::kBFloat16, at::kHalf}) {
     for (const Case& c : cases()) {
@@ -161,13 +160,15 @@ TEST(LinearChunksGpu, TunedGemmsStayWithinTheLayersBounds) {
   }
 }
 
-TEST(LinearChunksGpu, FusedOnlyWhenRequestedAndLinearWouldBe) {
+TEST(LinearChunksGpu, FusedUnlessForcedOrLinearWouldNotBe) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const auto o = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
   const at::Tensor x = at::randn({5, 16}, o), w = at::randn({12, 16}, o), b = at::randn({12}, o);
-  EXPECT_FALSE(ops::linear_chunks_is_fused(x, w, b, 3));
-  const Env on("DS_LINEAR_CHUNKS");
   EXPECT_TRUE(ops::linear_chunks_is_fused(x, w, b, 3));
+  {
+    const Env forced("DS_REFERENCE_LINEAR_CHUNKS");
+    EXPECT_FALSE(ops::linear_chunks_is_fused(x, w, b, 3));
+  }
   EXPECT_FALSE(ops::linear_chunks_is_fused(x, w, at::Tensor(), 3));          // no bias
   EXPECT_FALSE(ops::linear_chunks_is_fused(x, w, b, 5));                     // 5 does not divide 12
   EXPECT_FALSE(ops::linear_chunks_is_fused(x, at::randn({36, 16}, o), at::randn({36}, o), 9));  // over 8 chunks

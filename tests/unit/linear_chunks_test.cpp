@@ -11,14 +11,7 @@
 namespace deepspeed {
 namespace {
 
-struct Switch {  // DS_LINEAR_CHUNKS=1 for one test, unset however it ends
-  Switch() { setenv("DS_LINEAR_CHUNKS", "1", 1); }
-  ~Switch() { unsetenv("DS_LINEAR_CHUNKS"); }
-};
-
 TEST(LinearChunks, OnTheCpuAreAtLinearsChunksWithItsGradients) {
-  const Switch on;
-  EXPECT_TRUE(ops::linear_chunks_requested());
   torch::manual_seed(3);
   const at::Tensor x0 = torch::randn({2, 5, 8}), w0 = torch::randn({12, 8}), b0 = torch::randn({12});
   const at::Tensor dq = torch::randn({2, 5, 4}), dv = torch::randn({2, 5, 4});
@@ -39,12 +32,14 @@ TEST(LinearChunks, OnTheCpuAreAtLinearsChunksWithItsGradients) {
   EXPECT_TRUE(torch::equal(ours[5].narrow(0, 4, 4), torch::zeros({4})));
 }
 
-TEST(LinearChunks, OffUnlessRequested) {
-  unsetenv("DS_LINEAR_CHUNKS");
-  EXPECT_FALSE(ops::linear_chunks_requested());
-  setenv("DS_LINEAR_CHUNKS", "0", 1);
-  EXPECT_FALSE(ops::linear_chunks_requested());
-  unsetenv("DS_LINEAR_CHUNKS");
+TEST(LinearChunks, ReferenceOnlyWhenForced) {
+  unsetenv("DS_REFERENCE_LINEAR_CHUNKS");
+  EXPECT_FALSE(ops::linear_chunks_reference_forced());
+  setenv("DS_REFERENCE_LINEAR_CHUNKS", "0", 1);
+  EXPECT_FALSE(ops::linear_chunks_reference_forced());
+  setenv("DS_REFERENCE_LINEAR_CHUNKS", "1", 1);
+  EXPECT_TRUE(ops::linear_chunks_reference_forced());
+  unsetenv("DS_REFERENCE_LINEAR_CHUNKS");
 }
 
 TEST(LinearChunks, RejectsBadArguments) {

@@ -32,10 +32,15 @@ TEST(DeviceSquaredSum, EqualsTheHostSumBitwise) {
   }
 }
 
-// The gradient norm's device path (per-tensor fp32 norms through LibTorch's multi-tensor kernel, squared and
-// summed in fp64) over a per-parameter list of mixed dtypes, against an fp64 sum: fp32 accumulation, ~1e-6.
+// The gradient norm's reference device path (DS_REFERENCE_GRAD_NORM=1: per-tensor fp32 norms through LibTorch's
+// multi-tensor kernel, squared and summed in fp64) over a per-parameter list of mixed dtypes, against an fp64
+// sum: fp32 accumulation, ~1e-6.
 TEST(DeviceSquaredSum, NormOfAParameterListOnTheDevice) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  struct Reference {  // unset however the test ends
+    Reference() { setenv("DS_REFERENCE_GRAD_NORM", "1", 1); }
+    ~Reference() { unsetenv("DS_REFERENCE_GRAD_NORM"); }
+  } reference;
   at::manual_seed(4);
   std::vector<at::Tensor> grads;
   double expected = 0.0;
@@ -55,10 +60,11 @@ TEST(DeviceSquaredSum, NormOfAParameterListOnTheDevice) {
   EXPECT_EQ(optim::gradient_factor(squared, 1.0).item<double>(), host);
 }
 
-// DS_GRAD_NORM_KERNEL=1: the gradient norm's sum in one kernel pass over the list (multi_tensor_norm_kernel.cu),
-// against an fp64 sum and the _foreach_norm reference, over every dtype, lengths at and around the 16,384-value
-// chunks and the 16-byte packs, empty tensors, views that start off a 16-byte boundary (element loads), and a
-// 40M-value tensor (many chunks per block). Each thread sums at most 64 squares in fp32 before fp64: ~1e-7.
+// The default: the gradient norm's sum in one kernel pass over the list (multi_tensor_norm_kernel.cu), against an
+// fp64 sum and the _foreach_norm reference (DS_REFERENCE_GRAD_NORM=1), over every dtype, lengths at and around
+// the 16,384-value chunks and the 16-byte packs, empty tensors, views that start off a 16-byte boundary (element
+// loads), and a 40M-value tensor (many chunks per block). Each thread sums at most 64 squares in fp32 before
+// fp64: ~1e-7.
 // Run to run it is the same bit for bit; ∞ and NaN reach the sum.
 TEST(DeviceSquaredSum, OnePassKernelOverAMixedList) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
@@ -76,11 +82,11 @@ TEST(DeviceSquaredSum, OnePassKernelOverAMixedList) {
       grads.push_back(g);
     }
   }
-  setenv("DS_GRAD_NORM_KERNEL", "1", 1);
   const at::Tensor squared = optim::squared_l2_norm_tensor(grads);
   const double again = optim::squared_l2_norm_tensor(grads).item<double>();
-  unsetenv("DS_GRAD_NORM_KERNEL");
+  setenv("DS_REFERENCE_GRAD_NORM", "1", 1);
   const double reference = optim::squared_l2_norm_tensor(grads).item<double>();
+  unsetenv("DS_REFERENCE_GRAD_NORM");
   EXPECT_TRUE(squared.is_cuda());
   EXPECT_EQ(squared.scalar_type(), at::kDouble);
   const double got = squared.item<double>();
@@ -90,7 +96,6 @@ TEST(DeviceSquaredSum, OnePassKernelOverAMixedList) {
   EXPECT_EQ(got, again);
   EXPECT_NEAR(got, reference, 2e-6 * expected);
 
-  setenv("DS_GRAD_NORM_KERNEL", "1", 1);
   EXPECT_EQ(optim::squared_l2_norm_tensor({}).item<double>(), 0.0);
   EXPECT_EQ(optim::squared_l2_norm_tensor({at::empty({0}, at::kCUDA)}).item<double>(), 0.0);
   auto with_inf = grads;
@@ -100,7 +105,6 @@ TEST(DeviceSquaredSum, OnePassKernelOverAMixedList) {
   with_nan.back() = with_nan.back().clone();
   with_nan.back().view({-1})[5] = NAN;
   EXPECT_TRUE(std::isnan(optim::squared_l2_norm_tensor(with_nan).item<double>()));
-  unsetenv("DS_GRAD_NORM_KERNEL");
 }
 
 TEST(DeviceSquaredSum, RejectsHostTensors) {

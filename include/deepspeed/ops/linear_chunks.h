@@ -7,7 +7,8 @@
 /// dv), so `.chunk`/`.split` backward concatenates them into the layer's output gradient, and the layer's
 /// backward then reads that once more for the bias gradient. The fused path does both in one pass (chunk
 /// gradients in, output gradient out, column sums on the way), then runs the layer's two GEMMs as ops::linear
-/// does. GPT-2 1.5B on an H200: the concatenation alone was 1.92 ms of a 167 ms step (docs/kernels.md).
+/// does. GPT-2 1.5B on an H200: the concatenation alone was 1.92 ms of a 167 ms step; on an H100 the fused pass
+/// took 0.071 ms a layer where the cat and the bias gradient's sum took 0.097 (docs/kernels.md).
 ///
 /// Numerics: y and the chunks are ops::linear's output bit for bit; dx and dW are its GEMMs of the same output
 /// gradient (the concatenation is a copy); the bias gradient is Σ_rows of that gradient in fp32, rounded once,
@@ -16,8 +17,9 @@
 /// The outputs are views of one [*, out] tensor made inside the node: modifying one in place is an error, as
 /// for the outputs of any custom autograd function that are views.
 ///
-/// Opt-in while unmeasured (DS_LINEAR_CHUNKS=1, read at each call): without it, and wherever ops::linear would
-/// not take its kernels (linear_is_fused), the reference `at::linear(x, weight, bias).chunk(chunks, -1)`.
+/// The reference, `at::linear(x, weight, bias).chunk(chunks, -1)`, runs wherever ops::linear would not take its
+/// kernels (linear_is_fused: CPU tensors, other dtypes, no bias, DS_REFERENCE_LINEAR=1), for more than 8 chunks,
+/// and whenever DS_REFERENCE_LINEAR_CHUNKS=1 (read at each call).
 
 #include <cstdint>
 #include <vector>
@@ -32,11 +34,11 @@ namespace deepspeed::ops {
 std::vector<at::Tensor> linear_chunks(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                                       std::int64_t chunks);
 
-/// True when DS_LINEAR_CHUNKS=1 asks for the fused backward (read at each call).
-bool linear_chunks_requested();
+/// True when DS_REFERENCE_LINEAR_CHUNKS=1 forces the reference (read at each call).
+bool linear_chunks_reference_forced();
 
-/// True when linear_chunks() takes the fused backward for these arguments: requested, ops::linear's kernel
-/// conditions (linear_is_fused: a bias, one CUDA device, bf16/fp16/fp32, CUDA support built, no
+/// True when linear_chunks() takes the fused backward for these arguments: not forced to the reference,
+/// ops::linear's kernel conditions (linear_is_fused: a bias, one CUDA device, bf16/fp16/fp32, CUDA support built, no
 /// DS_REFERENCE_LINEAR=1), and 1 ≤ chunks ≤ 8 dividing out.
 bool linear_chunks_is_fused(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                             std::int64_t chunks);
