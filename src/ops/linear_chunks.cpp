@@ -84,8 +84,9 @@ bool linear_chunks_reference_forced() { return util::env_is("DS_REFERENCE_LINEAR
 
 bool linear_chunks_is_fused(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                             std::int64_t chunks) {
-  return !linear_chunks_reference_forced() && x.defined() && weight.defined() && weight.dim() == 2 && weight.size(0) > 0 &&
-         chunks >= 1 && chunks <= kMaxChunks && weight.size(0) % chunks == 0 && linear_is_fused(x, weight, bias);
+  return !linear_chunks_reference_forced() && x.defined() && weight.defined() && weight.dim() == 2 &&
+         weight.size(0) > 0 && chunks >= 1 && chunks <= kMaxChunks && weight.size(0) % chunks == 0 &&
+         linear_is_fused(x, weight, bias);
 }
 
 std::vector<at::Tensor> linear_chunks(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,

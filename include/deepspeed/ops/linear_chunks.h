@@ -38,8 +38,8 @@ std::vector<at::Tensor> linear_chunks(const at::Tensor& x, const at::Tensor& wei
 bool linear_chunks_reference_forced();
 
 /// True when linear_chunks() takes the fused backward for these arguments: not forced to the reference,
-/// ops::linear's kernel conditions (linear_is_fused: a bias, one CUDA device, bf16/fp16/fp32, CUDA support built, no
-/// DS_REFERENCE_LINEAR=1), and 1 ≤ chunks ≤ 8 dividing out.
+/// ops::linear's kernel conditions (linear_is_fused: a bias, one CUDA device, bf16/fp16/fp32, CUDA support
+/// built, no DS_REFERENCE_LINEAR=1), and 1 ≤ chunks ≤ 8 dividing out.
 bool linear_chunks_is_fused(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                             std::int64_t chunks);
 
