@@ -2,6 +2,7 @@
 // Shared by the GPU benches of single kernels (gemm_bench, ops_bench): the GPT-2 suite's model sizes with their
 // micro-batches, the --models list parsed against them, and a CUDA-event timer.
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <optional>
 #include <sstream>

@@ -66,12 +66,12 @@ torch::autograd::variable_list linear_node_backward(torch::autograd::AutogradCon
     at::Tensor w_grad = at::empty(weight.sizes(), dy.options());
     at::Tensor b_grad = bias_in_epilogue ? at::empty({dy.size(1)}, dy.options()) : at::Tensor();
     if (weight_and_bias_grad(dy, x2, w_grad, b_grad, choice)) {
-      if (bias_in_epilogue || !sum_bias) return {dx, w_grad, bias_in_epilogue ? b_grad : dbias};
-      dweight = w_grad;  // the bias gradient below, from the column-sum kernel
+      dweight = w_grad;
+      if (bias_in_epilogue) dbias = b_grad;
     }
   }
   if (ctx->needs_input_grad(1) && !dweight.defined()) dweight = dy.t().mm(x2);
-  if (sum_bias) {
+  if (sum_bias && !dbias.defined()) {  // not from the caller nor the epilogue: the column-sum kernel
     const std::int64_t rows = dy.size(0), columns = dy.size(1);
     dbias = at::empty({columns}, dy.options());
     const std::int64_t parts = bias_gelu_backward_parts(rows, columns);
