@@ -86,7 +86,8 @@ set_source_files_properties(engine/initialize.cpp PROPERTIES COMPILE_DEFINITIONS
 # switch. The CUDA kernels are built when a CUDA compiler and LibTorch with CUDA are both there; otherwise ops
 # fall back to their LibTorch reference.
 ds_library(ds_ops ops/cross_entropy.cpp ops/add_layer_norm.cpp ops/bias_gelu.cpp ops/linear.cpp ops/linear_gemms.cpp
-           ops/linear_node.cpp ops/linear_chunks.cpp ops/cublas_lt.cpp ops/lt_matmul.cpp ops/gelu_mlp.cpp ops/attention.cpp)
+           ops/linear_node.cpp ops/linear_chunks.cpp ops/cublas_lt.cpp ops/lt_matmul.cpp ops/lt_bits.cpp ops/gelu_mlp.cpp
+           ops/attention.cpp)
 target_link_libraries(ds_ops PUBLIC ds_util torch)
 option(DS_WITH_CUDA_OPS "Build the CUDA kernels of ops/ when a CUDA compiler is found" ON)
 include(CheckLanguage)
@@ -110,7 +111,7 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
   endfunction()
   ds_cuda_kernels(ds_ops_cuda ds_ops ops/cross_entropy_kernel.cu ops/add_layer_norm_kernel.cu
                   ops/add_layer_norm_backward_kernel.cu ops/add_layer_norm_split_kernel.cu ops/bias_gelu_kernel.cu
-                  ops/linear_chunks_kernel.cu)
+                  ops/linear_chunks_kernel.cu ops/bits_hash_kernel.cu)
   set(DS_CUDA_OPS ON PARENT_SCOPE)
   # For the CPU tests of the kernels' host-and-device arithmetic (tests/unit: CUDA's headers, no runtime).
   set(DS_CUDA_INCLUDE_DIRS ${CUDAToolkit_INCLUDE_DIRS} PARENT_SCOPE)
@@ -127,8 +128,8 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
     # The wheel's include directory holds CUDA's other headers too: only this file sees it.
     set_source_files_properties(ops/linear_gemms.cpp ops/cublas_lt.cpp ops/lt_matmul.cpp PROPERTIES COMPILE_DEFINITIONS
                                 DS_WITH_CUBLASLT INCLUDE_DIRECTORIES ${DS_CUBLASLT_INCLUDE})
-    # ops::gelu_mlp calls lt_matmul (no cuBLASLt header needed).
-    set_source_files_properties(ops/gelu_mlp.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUBLASLT)
+    # ops::gelu_mlp calls lt_matmul, lt_bits hashes its outputs (no cuBLASLt header needed).
+    set_source_files_properties(ops/gelu_mlp.cpp ops/lt_bits.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUBLASLT)
     message(STATUS "deepspeed.cpp: cuBLASLt epilogues for ops::linear (header in ${DS_CUBLASLT_INCLUDE})")
   endif()
   # The gradient norm's device kernels (summing in the host's order, for ZeRO-Offload's landing gradients; over a

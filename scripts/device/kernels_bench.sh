@@ -17,7 +17,9 @@
 # (DS_ADD_LAYER_NORM_PIPELINED=1: the LayerNorm backward with dh_out prefetched, one reduction per row),
 # linear_epilogue (--linear ops with DS_LINEAR_EPILOGUE=1: the bias gradients in cuBLASLt's GEMM epilogue),
 # experiments (all of them), gemm_tuned (--linear ops with DS_GEMM_TUNED=1: every GEMM of the linear layers with
-# the fastest algorithm cuBLASLt offers for its shape, timed in the first step), experiments_tuned (both),
+# the fastest algorithm cuBLASLt offers for its shape of those that give the heuristic's first's bits, timed in
+# the first step), gemm_tuned_any (DS_GEMM_TUNED=any: the fastest of all, whatever their order of addition),
+# experiments_tuned (both),
 # mlp_epilogue (DS_MLP_EPILOGUE=1: the MLP as ops::gelu_mlp, bias and GELU in cuBLASLt's GEMM epilogues),
 # mlp_epilogue_tuned (that with gemm_tuned), gelu_tanhf / gelu_tanhf_tuned (DS_BIAS_GELU_TANHF=1: 16-bit bias + GELU
 # on tanhf's form, the kernels before the σ form; alone and with gemm_tuned), ln_split / ln_split_tuned
@@ -91,6 +93,7 @@ variant_settings() {
       args_extra=(--linear ops) ;;
     ops_linear) args_extra=(--linear ops) ;;
     gemm_tuned) env_extra=(DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
+    gemm_tuned_any) env_extra=(DS_GEMM_TUNED=any) args_extra=(--linear ops) ;;
     mlp_epilogue) env_extra=(DS_MLP_EPILOGUE=1) ;;
     mlp_epilogue_tuned) env_extra=(DS_MLP_EPILOGUE=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     gelu_tanhf) env_extra=(DS_BIAS_GELU_TANHF=1) ;;

@@ -44,7 +44,7 @@ class GeluMlp : public torch::autograd::Function<GeluMlp> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w1, const at::Tensor& b1,
                             const at::Tensor& w2, const at::Tensor& b2) {
     const c10::cuda::CUDAGuard guard(x.device());
-    const auto choice = detail::gemm_tuning_requested() ? detail::LtChoice::kTimed : detail::LtChoice::kHeuristic;
+    const auto choice = detail::tuned_gemm_choice();
     const at::Tensor x2 = x.reshape({-1, x.size(-1)}).contiguous();
     const std::int64_t rows = x2.size(0), width = w1.size(0);
     at::Tensor gelu_in = at::empty({rows, width}, x2.options());
@@ -63,7 +63,7 @@ class GeluMlp : public torch::autograd::Function<GeluMlp> {
     if (!(rows > 0 && detail::linear_forward(gelu_out, w2, b2, y2, choice))) at::addmm_out(y2, b2, gelu_out, w2.t());
     ctx->save_for_backward({x2, w1, w2, gelu_in, gelu_out});
     ctx->saved_data["shape"] = x.sizes().vec();
-    ctx->saved_data["tuned"] = choice == detail::LtChoice::kTimed;
+    ctx->saved_data["choice"] = static_cast<std::int64_t>(choice);
     return y;
   }
 
@@ -71,7 +71,7 @@ class GeluMlp : public torch::autograd::Function<GeluMlp> {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &x2 = saved[0], &w1 = saved[1], &w2 = saved[2], &gelu_in = saved[3], &gelu_out = saved[4];
     const c10::cuda::CUDAGuard guard(x2.device());
-    const auto choice = ctx->saved_data["tuned"].toBool() ? detail::LtChoice::kTimed : detail::LtChoice::kHeuristic;
+    const auto choice = static_cast<detail::LtChoice>(ctx->saved_data["choice"].toInt());
     const at::Tensor dy = grad_outputs[0].reshape({-1, w2.size(0)}).contiguous();
     const bool has_rows = dy.size(0) > 0;
     at::Tensor dx, dw1, db1, dw2, db2;

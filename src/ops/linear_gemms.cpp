@@ -7,11 +7,12 @@
 namespace deepspeed::ops::detail {
 namespace {
 
-bool switched_on(const char* variable) {
+bool switched_on(const char* variable, const char* value = "1") {
 #ifdef DS_WITH_CUBLASLT
-  return util::env_is(variable);
+  return util::env_is(variable, value);
 #else
   (void)variable;
+  (void)value;
   return false;
 #endif
 }
@@ -29,7 +30,12 @@ LtProblem with_bias(LtProblem p, const at::Tensor& bias, LtProblem::Epilogue epi
 }  // namespace
 
 bool linear_epilogue_requested() { return switched_on("DS_LINEAR_EPILOGUE"); }
-bool gemm_tuning_requested() { return switched_on("DS_GEMM_TUNED"); }
+bool gemm_tuning_requested() { return tuned_gemm_choice() != LtChoice::kHeuristic; }
+LtChoice tuned_gemm_choice() {
+  if (switched_on("DS_GEMM_TUNED")) return LtChoice::kTimedExact;
+  if (switched_on("DS_GEMM_TUNED", "any")) return LtChoice::kTimed;
+  return LtChoice::kHeuristic;
+}
 bool bias_grad_kernel_requested() { return util::env_is("DS_LINEAR_BIAS_KERNEL"); }
 
 // Row-major [r, c] contiguous is, as cuBLASLt counts (column-major), c × r with leading dimension c: each

@@ -1,9 +1,10 @@
 #pragma once
 // Internal to ops::linear: its GEMMs through cuBLASLt (lt_matmul.h), row-major as the layer has them. The weight
 // gradient with the bias gradient in its epilogue (BGRADB) reads dy once for both (DS_LINEAR_EPILOGUE=1); with
-// DS_GEMM_TUNED=1 every GEMM of the layer runs the fastest of the algorithms cuBLASLt offers for its shape,
-// timed the first time the shape is seen. Built where cuBLASLt was found (DS_WITH_CUBLASLT); the epilogue alone
-// measured no gain; the timed choice +0.7-1.9 % of a GPT-2 step, opt-in as it is not reproducible bit for bit.
+// DS_GEMM_TUNED=1 every GEMM of the layer runs the fastest of the algorithms cuBLASLt offers for its shape that
+// give the heuristic's first's bits, timed the first time the shape is seen (=any: the fastest of all, not
+// reproducible bit for bit). Built where cuBLASLt was found (DS_WITH_CUBLASLT); the epilogue alone measured no
+// gain; the timed choice of any algorithm +0.7-1.9 % of a GPT-2 step.
 #include <ATen/core/Tensor.h>
 
 #include "src/ops/lt_matmul.h"
@@ -13,8 +14,13 @@ namespace deepspeed::ops::detail {
 /// True when DS_LINEAR_EPILOGUE=1 asks for the epilogue (read at each call) and this build has cuBLASLt.
 bool linear_epilogue_requested();
 
-/// True when DS_GEMM_TUNED=1 asks for timed algorithm choices (read at each call) and this build has cuBLASLt.
+/// True when DS_GEMM_TUNED asks for timed algorithm choices (=1 or =any; read at each call) and this build has
+/// cuBLASLt.
 bool gemm_tuning_requested();
+
+/// The timed choice DS_GEMM_TUNED asks for: =1 kTimedExact (the heuristic's results, run to run), =any kTimed
+/// (the fastest whatever its order of addition); kHeuristic where it asks for none.
+LtChoice tuned_gemm_choice();
 
 /// True when DS_LINEAR_BIAS_KERNEL=1 asks, under DS_GEMM_TUNED=1, for the bias gradient from the column-sum kernel
 /// beside a weight GEMM without the BGRADB epilogue (read at each call; an experiment, measured no faster: the

@@ -22,16 +22,17 @@ bool contiguous_rows(const at::Tensor& t) { return t.is_contiguous() && t.size(0
 at::Tensor linear_node_forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                                const at::Tensor& bias) {
   const c10::cuda::CUDAGuard guard(x.device());
-  const bool tuned = gemm_tuning_requested();  // the whole layer on one path, decided here
+  const LtChoice choice = tuned_gemm_choice();  // the whole layer on one path, decided here
+  const bool tuned = choice != LtChoice::kHeuristic;
   const at::Tensor x2 = tuned ? x.reshape({-1, x.size(-1)}).contiguous() : x.reshape({-1, x.size(-1)});
   ctx->save_for_backward({x2, weight});
   ctx->saved_data["shape"] = x.sizes().vec();
-  ctx->saved_data["tuned"] = tuned;
+  ctx->saved_data["choice"] = static_cast<std::int64_t>(choice);
   auto out_shape = x.sizes().vec();
   out_shape.back() = weight.size(0);
   if (tuned && contiguous_rows(x2) && weight.is_contiguous()) {
     at::Tensor y = at::empty({x2.size(0), weight.size(0)}, x2.options());
-    if (linear_forward(x2, weight, bias, y, LtChoice::kTimed)) return y.view(out_shape);
+    if (linear_forward(x2, weight, bias, y, choice)) return y.view(out_shape);
   }
   return (bias.defined() ? at::addmm(bias, x2, weight.t()) : at::mm(x2, weight.t())).view(out_shape);
 }
@@ -42,8 +43,8 @@ torch::autograd::variable_list linear_node_backward(torch::autograd::AutogradCon
   const at::Tensor& x2 = saved[0];
   const at::Tensor& weight = saved[1];
   const c10::cuda::CUDAGuard guard(x2.device());
-  const bool tuned = ctx->saved_data["tuned"].toBool();
-  const auto choice = tuned ? LtChoice::kTimed : LtChoice::kHeuristic;
+  const auto choice = static_cast<LtChoice>(ctx->saved_data["choice"].toInt());
+  const bool tuned = choice != LtChoice::kHeuristic;
   const at::Tensor dy = dy_in.reshape({-1, weight.size(0)}).contiguous();
   const bool lt_shapes = contiguous_rows(dy) && contiguous_rows(x2) && weight.is_contiguous();
   at::Tensor dx, dweight, dbias;

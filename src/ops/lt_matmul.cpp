@@ -130,17 +130,45 @@ struct Launch {
   }
 };
 
-// The fastest of `algos` on this problem's buffers. Each is launched once untimed, then all are timed one launch
-// at a time in interleaved rounds, so that a clock still ramping up (this runs in the first step) or another
-// drift weighs on every candidate alike rather than on the first ones; each is judged by its median round.
-Choice fastest(const std::vector<cublasLtMatmulAlgo_t>& algos, const Launch& launch) {
-  constexpr int kRounds = 5;
-  std::vector<cublasLtMatmulAlgo_t> runnable;
-  for (const auto& algo : algos) {
-    if (launch(algo) == CUBLAS_STATUS_SUCCESS) runnable.push_back(algo);  // offered but refused: not a candidate
+// The candidates among `algos` (the heuristic's, best first): those cuBLASLt launches, each launched once here;
+// with `exact`, only those whose output has the first's bits, and the first alone where it refuses to launch
+// (kHeuristic's path then reports it) or its output is constant (nothing to tell orders of addition apart).
+std::vector<cublasLtMatmulAlgo_t> candidates(const std::vector<cublasLtMatmulAlgo_t>& algos, const Launch& launch,
+                                             bool exact) {
+  std::vector<cublasLtMatmulAlgo_t> out;
+  LtBits first;
+  for (std::size_t i = 0; i < algos.size(); ++i) {
+    if (launch(algos[i]) != CUBLAS_STATUS_SUCCESS) {  // offered but refused: not a candidate
+      if (exact && i == 0) return {algos[0]};
+      continue;
+    }
+    if (!exact) {
+      out.push_back(algos[i]);
+      continue;
+    }
+    const LtBits bits = lt_output_bits(launch.p);
+    if (i == 0) {
+      first = bits;
+      out.push_back(algos[i]);
+      if (!first.varied) return out;
+    } else if (bits == first) {
+      out.push_back(algos[i]);
+    }
   }
+  return out;
+}
+
+// The fastest of `runnable` on this problem's buffers, all launched once already. All are timed one launch at a
+// time in interleaved rounds, so that a clock still ramping up (this runs in the first step) or another drift
+// weighs on every candidate alike rather than on the first ones; each is judged by its median round.
+Choice fastest(const std::vector<cublasLtMatmulAlgo_t>& runnable, const Launch& launch) {
+  constexpr int kRounds = 5;
   Choice best;
-  if (runnable.empty()) return best;
+  if (runnable.size() < 2) {
+    best.found = !runnable.empty();
+    if (best.found) best.algo = runnable.front();
+    return best;
+  }
   const auto stream = c10::cuda::getCurrentCUDAStream();
   std::vector<at::cuda::CUDAEvent> marks;
   marks.reserve(runnable.size() * kRounds * 2);
@@ -237,9 +265,9 @@ bool lt_matmul(const LtProblem& p, LtChoice choice) {
     if (it != choices.end()) {
       chosen = it->second;
     } else {
-      const auto algos = offered(lt, launch.handle, ds, p, choice == LtChoice::kTimed ? 8 : 1, workspace_bytes);
-      if (choice == LtChoice::kTimed && algos.size() > 1) {
-        chosen = fastest(algos, launch);
+      const auto algos = offered(lt, launch.handle, ds, p, choice == LtChoice::kHeuristic ? 1 : 8, workspace_bytes);
+      if (choice != LtChoice::kHeuristic && algos.size() > 1) {
+        chosen = fastest(candidates(algos, launch, choice == LtChoice::kTimedExact), launch);
       } else if (!algos.empty()) {
         chosen.found = true;
         chosen.algo = algos.front();

@@ -35,10 +35,28 @@ struct LtProblem {
   std::int64_t ldaux = 0;
 };
 
-/// How the algorithm of a problem not seen before is chosen: the heuristic's first, or the fastest (median of
-/// five interleaved rounds) of up to eight it offers, timed on this call's own buffers (that first call then waits for the device, and the
-/// choice can differ from run to run with the timings, so results are not bitwise reproducible across runs).
-enum class LtChoice { kHeuristic, kTimed };
+/// How the algorithm of a problem not seen before is chosen:
+/// - kHeuristic: the heuristic's first;
+/// - kTimedExact: the fastest (median of five interleaved rounds, timed on this call's own buffers, the first call
+///   then waiting for the device) of those among the heuristic's first eight whose output has, on this call's
+///   inputs, the same bits as the first's: the speed of a timed choice with kHeuristic's results, whichever
+///   candidate the timings favour, so runs reproduce bit for bit. Where the first's output is constant (a zero
+///   weight, say) nothing can be told apart and the first is kept;
+/// - kTimed: the fastest of the eight whatever they add in what order (split-K included): results can differ
+///   from run to run with the timings.
+enum class LtChoice { kHeuristic, kTimed, kTimedExact };
+
+/// What the last run of a problem wrote (D, and the bias or aux its epilogue writes), as a 64-bit hash of the
+/// bits, and whether they vary at all (a constant output cannot tell two orders of addition apart).
+struct LtBits {
+  std::uint64_t hash = 0;
+  bool varied = false;
+  bool operator==(const LtBits& o) const { return hash == o.hash && varied == o.varied; }
+  bool operator!=(const LtBits& o) const { return !(*this == o); }
+};
+
+/// The bits `p`'s outputs hold now, hashed on the current stream; waits for it. Not during a graph capture.
+LtBits lt_output_bits(const LtProblem& p);
 
 /// One of cuBLASLt's algorithms for a problem (its cublasLtMatmulAlgo_t, held opaquely so that this header
 /// needs no cuBLASLt header).

@@ -115,16 +115,19 @@ TEST(Linear, EpilogueGemmGivesTheWeightAndBiasGradients) {
   }
 }
 
-// DS_GEMM_TUNED=1: the layer's three GEMMs through cuBLASLt with the fastest of the algorithms it offers, with
-// and without a bias. Another algorithm sums in another order, so y, dx and dW are held to at::linear's within a
-// few units in the last place, the bias gradient to the fp32 sums' bound; a second run of the same shapes takes
-// the cached choices and repeats the first bit for bit. On Hopper cuBLASLt must offer GPT-2's shapes.
-TEST(Linear, TunedGemmsMatchAtLinear) {
+// DS_GEMM_TUNED=1 and =any: the layer's three GEMMs through cuBLASLt with the fastest of the algorithms it
+// offers (=1: of those with the heuristic's first's bits, lt_matmul_gpu_test), with and without a bias. cuBLASLt
+// may sum in another order than cuBLAS, so y, dx and dW are held to at::linear's within a few units in the last
+// place, the bias gradient to the fp32 sums' bound; a second run of the same shapes takes the cached choices and
+// repeats the first bit for bit. On Hopper cuBLASLt must offer GPT-2's shapes.
+class TunedGemms : public testing::TestWithParam<const char*> {};
+
+TEST_P(TunedGemms, MatchAtLinear) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   struct Switch {  // unset however the test ends, so the tests after it run without it
-    Switch() { setenv("DS_GEMM_TUNED", "1", 1); }
+    explicit Switch(const char* value) { setenv("DS_GEMM_TUNED", value, 1); }
     ~Switch() { unsetenv("DS_GEMM_TUNED"); }
-  } on;
+  } on(GetParam());
   const bool built = ops::detail::gemm_tuning_requested();
   std::printf("[linear_tuned] %s\n", built ? "built" : "not built (no cuBLASLt header)");
   if (built && at::cuda::getCurrentDeviceProperties()->major == 9) {
@@ -161,6 +164,8 @@ TEST(Linear, TunedGemmsMatchAtLinear) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Linear, TunedGemms, testing::Values("1", "any"));
 
 // DS_LINEAR_BIAS_KERNEL=1 with DS_GEMM_TUNED=1: the weight GEMM tuned without the BGRADB epilogue, the bias
 // gradient from the column-sum kernel — so bit for bit the untuned layer's bias gradient (the same dy, the same
