@@ -43,6 +43,7 @@ struct Options {
   std::string data_format = "auto";
   std::string sampling = "random";
   std::string device = "cuda";
+  std::string linear = "ops";  // as the GPT-2 example's --linear, so the two run the same model
   std::int64_t seq_len = 0;
   std::int64_t max_steps = 40;
   std::int64_t warmup_steps = 0;
@@ -123,6 +124,7 @@ int run(const Options& opt) {
   if (opt.n_layer) cfg.n_layer = *opt.n_layer;
   if (opt.n_embd) cfg.n_embd = *opt.n_embd;
   if (opt.n_head) cfg.n_head = *opt.n_head;
+  cfg.ops_linear = opt.linear == "ops";
   cfg.activation_checkpointing = opt.activation_checkpointing;
   const std::int64_t seq_len = opt.seq_len > 0 ? opt.seq_len : cfg.block_size;
   auto windows = std::make_shared<gpt2::TokenWindows>(
@@ -263,6 +265,8 @@ int main(int argc, char** argv) {
   app.add_option("--sampling", opt.sampling, "random (default) or sequential")
       ->check(CLI::IsMember({"random", "sequential"}));
   app.add_option("--device", opt.device, "cuda (default) or cpu");
+  app.add_option("--linear", opt.linear, "ops (deepspeed::ops::linear, default, as the example's) or aten")
+      ->check(CLI::IsMember({"aten", "ops"}));
   app.add_option("--seq_len", opt.seq_len, "tokens per sample (default: the model's block_size)");
   app.add_option("--max-steps", opt.max_steps, "optimizer steps (default 40)")->check(CLI::PositiveNumber);
   app.add_option("--warmup-steps", opt.warmup_steps, "steps left out of the closing JSON line's timing");

@@ -36,7 +36,7 @@ struct Options {
   std::string data;
   std::string data_format = "auto";
   std::string attention;  // "": DS_ATTENTION_BACKEND or LibTorch's default
-  std::string linear = "aten";
+  std::string linear = "ops";
   std::string sampling = "random";
   std::int64_t seq_len = 0;  // 0: the model's block_size
   std::int64_t max_steps = -1;
@@ -152,9 +152,9 @@ int main(int argc, char** argv) {
                  "SDPA kernel tried first: auto, flash, fa3, cudnn, efficient or math (default: DS_ATTENTION_BACKEND, "
                  "else auto = LibTorch's order)");
   app.add_option("--linear", opt.linear,
-                 "the linear layers: aten (at::linear, default) or ops (deepspeed::ops::linear: the biased "
-                 "projections' bias gradient by its column-sum kernel; with DS_GEMM_TUNED=1 every GEMM with timed "
-                 "cuBLASLt algorithms)")
+                 "the linear layers: ops (deepspeed::ops::linear, default: on CUDA every GEMM through cuBLASLt on "
+                 "timed algorithms that keep the heuristic's results, the bias gradients in the weight GEMMs' "
+                 "epilogue; DS_GEMM_TUNED=0 for LibTorch's GEMMs and the column-sum kernel) or aten (at::linear)")
       ->check(CLI::IsMember({"aten", "ops"}));
   auto ds_args = deepspeed::add_config_arguments(app);
   deepspeed::parse_arguments(app, argc, argv);

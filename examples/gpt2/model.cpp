@@ -40,14 +40,14 @@ torch::nn::LayerNorm layer_norm(std::int64_t d) {
 // broadcast `+=`, a strided kernel that re-reads and re-writes every activation: 8 ms of an 80 ms GPT-2 124M step
 // on an H100 (docs/benchmarks.md). ATen's at::linear, which PyTorch's nn.Linear calls, flattens a contiguous
 // input to one addmm with the bias in the GEMM's epilogue. Same parameters, same module tree.
-// GPTConfig::ops_linear: deepspeed::ops::linear instead, whose bias gradient is a column-sum kernel (off by
-// default: it measured no faster in this model, docs/kernels.md), and its experiments' switches.
+// GPTConfig::ops_linear: deepspeed::ops::linear instead: on CUDA its GEMMs on timed cuBLASLt algorithms with the
+// bias gradient in the weight GEMM's epilogue (the example's default, docs/kernels.md), and its switches.
 at::Tensor dense(const torch::nn::Linear& l, const at::Tensor& x, bool ops_linear) {
   return ops_linear ? ops::linear(x, l->weight, l->bias) : at::linear(x, l->weight, l->bias);
 }
 
 // The GEMMs without a bias (c_fc, whose bias bias_gelu adds, and the LM head): ops::linear is at::linear for
-// them unless DS_GEMM_TUNED=1 times their algorithms too.
+// them unless its GEMMs are timed (on CUDA, the default).
 at::Tensor dense(const at::Tensor& weight, const at::Tensor& x, bool ops_linear) {
   return ops_linear ? ops::linear(x, weight, at::Tensor()) : at::linear(x, weight);
 }

@@ -29,7 +29,7 @@ class Linear : public torch::autograd::Function<Linear> {
   }
 };
 
-// DS_GEMM_TUNED=1 only: a layer without a bias.
+// Timed GEMMs only: a layer without a bias.
 class LinearWithoutBias : public torch::autograd::Function<LinearWithoutBias> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight) {

@@ -7,12 +7,11 @@
 namespace deepspeed::ops::detail {
 namespace {
 
-bool switched_on(const char* variable, const char* value = "1") {
+bool switched_on(const char* variable) {
 #ifdef DS_WITH_CUBLASLT
-  return util::env_is(variable, value);
+  return util::env_is(variable);
 #else
   (void)variable;
-  (void)value;
   return false;
 #endif
 }
@@ -31,10 +30,15 @@ LtProblem with_bias(LtProblem p, const at::Tensor& bias, LtProblem::Epilogue epi
 
 bool linear_epilogue_requested() { return switched_on("DS_LINEAR_EPILOGUE"); }
 bool gemm_tuning_requested() { return tuned_gemm_choice() != LtChoice::kHeuristic; }
+// On unless DS_GEMM_TUNED=0: the exact choice gives the heuristic's bits, so a default on changes no result.
 LtChoice tuned_gemm_choice() {
-  if (switched_on("DS_GEMM_TUNED")) return LtChoice::kTimedExact;
-  if (switched_on("DS_GEMM_TUNED", "any")) return LtChoice::kTimed;
+#ifdef DS_WITH_CUBLASLT
+  if (util::env_is("DS_GEMM_TUNED", "0")) return LtChoice::kHeuristic;
+  if (util::env_is("DS_GEMM_TUNED", "any")) return LtChoice::kTimed;
+  return LtChoice::kTimedExact;
+#else
   return LtChoice::kHeuristic;
+#endif
 }
 bool bias_grad_kernel_requested() { return util::env_is("DS_LINEAR_BIAS_KERNEL"); }
 

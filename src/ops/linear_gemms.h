@@ -1,10 +1,11 @@
 #pragma once
 // Internal to ops::linear: its GEMMs through cuBLASLt (lt_matmul.h), row-major as the layer has them. The weight
-// gradient with the bias gradient in its epilogue (BGRADB) reads dy once for both (DS_LINEAR_EPILOGUE=1); with
-// DS_GEMM_TUNED=1 every GEMM of the layer runs the fastest of the algorithms cuBLASLt offers for its shape that
-// give the heuristic's first's bits, timed the first time the shape is seen (=any: the fastest of all, not
-// reproducible bit for bit). Built where cuBLASLt was found (DS_WITH_CUBLASLT); the epilogue alone measured no
-// gain; the timed choice of any algorithm +0.7-1.9 % of a GPT-2 step.
+// gradient with the bias gradient in its epilogue (BGRADB) reads dy once for both (DS_LINEAR_EPILOGUE=1). By
+// default (DS_GEMM_TUNED unset or 1) every GEMM of a 16-bit layer runs the fastest of the algorithms cuBLASLt
+// offers for its shape that give the heuristic's first's bits, timed the first time the shape is seen, its bias
+// gradient in the epilogue; DS_GEMM_TUNED=any the fastest of all (not reproducible bit for bit), =0 none (at::mm
+// and the column-sum kernel). Built where cuBLASLt was found (DS_WITH_CUBLASLT). Measured on an H200 (GPT-2,
+// 2026-12-05): +1.2-1.8 % a step; the epilogue alone measured no gain.
 #include <ATen/core/Tensor.h>
 
 #include "src/ops/lt_matmul.h"
@@ -14,12 +15,12 @@ namespace deepspeed::ops::detail {
 /// True when DS_LINEAR_EPILOGUE=1 asks for the epilogue (read at each call) and this build has cuBLASLt.
 bool linear_epilogue_requested();
 
-/// True when DS_GEMM_TUNED asks for timed algorithm choices (=1 or =any; read at each call) and this build has
-/// cuBLASLt.
+/// True where this build has cuBLASLt and DS_GEMM_TUNED (read at each call) is not 0: timed algorithm choices.
 bool gemm_tuning_requested();
 
-/// The timed choice DS_GEMM_TUNED asks for: =1 kTimedExact (the heuristic's results, run to run), =any kTimed
-/// (the fastest whatever its order of addition); kHeuristic where it asks for none.
+/// The choice DS_GEMM_TUNED asks for: unset, 1 or any other value kTimedExact (the heuristic's results, run to
+/// run), =any kTimed (the fastest whatever its order of addition), =0 kHeuristic (and the layer off cuBLASLt);
+/// kHeuristic in a build without cuBLASLt.
 LtChoice tuned_gemm_choice();
 
 /// True when DS_LINEAR_BIAS_KERNEL=1 asks, under DS_GEMM_TUNED=1, for the bias gradient from the column-sum kernel

@@ -58,7 +58,7 @@ torch::autograd::variable_list linear_node_backward(torch::autograd::AutogradCon
   }
   const bool has_bias = with_bias && ctx->needs_input_grad(2);
   if (has_bias && dbias_summed.defined()) dbias = dbias_summed;
-  // The bias gradient still to sum (none summed by the caller): DS_LINEAR_EPILOGUE=1 (and DS_GEMM_TUNED=1, unless
+  // The bias gradient still to sum (none summed by the caller): DS_LINEAR_EPILOGUE=1 (and the timed GEMMs, unless
   // DS_LINEAR_BIAS_KERNEL=1) take both parameter gradients from one cuBLASLt GEMM that sums dy while it reads it;
   // without a bias, with it already summed, or with it left to the column-sum kernel, the weight GEMM alone.
   const bool sum_bias = has_bias && !dbias.defined();

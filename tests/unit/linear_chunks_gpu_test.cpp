@@ -24,10 +24,21 @@
 namespace deepspeed {
 namespace {
 
-struct Env {  // one variable set for a scope, unset however it ends
-  explicit Env(const char* name) : name_(name) { setenv(name, "1", 1); }
-  ~Env() { unsetenv(name_); }
+// These tests hold the untuned layer (LibTorch's GEMMs) unless one says otherwise; the timed cuBLASLt GEMMs, the
+// default, have a test of their own.
+[[maybe_unused]] const bool untuned_linear = (setenv("DS_GEMM_TUNED", "0", 1), true);
+
+struct Env {  // one variable set to 1 for a scope, put back however it ends
+  explicit Env(const char* name) : name_(name) {
+    const char* before = std::getenv(name);
+    had_ = before != nullptr;
+    if (had_) before_ = before;
+    setenv(name, "1", 1);
+  }
+  ~Env() { had_ ? setenv(name_, before_.c_str(), 1) : unsetenv(name_); }
   const char* name_;
+  bool had_ = false;
+  std::string before_;
 };
 
 struct Case {

@@ -1,4 +1,6 @@
-// ops::linear on the CPU is at::linear (its reference), and it rejects mismatched shapes with a UsageError.
+// ops::linear on the CPU is at::linear (its reference), and it rejects mismatched shapes with a UsageError; the
+// values DS_GEMM_TUNED takes.
+#include <cstdio>
 #include <cstdlib>
 
 #include <gtest/gtest.h>
@@ -6,6 +8,7 @@
 
 #include "deepspeed/ops/linear.h"
 #include "deepspeed/util/error.h"
+#include "src/ops/linear_gemms.h"
 
 namespace deepspeed {
 namespace {
@@ -28,6 +31,27 @@ TEST(Linear, TunedSwitchOnTheCpuIsAtLinear) {
   EXPECT_TRUE(torch::equal(ops::linear(x, w, b), at::linear(x, w, b)));
   EXPECT_TRUE(torch::equal(ops::linear(x, w, at::Tensor()), at::linear(x, w)));
   unsetenv("DS_LINEAR_BIAS_KERNEL");
+  unsetenv("DS_GEMM_TUNED");
+}
+
+// DS_GEMM_TUNED: unset, 1 or an unknown value the exact timed choice (the heuristic's bits), any the fastest of
+// all, 0 none; never a timed choice in a build without cuBLASLt (where =any gives none either).
+TEST(Linear, GemmTunedSwitchValues) {
+  using ops::detail::LtChoice;
+  setenv("DS_GEMM_TUNED", "any", 1);
+  const bool built = ops::detail::tuned_gemm_choice() == LtChoice::kTimed;
+  const LtChoice on = built ? LtChoice::kTimedExact : LtChoice::kHeuristic;
+  std::printf("[linear] timed GEMM choices %s\n", built ? "built" : "not built (no cuBLASLt header)");
+  unsetenv("DS_GEMM_TUNED");
+  EXPECT_EQ(ops::detail::tuned_gemm_choice(), on) << "the default";
+  EXPECT_EQ(ops::detail::gemm_tuning_requested(), built);
+  for (const char* value : {"1", "yes"}) {
+    setenv("DS_GEMM_TUNED", value, 1);
+    EXPECT_EQ(ops::detail::tuned_gemm_choice(), on) << value;
+  }
+  setenv("DS_GEMM_TUNED", "0", 1);
+  EXPECT_EQ(ops::detail::tuned_gemm_choice(), LtChoice::kHeuristic);
+  EXPECT_FALSE(ops::detail::gemm_tuning_requested());
   unsetenv("DS_GEMM_TUNED");
 }
 

@@ -19,7 +19,7 @@
 /// Measured slower: on an H200 (cuBLASLt of CUDA 13, 2026-12-05) a GPT-2 step took 4-8 % longer with it, the
 /// epilogue GEMMs costing more than the passes they save (docs/kernels.md). Kept to redo that measurement.
 /// Opt-in: DS_MLP_EPILOGUE=1 (read at each call), bf16/fp16 on CUDA with cuBLASLt, widths multiples of 8.
-/// DS_GEMM_TUNED=1 also times each GEMM's algorithm (ops/linear.h). Elsewhere, and for anything the fused path
+/// Each GEMM's algorithm is timed as ops::linear's are (DS_GEMM_TUNED, ops/linear.h). Elsewhere, and for anything the fused path
 /// does not take, the reference: at::linear, at::gelu(·, "tanh"), at::linear under autograd.
 
 #include <cstdint>
