@@ -4,7 +4,10 @@
 # kernels on and off where they exist), all in one call so the rows compare. Logs and tables go to $OUT.
 #
 #   MODELS="124M 350M" ATTN="auto cudnn fa3" STEPS=60 WARM=20 bash scripts/device/kernels_bench.sh
-# VARIANTS: default (every fused op), reference (none: DS_REFERENCE_ADD_LAYER_NORM=1 DS_REFERENCE_BIAS_GELU=1),
+# VARIANTS: default (every fused op; since 2026-12-05 the example's --linear ops with the timed GEMMs, so
+# ops_linear, gemm_tuned and the *_tuned variants add only their other switches), untuned (DS_GEMM_TUNED=0:
+# ops::linear on LibTorch's GEMMs and the column-sum kernel), aten_linear (--linear aten with DS_GEMM_TUNED=0:
+# the default before 2026-12-05), reference (none: DS_REFERENCE_ADD_LAYER_NORM=1 DS_REFERENCE_BIAS_GELU=1),
 # ref_ln / ref_gelu / ref_adam (one op on its reference: DS_REFERENCE_ADAM=1 is LibTorch's fused Adam with the
 # separate clip and copy passes), ops_linear (--linear ops: the biased projections through ops::linear),
 # tput_nosync (timers.throughput.synchronized false: no device synchronization around each micro-step),
@@ -94,6 +97,8 @@ variant_settings() {
     ops_linear) args_extra=(--linear ops) ;;
     gemm_tuned) env_extra=(DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     gemm_tuned_any) env_extra=(DS_GEMM_TUNED=any) args_extra=(--linear ops) ;;
+    untuned) env_extra=(DS_GEMM_TUNED=0) ;;
+    aten_linear) env_extra=(DS_GEMM_TUNED=0) args_extra=(--linear aten) ;;
     mlp_epilogue) env_extra=(DS_MLP_EPILOGUE=1) ;;
     mlp_epilogue_tuned) env_extra=(DS_MLP_EPILOGUE=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     gelu_tanhf) env_extra=(DS_BIAS_GELU_TANHF=1) ;;
