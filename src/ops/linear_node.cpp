@@ -22,7 +22,8 @@ bool contiguous_rows(const at::Tensor& t) { return t.is_contiguous() && t.size(0
 at::Tensor linear_node_forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                                const at::Tensor& bias) {
   const c10::cuda::CUDAGuard guard(x.device());
-  const LtChoice choice = tuned_gemm_choice();  // the whole layer on one path, decided here
+  // The whole layer on one path, decided here. fp32 layers stay on LibTorch's GEMMs, which follow its TF32 setting.
+  const LtChoice choice = x.scalar_type() == at::kFloat ? LtChoice::kHeuristic : tuned_gemm_choice();
   const bool tuned = choice != LtChoice::kHeuristic;
   const at::Tensor x2 = tuned ? x.reshape({-1, x.size(-1)}).contiguous() : x.reshape({-1, x.size(-1)});
   ctx->save_for_backward({x2, weight});

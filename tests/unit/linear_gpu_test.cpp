@@ -128,10 +128,16 @@ class TunedGemms : public testing::TestWithParam<const char*> {};  // DS_GEMM_TU
 
 TEST_P(TunedGemms, MatchAtLinear) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  struct Switch {  // unset however the test ends, so the tests after it run without it
+  struct Switch {  // back to 0 however the test ends, so the tests after it run untuned
     explicit Switch(const char* value) { value ? setenv("DS_GEMM_TUNED", value, 1) : unsetenv("DS_GEMM_TUNED"); }
     ~Switch() { setenv("DS_GEMM_TUNED", "0", 1); }
   } on(GetParam());
+  {  // fp32 layers stay on LibTorch's GEMMs (its TF32 setting applies to them): at::linear's y bit for bit
+    const Grads ours = run(true, at::kFloat, {2, 333, 1600}, 1600), ref = run(false, at::kFloat, {2, 333, 1600}, 1600);
+    EXPECT_TRUE(at::equal(ours.y, ref.y)) << "fp32";
+    EXPECT_FALSE(ops::linear_is_tuned(at::empty({4, 8}, at::TensorOptions().device(at::kCUDA)),
+                                      at::empty({3, 8}, at::TensorOptions().device(at::kCUDA)), at::Tensor()));
+  }
   const bool built = ops::detail::gemm_tuning_requested();
   std::printf("[linear_tuned] %s\n", built ? "built" : "not built (no cuBLASLt header)");
   if (built && at::cuda::getCurrentDeviceProperties()->major == 9) {
