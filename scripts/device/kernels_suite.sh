@@ -22,7 +22,7 @@ for t in $tests; do
   build-dev/tests/$t $filter >"$out/$t.log" 2>&1
   echo "$t: exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' "$out/$t.log" | tr '\n' ' ')" | tee -a "$out/summary.txt"
 done
-grep -h '^\[device_adam\]' "$out/adam_device_gpu_test.log" | sort -t: -k2 | tail -4 >>"$out/summary.txt"
+grep -sh '^\[device_adam\]' "$out/adam_device_gpu_test.log" | sort -t: -k2 | tail -4 >>"$out/summary.txt"
 stamp "tests" | tee -a "$out/summary.txt"
 MODELS=${MODELS:-1.5B 124M 350M} PROFILE_MODELS=${PROFILE_MODELS:-1.5B 124M} GPUS=1 IMPLS=${IMPLS:-ours ours_exp compile profile} PT_PRECISION=${PT_PRECISION:-bf16-master} STEPS=${STEPS:-20} \
   WARMUP=${WARMUP:-10} BUDGET_S=${BUDGET_S:-330} RUN_TIMEOUT=${RUN_TIMEOUT:-150} PROFILE_TOP=40 \
