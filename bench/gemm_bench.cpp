@@ -9,7 +9,9 @@
 // runs reproduce): how much of the per-shape gain survives that rule. For the biased
 // layers it also times the weight GEMM alone ("dW alone", outside the step's totals): what the layer's weight
 // gradient costs where the bias gradient is summed elsewhere (ops::linear_chunks sums c_attn's while it joins
-// q's, k's and v's gradients), against BGRADB's GEMM.
+// q's, k's and v's gradients), against BGRADB's GEMM. The MLP's epilogue GEMMs (ops::gelu_mlp: c_fc's forward with
+// bias and GELU, mlp.c_proj's input gradient with GELU's derivative and c_fc's bias gradient) are timed beside the
+// plain GEMMs they replace, also outside the totals.
 //
 //   build/bench/gemm_bench [--models "124M 350M 1.5B"] [--algos 16] [--iters 20]
 #include <cstdio>
@@ -160,6 +162,37 @@ std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) 
       alone.problem = weight_grad_problem(dy, x, alone.out, alone.bias_out);
       alone.alternative = true;
       gemms.push_back(alone);
+    }
+    // ops::gelu_mlp's epilogue GEMMs (DS_MLP_EPILOGUE=1, measured 4-8 % slower a step): each beside the plain
+    // GEMM it replaces, so the table tells whether cuBLASLt's epilogue kernels are the cost. LibTorch's column
+    // is the unfused work they stand for (the GEMM and GELU's pass).
+    if (l.name == "c_fc") {
+      Gemm e{"fwd c_fc +bias+GELU", rows, l.out, l.in, l.count};
+      e.out = at::empty({rows, l.out}, opts);
+      const at::Tensor gelu_in = at::empty({rows, l.out}, opts);
+      keep.push_back(gelu_in);
+      e.expected = at::gelu(at::addmm(bias, x, w.t()), "tanh");
+      e.libtorch = [x, w, bias, y = e.out]() mutable { at::gelu_out(y, at::addmm(bias, x, w.t()), "tanh"); };
+      at::Tensor kept = gelu_in;
+      e.problem = gelu_forward_problem(x, w, bias, e.out, kept);
+      e.alternative = true;
+      gemms.push_back(e);
+    }
+    if (l.name == "mlp.c_proj") {
+      Gemm e{"dx  mlp.c_proj +dGELU+db", rows, l.in, l.out, l.count};
+      e.out = at::empty({rows, l.in}, opts);
+      e.bias_out = at::empty({l.in}, opts);
+      const at::Tensor gelu_in = at::randn({rows, l.in}, opts);
+      keep.push_back(gelu_in);
+      e.expected = at::gelu_backward(at::mm(dy, w), gelu_in, "tanh");
+      e.bias_expected = e.expected.sum(0);
+      e.libtorch = [dy, w, gelu_in, dx = e.out, db = e.bias_out]() mutable {
+        at::gelu_backward_out(dx, at::mm(dy, w), gelu_in, "tanh");
+        at::sum_out(db, dx, at::IntArrayRef{0});
+      };
+      e.problem = dgelu_input_grad_problem(dy, w, gelu_in, e.out, e.bias_out);
+      e.alternative = true;
+      gemms.push_back(e);
     }
   }
   return gemms;
