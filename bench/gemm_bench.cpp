@@ -11,7 +11,8 @@
 // gradient costs where the bias gradient is summed elsewhere (ops::linear_chunks sums c_attn's while it joins
 // q's, k's and v's gradients), against BGRADB's GEMM. The MLP's epilogue GEMMs (ops::gelu_mlp: c_fc's forward with
 // bias and GELU, mlp.c_proj's input gradient with GELU's derivative and c_fc's bias gradient) are timed beside the
-// plain GEMMs they replace, also outside the totals.
+// plain GEMMs they replace, also outside the totals, with what ops::gelu_mlp runs since 2026-12-05 (DGELU without
+// the bias sums, which c_fc's weight GEMM takes in its BGRADB epilogue).
 //
 //   build/bench/gemm_bench [--models "124M 350M 1.5B"] [--algos 16] [--iters 20]
 #include <cstdio>
@@ -177,6 +178,19 @@ std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) 
       e.problem = gelu_forward_problem(x, w, bias, e.out, kept);
       e.alternative = true;
       gemms.push_back(e);
+      // ops::gelu_mlp's weight gradient of c_fc, its bias gradient summed in the epilogue (BGRADB).
+      Gemm b{"dW+db c_fc", l.out, l.in, rows, l.count};
+      b.out = at::empty({l.out, l.in}, opts);
+      b.bias_out = at::empty({l.out}, opts);
+      b.expected = at::mm(dy.t(), x);
+      b.bias_expected = dy.sum(0);
+      b.libtorch = [dy, x, dw = b.out, db = b.bias_out]() mutable {
+        at::mm_out(dw, dy.t(), x);
+        at::sum_out(db, dy, at::IntArrayRef{0});
+      };
+      b.problem = weight_grad_problem(dy, x, b.out, b.bias_out);
+      b.alternative = true;
+      gemms.push_back(b);
     }
     if (l.name == "mlp.c_proj") {
       Gemm e{"dx  mlp.c_proj +dGELU+db", rows, l.in, l.out, l.count};
@@ -193,6 +207,15 @@ std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) 
       e.problem = dgelu_input_grad_problem(dy, w, gelu_in, e.out, e.bias_out);
       e.alternative = true;
       gemms.push_back(e);
+      // What ops::gelu_mlp runs instead: DGELU alone, the bias gradient left to c_fc's weight GEMM (below).
+      Gemm g{"dx  mlp.c_proj +dGELU", rows, l.in, l.out, l.count};
+      g.out = at::empty({rows, l.in}, opts);
+      g.expected = e.expected;
+      g.libtorch = [dy, w, gelu_in, dx = g.out]() mutable { at::gelu_backward_out(dx, at::mm(dy, w), gelu_in, "tanh"); };
+      at::Tensor none;
+      g.problem = dgelu_input_grad_problem(dy, w, gelu_in, g.out, none);
+      g.alternative = true;
+      gemms.push_back(g);
     }
   }
   return gemms;
@@ -239,7 +262,7 @@ int main(int argc, char** argv) {
         first_step += (lt.first_ms > 0 ? lt.first_ms : ours) * count;
         exact_step += (lt.exact_ms > 0 ? lt.exact_ms : ours) * count;
       }
-      if (g.problem.epilogue == LtProblem::Epilogue::kBiasGradB) {
+      if (!g.alternative && g.problem.epilogue == LtProblem::Epilogue::kBiasGradB) {
         epilogue_libtorch += ours * count;
         epilogue_best += (lt.best_ms > 0 ? lt.best_ms : ours) * count;
       }

@@ -85,19 +85,25 @@ class GeluMlp : public torch::autograd::Function<GeluMlp> {
       }
     }
     if (ctx->needs_input_grad(0) || ctx->needs_input_grad(1) || ctx->needs_input_grad(2)) {
-      // GELU's input gradient and the first bias's, from the second layer's input-gradient GEMM.
-      at::Tensor d_in = at::empty(gelu_in.sizes(), dy.options());
-      db1 = at::empty({w1.size(0)}, dy.options());
-      if (has_rows && detail::lt_matmul(detail::dgelu_input_grad_problem(dy, w2, gelu_in, d_in, db1), choice)) {
+      // GELU's input gradient from the second layer's input-gradient GEMM (DGELU epilogue). The first bias's
+      // gradient is summed by the first layer's weight GEMM (BGRADB), which reads that gradient anyway: with
+      // DGELU_BGRAD cuBLASLt sums it in a separate, slow kernel (the call 3.6× the plain GEMM's time at GPT-2
+      // 1.5B's width, H100 2026-12-05, gemm_bench).
+      at::Tensor d_in = at::empty(gelu_in.sizes(), dy.options()), none;
+      if (has_rows && detail::lt_matmul(detail::dgelu_input_grad_problem(dy, w2, gelu_in, d_in, none), choice)) {
         epilogue_gemms.fetch_add(1, std::memory_order_relaxed);
       } else {
         d_in = at::gelu_backward(dy.mm(w2), gelu_in, "tanh");
-        db1 = d_in.sum(0);
       }
       if (ctx->needs_input_grad(1)) {
         dw1 = at::empty(w1.sizes(), dy.options());
-        at::Tensor none;
-        if (!(has_rows && detail::weight_and_bias_grad(d_in, x2, dw1, none, choice))) dw1 = d_in.t().mm(x2);
+        if (ctx->needs_input_grad(2)) db1 = at::empty({w1.size(0)}, dy.options());
+        if (!(has_rows && detail::weight_and_bias_grad(d_in, x2, dw1, db1, choice))) {
+          dw1 = d_in.t().mm(x2);
+          if (db1.defined()) db1 = d_in.sum(0);
+        }
+      } else if (ctx->needs_input_grad(2)) {
+        db1 = d_in.sum(0);
       }
       if (ctx->needs_input_grad(0)) {
         dx = at::empty({d_in.size(0), w1.size(1)}, dy.options());

@@ -97,8 +97,8 @@ LtProblem gelu_forward_problem(const at::Tensor& x, const at::Tensor& weight, co
 
 LtProblem dgelu_input_grad_problem(const at::Tensor& dy, const at::Tensor& weight, const at::Tensor& gelu_in,
                                    at::Tensor& dx, at::Tensor& dbias) {
-  return with_gelu_input(with_bias(input_grad_problem(dy, weight, dx), dbias, LtProblem::Epilogue::kDGeluBGrad),
-                         LtProblem::Epilogue::kDGeluBGrad, gelu_in);
+  const auto epilogue = dbias.defined() ? LtProblem::Epilogue::kDGeluBGrad : LtProblem::Epilogue::kDGelu;
+  return with_gelu_input(with_bias(input_grad_problem(dy, weight, dx), dbias, epilogue), epilogue, gelu_in);
 }
 
 #ifdef DS_WITH_CUBLASLT

@@ -39,7 +39,8 @@ LtProblem input_grad_problem(const at::Tensor& dy, const at::Tensor& weight, at:
 LtProblem weight_grad_problem(const at::Tensor& dy, const at::Tensor& x, at::Tensor& dweight, at::Tensor& dbias);
 
 /// An MLP's (ops::gelu_mlp): forward_problem with GELU after the bias, GELU's input kept in gelu_in [rows, out];
-/// input_grad_problem with the output multiplied by GELU'(gelu_in) and its column sums written to dbias.
+/// input_grad_problem with the output multiplied by GELU'(gelu_in) and, where dbias is defined, its column sums
+/// written to dbias (kDGeluBGrad; kDGelu without).
 LtProblem gelu_forward_problem(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& y,
                                at::Tensor& gelu_in);
 LtProblem dgelu_input_grad_problem(const at::Tensor& dy, const at::Tensor& weight, const at::Tensor& gelu_in,

@@ -31,6 +31,7 @@ LtBits lt_output_bits(const LtProblem& p) {
     case LtProblem::Epilogue::kDGeluBGrad: hash(p.bias, p.bias_type, p.m, 1, p.m, 2); break;
     case LtProblem::Epilogue::kGeluAuxBias: hash(p.aux, p.type, p.m, p.n, p.ldaux, 3); break;
     case LtProblem::Epilogue::kNone:
+    case LtProblem::Epilogue::kDGelu:  // GELU's input only read
     case LtProblem::Epilogue::kBias: break;  // the bias only read
   }
   const at::Tensor host = out.cpu();

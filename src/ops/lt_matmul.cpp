@@ -27,6 +27,7 @@ cublasLtEpilogue_t epilogue_of(LtProblem::Epilogue e) {
     case LtProblem::Epilogue::kBiasGradB: return CUBLASLT_EPILOGUE_BGRADB;
     case LtProblem::Epilogue::kGeluAuxBias: return CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
     case LtProblem::Epilogue::kDGeluBGrad: return CUBLASLT_EPILOGUE_DGELU_BGRAD;
+    case LtProblem::Epilogue::kDGelu: return CUBLASLT_EPILOGUE_DGELU;
     case LtProblem::Epilogue::kNone: break;
   }
   return CUBLASLT_EPILOGUE_DEFAULT;
@@ -47,12 +48,15 @@ struct Descriptors {
     if (p.epilogue != LtProblem::Epilogue::kNone) {
       const cublasLtEpilogue_t epilogue = epilogue_of(p.epilogue);
       check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue), "epilogue");
+    }
+    if (p.epilogue != LtProblem::Epilogue::kNone && p.epilogue != LtProblem::Epilogue::kDGelu) {
       check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof p.bias), "bias pointer");
       const cudaDataType_t bias_type = cuda_data_type(p.bias_type);
       check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type),
             "bias type");
     }
-    if (p.epilogue == LtProblem::Epilogue::kGeluAuxBias || p.epilogue == LtProblem::Epilogue::kDGeluBGrad) {
+    if (p.epilogue == LtProblem::Epilogue::kGeluAuxBias || p.epilogue == LtProblem::Epilogue::kDGeluBGrad ||
+        p.epilogue == LtProblem::Epilogue::kDGelu) {
       check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &p.aux, sizeof p.aux), "aux pointer");
       check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &p.ldaux, sizeof p.ldaux), "aux ld");
     }

@@ -155,6 +155,14 @@ TEST(GeluMlp, EpiloguesComputeTheTanhApproximation) {
   EXPECT_LE(err, 2e-3);  // about two fp16 units: the product's rounding and the accumulation order
   EXPECT_LE(db_err, 2e-3);
   EXPECT_GT(erf_err, err);  // GELU's derivative in the erf form is further off
+
+  // DGELU without the sums (what gelu_mlp runs, the bias gradient left to the weight GEMM): the same d_in.
+  at::Tensor d_only = at::empty({rows, width}, o), no_bias;
+  ASSERT_TRUE(ops::detail::lt_matmul(ops::detail::dgelu_input_grad_problem(dy, w2, pre, d_only, no_bias),
+                                     ops::detail::LtChoice::kHeuristic)) << "cuBLASLt offers no DGELU algorithm";
+  const double only_err = relative_error(d_only, expect);
+  std::printf("[gelu_mlp] backward epilogue without the sums: d_in %.3g from gelu_tanh'\n", only_err);
+  EXPECT_LE(only_err, 2e-3);
 }
 
 }  // namespace

@@ -5,19 +5,22 @@
 /// a pass of its own:
 /// - forward, the first GEMM adds b1, writes GELU's input (kept for backward) and GELU's output at once
 ///   (CUBLASLT_EPILOGUE_GELU_AUX_BIAS); the second adds b2 in its epilogue;
-/// - backward, the second layer's input-gradient GEMM multiplies by GELU'(its kept input) and sums the first
-///   layer's bias gradient on the way (CUBLASLT_EPILOGUE_DGELU_BGRAD); the second layer's weight gradient sums
-///   its own bias gradient in its epilogue (BGRADB).
+/// - backward, the second layer's input-gradient GEMM multiplies by GELU'(its kept input)
+///   (CUBLASLT_EPILOGUE_DGELU); each layer's weight-gradient GEMM sums its bias gradient in its epilogue (BGRADB),
+///   reading the output gradient it reads anyway. (Until 2026-12-05 the first bias's gradient came from
+///   CUBLASLT_EPILOGUE_DGELU_BGRAD, whose sums cuBLASLt runs on Hopper as a separate kernel costing 2.6× the GEMM.)
 /// Against at::linear → ops::bias_gelu → at::linear this saves the bias+GELU kernels' passes (forward: read and
 /// write the activation; backward: read two, write one) at the price of heavier GEMM epilogues.
 ///
 /// Numerics: GELU's input is the fp32 accumulator plus b1, rounded once to x's dtype (kept) — the unfused path
 /// rounds the GEMM's output before adding b1; GELU is evaluated by cuBLASLt in fp32 from the unrounded value and
 /// rounded once. GELU'(input) × (dy·W2) in fp32, rounded once; the bias gradients are sums in fp32 of the
-/// unrounded products, rounded once. Weight and input gradients are plain GEMMs of the rounded operands.
+/// rounded gradients (as the unfused path's), rounded once. Weight and input gradients are plain GEMMs of the
+/// rounded operands.
 ///
-/// Measured slower: on an H200 (cuBLASLt of CUDA 13, 2026-12-05) a GPT-2 step took 4-8 % longer with it, the
-/// epilogue GEMMs costing more than the passes they save (docs/kernels.md). Kept to redo that measurement.
+/// Measured slower with DGELU_BGRAD: on an H200 (cuBLASLt of CUDA 13, 2026-12-05) a GPT-2 step took 4-8 % longer,
+/// on an H100 a 1.5B step 8.8 % longer, nearly all of it DGELU_BGRAD's separate sums (docs/kernels.md). The
+/// DGELU + BGRADB form above has not run on a GPU yet; opt-in until it is measured.
 /// Opt-in: DS_MLP_EPILOGUE=1 (read at each call), bf16/fp16 on CUDA with cuBLASLt, widths multiples of 8.
 /// Each GEMM's algorithm is timed as ops::linear's are (DS_GEMM_TUNED, ops/linear.h). Elsewhere, and for anything the fused path
 /// does not take, the reference: at::linear, at::gelu(·, "tanh"), at::linear under autograd.
@@ -46,7 +49,7 @@ bool gelu_mlp_epilogue_requested();
 bool gelu_mlp_is_fused(const at::Tensor& x, const at::Tensor& fc_weight, const at::Tensor& fc_bias,
                        const at::Tensor& proj_weight, const at::Tensor& proj_bias);
 
-/// How many of gelu_mlp()'s epilogue GEMMs (GELU_AUX_BIAS forward, DGELU_BGRAD backward) have run in this
+/// How many of gelu_mlp()'s epilogue GEMMs (GELU_AUX_BIAS forward, DGELU backward) have run in this
 /// process: where cuBLASLt offers no algorithm for a shape, the fused path computes the same values unfused and
 /// this does not advance (for tests and benchmarks: was the epilogue used?).
 std::int64_t gelu_mlp_epilogue_gemms();
