@@ -6,7 +6,7 @@
 # - on an H200 (the card): the 1.5B rows of the suite, ours against both torch.compile recipes, the faster
 #   recipe (bf16-master) first, no run started after CALL_BUDGET_S (default 420) seconds into the call;
 # - on any other card: the 1.5B model with and without DS_MLP_EPILOGUE=1 and the profile of the epilogue run
-#   (where its step goes: the diagnosis of the epilogue MLP's measured slowdown).
+#   (whether the DGELU + BGRADB form of 2026-12-05 made the epilogue MLP pay, and where its step goes).
 # Logs in $OUT (all.tgz, summary.txt, gemm.md).
 #
 #   bash scripts/device/kernels_first_call.sh
