@@ -99,6 +99,28 @@ LtResult time_lt(Gemm& g, int max_algos, int iters) {
   return r;
 }
 
+// Weight gradient dW [out, in] = dyᵀ·x; with `bias_sum` also dbias = Σ_rows dy, autograd's mm + sum against
+// cuBLASLt's BGRADB, which takes both in one call.
+Gemm weight_gemm(const std::string& name, const at::Tensor& dy, const at::Tensor& x, std::int64_t per_step,
+                 bool bias_sum) {
+  const std::int64_t rows = dy.size(0), out = dy.size(1), in = x.size(1);
+  Gemm g{name, out, in, rows, per_step};
+  g.out = at::empty({out, in}, dy.options());
+  g.expected = at::mm(dy.t(), x);
+  if (bias_sum) {
+    g.bias_out = at::empty({out}, dy.options());
+    g.bias_expected = dy.sum(0);
+    g.libtorch = [dy, x, dw = g.out, db = g.bias_out]() mutable {
+      at::mm_out(dw, dy.t(), x);
+      at::sum_out(db, dy, at::IntArrayRef{0});
+    };
+  } else {
+    g.libtorch = [dy, x, dw = g.out]() mutable { at::mm_out(dw, dy.t(), x); };
+  }
+  g.problem = weight_grad_problem(dy, x, g.out, g.bias_out);
+  return g;
+}
+
 // The GEMMs of one GPT-2 step with their LibTorch calls and cuBLASLt views. Tensors live in `keep`.
 std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) {
   const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
@@ -138,29 +160,10 @@ std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) 
     d.expected = at::mm(dy, w);
     d.problem = input_grad_problem(dy, w, d.out);
     gemms.push_back(d);
-    // Weight gradient: dW [out, in] = dyᵀ·x.
-    // Where autograd sums the bias gradient after it (mm + sum), cuBLASLt's BGRADB takes both in one call.
-    Gemm g{(l.bias_grad_by_sum ? "dW+db " : "dW  ") + l.name, l.out, l.in, rows, l.count};
-    g.out = at::empty({l.out, l.in}, opts);
-    g.expected = at::mm(dy.t(), x);
+    // Weight gradient: dW [out, in] = dyᵀ·x (+ the bias gradient where autograd sums it after the GEMM).
+    gemms.push_back(weight_gemm((l.bias_grad_by_sum ? "dW+db " : "dW  ") + l.name, dy, x, l.count, l.bias_grad_by_sum));
     if (l.bias_grad_by_sum) {
-      g.bias_out = at::empty({l.out}, opts);
-      g.bias_expected = dy.sum(0);
-      g.libtorch = [dy, x, dw = g.out, db = g.bias_out]() mutable {
-        at::mm_out(dw, dy.t(), x);
-        at::sum_out(db, dy, at::IntArrayRef{0});
-      };
-    } else {
-      g.libtorch = [dy, x, dw = g.out]() mutable { at::mm_out(dw, dy.t(), x); };
-    }
-    g.problem = weight_grad_problem(dy, x, g.out, g.bias_out);
-    gemms.push_back(g);
-    if (l.bias_grad_by_sum) {
-      Gemm alone{"dW alone " + l.name, l.out, l.in, rows, l.count};
-      alone.out = at::empty({l.out, l.in}, opts);
-      alone.expected = g.expected;
-      alone.libtorch = [dy, x, dw = alone.out]() mutable { at::mm_out(dw, dy.t(), x); };
-      alone.problem = weight_grad_problem(dy, x, alone.out, alone.bias_out);
+      Gemm alone = weight_gemm("dW alone " + l.name, dy, x, l.count, false);
       alone.alternative = true;
       gemms.push_back(alone);
     }
@@ -179,16 +182,7 @@ std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) 
       e.alternative = true;
       gemms.push_back(e);
       // ops::gelu_mlp's weight gradient of c_fc, its bias gradient summed in the epilogue (BGRADB).
-      Gemm b{"dW+db c_fc", l.out, l.in, rows, l.count};
-      b.out = at::empty({l.out, l.in}, opts);
-      b.bias_out = at::empty({l.out}, opts);
-      b.expected = at::mm(dy.t(), x);
-      b.bias_expected = dy.sum(0);
-      b.libtorch = [dy, x, dw = b.out, db = b.bias_out]() mutable {
-        at::mm_out(dw, dy.t(), x);
-        at::sum_out(db, dy, at::IntArrayRef{0});
-      };
-      b.problem = weight_grad_problem(dy, x, b.out, b.bias_out);
+      Gemm b = weight_gemm("dW+db c_fc", dy, x, l.count, true);
       b.alternative = true;
       gemms.push_back(b);
     }
@@ -207,7 +201,7 @@ std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) 
       e.problem = dgelu_input_grad_problem(dy, w, gelu_in, e.out, e.bias_out);
       e.alternative = true;
       gemms.push_back(e);
-      // What ops::gelu_mlp runs instead: DGELU alone, the bias gradient left to c_fc's weight GEMM (below).
+      // What ops::gelu_mlp runs instead: DGELU alone, the bias gradient left to c_fc's weight GEMM (above).
       Gemm g{"dx  mlp.c_proj +dGELU", rows, l.in, l.out, l.count};
       g.out = at::empty({rows, l.in}, opts);
       g.expected = e.expected;
