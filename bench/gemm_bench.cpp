@@ -205,7 +205,9 @@ std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) 
       Gemm g{"dx  mlp.c_proj +dGELU", rows, l.in, l.out, l.count};
       g.out = at::empty({rows, l.in}, opts);
       g.expected = e.expected;
-      g.libtorch = [dy, w, gelu_in, dx = g.out]() mutable { at::gelu_backward_out(dx, at::mm(dy, w), gelu_in, "tanh"); };
+      g.libtorch = [dy, w, gelu_in, dx = g.out]() mutable {
+        at::gelu_backward_out(dx, at::mm(dy, w), gelu_in, "tanh");
+      };
       at::Tensor none;
       g.problem = dgelu_input_grad_problem(dy, w, gelu_in, g.out, none);
       g.alternative = true;

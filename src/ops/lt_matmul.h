@@ -20,7 +20,8 @@ namespace deepspeed::ops::detail {
 /// - kDGeluBGrad: D = (op(A)·op(B)) ⊙ gelu_tanh'(aux) (aux read) and bias [m] = Σ over the columns of that D
 ///   (written): the gradient at GELU's input and the first layer's bias gradient, from the second layer's
 ///   input-gradient GEMM. On Hopper (H100, cuBLASLt of CUDA 13, 2026-12-05) cuBLASLt runs the bias sums as a
-///   separate kernel at ~0.2 TB/s, 3.6× the plain GEMM's time at GPT-2 1.5B's MLP width, so ops::gelu_mlp does not use it;
+///   separate kernel at ~0.2 TB/s: the call takes 3.6× the plain GEMM's time at GPT-2 1.5B's MLP width, so
+///   ops::gelu_mlp does not use it;
 /// - kDGelu: D = (op(A)·op(B)) ⊙ gelu_tanh'(aux) (aux read), no bias: kDGeluBGrad without its sums.
 struct LtProblem {
   enum class Epilogue { kNone, kBias, kBiasGradB, kGeluAuxBias, kDGeluBGrad, kDGelu };

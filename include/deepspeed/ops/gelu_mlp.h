@@ -15,7 +15,7 @@
 /// Numerics: GELU's input is the fp32 accumulator plus b1, rounded once to x's dtype (kept) — the unfused path
 /// rounds the GEMM's output before adding b1; GELU is evaluated by cuBLASLt in fp32 from the unrounded value and
 /// rounded once. GELU'(input) × (dy·W2) in fp32, rounded once; the bias gradients are sums in fp32 of the
-/// rounded gradients (as the unfused path's), rounded once. Weight and input gradients are plain GEMMs of the
+/// rounded gradients (as the reference's), rounded once. Weight and input gradients are plain GEMMs of the
 /// rounded operands.
 ///
 /// Measured slower with DGELU_BGRAD: on an H200 (cuBLASLt of CUDA 13, 2026-12-05) a GPT-2 step took 4-8 % longer,
