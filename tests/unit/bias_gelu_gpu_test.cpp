@@ -16,12 +16,13 @@
 #include "deepspeed/ops/bias_gelu.h"
 #include "deepspeed/ops/linear.h"
 #include "tests/support/kernel_checks.h"
+#include "tests/support/scoped_env.h"
 
 namespace {
 
 // linear's bias gradient here is the column-sum kernel's: its untuned path (the timed GEMMs, the default, sum it in
 // cuBLASLt's epilogue instead).
-[[maybe_unused]] const bool untuned_linear = (setenv("DS_GEMM_TUNED", "0", 1), true);
+const deepspeed::testing::ScopedEnv untuned_linear("DS_GEMM_TUNED", "0");
 
 namespace ops = deepspeed::ops;
 using deepspeed::testing::epsilon_of;

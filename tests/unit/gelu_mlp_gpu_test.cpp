@@ -13,6 +13,7 @@
 
 #include "deepspeed/ops/gelu_mlp.h"
 #include "src/ops/linear_gemms.h"
+#include "tests/support/scoped_env.h"
 
 namespace deepspeed {
 namespace {
@@ -52,16 +53,9 @@ double relative_error(const at::Tensor& a, const at::Tensor& exact) {
   return (a.to(at::kDouble) - e).abs().max().item<double>() / scale;
 }
 
-// Sets an environment variable for one scope (an ASSERT's early return included).
-struct ScopedEnv {
-  const char* name;
-  ScopedEnv(const char* n, const char* value) : name(n) { setenv(n, value, 1); }
-  ~ScopedEnv() { unsetenv(name); }
-};
-
 TEST(GeluMlp, EpiloguePathIsAsCloseToFp32AsTheReference) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  const ScopedEnv on("DS_MLP_EPILOGUE", "1");
+  const testing::ScopedEnv on("DS_MLP_EPILOGUE", "1");
   const char* names[] = {"y", "dx", "dW1", "db1", "dW2", "db2"};
   struct Case {
     std::vector<std::int64_t> shape;

@@ -20,26 +20,14 @@
 #include "src/ops/launch_support.h"
 #include "src/ops/linear_chunks_kernel.h"
 #include "src/ops/linear_gemms.h"
+#include "tests/support/scoped_env.h"
 
 namespace deepspeed {
 namespace {
 
 // These tests hold the untuned layer (LibTorch's GEMMs) unless one says otherwise; the timed cuBLASLt GEMMs, the
 // default, have a test of their own.
-[[maybe_unused]] const bool untuned_linear = (setenv("DS_GEMM_TUNED", "0", 1), true);
-
-struct Env {  // one variable set to 1 for a scope, put back however it ends
-  explicit Env(const char* name) : name_(name) {
-    const char* before = std::getenv(name);
-    had_ = before != nullptr;
-    if (had_) before_ = before;
-    setenv(name, "1", 1);
-  }
-  ~Env() { had_ ? setenv(name_, before_.c_str(), 1) : unsetenv(name_); }
-  const char* name_;
-  bool had_ = false;
-  std::string before_;
-};
+const testing::ScopedEnv untuned_linear("DS_GEMM_TUNED", "0");
 
 struct Case {
   std::vector<std::int64_t> shape;
@@ -152,7 +140,7 @@ TEST(LinearChunksGpu, KernelIsCatAndTheColumnSums) {
 // tuned test's tolerance, and the bias gradient (the kernel's sums against cuBLASLt's) within 1 eps.
 TEST(LinearChunksGpu, TunedGemmsStayWithinTheLayersBounds) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  const Env tuned("DS_GEMM_TUNED");
+  const testing::ScopedEnv tuned("DS_GEMM_TUNED", "1");
   std::printf("[linear_chunks_tuned] %s\n", ops::detail::gemm_tuning_requested() ? "built" : "not built");
   for (const auto dtype : {at::kBFloat16, at::kHalf}) {
     for (const Case& c : cases()) {
@@ -177,14 +165,14 @@ TEST(LinearChunksGpu, FusedUnlessForcedOrLinearWouldNotBe) {
   const at::Tensor x = at::randn({5, 16}, o), w = at::randn({12, 16}, o), b = at::randn({12}, o);
   EXPECT_TRUE(ops::linear_chunks_is_fused(x, w, b, 3));
   {
-    const Env forced("DS_REFERENCE_LINEAR_CHUNKS");
+    const testing::ScopedEnv forced("DS_REFERENCE_LINEAR_CHUNKS", "1");
     EXPECT_FALSE(ops::linear_chunks_is_fused(x, w, b, 3));
   }
   EXPECT_FALSE(ops::linear_chunks_is_fused(x, w, at::Tensor(), 3));          // no bias
   EXPECT_FALSE(ops::linear_chunks_is_fused(x, w, b, 5));                     // 5 does not divide 12
   EXPECT_FALSE(ops::linear_chunks_is_fused(x, at::randn({36, 16}, o), at::randn({36}, o), 9));  // over 8 chunks
   EXPECT_EQ(ops::linear_chunks(x, at::randn({36, 16}, o), at::randn({36}, o), 9).size(), 9u);  // the reference
-  const Env reference("DS_REFERENCE_LINEAR");
+  const testing::ScopedEnv reference("DS_REFERENCE_LINEAR", "1");
   EXPECT_FALSE(ops::linear_chunks_is_fused(x, w, b, 3));
 }
 

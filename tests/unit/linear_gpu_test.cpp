@@ -17,13 +17,14 @@
 
 #include "deepspeed/ops/linear.h"
 #include "src/ops/linear_gemms.h"
+#include "tests/support/scoped_env.h"
 
 namespace deepspeed {
 namespace {
 
 // These tests hold ops::linear's untuned path (LibTorch's GEMMs, the column-sum kernel) unless one says otherwise;
 // the timed cuBLASLt GEMMs, the default, have their own tests, which put this back when they end.
-[[maybe_unused]] const bool untuned_linear = (setenv("DS_GEMM_TUNED", "0", 1), true);
+const testing::ScopedEnv untuned_linear("DS_GEMM_TUNED", "0");
 
 struct Grads {
   at::Tensor y, dx, dw, db;
@@ -124,14 +125,11 @@ TEST(Linear, EpilogueGemmGivesTheWeightAndBiasGradients) {
 // may sum in another order than cuBLAS, so y, dx and dW are held to at::linear's within a few units in the last
 // place, the bias gradient to the fp32 sums' bound; a second run of the same shapes takes the cached choices and
 // repeats the first bit for bit. On Hopper cuBLASLt must offer GPT-2's shapes.
-class TunedGemms : public testing::TestWithParam<const char*> {};  // DS_GEMM_TUNED's value (null: unset)
+class TunedGemms : public ::testing::TestWithParam<const char*> {};  // DS_GEMM_TUNED's value (null: unset)
 
 TEST_P(TunedGemms, MatchAtLinear) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  struct Switch {  // back to 0 however the test ends, so the tests after it run untuned
-    explicit Switch(const char* value) { value ? setenv("DS_GEMM_TUNED", value, 1) : unsetenv("DS_GEMM_TUNED"); }
-    ~Switch() { setenv("DS_GEMM_TUNED", "0", 1); }
-  } on(GetParam());
+  const testing::ScopedEnv on("DS_GEMM_TUNED", GetParam());  // back to 0 after it: the tests after it run untuned
   {  // fp32 layers stay on LibTorch's GEMMs (its TF32 setting applies to them): at::linear's y bit for bit
     const Grads ours = run(true, at::kFloat, {2, 333, 1600}, 1600), ref = run(false, at::kFloat, {2, 333, 1600}, 1600);
     EXPECT_TRUE(at::equal(ours.y, ref.y)) << "fp32";
@@ -175,7 +173,7 @@ TEST_P(TunedGemms, MatchAtLinear) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Linear, TunedGemms, testing::Values(nullptr, "1", "any"));
+INSTANTIATE_TEST_SUITE_P(Linear, TunedGemms, ::testing::Values(nullptr, "1", "any"));
 
 // DS_LINEAR_BIAS_KERNEL=1 with DS_GEMM_TUNED=1: the weight GEMM tuned without the BGRADB epilogue, the bias
 // gradient from the column-sum kernel — so bit for bit the untuned layer's bias gradient (the same dy, the same
