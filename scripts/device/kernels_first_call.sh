@@ -30,7 +30,7 @@ else
   BUILD_TARGETS="gpt2 deepspeed_launcher gemm_bench bias_gelu_gpu_test $tests" TESTS="$tests" MODELS="1.5B" \
     ATTN=auto SDPA=0 OPS=0 STEPS=20 WARM=10 VARIANTS="default mlp_epilogue" PROFILE_MODELS=1.5B \
     PROFILE_VARIANTS="mlp_epilogue" bash scripts/device/kernels_bench.sh
-  (cd "$out" && tar xzf all.tgz gemm.md)
+  (cd "$out" && tar xzf all.tgz ./gemm.md)
 fi
 echo "call: $(( $(date +%s) - start )) s"
 cat "$out/gemm.md"

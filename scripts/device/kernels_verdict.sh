@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Run ON a GPU machine (carry .devdeps) for issue #14's verdict: all three sizes in one call of the suite, ours,
+# eager and torch.compile with both PyTorch recipes. Cold, torch.compile's compiles alone (~420 s on an H200)
+# and the build do not fit one 600 s call with the rest, so the verdict takes two calls on one warm machine:
+#
+#   PHASE=warm  bash scripts/device/kernels_verdict.sh   # build; compile each size with both recipes for 2+2
+#                                                         # steps so inductor's caches hold their graphs/kernels
+#   PHASE=suite bash scripts/device/kernels_verdict.sh   # then, within the idle window: the suite, one call
+#
+# The issue's card is an H200: PHASE=warm exits 3 at once on any other card (ANY_CARD=1 goes on anyway), so a
+# session can hand that machine back and try again for the price of a start.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+phase=${PHASE:?PHASE=warm or PHASE=suite}
+card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+echo "card: $card"
+if [ "$phase" = warm ] && [[ "$card" != *H200* ]] && [ "${ANY_CARD:-0}" != 1 ]; then
+  echo "not an H200: nothing run (ANY_CARD=1 runs anyway)"
+  exit 3
+fi
+common=(PT_PRECISION="amp bf16-master" MODELS="1.5B 350M 124M" PROFILE_MODELS=none)
+case "$phase" in
+  warm)
+    env "${common[@]}" TESTS=none IMPLS="compile" STEPS=2 WARMUP=2 CALL_BUDGET_S=${CALL_BUDGET_S:-540} \
+      RUN_TIMEOUT=170 bash scripts/device/kernels_suite.sh ;;
+  suite)
+    env "${common[@]}" TESTS=none IMPLS="ours eager compile" BUDGET_S=${BUDGET_S:-540} RUN_TIMEOUT=200 \
+      bash scripts/device/kernels_suite.sh ;;
+  *) echo "PHASE must be warm or suite, got '$phase'"; exit 2 ;;
+esac
+out=${OUT:-$PWD/device-logs}
+cat "$out/summary.txt"
+ls -la /tmp/torchinductor_root 2>/dev/null | head -3; du -sh /tmp/torchinductor_root 2>/dev/null
