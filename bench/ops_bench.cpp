@@ -1,7 +1,9 @@
 // The memory-bound kernels of ops/ (and the one-pass gradient norm) alone, each beside what it replaces, at the
 // GPT-2 suite's shapes (bf16, seq 1024, its micro-batches): time per call and the bytes the op has to move per
 // second, so a kernel change is read against the device's bandwidth without a model step's noise around it.
-// Switches read at each launch (DS_BIAS_GELU_TANHF, DS_ADD_LAYER_NORM_SPLIT) are set for their rows only.
+// Switches read at each launch (DS_BIAS_GELU_TANHF, DS_BIAS_GELU_UNROLL, DS_ADD_LAYER_NORM_SPLIT,
+// DS_ADD_LAYER_NORM_PIPELINED) are set for their rows only. Each model's first table is a plain device copy of
+// the MLP activation's bytes: the bandwidth the memory-bound rows below can be held against, in the same call.
 //
 //   build/bench/ops_bench [--models "124M 1.5B"] [--iters 20]
 //
@@ -35,8 +37,8 @@ constexpr std::int64_t kVocab = 50304, kSeq = 1024;
 
 // One environment variable set for a row, unset after it.
 struct Env {
-  Env(const char* name, bool on) : name_(on ? name : nullptr) {
-    if (name_) setenv(name_, "1", 1);
+  Env(const char* name, const char* value) : name_(name) {
+    if (name_) setenv(name_, value, 1);
   }
   ~Env() {
     if (name_) unsetenv(name_);
@@ -48,6 +50,7 @@ struct Row {
   std::string path;
   std::function<void()> run;
   const char* env = nullptr;  // a switch on for this row
+  const char* value = "1";    // the switch's value
 };
 
 // Times each row of one op; the first row is the baseline of the "× first" column.
@@ -55,7 +58,7 @@ void op_table(const std::string& model, const std::string& op, double bytes, con
               int iters) {
   double first = 0;
   for (const Row& r : rows) {
-    const Env env(r.env, r.env != nullptr);
+    const Env env(r.env, r.value);
     const double ms = time_ms(r.run, iters);
     if (first == 0) first = ms;
     std::printf("| %s | %s | %s | %.3f | %.0f | %.2f |\n", model.c_str(), op.c_str(), r.path.c_str(), ms,
@@ -89,6 +92,13 @@ void bench_model(const Model& m, int iters) {
   const std::int64_t c = m.n_embd, rows = m.micro * kSeq, h = 4 * c;
   at::manual_seed(0);
 
+  // The ceiling: ATen's device copy of the MLP activation ([tokens, 4C]), one read and one write.
+  {
+    const at::Tensor from = at::randn({rows, h}, o);
+    at::Tensor to = at::empty({rows, h}, o);
+    op_table(m.name, "copy (the bandwidth ceiling)", 4.0 * rows * h, {{"at::Tensor::copy_", [&] { to.copy_(from); }}},
+             iters);
+  }
   // The QKV projection's output gradient from q's, k's and v's, with the bias gradient.
   {
     std::vector<at::Tensor> g = {at::randn({rows, c}, o), at::randn({rows, c}, o), at::randn({rows, c}, o)};
@@ -145,12 +155,14 @@ void bench_model(const Model& m, int iters) {
     op_table(m.name, "bias+GELU forward", 4.0 * rows * h,
              {{"at::add + at::gelu(tanh)", [&] { y = at::gelu(x + b, "tanh"); }},
               {"fused, σ form (default)", forward},
-              {"fused, tanhf (DS_BIAS_GELU_TANHF=1)", forward, "DS_BIAS_GELU_TANHF"}},
+              {"fused, tanhf (DS_BIAS_GELU_TANHF=1)", forward, "DS_BIAS_GELU_TANHF"},
+              {"fused, σ, unrolled ×4 (DS_BIAS_GELU_UNROLL=4)", forward, "DS_BIAS_GELU_UNROLL", "4"}},
              iters);
     op_table(m.name, "bias+GELU backward", 6.0 * rows * h,
              {{"at::add + gelu_backward + sum(0)", [&] { dx = at::gelu_backward(dy, x + b, "tanh"); db = dx.sum(0); }},
               {"fused, σ form (default)", backward},
-              {"fused, tanhf (DS_BIAS_GELU_TANHF=1)", backward, "DS_BIAS_GELU_TANHF"}},
+              {"fused, tanhf (DS_BIAS_GELU_TANHF=1)", backward, "DS_BIAS_GELU_TANHF"},
+              {"fused, σ, unrolled ×4 (DS_BIAS_GELU_UNROLL=4)", backward, "DS_BIAS_GELU_UNROLL", "4"}},
              iters);
   }
   // Residual add + LayerNorm.
@@ -181,7 +193,8 @@ void bench_model(const Model& m, int iters) {
     forward();
     op_table(m.name, "add+LayerNorm backward", 8.0 * rows * c,
              {{"fused (default)", backward},
-              {"two passes (DS_ADD_LAYER_NORM_SPLIT=1)", backward, "DS_ADD_LAYER_NORM_SPLIT"}},
+              {"two passes (DS_ADD_LAYER_NORM_SPLIT=1)", backward, "DS_ADD_LAYER_NORM_SPLIT"},
+              {"pipelined (DS_ADD_LAYER_NORM_PIPELINED=1)", backward, "DS_ADD_LAYER_NORM_PIPELINED"}},
              iters);
   }
   // Cross-entropy over the LM head's logits: loss and gradient.

@@ -3,14 +3,18 @@
 # eager and torch.compile with both PyTorch recipes. Cold, torch.compile's compiles alone (~420 s on an H200)
 # and the build do not fit one 600 s call with the rest, so the verdict takes two calls on one warm machine:
 #
-#   PHASE=warm  bash scripts/device/kernels_verdict.sh   # build; compile each size with both recipes for 2+2
-#                                                         # steps so inductor's caches hold their graphs/kernels
+#   PHASE=warm  bash scripts/device/kernels_verdict.sh   # build; bench/ops_bench (the memory-bound kernels and
+#                                                         # their switches against a plain copy); compile each
+#                                                         # size with both recipes for 2+2 steps so inductor's
+#                                                         # caches hold their graphs and kernels
 #   PHASE=suite bash scripts/device/kernels_verdict.sh   # then, within the idle window: the suite, one call
 #
 # The issue's card is an H200: PHASE=warm exits 3 at once on any other card (ANY_CARD=1 goes on anyway), so a
-# session can hand that machine back and try again for the price of a start.
+# session can hand that machine back and try again for the price of a start. In PHASE=warm no compile starts
+# later than CALL_BUDGET_S (default 540) seconds into the call, build and ops_bench counted.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+start=$(date +%s)
 phase=${PHASE:?PHASE=warm or PHASE=suite}
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 echo "card: $card"
@@ -21,7 +25,12 @@ fi
 common=(PT_PRECISION="amp bf16-master" MODELS="1.5B 350M 124M" PROFILE_MODELS=none)
 case "$phase" in
   warm)
-    env "${common[@]}" TESTS=none IMPLS="compile" STEPS=2 WARMUP=2 CALL_BUDGET_S=${CALL_BUDGET_S:-540} \
+    out=${OUT:-$PWD/device-logs}
+    mkdir -p "$out"
+    bash scripts/device/build.sh gpt2 deepspeed_launcher ops_bench >"$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; exit 1; }
+    timeout 60 build-dev/bench/ops_bench --models "1.5B 124M" >"$out/ops.md" 2>&1
+    echo "ops_bench: exit $?"; cat "$out/ops.md"
+    env "${common[@]}" TESTS=none IMPLS="compile" STEPS=2 WARMUP=2 CALL_BUDGET_S=$(( ${CALL_BUDGET_S:-540} - ($(date +%s) - start) )) \
       RUN_TIMEOUT=170 bash scripts/device/kernels_suite.sh ;;
   suite)
     env "${common[@]}" TESTS=none IMPLS="ours eager compile" BUDGET_S=${BUDGET_S:-540} RUN_TIMEOUT=200 \
