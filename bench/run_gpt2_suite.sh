@@ -21,7 +21,7 @@
 #                          PROFILE_MODELS="1.5B" limits it to those models, PROFILE_TOP=20 rows by op;
 #                          + ours_exp: ours on 1 GPU with the kernel experiments that are off by default,
 #                          EXP_ENV / EXP_ARGS below; PROFILE_EXP=1 profiles that run instead of the default)
-#   EXP_ENV="DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1 DS_LINEAR_EPILOGUE=1"
+#   EXP_ENV="DS_CROSS_ENTROPY_STAGED=1 DS_LINEAR_EPILOGUE=1"
 #   EXP_ARGS=""            (the example's own flags for ours_exp, e.g. "--linear aten")
 #   STAGES="0 1 2 3"       ZeRO stages for N > 1        STAGES_1GPU="0"   ZeRO stages on 1 GPU (e.g. "2" with offload)
 #   STEPS=20 WARMUP=10     timed / warm-up optimizer steps (warm-up rounded up to a multiple of STEPS)
@@ -81,7 +81,7 @@ BUILD=${BUILD:-build-dev}
 LOOP_BIN=${LOOP_BIN:-$BUILD/bench/gpt2_libtorch_loop}
 PYTHON=${PYTHON:-python3}
 CPU=${CPU:-0}
-read -r -a exp_env <<<"${EXP_ENV-DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1 DS_LINEAR_EPILOGUE=1}"
+read -r -a exp_env <<<"${EXP_ENV-DS_CROSS_ENTROPY_STAGED=1 DS_LINEAR_EPILOGUE=1}"
 read -r -a exp_args <<<"${EXP_ARGS-}"
 profile_env=()
 [ "${PROFILE_EXP:-0}" = 1 ] && profile_env=("${exp_env[@]}")

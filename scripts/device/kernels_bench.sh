@@ -16,8 +16,9 @@
 # TESTS="core_test:*Cuda*:*Gpu* adam_device_gpu_test": GPU test binaries run directly (an optional gtest filter
 # after the colon), after the ops' tests.
 # ce_staged (DS_CROSS_ENTROPY_STAGED=1: the cross-entropy row kept in shared memory between its passes),
-# unroll (DS_BIAS_GELU_UNROLL=4), unroll_linear (that with --linear ops), ln_pipelined
-# (DS_ADD_LAYER_NORM_PIPELINED=1: the LayerNorm backward with dh_out prefetched, one reduction per row),
+# no_unroll (DS_BIAS_GELU_UNROLL=1: the bias + GELU kernels with one load in flight per thread, the default before
+# 2026-12-05's eighth session), ln_unpipelined (DS_ADD_LAYER_NORM_PIPELINED=0: the LayerNorm backward without
+# dh_out prefetched, likewise),
 # linear_epilogue (--linear ops with DS_LINEAR_EPILOGUE=1: the bias gradients in cuBLASLt's GEMM epilogue),
 # experiments (all of them), gemm_tuned (--linear ops with DS_GEMM_TUNED=1: every GEMM of the linear layers with
 # the fastest algorithm cuBLASLt offers for its shape of those that give the heuristic's first's bits, timed in
@@ -88,11 +89,10 @@ variant_settings() {
     ref_gelu) env_extra=(DS_REFERENCE_BIAS_GELU=1) ;;
     ref_adam) env_extra=(DS_REFERENCE_ADAM=1) ;;
     ce_staged) env_extra=(DS_CROSS_ENTROPY_STAGED=1) ;;
-    unroll) env_extra=(DS_BIAS_GELU_UNROLL=4) ;;
-    unroll_linear) env_extra=(DS_BIAS_GELU_UNROLL=4) args_extra=(--linear ops) ;;
-    ln_pipelined) env_extra=(DS_ADD_LAYER_NORM_PIPELINED=1) ;;
+    no_unroll) env_extra=(DS_BIAS_GELU_UNROLL=1) ;;
+    ln_unpipelined) env_extra=(DS_ADD_LAYER_NORM_PIPELINED=0) ;;
     linear_epilogue) env_extra=(DS_LINEAR_EPILOGUE=1) args_extra=(--linear ops) ;;
-    experiments) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1 DS_LINEAR_EPILOGUE=1)
+    experiments) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_LINEAR_EPILOGUE=1)
       args_extra=(--linear ops) ;;
     ops_linear) args_extra=(--linear ops) ;;
     gemm_tuned) env_extra=(DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
@@ -110,8 +110,7 @@ variant_settings() {
     ref_chunks) env_extra=(DS_REFERENCE_LINEAR_CHUNKS=1) ;;
     ref_chunks_tuned) env_extra=(DS_REFERENCE_LINEAR_CHUNKS=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     bias_kernel_tuned) env_extra=(DS_LINEAR_BIAS_KERNEL=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
-    experiments_tuned) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_BIAS_GELU_UNROLL=4 DS_ADD_LAYER_NORM_PIPELINED=1
-      DS_LINEAR_EPILOGUE=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
+    experiments_tuned) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_LINEAR_EPILOGUE=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     stage[123])
       $tools config examples/gpt2/ds_config_124M.json "$work/cfg_${model}_$variant.json" --micro "$micro" --gas 1 \
         --world 1 --stage "${variant#stage}" --grad-accum-dtype "" --zero-extra ""

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Run ON a GPU machine (carry .devdeps) for issue #14's verdict: all three sizes in one call of the suite, ours,
-# eager and torch.compile with both PyTorch recipes. Cold, torch.compile's compiles alone (~420 s on an H200)
-# and the build do not fit one 600 s call with the rest, so the verdict takes two calls on one warm machine:
+# eager and torch.compile with both PyTorch recipes. Cold, torch.compile's compiles alone (~420 s on an H200,
+# more on an H100: 1.5B amp past 170 s) and the build do not fit one 600 s call with the rest, so the verdict
+# takes two calls on one warm machine:
 #
-#   PHASE=warm  bash scripts/device/kernels_verdict.sh   # build; bench/ops_bench (the memory-bound kernels and
-#                                                         # their switches against a plain copy); compile each
+#   PHASE=warm  bash scripts/device/kernels_verdict.sh   # build; the GPU tests in VERDICT_TESTS; bench/ops_bench
+#                                                         # (the memory-bound kernels and their switches
+#                                                         # against a plain copy); compile each
 #                                                         # size with both recipes for 2+2 steps so inductor's
 #                                                         # caches hold their graphs and kernels
 #   PHASE=suite bash scripts/device/kernels_verdict.sh   # then, within the idle window: the suite, one call
@@ -27,11 +29,17 @@ case "$phase" in
   warm)
     out=${OUT:-$PWD/device-logs}
     mkdir -p "$out"
-    bash scripts/device/build.sh gpt2 deepspeed_launcher ops_bench >"$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; exit 1; }
+    tests=${VERDICT_TESTS-bias_gelu_gpu_test add_layer_norm_gpu_test}
+    bash scripts/device/build.sh gpt2 deepspeed_launcher ops_bench $tests >"$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; exit 1; }
+    for t in $tests; do
+      build-dev/tests/$t >"$out/$t.log" 2>&1
+      echo "$t: exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' "$out/$t.log" | tr '\n' ' ')"
+      grep -E '^\[  FAILED  \]' "$out/$t.log" | head -5
+    done
     timeout 60 build-dev/bench/ops_bench --models "1.5B 124M" >"$out/ops.md" 2>&1
     echo "ops_bench: exit $?"; cat "$out/ops.md"
     env "${common[@]}" TESTS=none IMPLS="compile" STEPS=2 WARMUP=2 CALL_BUDGET_S=$(( ${CALL_BUDGET_S:-540} - ($(date +%s) - start) )) \
-      RUN_TIMEOUT=170 bash scripts/device/kernels_suite.sh ;;
+      RUN_TIMEOUT=200 bash scripts/device/kernels_suite.sh ;;
   suite)
     env "${common[@]}" TESTS=none IMPLS="ours eager compile" BUDGET_S=${BUDGET_S:-540} RUN_TIMEOUT=200 \
       bash scripts/device/kernels_suite.sh ;;

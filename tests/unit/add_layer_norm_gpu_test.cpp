@@ -15,6 +15,7 @@
 
 #include "deepspeed/ops/add_layer_norm.h"
 #include "tests/support/kernel_checks.h"
+#include "tests/support/scoped_env.h"
 
 namespace {
 
@@ -203,12 +204,13 @@ TEST_F(AddLayerNormGpu, ZeroRows) {
   }
 }
 
-// DS_ADD_LAYER_NORM_PIPELINED=1 (dh_out prefetched with the next row, both row sums in one reduction) gives the
-// default backward's gradients bit for bit: every dtype and parameter dtype, with and without dh_out, rows that
-// leave the grid's last stride short, C from one warp per row (256: several rows per block) through GPT-2's widths
-// (768: two warps a row, two rows a block; 1600: four warps with one partly idle) to the widest (8192). Only the
-// 16-byte-load kernels with parameters of the inputs' dtype have the pipelined instance; odd rows (element loads)
-// and fp32 parameters with 16-bit inputs keep the default (whose dh the pipelined one missed by a rounding there).
+// The pipelined backward (the default: dh_out prefetched with the next row, both row sums in one reduction)
+// gives the unpipelined one's (DS_ADD_LAYER_NORM_PIPELINED=0) gradients bit for bit: every dtype and parameter
+// dtype, with and without dh_out, rows that leave the grid's last stride short, C from one warp per row (256:
+// several rows per block) through GPT-2's widths (768: two warps a row, two rows a block; 1600: four warps with
+// one partly idle) to the widest (8192). Only the 16-byte-load kernels with parameters of the inputs' dtype have
+// the pipelined instance; odd rows (element loads) and fp32 parameters with 16-bit inputs always take the
+// unpipelined kernel (whose dh the pipelined one missed by a rounding there).
 TEST_F(AddLayerNormGpu, PipelinedBackwardEqualsTheDefaultBitwise) {
   for (const auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
     for (const bool fp32_params : {false, true}) {
@@ -226,10 +228,14 @@ TEST_F(AddLayerNormGpu, PipelinedBackwardEqualsTheDefaultBitwise) {
             const auto both = [&] {
               return run(ops::add_layer_norm, residual, branch, weight, bias, dh_out, dy, at::Tensor());
             };
-            const Grads plain = both();
-            setenv("DS_ADD_LAYER_NORM_PIPELINED", "1", 1);
-            const Grads pipelined = both();
-            unsetenv("DS_ADD_LAYER_NORM_PIPELINED");
+            const Grads plain = [&] {
+              const deepspeed::testing::ScopedEnv unpipelined("DS_ADD_LAYER_NORM_PIPELINED", "0");
+              return both();
+            }();
+            const Grads pipelined = [&] {
+              const deepspeed::testing::ScopedEnv by_default("DS_ADD_LAYER_NORM_PIPELINED", nullptr);
+              return both();
+            }();
             const std::string label = std::string(c10::toString(dtype)) + (fp32_params ? " fp32 params" : "") +
                                       " C=" + std::to_string(c) + " rows=" + std::to_string(rows) +
                                       (with_dh_out ? "" : " no dh_out");

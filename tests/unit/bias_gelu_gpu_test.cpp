@@ -121,8 +121,8 @@ TEST_F(BiasGeluGpu, ZeroRowsGiveAZeroBiasGradient) {
   EXPECT_EQ(b.grad().abs().sum().item<double>(), 0.0);
 }
 
-// DS_BIAS_GELU_UNROLL=4 (several rows' loads in flight per thread) gives the default kernels' y, dx and bias
-// gradient bit for bit, and linear's bias gradient too, for every dtype (and a 16-bit x with an fp32 bias),
+// The unrolled kernels (the default: several rows' loads in flight per thread) give the single-load kernels'
+// (DS_BIAS_GELU_UNROLL=1) y, dx and bias gradient bit for bit, and linear's bias gradient too, for every dtype (and a 16-bit x with an fp32 bias),
 // including rows that leave a remainder after the unrolled groups. On an H200 (132 SMs) only the larger row
 // counts reach the unrolled loop bodies (1 and 37 rows are all remainder there); 16411 runs several groups a
 // thread, then a remainder.
@@ -144,10 +144,14 @@ TEST_F(BiasGeluGpu, UnrolledKernelsEqualTheDefaultBitwise) {
           ops::linear(hh, ww, bb).backward(dy);
           return std::make_pair(gelu, bb.grad().clone());
         };
-        const auto [plain, plain_bias] = both();
-        setenv("DS_BIAS_GELU_UNROLL", "4", 1);
-        const auto [unrolled, unrolled_bias] = both();
-        unsetenv("DS_BIAS_GELU_UNROLL");
+        const auto [plain, plain_bias] = [&] {
+          const deepspeed::testing::ScopedEnv single_load("DS_BIAS_GELU_UNROLL", "1");
+          return both();
+        }();
+        const auto [unrolled, unrolled_bias] = [&] {
+          const deepspeed::testing::ScopedEnv by_default("DS_BIAS_GELU_UNROLL", nullptr);
+          return both();
+        }();
         const std::string label =
             std::string(c10::toString(dtype)) + (fp32_bias ? " fp32 bias" : "") + " rows=" + std::to_string(rows);
         EXPECT_TRUE(at::equal(plain.y, unrolled.y)) << label;
