@@ -27,10 +27,11 @@ using param_fold::fold_param_grads;
 // so each thread has two rows' loads in flight across the barriers instead of one (x̂ and dy·w are
 // recomputed from the raw values in the second pass rather than held as floats, which pays for the registers).
 // kBranchBias adds a third sum, of the rounded dh (the branch bias's gradient); a template parameter rather
-// than a null check so that the kernel without it keeps its registers. kPipelined (the default where it exists;
-// DS_ADD_LAYER_NORM_PIPELINED=0 for the unpipelined kernel): the next row's dh_out is loaded with its dy and h (the 1.5B profile had this
-// kernel at ~2.2 TB/s, and dh_out, loaded in the same iteration, was the load the second pass waited for), and
-// the two row sums share one pair of barriers. The same arithmetic in the same order: the same bits.
+// than a null check so that the kernel without it keeps its registers. kPipelined (the default where it
+// exists; DS_ADD_LAYER_NORM_PIPELINED=0 for the unpipelined kernel): the next row's dh_out is loaded with its dy
+// and h (the 1.5B profile had this kernel at ~2.2 TB/s, and dh_out, loaded in the same iteration, was the load
+// the second pass waited for), and the two row sums share one pair of barriers. The same arithmetic in the same
+// order: the same bits.
 template <typename T, typename P, int kPack, bool kBranchBias, bool kPipelined = false>
 __global__ void __launch_bounds__(kMaxThreadsPerRow)
     add_layer_norm_backward(const T* __restrict__ dy, const T* __restrict__ h, const float* __restrict__ mean_in,

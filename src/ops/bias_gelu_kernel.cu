@@ -227,8 +227,9 @@ cudaError_t launch_bias_gelu_forward(ElementType type, ElementType param_type, c
 std::int64_t bias_gelu_backward_parts(std::int64_t rows, std::int64_t columns) {
   // Enough blocks to fill the device (8 of 256 threads per SM) with the widest loads (the fewest column tiles;
   // element loads then launch more blocks, which is harmless), and at least one row group per part. The
-  // unrolled kernels (the default) and the single-load ones (DS_BIAS_GELU_UNROLL=1) get the same parts, so their sums are the default's bit for bit;
-  // their registers let 4 to 6 blocks per SM run at once, so they take two waves of the same size.
+  // unrolled kernels (the default) and the single-load ones (DS_BIAS_GELU_UNROLL=1) get the same parts, so their
+  // sums are the same bit for bit; the unrolled kernels' registers let 4 to 6 blocks per SM run at once, so they
+  // take two waves of the same size.
   const std::int64_t resident = static_cast<std::int64_t>(device_sms()) * 8;
   const std::int64_t tiles = column_tiles(std::max<std::int64_t>(columns, 1), 8);
   const std::int64_t row_groups = (std::max<std::int64_t>(rows, 0) + kRows - 1) / kRows;

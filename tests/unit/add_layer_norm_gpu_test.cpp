@@ -211,7 +211,7 @@ TEST_F(AddLayerNormGpu, ZeroRows) {
 // one partly idle) to the widest (8192). Only the 16-byte-load kernels with parameters of the inputs' dtype have
 // the pipelined instance; odd rows (element loads) and fp32 parameters with 16-bit inputs always take the
 // unpipelined kernel (whose dh the pipelined one missed by a rounding there).
-TEST_F(AddLayerNormGpu, PipelinedBackwardEqualsTheDefaultBitwise) {
+TEST_F(AddLayerNormGpu, PipelinedBackwardEqualsTheUnpipelinedBitwise) {
   for (const auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
     for (const bool fp32_params : {false, true}) {
       if (dtype == at::kFloat && fp32_params) continue;

@@ -122,11 +122,11 @@ TEST_F(BiasGeluGpu, ZeroRowsGiveAZeroBiasGradient) {
 }
 
 // The unrolled kernels (the default: several rows' loads in flight per thread) give the single-load kernels'
-// (DS_BIAS_GELU_UNROLL=1) y, dx and bias gradient bit for bit, and linear's bias gradient too, for every dtype (and a 16-bit x with an fp32 bias),
-// including rows that leave a remainder after the unrolled groups. On an H200 (132 SMs) only the larger row
-// counts reach the unrolled loop bodies (1 and 37 rows are all remainder there); 16411 runs several groups a
-// thread, then a remainder.
-TEST_F(BiasGeluGpu, UnrolledKernelsEqualTheDefaultBitwise) {
+// (DS_BIAS_GELU_UNROLL=1) y, dx and bias gradient bit for bit, and linear's bias gradient too, for every dtype
+// (and a 16-bit x with an fp32 bias), including rows that leave a remainder after the unrolled groups. On an
+// H200 (132 SMs) only the larger row counts reach the unrolled loop bodies (1 and 37 rows are all remainder
+// there); 16411 runs several groups a thread, then a remainder.
+TEST_F(BiasGeluGpu, UnrolledKernelsEqualTheSingleLoadKernelsBitwise) {
   for (const auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) {
     for (const bool fp32_bias : {false, true}) {
       if (fp32_bias && dtype == at::kFloat) continue;
