@@ -26,7 +26,7 @@ target_link_libraries(ds_checkpoint PUBLIC ds_util torch)
 # consolidating their checkpoints.
 ds_library(ds_zero zero/bucket_plan.cpp zero/flat_group.cpp zero/grad_reducer.cpp zero/grad_buffers.cpp zero/grad_landing.cpp zero/grad_convert.cpp zero/naive_all_reduce.cpp zero/unit.cpp zero/find_units.cpp
            zero/partitioned_params.cpp zero/storage.cpp zero/init.cpp zero/placement.cpp zero/master_weights.cpp
-           zero/strategy.cpp zero/strategy_factory.cpp zero/replicated.cpp zero/sharded_state.cpp zero/step_speculation.cpp zero/write_back.cpp zero/sharded.cpp
+           zero/strategy.cpp zero/strategy_factory.cpp zero/replicated.cpp zero/sharded_state.cpp zero/step_speculation.cpp zero/write_back.cpp zero/step_behind_forward.cpp zero/sharded.cpp
            zero/partitioned.cpp zero/host_memory.cpp zero/serial_worker.cpp zero/landing_budget.cpp zero/memory_estimate.cpp zero/activation_estimate.cpp zero/memory_trace.cpp
            zero/shard_checkpoint.cpp zero/reshard.cpp zero/consolidate.cpp)
 target_link_libraries(ds_zero PUBLIC ds_comm ds_config ds_checkpoint)

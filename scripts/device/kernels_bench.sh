@@ -12,6 +12,7 @@
 # separate clip and copy passes), ops_linear (--linear ops: the biased projections through ops::linear),
 # tput_nosync (timers.throughput.synchronized false: no device synchronization around each micro-step),
 # host_norm (DS_HOST_GRAD_NORM=1: the gradient norm read on the host before the update, as before),
+# step_behind (DS_STEP_BEHIND_FORWARD=1: the optimizer step in parts on a side stream behind the next forward),
 # stage1 / stage2 / stage3 (the same run at that ZeRO stage: the device Adam over master shards).
 # TESTS="core_test:*Cuda*:*Gpu* adam_device_gpu_test": GPU test binaries run directly (an optional gtest filter
 # after the colon), after the ops' tests.
@@ -116,6 +117,7 @@ variant_settings() {
         --world 1 --stage "${variant#stage}" --grad-accum-dtype "" --zero-extra ""
       cfg=$work/cfg_${model}_$variant.json ;;
     host_norm) env_extra=(DS_HOST_GRAD_NORM=1) ;;  # the gradient norm read on the host before the update
+    step_behind) env_extra=(DS_STEP_BEHIND_FORWARD=1) ;;  # the optimizer step behind the next forward
     tput_nosync)  # the throughput timer off the device: host clock only
       python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); c["timers"]={"throughput":{"synchronized":False}}; json.dump(c,open(sys.argv[2],"w"))' \
         "$cfg" "$work/cfg_${model}_nosync.json"

@@ -29,7 +29,7 @@ case "$phase" in
   warm)
     out=${OUT:-$PWD/device-logs}
     mkdir -p "$out"
-    tests=${VERDICT_TESTS-bias_gelu_gpu_test add_layer_norm_gpu_test}
+    tests=${VERDICT_TESTS-bias_gelu_gpu_test add_layer_norm_gpu_test step_behind_forward_gpu_test}
     bash scripts/device/build.sh gpt2 deepspeed_launcher ops_bench $tests >"$out/build.txt" 2>&1 || { tail -30 "$out/build.txt"; exit 1; }
     for t in $tests; do
       build-dev/tests/$t >"$out/$t.log" 2>&1

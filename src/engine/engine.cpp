@@ -200,6 +200,8 @@ bool EngineImpl::clip_on_device(const std::vector<at::Tensor>& grads) {
     device_norm_ready_->record(guard.getStream(device_squared_norm_.device()));
   }
   global_grad_norm_.reset();
+  // Kept until the next step's: a step behind the forward reads it on another stream after this returns.
+  device_factor_ = factor;
   if (parts_.optimizer->take_device_gradient_scale(factor)) return true;
   // Optimizers that take a number get it as the host path computes it (the same bits); reading it waits.
   apply_gradient_coefficient(grads, factor.item<double>());
@@ -223,7 +225,12 @@ void EngineImpl::take_model_step() {
   timers_.stop("optimizer_gradients");
   if (step_applied_) {
     timers_.start("optimizer_step");
-    parts_.optimizer->step();
+    // The layout may run the step in parts behind the next forward (DS_STEP_BEHIND_FORWARD=1, stage 0).
+    auto& optimizer = *parts_.optimizer;
+    const auto part = [&optimizer](const std::vector<std::vector<bool>>& p, bool last) {
+      return optimizer.step_part(p, last);
+    };
+    if (!zero.step_behind_forward(part)) optimizer.step();
     timers_.stop("optimizer_step");
     timers_.start("optimizer_allgather");
     zero.after_optimizer_step();

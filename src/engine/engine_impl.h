@@ -110,6 +110,7 @@ class EngineImpl {
   mutable at::Tensor device_squared_norm_;  // the last step's ‖g‖², not yet read to the host
   mutable std::optional<c10::Event> device_norm_ready_;  // recorded where it was written (CUDA)
   double device_norm_scale_ = 1.0;          // the loss scale it is divided by
+  at::Tensor device_factor_;                // the last step's clipping factor on the device (see clip_on_device)
   bool step_applied_ = false;
   engine::WallClockTimers timers_;
   engine::ThroughputTimer throughput_;

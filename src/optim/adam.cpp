@@ -180,17 +180,34 @@ bool FusedAdam::take_model_copies(std::vector<std::vector<at::Tensor>> copies) {
 }
 
 void FusedAdam::step() {
-  const double grad_scale = std::exchange(grad_scale_, 1.0);
-  const at::Tensor device_scale = std::exchange(device_grad_scale_, at::Tensor());
+  step_selected([](std::size_t, std::size_t) { return true; }, /*last=*/true);
+}
+
+// Every parameter's update is elementwise over its own tensors and step count, so a step split into parts
+// computes what one launch over all of them does.
+bool FusedAdam::step_part(const std::vector<std::vector<bool>>& part, bool last) {
+  step_selected([&](std::size_t g, std::size_t i) { return g < part.size() && i < part[g].size() && part[g][i]; },
+                last);
+  return true;
+}
+
+void FusedAdam::step_selected(const std::function<bool(std::size_t, std::size_t)>& selected, bool last) {
+  const double grad_scale = grad_scale_;
+  const at::Tensor device_scale = device_grad_scale_;
+  if (last) {
+    grad_scale_ = 1.0;
+    device_grad_scale_ = at::Tensor();
+  }
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
     std::vector<at::Tensor> params, copies;
     std::vector<ParamState*> states;
     for (std::size_t i = 0; i < groups_[gi].params.size(); ++i) {
-      if (!groups_[gi].params[i].grad().defined()) continue;
+      if (!selected(gi, i) || !groups_[gi].params[i].grad().defined()) continue;
       params.push_back(groups_[gi].params[i]);
       states.push_back(&state(gi, i));
       copies.push_back(model_copies_.empty() ? at::Tensor() : model_copies_[gi][i]);
     }
+    if (params.empty()) continue;
     fused_adam_step(params, states, groups_[gi].hyper, grad_scale, kUpcastSliceNumel, copies, device_scale);
   }
 }

@@ -16,6 +16,7 @@
 #include "deepspeed/zero/strategy.h"
 #include "src/zero/serial_worker.h"
 #include "src/zero/shard_checkpoint.h"
+#include "src/zero/step_behind_forward.h"
 #include "src/zero/step_speculation.h"
 #include "src/zero/write_back.h"
 
@@ -37,6 +38,9 @@ struct LayoutInputs {
   /// `offload_optimizer.super_offload` at stages 1–2: a step's new weights land behind the next forward, unit by
   /// unit (src/zero/write_back.h), when the model declares units.
   bool write_back_behind_forward = false;
+  /// DS_STEP_BEHIND_FORWARD=1 at stage 0: the optimizer step runs behind the next forward, unit by unit
+  /// (src/zero/step_behind_forward.h), when the model declares units.
+  bool step_behind_forward = false;
 };
 
 /// Stage 0: every rank holds the whole model state; flat gradients are all-reduced on the boundary. The
@@ -49,12 +53,23 @@ class ReplicatedStrategy final : public Strategy {
   ~ReplicatedStrategy() override;
 
   std::vector<std::vector<at::Tensor>> optimizer_params() const override;
-  void begin_backward(bool boundary) override { reducer_->prepare_backward(boundary); }
+  void begin_backward(bool boundary) override {
+    finish_step();
+    reducer_->prepare_backward(boundary);
+  }
   void end_backward() override { reducer_->finish_backward(); }
   std::vector<at::Tensor> optimizer_gradients() override;
+  /// With DS_STEP_BEHIND_FORWARD=1 and units: the parts are queued and this returns; end_step() then queues
+  /// the gradients' release behind them and closes the step (step_behind_forward.h).
+  bool step_behind_forward(const StepPart& step_part) override;
+  std::int64_t steps_behind_forward() const override { return behind_ ? behind_->steps() : 0; }
   void after_optimizer_step() override;
   void end_step() override;
-  void zero_grad() override { reducer_->zero_grad(); }
+  void zero_grad() override {
+    finish_step();
+    reducer_->zero_grad();
+  }
+  void gather(std::size_t) override { finish_step(); }
   bool sharded() const override { return false; }
   /// An optimizer that up-casts reads a one-micro-step window's 16-bit gradients on one rank as autograd made
   /// them (GradientReducer::allow_gradients_as_they_are).
@@ -72,6 +87,12 @@ class ReplicatedStrategy final : public Strategy {
 
  private:
   std::vector<FlatGroup*> groups() const;
+  /// The model's units and the parts of the step over them; null when the model declares none.
+  std::unique_ptr<StepBehindForward> plan_step_behind_forward();
+  /// Whatever reads the weights, the gradients or the optimizer's state next waits for a step behind the forward.
+  void finish_step() const {
+    if (behind_) behind_->finish();
+  }
 
   std::size_t num_optimizer_groups_;
   std::vector<std::unique_ptr<FlatGroup>> flat_groups_;
@@ -79,6 +100,8 @@ class ReplicatedStrategy final : public Strategy {
   std::optional<MasterWeights> masters_;  // absent when the optimizer updates the fp32 model itself
   bool optimizer_upcasts_ = false;
   bool optimizer_writes_copies_ = false;
+  bool refused_behind_ = false;              // step_behind_forward() said why not, once
+  std::unique_ptr<StepBehindForward> behind_;  // last: it waits for a running step before the buffers go
 };
 
 /// What stages 1–3 share: each rank owns one chunk of every bucket — the fp32 master of it, the optimizer state

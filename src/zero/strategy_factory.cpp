@@ -124,6 +124,7 @@ std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std
   if (auto n = reductions_in_flight_requested()) in.reducer.reductions_in_flight = *n;
   in.bucket_numel = choice.bucket_numel;
   in.write_back_behind_forward = c.zero.offload_optimizer.super_offload;
+  in.step_behind_forward = util::env_is("DS_STEP_BEHIND_FORWARD");
   in.check_host_memory = [c, comm](const std::vector<std::vector<std::int64_t>>& groups, std::int64_t held) {
     ModelShape planned;
     planned.groups = groups;

@@ -7,6 +7,7 @@
 /// (per-tensor reference, DeepSpeed's `torch_adam`), SGD;
 /// CpuAdam (cpu_adam.h, DeepSpeedCPUAdam for ZeRO-Offload) and FusedLamb (lamb.h) live in their own headers.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -67,6 +68,14 @@ class Optimizer : public ScheduleTarget {
   /// Updates every parameter whose grad() is defined. Call on all ranks that own the parameters; runs on the
   /// current CUDA stream for device tensors. Parameters are updated in place (their storage is kept).
   virtual void step() = 0;
+
+  /// One part of a step run in parts (a ZeRO layout's step behind the next forward, zero/strategy.h): updates
+  /// the parameters `part` selects (part[g][i] for parameter i of group g; a shorter row selects none of the
+  /// rest) whose grad() is defined, as step() updates them, with the gradient factor taken for the step, and
+  /// keeps that factor for the step's later parts until `last`. The parts of one step select each parameter
+  /// once. Results are step()'s bit for bit. Returns false, having updated nothing, where the optimizer cannot
+  /// (the default): the caller then calls step().
+  virtual bool step_part(const std::vector<std::vector<bool>>& part, bool last) { return false; }
 
   /// Zeroes gradients in place (set_to_none=false keeps views into flat gradient buffers intact).
   void zero_grad(bool set_to_none = false);
@@ -139,6 +148,7 @@ class FusedAdam : public Optimizer {
   using Optimizer::Optimizer;
   std::string name() const override { return "FusedAdam"; }
   void step() override;
+  bool step_part(const std::vector<std::vector<bool>>& part, bool last) override;
   bool take_gradient_scale(double coefficient) override {
     grad_scale_ = coefficient;
     return true;
@@ -154,6 +164,9 @@ class FusedAdam : public Optimizer {
   bool take_model_copies(std::vector<std::vector<at::Tensor>> copies) override;
 
  private:
+  /// The parameters `selected(g, i)` admits, with the factor taken for the step; `last`: the factor is spent.
+  void step_selected(const std::function<bool(std::size_t, std::size_t)>& selected, bool last);
+
   double grad_scale_ = 1.0;       // the engine's factor for the next step()
   at::Tensor device_grad_scale_;  // or that factor on the device
   std::vector<std::vector<at::Tensor>> model_copies_;  // empty: none taken

@@ -24,7 +24,8 @@
 ///
 ///   optimizer_gradients() · sum_over_shards(‖g‖²) · optimizer step · after_optimizer_step() · end_step()
 ///
-/// (after_optimizer_step() is left out when the step is skipped for an fp16 overflow; end_step() never is).
+/// (after_optimizer_step() is left out when the step is skipped for an fp16 overflow; end_step() never is). The
+/// optimizer step is the optimizer's step(), or, where step_behind_forward() takes it, the parts that runs.
 
 #include <cstddef>
 #include <cstdint>
@@ -77,6 +78,11 @@ struct HostStepper {
                      const float* backup)>
       restore;
 };
+
+/// One part of the optimizer's step over the parameters `part` selects, in optimizer_params()' indexing
+/// (part[g][i]; optim::Optimizer::step_part); `last`: the step's last part. Returns false where the optimizer
+/// cannot step in parts (nothing updated).
+using StepPart = std::function<bool(const std::vector<std::vector<bool>>& part, bool last)>;
 
 /// When the host buckets are updated.
 enum class HostStepMode {
@@ -154,6 +160,16 @@ class Strategy : public checkpoint::Stateful {
   virtual void after_optimizer_step() = 0;
   /// Ends a boundary, stepped or skipped: drops the optimizer's gradients, zeroes accumulated ones.
   virtual void end_step() = 0;
+  /// The step behind the next forward (DS_STEP_BEHIND_FORWARD=1 at stage 0; src/zero/step_behind_forward.h): in
+  /// place of the optimizer's step(), runs the step as `step_part` parts in the order the next forward needs the
+  /// weights (parameters outside every unit first, then unit by unit), on a side stream where the device has
+  /// streams, and returns; each unit's forward then waits only for its own part, and whatever else reads the
+  /// weights or gradients (backward, a gather, a checkpoint, zero_grad) for all of them. Returns false, with
+  /// nothing run, where the layout does not do this (the default) or the optimizer cannot step in parts: the
+  /// engine then calls step(). Call where the optimizer step goes; after_optimizer_step() and end_step() follow.
+  virtual bool step_behind_forward(const StepPart& step_part) { return false; }
+  /// Steps run by step_behind_forward() so far (for tests and the log).
+  virtual std::int64_t steps_behind_forward() const { return 0; }
   /// Zeroes accumulated gradients (Engine::zero_grad).
   virtual void zero_grad() = 0;
   /// True when gradients and optimizer state are split across ranks (each rank holds a shard).
