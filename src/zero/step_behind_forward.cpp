@@ -71,17 +71,25 @@ bool StepBehindForward::launch(const StepPart& step_part, const std::vector<at::
     inputs_ready_->block(*side_);
     previous_ = impl.exchangeStream(*side_);
   }
+  const auto restore = [&] {
+    if (previous_) impl.exchangeStream(*previous_);
+    previous_.reset();
+  };
   const std::size_t n = parts_.masks.size();
-  for (std::size_t k = 0; k < n; ++k) {
-    if (!step_part(parts_.masks[k], k + 1 == n)) {
-      if (k > 0) {
-        throw JobError("step behind the forward: the optimizer refused part " + std::to_string(k) + " of a step");
+  try {
+    for (std::size_t k = 0; k < n; ++k) {
+      if (!step_part(parts_.masks[k], k + 1 == n)) {
+        if (k > 0) {
+          throw JobError("step behind the forward: the optimizer refused part " + std::to_string(k) + " of a step");
+        }
+        restore();
+        return false;
       }
-      if (previous_) impl.exchangeStream(*previous_);
-      previous_.reset();
-      return false;
+      if (side_) part_done_[k].record(*side_);
     }
-    if (side_) part_done_[k].record(*side_);
+  } catch (...) {
+    restore();  // the training thread's stream as launch() found it, whatever the optimizer threw
+    throw;
   }
   if (side_) {
     for (const auto& g : grads) {
