@@ -3,6 +3,7 @@
 #include <string>
 
 #include "deepspeed/util/error.h"
+#include "deepspeed/util/logging.h"
 #include "deepspeed/util/strings.h"
 #include "deepspeed/zero/init.h"
 #include "deepspeed/zero/memory_estimate.h"
@@ -125,6 +126,10 @@ std::unique_ptr<Strategy> make_strategy(const config::Config& c, std::vector<std
   in.bucket_numel = choice.bucket_numel;
   in.write_back_behind_forward = c.zero.offload_optimizer.super_offload;
   in.step_behind_forward = util::env_is("DS_STEP_BEHIND_FORWARD");
+  if (in.step_behind_forward && c.zero.stage != 0) {
+    log::print_rank0(cat("DS_STEP_BEHIND_FORWARD=1 acts at stage 0 only; at stage ", c.zero.stage,
+                         " the optimizer step runs whole at the step"));
+  }
   in.check_host_memory = [c, comm](const std::vector<std::vector<std::int64_t>>& groups, std::int64_t held) {
     ModelShape planned;
     planned.groups = groups;
