@@ -25,8 +25,6 @@ for t in $tests; do
 done
 grep -sh '^\[device_adam\]' "$out/adam_device_gpu_test.log" | sort -t: -k2 | tail -4 >>"$out/summary.txt"
 stamp "tests" | tee -a "$out/summary.txt"
-# CALL_BUDGET_S: no suite run starts later than this many seconds into the whole call (build and tests counted),
-# for a call whose build time on a fresh machine is not known in advance.
 if [ -n "${CALL_BUDGET_S:-}" ]; then BUDGET_S=$(( CALL_BUDGET_S - ($(date +%s) - t0) )); fi
 MODELS=${MODELS:-1.5B 124M 350M} PROFILE_MODELS=${PROFILE_MODELS:-1.5B 124M} GPUS=1 IMPLS=${IMPLS:-ours ours_exp compile profile} PT_PRECISION=${PT_PRECISION:-bf16-master} STEPS=${STEPS:-20} \
   WARMUP=${WARMUP:-10} BUDGET_S=${BUDGET_S:-330} RUN_TIMEOUT=${RUN_TIMEOUT:-150} PROFILE_TOP=40 \

@@ -51,7 +51,6 @@ StepBehindForward::StepBehindForward(c10::Device device, std::vector<Unit> units
 
 StepBehindForward::~StepBehindForward() {
   try {
-    close();
     finish();
   } catch (...) {
     // A destructor must not throw; a device error here resurfaces at the next synchronisation.
