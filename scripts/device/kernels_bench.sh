@@ -13,8 +13,6 @@
 # tput_nosync (timers.throughput.synchronized false: no device synchronization around each micro-step),
 # host_norm (DS_HOST_GRAD_NORM=1: the gradient norm read on the host before the update, as before),
 # step_behind (DS_STEP_BEHIND_FORWARD=1: the optimizer step in parts on a side stream behind the next forward),
-# step_behind_N (that with each unit's part bounded to N SMs, DS_STEP_BEHIND_SMS=N; 0: the whole device),
-# step_behind_nogemm (DS_STEP_BEHIND_GEMM_TARGET=0: the forward's GEMMs sized for the whole device meanwhile),
 # stage1 / stage2 / stage3 (the same run at that ZeRO stage: the device Adam over master shards).
 # TESTS="core_test:*Cuda*:*Gpu* adam_device_gpu_test": GPU test binaries run directly (an optional gtest filter
 # after the colon), after the ops' tests.
@@ -120,8 +118,6 @@ variant_settings() {
       cfg=$work/cfg_${model}_$variant.json ;;
     host_norm) env_extra=(DS_HOST_GRAD_NORM=1) ;;  # the gradient norm read on the host before the update
     step_behind) env_extra=(DS_STEP_BEHIND_FORWARD=1) ;;  # the optimizer step behind the next forward
-    step_behind_[0-9]*) env_extra=(DS_STEP_BEHIND_FORWARD=1 "DS_STEP_BEHIND_SMS=${variant#step_behind_}") ;;
-    step_behind_nogemm) env_extra=(DS_STEP_BEHIND_FORWARD=1 DS_STEP_BEHIND_GEMM_TARGET=0) ;;
     tput_nosync)  # the throughput timer off the device: host clock only
       python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); c["timers"]={"throughput":{"synchronized":False}}; json.dump(c,open(sys.argv[2],"w"))' \
         "$cfg" "$work/cfg_${model}_nosync.json"

@@ -15,7 +15,6 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "src/ops/cublas_lt.h"
-#include "src/util/sm_share.h"
 
 namespace deepspeed::ops::detail {
 namespace {
@@ -34,27 +33,14 @@ cublasLtEpilogue_t epilogue_of(LtProblem::Epilogue e) {
   return CUBLASLT_EPILOGUE_DEFAULT;
 }
 
-// The SMs a GEMM launched now should size itself for: the device's less those side-stream work holds
-// (util/sm_share.h); 0 (cuBLASLt's default, the whole device) when none is held.
-std::int32_t sm_count_target() {
-  const int reserved = util::reserved_sms();
-  if (reserved <= 0) return 0;
-  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  return reserved < sms ? sms - reserved : 0;
-}
-
 // The matmul descriptor and the three layouts of one problem (the bias pointer is part of the descriptor).
 struct Descriptors {
   LtOwned<cublasLtMatmulDesc_t> desc;
   LtOwned<cublasLtMatrixLayout_t> a, b, d;
 
-  Descriptors(const CublasLt& lt, const LtProblem& p, std::int32_t sm_target = 0)
+  Descriptors(const CublasLt& lt, const LtProblem& p)
       : desc(lt.desc_destroy), a(lt.layout_destroy), b(lt.layout_destroy), d(lt.layout_destroy) {
     check(lt.desc_create(&desc.handle, CUBLAS_COMPUTE_32F, CUDA_R_32F), "descriptor");
-    if (sm_target > 0) {
-      check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET, &sm_target, sizeof sm_target),
-            "SM count target");
-    }
     const cublasOperation_t op_a = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_b = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     check(lt.desc_set(desc.handle, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a), "TRANSA");
@@ -87,8 +73,8 @@ struct Choice {
   cublasLtMatmulAlgo_t algo{};
 };
 // (device, ops, m, n, k, leading dimensions, type, epilogue, bias type, alignments of A, B, D, the bias and
-// aux, aux's leading dimension, workspace bytes, choice, SM count target)
-using Key = std::array<std::int64_t, 21>;
+// aux, aux's leading dimension, workspace bytes, choice)
+using Key = std::array<std::int64_t, 20>;
 std::mutex choices_mutex;
 std::map<Key, Choice> choices;
 
@@ -253,8 +239,7 @@ bool lt_run(const LtProblem& p, const LtAlgorithm& algorithm) {
 bool lt_matmul(const LtProblem& p, LtChoice choice) {
   const CublasLt& lt = cublas_lt();
   if (!lt.loaded) return false;
-  const std::int32_t sm_target = sm_count_target();
-  const Descriptors ds(lt, p, sm_target);
+  const Descriptors ds(lt, p);
   const Launch launch = launcher(lt, ds, p);
   const std::size_t workspace_bytes = launch.workspace_bytes;
   const Key key{c10::cuda::current_device(),
@@ -276,8 +261,7 @@ bool lt_matmul(const LtProblem& p, LtChoice choice) {
                 alignment_of(p.aux),
                 p.ldaux,
                 static_cast<std::int64_t>(workspace_bytes),
-                static_cast<std::int64_t>(choice),
-                sm_target};
+                static_cast<std::int64_t>(choice)};
   Choice chosen;
   {
     const std::lock_guard<std::mutex> lock(choices_mutex);

@@ -12,7 +12,6 @@
 #include "deepspeed/util/error.h"
 #include "src/optim/adam_internal.h"
 #include "src/util/env.h"
-#include "src/util/sm_share.h"
 
 #ifdef DS_WITH_CUDA_ADAM
 #include <c10/cuda/CUDAGuard.h>
@@ -100,7 +99,7 @@ bool device_adam_step(const std::vector<at::Tensor>& params, const std::vector<a
     const cudaError_t err = detail::launch_adam_master_step(
         static_cast<AdamValueType>(types.first), static_cast<AdamValueType>(types.second),
         static_cast<const detail::AdamTensorArgs*>(on_device.data_ptr()), static_cast<int>(table.size()), chunks,
-        hyper, stream, util::side_stream_sms());
+        hyper, stream);
     if (err != cudaSuccess) throw JobError(std::string("device Adam step launch failed: ") + cudaGetErrorString(err));
   }
   return true;

@@ -74,25 +74,13 @@ __device__ __forceinline__ void adam_element(float& param, float grad, float& m,
 }
 
 template <typename G, typename C>
-__device__ __forceinline__ void update_vec(const AdamTensorArgs& t, const G* grad, C* copy, std::int64_t i,
-                                           const Coefficients& c) {
-  float p[kVec], g[kVec], m[kVec], v[kVec];
-  load_vec(t.param + i, p);
-  load_vec(grad + i, g);
-  load_vec(t.exp_avg + i, m);
-  load_vec(t.exp_avg_sq + i, v);
-#pragma unroll
-  for (int k = 0; k < kVec; ++k) adam_element(p[k], g[k], m[k], v[k], c);
-  store_vec(t.param + i, p);
-  store_vec(t.exp_avg + i, m);
-  store_vec(t.exp_avg_sq + i, v);
-  if (copy != nullptr) store_vec(copy + i, p);
-}
-
-// One kAdamChunk-element chunk of tensor t by Threads threads, Unroll vector groups of each thread's loaded
-// before any is computed (more bytes in flight per SM, for a grid bounded to a few SMs).
-template <typename G, typename C, int Threads, int Unroll>
-__device__ __forceinline__ void update_chunk(const AdamTensorArgs t, std::int64_t chunk, const AdamLaunchHyper& hyper) {
+__global__ void __launch_bounds__(kThreads)
+    adam_master_step(const AdamTensorArgs* __restrict__ tensors, int count, AdamLaunchHyper hyper) {
+  __shared__ int tensor_index;
+  const std::int64_t chunk = blockIdx.x;
+  if (threadIdx.x == 0) tensor_index = util::chunk_owner(tensors, count, chunk);
+  __syncthreads();
+  const AdamTensorArgs t = tensors[tensor_index];
   Coefficients c;
   c.lr = static_cast<float>(hyper.lr);
   c.beta1 = static_cast<float>(hyper.beta1);
@@ -106,38 +94,28 @@ __device__ __forceinline__ void update_chunk(const AdamTensorArgs t, std::int64_
   c.bias_correction2_sqrt = sqrtf(1.0f - powf(c.beta2, step));
   c.adam_w_mode = hyper.adam_w_mode;
 
-  constexpr std::int64_t kStride = static_cast<std::int64_t>(Threads) * kVec;
   const std::int64_t begin = (chunk - t.first_chunk) * kAdamChunk;
   const std::int64_t end = min(t.numel, begin + kAdamChunk);
   const G* grad = static_cast<const G*>(t.grad);
   C* copy = static_cast<C*>(t.copy);
   std::int64_t i = begin + static_cast<std::int64_t>(threadIdx.x) * kVec;
   if (t.vector) {
-    if constexpr (Unroll == 2) {
-      for (; i + kStride + kVec <= end; i += 2 * kStride) {
-        float p[2][kVec], g[2][kVec], m[2][kVec], v[2][kVec];
+    for (; i + kVec <= end; i += kThreads * kVec) {
+      float p[kVec], g[kVec], m[kVec], v[kVec];
+      load_vec(t.param + i, p);
+      load_vec(grad + i, g);
+      load_vec(t.exp_avg + i, m);
+      load_vec(t.exp_avg_sq + i, v);
 #pragma unroll
-        for (int u = 0; u < 2; ++u) {
-          load_vec(t.param + i + u * kStride, p[u]);
-          load_vec(grad + i + u * kStride, g[u]);
-          load_vec(t.exp_avg + i + u * kStride, m[u]);
-          load_vec(t.exp_avg_sq + i + u * kStride, v[u]);
-        }
-#pragma unroll
-        for (int u = 0; u < 2; ++u) {
-#pragma unroll
-          for (int k = 0; k < kVec; ++k) adam_element(p[u][k], g[u][k], m[u][k], v[u][k], c);
-          store_vec(t.param + i + u * kStride, p[u]);
-          store_vec(t.exp_avg + i + u * kStride, m[u]);
-          store_vec(t.exp_avg_sq + i + u * kStride, v[u]);
-          if (copy != nullptr) store_vec(copy + i + u * kStride, p[u]);
-        }
-      }
+      for (int k = 0; k < kVec; ++k) adam_element(p[k], g[k], m[k], v[k], c);
+      store_vec(t.param + i, p);
+      store_vec(t.exp_avg + i, m);
+      store_vec(t.exp_avg_sq + i, v);
+      if (copy != nullptr) store_vec(copy + i, p);
     }
-    for (; i + kVec <= end; i += kStride) update_vec(t, grad, copy, i, c);
   }
   // Element by element: unaligned tensors, and the last few elements of an aligned one (one thread's group).
-  for (; i < end; i += kStride) {
+  for (; i < end; i += kThreads * kVec) {
     for (std::int64_t j = i; j < min(end, i + kVec); ++j) {
       float p = t.param[j], m = t.exp_avg[j], v = t.exp_avg_sq[j];
       adam_element(p, to_float(grad[j]), m, v, c);
@@ -149,59 +127,19 @@ __device__ __forceinline__ void update_chunk(const AdamTensorArgs t, std::int64_
   }
 }
 
-// `Bounded`: chunks blockIdx.x, blockIdx.x + gridDim.x, ... (a grid bounded to a few SMs, for a step beside a
-// concurrent kernel, util/sm_share.h); otherwise chunk blockIdx.x alone (one block per chunk: the whole
-// step's grid, without the loop's registers).
-template <typename G, typename C, int Threads, int Unroll, bool Bounded>
-__global__ void __launch_bounds__(Threads)
-    adam_master_step(const AdamTensorArgs* __restrict__ tensors, int count, std::int64_t total_chunks,
-                     AdamLaunchHyper hyper) {
-  __shared__ int tensor_index;
-  if constexpr (Bounded) {
-    for (std::int64_t chunk = blockIdx.x; chunk < total_chunks; chunk += gridDim.x) {
-      __syncthreads();  // every thread is done with the previous chunk's tensor_index
-      if (threadIdx.x == 0) tensor_index = util::chunk_owner(tensors, count, chunk);
-      __syncthreads();
-      update_chunk<G, C, Threads, Unroll>(tensors[tensor_index], chunk, hyper);
-    }
-  } else {
-    const std::int64_t chunk = blockIdx.x;
-    if (threadIdx.x == 0) tensor_index = util::chunk_owner(tensors, count, chunk);
-    __syncthreads();
-    update_chunk<G, C, Threads, Unroll>(tensors[tensor_index], chunk, hyper);
-  }
-}
-
-// A bounded grid: blocks of 1024 threads (one per SM, given the registers) with two vector groups in flight
-// per thread, so that few SMs still draw a good share of the memory bandwidth.
-constexpr int kBoundedThreads = 1024;
-static_assert(kAdamChunk % (kBoundedThreads * kVec * 2) == 0);
-
-template <typename G, typename C>
-void launch_for_types(const AdamTensorArgs* tensors, int count, std::int64_t total_chunks,
-                      const AdamLaunchHyper& hyper, int max_blocks, cudaStream_t stream) {
-  if (max_blocks > 0 && max_blocks < total_chunks) {
-    adam_master_step<G, C, kBoundedThreads, 2, true>
-        <<<static_cast<unsigned>(max_blocks), kBoundedThreads, 0, stream>>>(tensors, count, total_chunks, hyper);
-  } else {
-    adam_master_step<G, C, kThreads, 1, false>
-        <<<static_cast<unsigned>(total_chunks), kThreads, 0, stream>>>(tensors, count, total_chunks, hyper);
-  }
-}
-
 template <typename G>
 cudaError_t launch_for_grad(AdamValueType copy_type, const AdamTensorArgs* tensors, int count,
-                            std::int64_t total_chunks, const AdamLaunchHyper& hyper, int max_blocks,
-                            cudaStream_t stream) {
+                            std::int64_t total_chunks, const AdamLaunchHyper& hyper, cudaStream_t stream) {
+  const auto grid = static_cast<unsigned>(total_chunks);
   switch (copy_type) {
     case AdamValueType::kBFloat16:
-      launch_for_types<G, __nv_bfloat16>(tensors, count, total_chunks, hyper, max_blocks, stream);
+      adam_master_step<G, __nv_bfloat16><<<grid, kThreads, 0, stream>>>(tensors, count, hyper);
       break;
     case AdamValueType::kFloat16:
-      launch_for_types<G, __half>(tensors, count, total_chunks, hyper, max_blocks, stream);
+      adam_master_step<G, __half><<<grid, kThreads, 0, stream>>>(tensors, count, hyper);
       break;
     default:
-      launch_for_types<G, float>(tensors, count, total_chunks, hyper, max_blocks, stream);
+      adam_master_step<G, float><<<grid, kThreads, 0, stream>>>(tensors, count, hyper);
       break;
   }
   return cudaGetLastError();
@@ -211,16 +149,16 @@ cudaError_t launch_for_grad(AdamValueType copy_type, const AdamTensorArgs* tenso
 
 cudaError_t launch_adam_master_step(AdamValueType grad_type, AdamValueType copy_type, const AdamTensorArgs* tensors,
                                     int count, std::int64_t total_chunks, const AdamLaunchHyper& hyper,
-                                    cudaStream_t stream, int max_blocks) {
+                                    cudaStream_t stream) {
   if (count <= 0 || total_chunks <= 0) return cudaSuccess;
   if (total_chunks > 0x7fffffff) return cudaErrorInvalidValue;
   switch (grad_type) {
     case AdamValueType::kBFloat16:
-      return launch_for_grad<__nv_bfloat16>(copy_type, tensors, count, total_chunks, hyper, max_blocks, stream);
+      return launch_for_grad<__nv_bfloat16>(copy_type, tensors, count, total_chunks, hyper, stream);
     case AdamValueType::kFloat16:
-      return launch_for_grad<__half>(copy_type, tensors, count, total_chunks, hyper, max_blocks, stream);
+      return launch_for_grad<__half>(copy_type, tensors, count, total_chunks, hyper, stream);
     default:
-      return launch_for_grad<float>(copy_type, tensors, count, total_chunks, hyper, max_blocks, stream);
+      return launch_for_grad<float>(copy_type, tensors, count, total_chunks, hyper, stream);
   }
 }
 

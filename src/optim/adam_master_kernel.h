@@ -42,12 +42,9 @@ struct AdamLaunchHyper {
 /// first_chunk + its chunks) on `stream`: torch.optim's fused Adam/AdamW arithmetic (fp32, the bias
 /// corrections from each tensor's step count), the gradient read in `grad_type` and multiplied by grad_scale,
 /// and, where `copy` is set, the updated weight rounded to `copy_type` and stored there in the same pass.
-/// `max_blocks` > 0: at most that many blocks (of 1024 threads, about one SM each), each updating several
-/// chunks, so that the step leaves the other SMs to a concurrent kernel (util/sm_share.h); 0: one block of 256
-/// threads per chunk, the whole device. The results are the same bits either way.
 /// Asynchronous; returns the launch error.
 cudaError_t launch_adam_master_step(AdamValueType grad_type, AdamValueType copy_type, const AdamTensorArgs* tensors,
                                     int count, std::int64_t total_chunks, const AdamLaunchHyper& hyper,
-                                    cudaStream_t stream, int max_blocks = 0);
+                                    cudaStream_t stream);
 
 }  // namespace deepspeed::optim::detail

@@ -8,8 +8,6 @@
 #include <c10/core/impl/VirtualGuardImpl.h>
 
 #include "deepspeed/util/error.h"
-#include "src/util/env.h"
-#include "src/util/sm_share.h"
 
 namespace deepspeed::zero {
 
@@ -39,15 +37,11 @@ StepParts plan_step_parts(const std::vector<std::vector<std::size_t>>& unit_of, 
   return out;
 }
 
-int step_behind_sms() { return util::env_count("DS_STEP_BEHIND_SMS", kStepBehindSms); }
-
 StepBehindForward::StepBehindForward(c10::Device device, std::vector<Unit> units, StepParts parts)
     : device_(device), units_(std::move(units)), parts_(std::move(parts)) {
   if (device_.is_cuda()) {
     const c10::impl::VirtualGuardImpl impl(device_.type());
-    // High priority: a bounded part's few blocks take the SMs the compute stream's blocks free as soon as they
-    // do, instead of queueing behind a whole GEMM's waves.
-    side_ = impl.getStreamFromGlobalPool(device_, /*isHighPriority=*/true);
+    side_ = impl.getStreamFromGlobalPool(device_, /*isHighPriority=*/false);
     for (std::size_t k = 0; k < parts_.masks.size(); ++k) part_done_.emplace_back(device_.type());
     inputs_ready_.emplace(device_.type());
     step_done_.emplace(device_.type());
@@ -81,13 +75,8 @@ bool StepBehindForward::launch(const StepPart& step_part, const std::vector<at::
     previous_.reset();
   };
   const std::size_t n = parts_.masks.size();
-  // The root's parts run alone (the forward waits for them before its first unit): the whole device. Each
-  // unit's part runs beside the forward of the unit before it: bounded to a few SMs, which the forward's GEMMs
-  // leave it (util/sm_share.h).
-  const int sms = side_ ? step_behind_sms() : 0;
   try {
     for (std::size_t k = 0; k < n; ++k) {
-      const util::ScopedSideStreamSms bound(k < parts_.unit_needs.at(0) ? 0 : sms);
       if (!step_part(parts_.masks[k], k + 1 == n)) {
         if (k > 0) {
           throw JobError("step behind the forward: the optimizer refused part " + std::to_string(k) + " of a step");
@@ -108,7 +97,6 @@ bool StepBehindForward::launch(const StepPart& step_part, const std::vector<at::
   }
   pending_ = true;
   ++steps_;
-  if (!util::env_is("DS_STEP_BEHIND_GEMM_TARGET", "0")) util::set_reserved_sms(sms);
   return true;
 }
 
@@ -125,7 +113,6 @@ void StepBehindForward::finish() {
   if (!pending_) return;
   close();
   if (side_) step_done_->block(current_stream());
-  util::set_reserved_sms(0);
   pending_ = false;
 }
 

@@ -28,12 +28,6 @@
 
 namespace deepspeed::zero {
 
-/// SMs a unit's part of the step may occupy beside the forward (DS_STEP_BEHIND_SMS overrides; 0: all of them,
-/// as the whole step). The root's parts, which run before the forward starts, take the whole device.
-inline constexpr int kStepBehindSms = 16;
-/// kStepBehindSms or DS_STEP_BEHIND_SMS.
-int step_behind_sms();
-
 /// Which optimizer parameters each part of the step updates, and which parts each unit's forward waits for.
 struct StepParts {
   /// Per part, in launch order: masks[k][g][i] selects optimizer parameter i of group g.

@@ -13,7 +13,6 @@
 
 #include "deepspeed/optim/optimizer.h"
 #include "src/optim/adam_internal.h"
-#include "src/util/sm_share.h"
 
 namespace deepspeed {
 namespace {
@@ -35,9 +34,7 @@ const std::vector<std::int64_t> kLengths = {1, 3, 16, 1000, 16384, 16385, 40'003
 // Four steps of fused_adam_step over fresh tensors seeded the same way; the last tensor is a view starting one
 // element into its storage (not 16-byte aligned: the element-wise path).
 // `scale_on_device`: the factor handed over as a 0-d fp64 CUDA tensor (the engine's clipping on the device).
-// `bound_sms`: the launch bounded to that many blocks (util::ScopedSideStreamSms; 0: one block per chunk).
-Result run(const Case& c, bool reference, bool scale_on_device = false, int bound_sms = 0) {
-  const util::ScopedSideStreamSms bound(bound_sms);
+Result run(const Case& c, bool reference, bool scale_on_device = false) {
   if (reference) setenv("DS_REFERENCE_ADAM", "1", 1);
   else unsetenv("DS_REFERENCE_ADAM");
   const c10::Device cuda(c10::kCUDA, 0);
@@ -146,26 +143,6 @@ TEST(DeviceAdam, FactorOnTheDeviceEqualsTheNumber) {
         EXPECT_TRUE(at::equal(by_number.params[i], by_tensor.params[i])) << name(c) << " reference " << reference << " " << i;
         EXPECT_TRUE(at::equal(by_number.exp_avg_sq[i], by_tensor.exp_avg_sq[i])) << name(c) << " " << i;
         EXPECT_TRUE(at::equal(by_number.copies[i], by_tensor.copies[i])) << name(c) << " " << i;
-      }
-    }
-  }
-}
-
-// The step beside the forward (DS_STEP_BEHIND_FORWARD=1) bounds its grid to a few blocks that each loop over
-// chunks of several tensors: the same bits as one block per chunk, including the misaligned tensor's element
-// path and the chunks a bounded block shares with none.
-TEST(DeviceAdam, BoundedGridEqualsOneBlockPerChunk) {
-  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  for (const auto grad : {at::kFloat, at::kBFloat16, at::kHalf}) {
-    const Case c{grad, at::kBFloat16, true, 0.1};
-    const Result whole = run(c, false);
-    for (const int blocks : {1, 3, 1000}) {
-      const Result bounded = run(c, false, false, blocks);
-      for (std::size_t i = 0; i < whole.params.size(); ++i) {
-        EXPECT_TRUE(at::equal(whole.params[i], bounded.params[i])) << name(c) << " blocks " << blocks << " " << i;
-        EXPECT_TRUE(at::equal(whole.exp_avg[i], bounded.exp_avg[i])) << name(c) << " blocks " << blocks << " " << i;
-        EXPECT_TRUE(at::equal(whole.exp_avg_sq[i], bounded.exp_avg_sq[i])) << name(c) << " blocks " << blocks;
-        EXPECT_TRUE(at::equal(whole.copies[i], bounded.copies[i])) << name(c) << " blocks " << blocks << " " << i;
       }
     }
   }

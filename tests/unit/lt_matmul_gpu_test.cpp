@@ -3,7 +3,6 @@
 // BGRADB epilogue, dW alone) gives bit for bit what the heuristic's first algorithm gives, whichever candidate the
 // timings chose; and the output hash it tells candidates apart with sees one changed word, ignores the padding
 // between columns, and calls a constant matrix constant.
-#include <array>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -15,7 +14,6 @@
 
 #include "src/ops/linear_gemms.h"
 #include "src/ops/lt_matmul.h"
-#include "src/util/sm_share.h"
 
 namespace deepspeed {
 namespace {
@@ -115,45 +113,6 @@ TEST(LtMatmul, TimedExactGivesTheHeuristicsBits) {
           EXPECT_TRUE(at::equal(exact[i], again[i])) << label << ": output " << i << ", cached";
         }
       }
-    }
-  }
-}
-
-// While side-stream work holds SMs (util/sm_share.h: the optimizer step behind the forward), the GEMMs size
-// themselves for the rest (cuBLASLt's SM count target), a choice cached apart from the whole device's. The
-// product stays the product; whether its bits stay those of the whole device's algorithm is printed (split-K
-// in fp32 is allowed, so they may not).
-TEST(LtMatmul, ReservedSmsKeepTheProduct) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  setenv("DS_GEMM_TUNED", "1", 1);
-  const bool built = ops::detail::gemm_tuning_requested();
-  unsetenv("DS_GEMM_TUNED");
-  if (!built) GTEST_SKIP() << "built without cuBLASLt's header";
-  const auto o = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
-  for (const auto [rows, in, out] : std::vector<std::array<std::int64_t, 3>>{{8192, 1600, 4800}, {8192, 6400, 1600}}) {
-    at::manual_seed(7);
-    const at::Tensor x = at::randn({rows, in}, o), w = at::randn({out, in}, o) * 0.02, b = at::randn({out}, o),
-                     dy = at::randn({rows, out}, o) * 0.01;
-    for (const std::string which : {"fwd", "dx", "dW+db"}) {
-      const auto whole = run(which, x, w, b, dy, LtChoice::kTimedExact);
-      std::vector<at::Tensor> reserved;
-      {
-        util::set_reserved_sms(16);
-        reserved = run(which, x, w, b, dy, LtChoice::kTimedExact);
-        util::set_reserved_sms(0);
-      }
-      const auto again = run(which, x, w, b, dy, LtChoice::kTimedExact);
-      ASSERT_EQ(whole.size(), reserved.size());
-      bool same_bits = true;
-      for (std::size_t i = 0; i < whole.size(); ++i) {
-        const at::Tensor a = whole[i].view(at::kBFloat16).to(at::kFloat), r = reserved[i].view(at::kBFloat16).to(at::kFloat);
-        EXPECT_TRUE(at::allclose(r, a, 2e-2, 1e-2)) << which << " output " << i;
-        EXPECT_TRUE(at::equal(whole[i], again[i])) << which << ": the whole device's choice again after the reserve";
-        same_bits = same_bits && at::equal(whole[i], reserved[i]);
-      }
-      std::printf("[reserved_sms] %s %lld×%lld→%lld: %s bits as on the whole device\n", which.c_str(),
-                  static_cast<long long>(rows), static_cast<long long>(in), static_cast<long long>(out),
-                  same_bits ? "the same" : "other");
     }
   }
 }

@@ -19,11 +19,5 @@ TEST_F(StepBehindForwardGpu, Bf16EqualsTheWholeStep) {
 }
 TEST_F(StepBehindForwardGpu, Bf16WithAccumulationEqualsTheWholeStep) { expect_behind_equals_whole(true, 2); }
 TEST_F(StepBehindForwardGpu, Fp32EqualsTheWholeStep) { expect_behind_equals_whole(false, 1); }
-// Each unit's part on one block (its chunks in a loop) beside the forward, whose GEMMs leave that SM: the same
-// bits. (The default bound, 16 SMs, exceeds these parts' chunks, so they take one block per chunk.)
-TEST_F(StepBehindForwardGpu, Bf16BoundedToOneSmEqualsTheWholeStep) {
-  const deepspeed::testing::ScopedEnv one("DS_STEP_BEHIND_SMS", "1");
-  expect_behind_equals_whole(true, 1);
-}
 
 }  // namespace
