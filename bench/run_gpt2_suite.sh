@@ -39,6 +39,7 @@
 #   MEMORY_PHASES=0        N: ours prints the device peak of forward / backward / step in its first N steps
 #   BUDGET_S=520           no run starts after this many seconds (the table is still printed)
 #   RUN_TIMEOUT=180        seconds per run
+#   WORK=/tmp/gpt2_suite   scratch (configs, tokens), emptied first: another one for a suite run beside this one
 #   BUILD=build-dev        our build tree (bin/deepspeed, examples/gpt2)    PYTHON=python3
 #   CPU=1 NGPU=2           dry run on a CPU machine (Gloo, DS_ACCELERATOR=cpu), e.g. with
 #                          MODELS=tiny SEQ_LEN=64 MICRO_tiny=8 DS_OPTIMIZER=torch-fused BUILD=build
@@ -47,7 +48,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=${OUT:-$root/bench-logs}
 mkdir -p "$out"
-work=/tmp/gpt2_suite
+work=${WORK:-/tmp/gpt2_suite}  # its own per suite running beside another (configs, tokens)
 rm -rf "$work"
 mkdir -p "$work"
 # Each run's log is written under $OUT as it runs: a device call cut short by its time limit still brings it back.
