@@ -173,7 +173,11 @@ void bench_model(const Model& m, int iters) {
     at::Tensor hs = at::empty({rows, c}, o), y = at::empty({rows, c}, o), mean = at::empty({rows}, f32),
                rstd = at::empty({rows}, f32), dh = at::empty({rows, c}, o), dw = at::empty({c}, o),
                dbias = at::empty({c}, o);
+    // Sized for every row below: with DS_ADD_LAYER_NORM_WIDE set the count covers the wide kernel's grid too
+    // (each kernel launches no more blocks than it holds resident).
+    setenv("DS_ADD_LAYER_NORM_WIDE", "1", 1);
     const std::int64_t parts = add_layer_norm_backward_parts(rows, c);
+    unsetenv("DS_ADD_LAYER_NORM_WIDE");
     at::Tensor ws = at::empty({2, parts, c}, f32);
     const auto forward = [&] {
       check(launch_add_layer_norm_forward(bf16, bf16, residual.data_ptr(), branch.data_ptr(), nullptr, w.data_ptr(),
@@ -194,7 +198,9 @@ void bench_model(const Model& m, int iters) {
     op_table(m.name, "add+LayerNorm backward", 8.0 * rows * c,
              {{"fused, pipelined (default)", backward},
               {"two passes (DS_ADD_LAYER_NORM_SPLIT=1)", backward, "DS_ADD_LAYER_NORM_SPLIT"},
-              {"unpipelined (DS_ADD_LAYER_NORM_PIPELINED=0)", backward, "DS_ADD_LAYER_NORM_PIPELINED", "0"}},
+              {"unpipelined (DS_ADD_LAYER_NORM_PIPELINED=0)", backward, "DS_ADD_LAYER_NORM_PIPELINED", "0"},
+              {"a pack a thread (DS_ADD_LAYER_NORM_WIDE=1)", backward, "DS_ADD_LAYER_NORM_WIDE", "1"},
+              {"a pack a thread, two rows ahead (DS_ADD_LAYER_NORM_WIDE=2)", backward, "DS_ADD_LAYER_NORM_WIDE", "2"}},
              iters);
   }
   // Cross-entropy over the LM head's logits: loss and gradient.

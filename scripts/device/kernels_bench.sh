@@ -19,7 +19,8 @@
 # ce_staged (DS_CROSS_ENTROPY_STAGED=1: the cross-entropy row kept in shared memory between its passes),
 # no_unroll (DS_BIAS_GELU_UNROLL=1: the bias + GELU kernels with one load in flight per thread, the default before
 # 2026-12-05's eighth session), ln_unpipelined (DS_ADD_LAYER_NORM_PIPELINED=0: the LayerNorm backward without
-# dh_out prefetched, likewise),
+# dh_out prefetched, likewise), ln_wide / ln_wide2 (DS_ADD_LAYER_NORM_WIDE=1 / 2: the LayerNorm backward with
+# one 16-byte pack a thread, one or two rows' loads ahead),
 # linear_epilogue (--linear ops with DS_LINEAR_EPILOGUE=1: the bias gradients in cuBLASLt's GEMM epilogue),
 # experiments (all of them), gemm_tuned (--linear ops with DS_GEMM_TUNED=1: every GEMM of the linear layers with
 # the fastest algorithm cuBLASLt offers for its shape of those that give the heuristic's first's bits, timed in
@@ -92,6 +93,8 @@ variant_settings() {
     ce_staged) env_extra=(DS_CROSS_ENTROPY_STAGED=1) ;;
     no_unroll) env_extra=(DS_BIAS_GELU_UNROLL=1) ;;
     ln_unpipelined) env_extra=(DS_ADD_LAYER_NORM_PIPELINED=0) ;;
+    ln_wide) env_extra=(DS_ADD_LAYER_NORM_WIDE=1) ;;
+    ln_wide2) env_extra=(DS_ADD_LAYER_NORM_WIDE=2) ;;
     linear_epilogue) env_extra=(DS_LINEAR_EPILOGUE=1) args_extra=(--linear ops) ;;
     experiments) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_LINEAR_EPILOGUE=1)
       args_extra=(--linear ops) ;;

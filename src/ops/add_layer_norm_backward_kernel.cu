@@ -212,7 +212,8 @@ cudaError_t backward(const void* dy, const void* h, const float* mean, const flo
 std::int64_t add_layer_norm_backward_parts(std::int64_t rows, std::int64_t columns) {
   // Threads per row depend on the values per row, not on the load width, so the element-wise shape bounds both.
   const Shape s = shape_for(std::clamp<std::int64_t>(columns, 1, kAddLayerNormMaxColumns), 1);
-  return std::min((std::max<std::int64_t>(rows, 0) + s.rows - 1) / s.rows, resident_blocks(s));
+  const std::int64_t own = std::min((std::max<std::int64_t>(rows, 0) + s.rows - 1) / s.rows, resident_blocks(s));
+  return add_layer_norm_wide_ahead() > 0 ? std::max(own, add_layer_norm_backward_wide_parts(rows, columns)) : own;
 }
 
 cudaError_t launch_add_layer_norm_backward(ElementType type, ElementType param_type, const void* dy, const void* h,
@@ -224,6 +225,11 @@ cudaError_t launch_add_layer_norm_backward(ElementType type, ElementType param_t
   if (util::env_is("DS_ADD_LAYER_NORM_SPLIT")) {
     return launch_add_layer_norm_backward_split(type, param_type, dy, h, mean, rstd, weight, dh_out, dh, dweight, dbias,
                                                 dbranch_bias, workspace, parts, rows, columns, stream);
+  }
+  const int ahead = add_layer_norm_wide_ahead();
+  if (ahead > 0 && add_layer_norm_wide_fits(type, columns, {dy, h, weight, dh_out, dh, workspace})) {
+    return launch_add_layer_norm_backward_wide(type, param_type, dy, h, mean, rstd, weight, dh_out, dh, dweight, dbias,
+                                               dbranch_bias, workspace, parts, rows, columns, ahead, stream);
   }
   return dispatch(type, param_type, [&](auto t, auto p) {
     using T = typename decltype(t)::type;

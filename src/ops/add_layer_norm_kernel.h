@@ -3,6 +3,7 @@
 // parses ATen.
 
 #include <cstdint>
+#include <initializer_list>
 
 #include <cuda_runtime_api.h>
 
@@ -51,5 +52,29 @@ cudaError_t launch_add_layer_norm_backward_split(ElementType type, ElementType p
                                                  void* dbias, void* dbranch_bias, float* workspace,
                                                  std::int64_t parts, std::int64_t rows, std::int64_t columns,
                                                  cudaStream_t stream);
+
+/// The backward with one 16-byte pack a thread (add_layer_norm_wide_kernel.cu), the same contract as
+/// launch_add_layer_norm_backward for 16-bit `type` with columns a multiple of 8 up to 2048 and 16-byte aligned
+/// pointers (add_layer_norm_wide_fits); `ahead` (1 or 2): rows whose loads are in flight while one is reduced.
+/// dh is the default kernel's arithmetic with its row sums grouped otherwise (it may differ in the last bit);
+/// the parameters' gradients are summed in a fixed order grouped by its own grid (deterministic, not the
+/// default's bits). launch_add_layer_norm_backward calls it when
+/// DS_ADD_LAYER_NORM_WIDE=1 or 2 (read at every launch; add_layer_norm_wide_ahead) and the case fits.
+cudaError_t launch_add_layer_norm_backward_wide(ElementType type, ElementType param_type, const void* dy,
+                                                const void* h, const float* mean, const float* rstd,
+                                                const void* weight, const void* dh_out, void* dh, void* dweight,
+                                                void* dbias, void* dbranch_bias, float* workspace, std::int64_t parts,
+                                                std::int64_t rows, std::int64_t columns, int ahead,
+                                                cudaStream_t stream);
+
+/// DS_ADD_LAYER_NORM_WIDE: 0 when unset (the default kernel), else the rows ahead (=2: 2, any other value: 1).
+int add_layer_norm_wide_ahead();
+
+/// Whether the wide backward takes this case: 16-bit values, columns % 8 == 0 and ≤ 2048, aligned pointers.
+bool add_layer_norm_wide_fits(ElementType type, std::int64_t columns, std::initializer_list<const void*> pointers);
+
+/// Workspace rows the wide backward may use (0 where its shape does not fit); add_layer_norm_backward_parts
+/// takes the larger of this and its own while DS_ADD_LAYER_NORM_WIDE is set.
+std::int64_t add_layer_norm_backward_wide_parts(std::int64_t rows, std::int64_t columns);
 
 }  // namespace deepspeed::ops::detail

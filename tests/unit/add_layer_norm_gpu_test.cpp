@@ -14,6 +14,8 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "deepspeed/ops/add_layer_norm.h"
+#include "src/ops/add_layer_norm_kernel.h"
+#include "src/ops/launch_support.h"
 #include "tests/support/kernel_checks.h"
 #include "tests/support/scoped_env.h"
 
@@ -158,6 +160,37 @@ TEST_P(AddLayerNormGpu, SplitBackwardMatchesTheFp32Reference) {
   const std::string label = std::string(c10::toString(dtype)) + (fp32_params ? "/fp32 params" : "") + " C=" +
                             std::to_string(c) + " rows=" + std::to_string(rows);
   EXPECT_LE(error_in_eps(split.d_residual, fused.d_residual, epsilon_of(dtype), "dh/fused", label), 1.0) << label;
+}
+
+// DS_ADD_LAYER_NORM_WIDE=1 and =2, the backward with one 16-byte pack a thread (add_layer_norm_wide_kernel.cu;
+// 16-bit values, C a multiple of 8 up to 2048, else the default kernel runs): every case above against the fp32
+// reference with the same bounds, and dh against the default kernel's within one unit (the same arithmetic, its
+// row sums grouped over threads otherwise).
+TEST_P(AddLayerNormGpu, WideBackwardMatchesTheFp32Reference) {
+  const auto [dtype, fp32_params, c, rows] = GetParam();
+  if (dtype == at::kFloat && fp32_params) GTEST_SKIP() << "fp32 parameters with fp32 inputs: the plain fp32 case";
+  const auto type = ops::detail::element_type(dtype);
+  if (dtype != at::kFloat && c % 8 == 0 && c <= 2048) {
+    EXPECT_TRUE(ops::detail::add_layer_norm_wide_fits(type, c, {}));  // the wide kernel, not the default, runs
+  }
+  at::manual_seed(37);
+  const auto opts = at::TensorOptions().device(at::kCUDA);
+  const auto pdtype = fp32_params ? at::kFloat : dtype;
+  const auto residual = at::randn({rows, c}, opts).to(dtype), branch = at::randn({rows, c}, opts).to(dtype);
+  const auto weight = (1.0 + 0.1 * at::randn({c}, opts)).to(pdtype), bias = (0.1 * at::randn({c}, opts)).to(pdtype);
+  const auto dy = at::randn({rows, c}, opts).to(dtype), dh_out = at::randn({rows, c}, opts).to(dtype);
+  const auto once = [&] { return run(ops::add_layer_norm, residual, branch, weight, bias, dh_out, dy, at::Tensor()); };
+  const Grads fused = once();
+  for (const char* ahead : {"1", "2"}) {
+    const deepspeed::testing::ScopedEnv wide("DS_ADD_LAYER_NORM_WIDE", ahead);
+    check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false);
+    check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/false, /*misaligned=*/false);
+    check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false, /*with_branch_bias=*/true);
+    const std::string label = std::string(c10::toString(dtype)) + (fp32_params ? "/fp32 params" : "") + " C=" +
+                              std::to_string(c) + " rows=" + std::to_string(rows) + " ahead " + ahead;
+    const Grads got = once();
+    EXPECT_LE(error_in_eps(got.d_residual, fused.d_residual, epsilon_of(dtype), "dh/default", label), 1.0) << label;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
