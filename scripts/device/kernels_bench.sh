@@ -129,7 +129,10 @@ variant_settings() {
   esac
 }
 micro_of() { case $1 in 124M) echo 32 ;; 350M) echo 16 ;; *) echo 8 ;; esac; }
-for model in ${MODELS:-124M} ${PROFILE_MODELS:-}; do
+# PROFILE_MODELS=none: no profiled run, as in bench/run_gpt2_suite.sh.
+profile_models=${PROFILE_MODELS:-}
+[ "$profile_models" = none ] && profile_models=""
+for model in ${MODELS:-124M} $profile_models; do
   $tools config examples/gpt2/ds_config_124M.json "$work/cfg_$model.json" --micro "$(micro_of "$model")" --gas 1 \
     --world 1 --stage 0 --grad-accum-dtype "" --zero-extra ""
 done
@@ -152,7 +155,7 @@ for model in ${MODELS:-124M}; do
   done
 done
 # PROFILE_VARIANTS (default: default): the profiled runs, one per model and variant.
-for model in ${PROFILE_MODELS:-}; do
+for model in $profile_models; do
   for variant in ${PROFILE_VARIANTS:-default}; do
     port=$((port + 1))
     variant_settings "$variant" "$model" "$(micro_of "$model")" || continue
