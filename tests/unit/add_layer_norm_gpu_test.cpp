@@ -128,6 +128,28 @@ TEST_P(AddLayerNormGpu, BranchBiasMatchesTheFp32Reference) {
   check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false, /*with_branch_bias=*/true);
 }
 
+// dh of the default backward and of the one the environment switch `name`=`value` selects, from the same
+// inputs: within one unit of the inputs' dtype.
+void expect_dh_near_the_default(at::ScalarType dtype, bool fp32_params, std::int64_t c, std::int64_t rows,
+                                const char* name, const char* value, std::uint64_t seed) {
+  at::manual_seed(seed);
+  const auto opts = at::TensorOptions().device(at::kCUDA);
+  const auto pdtype = fp32_params ? at::kFloat : dtype;
+  const auto residual = at::randn({rows, c}, opts).to(dtype), branch = at::randn({rows, c}, opts).to(dtype);
+  const auto weight = (1.0 + 0.1 * at::randn({c}, opts)).to(pdtype), bias = (0.1 * at::randn({c}, opts)).to(pdtype);
+  const auto dy = at::randn({rows, c}, opts).to(dtype), dh_out = at::randn({rows, c}, opts).to(dtype);
+  const auto once = [&] { return run(ops::add_layer_norm, residual, branch, weight, bias, dh_out, dy, at::Tensor()); };
+  const Grads by_default = once();
+  const Grads switched = [&] {
+    const deepspeed::testing::ScopedEnv on(name, value);
+    return once();
+  }();
+  const std::string label = std::string(c10::toString(dtype)) + (fp32_params ? "/fp32 params" : "") + " C=" +
+                            std::to_string(c) + " rows=" + std::to_string(rows) + " " + name + "=" + value;
+  EXPECT_LE(error_in_eps(switched.d_residual, by_default.d_residual, epsilon_of(dtype), "dh/default", label), 1.0)
+      << label;
+}
+
 // DS_ADD_LAYER_NORM_SPLIT=1, the backward in two passes (add_layer_norm_split_kernel.cu): every case above, with
 // and without a branch bias, against the fp32 reference with the same bounds; and dh against the fused
 // kernel's. The same arithmetic in the same order: equal, or one rounding apart should the compiler contract a
@@ -135,31 +157,12 @@ TEST_P(AddLayerNormGpu, BranchBiasMatchesTheFp32Reference) {
 TEST_P(AddLayerNormGpu, SplitBackwardMatchesTheFp32Reference) {
   const auto [dtype, fp32_params, c, rows] = GetParam();
   if (dtype == at::kFloat && fp32_params) GTEST_SKIP() << "fp32 parameters with fp32 inputs: the plain fp32 case";
-  struct SplitOn {  // unset even when an assertion returns early
-    SplitOn() { setenv("DS_ADD_LAYER_NORM_SPLIT", "1", 1); }
-    ~SplitOn() { unsetenv("DS_ADD_LAYER_NORM_SPLIT"); }
-  };
   {
-    const SplitOn split;
+    const deepspeed::testing::ScopedEnv split("DS_ADD_LAYER_NORM_SPLIT", "1");
     check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false);
     check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false, /*with_branch_bias=*/true);
   }
-  at::manual_seed(31);
-  const auto opts = at::TensorOptions().device(at::kCUDA);
-  const auto pdtype = fp32_params ? at::kFloat : dtype;
-  const auto residual = at::randn({rows, c}, opts).to(dtype), branch = at::randn({rows, c}, opts).to(dtype);
-  const auto weight = (1.0 + 0.1 * at::randn({c}, opts)).to(pdtype), bias = (0.1 * at::randn({c}, opts)).to(pdtype);
-  const auto dy = at::randn({rows, c}, opts).to(dtype), dh_out = at::randn({rows, c}, opts).to(dtype);
-  const auto once = [&] { return run(ops::add_layer_norm, residual, branch, weight, bias, dh_out, dy, at::Tensor()); };
-  const Grads fused = once();
-  Grads split;
-  {
-    const SplitOn on;
-    split = once();
-  }
-  const std::string label = std::string(c10::toString(dtype)) + (fp32_params ? "/fp32 params" : "") + " C=" +
-                            std::to_string(c) + " rows=" + std::to_string(rows);
-  EXPECT_LE(error_in_eps(split.d_residual, fused.d_residual, epsilon_of(dtype), "dh/fused", label), 1.0) << label;
+  expect_dh_near_the_default(dtype, fp32_params, c, rows, "DS_ADD_LAYER_NORM_SPLIT", "1", 31);
 }
 
 // DS_ADD_LAYER_NORM_WIDE=1 and =2, the backward with one 16-byte pack a thread (add_layer_norm_wide_kernel.cu;
@@ -169,27 +172,17 @@ TEST_P(AddLayerNormGpu, SplitBackwardMatchesTheFp32Reference) {
 TEST_P(AddLayerNormGpu, WideBackwardMatchesTheFp32Reference) {
   const auto [dtype, fp32_params, c, rows] = GetParam();
   if (dtype == at::kFloat && fp32_params) GTEST_SKIP() << "fp32 parameters with fp32 inputs: the plain fp32 case";
-  const auto type = ops::detail::element_type(dtype);
-  if (dtype != at::kFloat && c % 8 == 0 && c <= 2048) {
-    EXPECT_TRUE(ops::detail::add_layer_norm_wide_fits(type, c, {}));  // the wide kernel, not the default, runs
+  if (dtype != at::kFloat && c % 8 == 0 && c <= 2048) {  // the wide kernel, not the default, runs
+    EXPECT_TRUE(ops::detail::add_layer_norm_wide_fits(ops::detail::element_type(dtype), c, {}));
   }
-  at::manual_seed(37);
-  const auto opts = at::TensorOptions().device(at::kCUDA);
-  const auto pdtype = fp32_params ? at::kFloat : dtype;
-  const auto residual = at::randn({rows, c}, opts).to(dtype), branch = at::randn({rows, c}, opts).to(dtype);
-  const auto weight = (1.0 + 0.1 * at::randn({c}, opts)).to(pdtype), bias = (0.1 * at::randn({c}, opts)).to(pdtype);
-  const auto dy = at::randn({rows, c}, opts).to(dtype), dh_out = at::randn({rows, c}, opts).to(dtype);
-  const auto once = [&] { return run(ops::add_layer_norm, residual, branch, weight, bias, dh_out, dy, at::Tensor()); };
-  const Grads fused = once();
   for (const char* ahead : {"1", "2"}) {
-    const deepspeed::testing::ScopedEnv wide("DS_ADD_LAYER_NORM_WIDE", ahead);
-    check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false);
-    check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/false, /*misaligned=*/false);
-    check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false, /*with_branch_bias=*/true);
-    const std::string label = std::string(c10::toString(dtype)) + (fp32_params ? "/fp32 params" : "") + " C=" +
-                              std::to_string(c) + " rows=" + std::to_string(rows) + " ahead " + ahead;
-    const Grads got = once();
-    EXPECT_LE(error_in_eps(got.d_residual, fused.d_residual, epsilon_of(dtype), "dh/default", label), 1.0) << label;
+    {
+      const deepspeed::testing::ScopedEnv wide("DS_ADD_LAYER_NORM_WIDE", ahead);
+      check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false);
+      check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/false, /*misaligned=*/false);
+      check_case(dtype, fp32_params, c, rows, /*with_dh_out=*/true, /*misaligned=*/false, /*with_branch_bias=*/true);
+    }
+    expect_dh_near_the_default(dtype, fp32_params, c, rows, "DS_ADD_LAYER_NORM_WIDE", ahead, 37);
   }
 }
 
