@@ -110,9 +110,9 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
     target_link_libraries(${owner} PRIVATE ${name})
   endfunction()
   ds_cuda_kernels(ds_ops_cuda ds_ops ops/cross_entropy_kernel.cu ops/add_layer_norm_kernel.cu
-                  ops/add_layer_norm_backward_kernel.cu ops/add_layer_norm_split_kernel.cu ops/add_layer_norm_wide_kernel.cu
-                  ops/bias_gelu_kernel.cu
-                  ops/linear_chunks_kernel.cu ops/bits_hash_kernel.cu)
+                  ops/add_layer_norm_backward_kernel.cu ops/add_layer_norm_split_kernel.cu
+                  ops/add_layer_norm_wide_kernel.cu ops/bias_gelu_kernel.cu ops/linear_chunks_kernel.cu
+                  ops/bits_hash_kernel.cu)
   set(DS_CUDA_OPS ON PARENT_SCOPE)
   # For the CPU tests of the kernels' host-and-device arithmetic (tests/unit: CUDA's headers, no runtime).
   set(DS_CUDA_INCLUDE_DIRS ${CUDAToolkit_INCLUDE_DIRS} PARENT_SCOPE)

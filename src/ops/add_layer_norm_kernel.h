@@ -58,8 +58,8 @@ cudaError_t launch_add_layer_norm_backward_split(ElementType type, ElementType p
 /// pointers (add_layer_norm_wide_fits); `ahead` (1 or 2): rows whose loads are in flight while one is reduced.
 /// dh is the default kernel's arithmetic with its row sums grouped otherwise (it may differ in the last bit);
 /// the parameters' gradients are summed in a fixed order grouped by its own grid (deterministic, not the
-/// default's bits). launch_add_layer_norm_backward calls it when
-/// DS_ADD_LAYER_NORM_WIDE=1 or 2 (read at every launch; add_layer_norm_wide_ahead) and the case fits.
+/// default's bits). launch_add_layer_norm_backward calls it when DS_ADD_LAYER_NORM_WIDE=1 or 2 (read at every
+/// launch; add_layer_norm_wide_ahead) and the case fits.
 cudaError_t launch_add_layer_norm_backward_wide(ElementType type, ElementType param_type, const void* dy,
                                                 const void* h, const float* mean, const float* rstd,
                                                 const void* weight, const void* dh_out, void* dh, void* dweight,
@@ -67,7 +67,7 @@ cudaError_t launch_add_layer_norm_backward_wide(ElementType type, ElementType pa
                                                 std::int64_t rows, std::int64_t columns, int ahead,
                                                 cudaStream_t stream);
 
-/// DS_ADD_LAYER_NORM_WIDE: 0 when unset (the default kernel), else the rows ahead (=2: 2, any other value: 1).
+/// DS_ADD_LAYER_NORM_WIDE: the rows ahead, 1 for "1" and 2 for "2"; 0 (the default kernel) unset or otherwise.
 int add_layer_norm_wide_ahead();
 
 /// Whether the wide backward takes this case: 16-bit values, columns % 8 == 0 and ≤ 2048, aligned pointers.

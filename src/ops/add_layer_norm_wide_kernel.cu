@@ -1,10 +1,11 @@
 // Fused residual-add + LayerNorm backward with one 16-byte pack a thread (DS_ADD_LAYER_NORM_WIDE=1 or 2; opt-in:
-// on an H100, 2026-12-05, 4-8 % faster alone at GPT-2's shapes, no gain resolved in the model). Why: the default kernel (add_layer_norm_backward_kernel.cu) gives a thread
-// 16 values of its row and keeps their dweight/dbias sums in registers, ~120 of them, so an SM holds 16 of its
-// warps; on an H200 it moved ~2.5 TB/s in the GPT-2 1.5B profile (42 µs a call for ~105 MB), the kernel of the
-// step furthest from its bytes. Here a thread holds 8 values (one pack) of each row, so a row of 1600 values
-// takes 7 warps and a thread needs about half the registers: more warps in flight a multiprocessor, and with
-// DS_ADD_LAYER_NORM_WIDE=2 two rows' loads ahead instead of one. 16-bit inputs only (fp32 rows take the default).
+// on an H100, 2026-12-05, 4-8 % faster alone at GPT-2's shapes, no gain resolved in the model). Why: the default
+// kernel (add_layer_norm_backward_kernel.cu) gives a thread 16 values of its row and keeps their dweight/dbias
+// sums in registers, ~120 of them, so an SM holds 16 of its warps; on an H200 it moved ~2.5 TB/s in the GPT-2
+// 1.5B profile (42 µs a call for ~105 MB), the kernel of the step furthest from its bytes. Here a thread holds
+// 8 values (one pack) of each row, so a row of 1600 values takes 7 warps and a thread needs about half the
+// registers: more warps in flight a multiprocessor, and with DS_ADD_LAYER_NORM_WIDE=2 two rows' loads ahead
+// instead of one. 16-bit inputs only (fp32 rows take the default).
 //
 // The arithmetic is the default kernel's (row_sum_terms, input_grad_pack, the fixed-order fold); its row sums
 // are grouped over threads otherwise, so dh may differ from the default's in the last bit, and its grid (the
@@ -30,8 +31,8 @@ using namespace row_layout;
 using param_fold::fold_param_grads;
 
 constexpr int kWideMaxThreads = 256;  // one pack a thread: rows of up to 2048 16-bit values
-// Blocks of the widest shape a multiprocessor holds: 3 (≤ 80 registers a thread) with two rows ahead, 4 (≤ 64)
-// with one. ptxas for sm_90: no spills without a branch bias; a few bytes with one.
+// The launch bound's blocks of the widest shape per multiprocessor: 3 (≤ 80 registers a thread) with two rows
+// ahead, 4 (≤ 64) with one. ptxas for sm_90: no spills without a branch bias; a few bytes with one.
 constexpr int kWideMinBlocks = 3;
 
 // One block per row at a time (blockDim.x threads, one pack each), rows strided over the grid. kAhead rows'
@@ -101,7 +102,8 @@ __global__ void __launch_bounds__(kWideMaxThreads, kAhead == 1 ? kWideMinBlocks 
 
 template <typename T, typename P, bool kBranchBias>
 auto wide_kernel(int ahead) {
-  return ahead >= 2 ? add_layer_norm_backward_wide<T, P, kBranchBias, 2> : add_layer_norm_backward_wide<T, P, kBranchBias, 1>;
+  return ahead >= 2 ? add_layer_norm_backward_wide<T, P, kBranchBias, 2>
+                    : add_layer_norm_backward_wide<T, P, kBranchBias, 1>;
 }
 
 int threads_for(std::int64_t columns, int pack) {
