@@ -9,6 +9,7 @@
 //
 // "GB/s" is the op's own traffic (each input read once, each output written once) over its time, for every
 // row of an op alike, so a reference that reads its data twice shows as slower, not as busier.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -173,11 +174,10 @@ void bench_model(const Model& m, int iters) {
     at::Tensor hs = at::empty({rows, c}, o), y = at::empty({rows, c}, o), mean = at::empty({rows}, f32),
                rstd = at::empty({rows}, f32), dh = at::empty({rows, c}, o), dw = at::empty({c}, o),
                dbias = at::empty({c}, o);
-    // Sized for every row below: with DS_ADD_LAYER_NORM_WIDE set the count covers the wide kernel's grid too
-    // (each kernel launches no more blocks than it holds resident).
-    setenv("DS_ADD_LAYER_NORM_WIDE", "1", 1);
-    const std::int64_t parts = add_layer_norm_backward_parts(rows, c);
-    unsetenv("DS_ADD_LAYER_NORM_WIDE");
+    // Sized for every row below, the wide kernel's (DS_ADD_LAYER_NORM_WIDE) too: each kernel launches no more
+    // blocks than it holds resident.
+    const std::int64_t parts =
+        std::max(add_layer_norm_backward_parts(rows, c), add_layer_norm_backward_wide_parts(rows, c));
     at::Tensor ws = at::empty({2, parts, c}, f32);
     const auto forward = [&] {
       check(launch_add_layer_norm_forward(bf16, bf16, residual.data_ptr(), branch.data_ptr(), nullptr, w.data_ptr(),

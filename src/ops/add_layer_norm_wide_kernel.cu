@@ -110,6 +110,12 @@ int threads_for(std::int64_t columns, int pack) {
   return static_cast<int>((columns / pack + 31) / 32 * 32);
 }
 
+// Rows the kernel takes by width: whole 16-byte packs of 16-bit values, one a thread, at most a block of them.
+constexpr int kPack16 = 8;
+bool shape_fits(std::int64_t columns) {
+  return columns >= kPack16 && columns % kPack16 == 0 && columns / kPack16 <= kWideMaxThreads;
+}
+
 // Blocks of the kernel the device holds at once (the grid: each block adds a partial row to fold).
 template <typename T, typename P, bool kBranchBias>
 std::int64_t wide_resident(int ahead, int threads) {
@@ -124,16 +130,14 @@ int add_layer_norm_wide_ahead() {
 }
 
 bool add_layer_norm_wide_fits(ElementType type, std::int64_t columns, std::initializer_list<const void*> pointers) {
-  if (type == ElementType::kFloat32) return false;
-  constexpr int kPack = 8;  // 16-bit values a 16-byte load
-  return columns % kPack == 0 && columns / kPack <= kWideMaxThreads && aligned(pointers);
+  return type != ElementType::kFloat32 && shape_fits(columns) && aligned(pointers);
 }
 
 std::int64_t add_layer_norm_backward_wide_parts(std::int64_t rows, std::int64_t columns) {
-  if (columns < 8 || columns % 8 != 0 || columns / 8 > kWideMaxThreads) return 0;
+  if (!shape_fits(columns)) return 0;
   // An upper bound of the blocks resident at once (a multiprocessor holds at most 2048 threads); the launch
   // takes the kernel's own residency, so only that many partial rows are written and folded.
-  const std::int64_t per_sm = std::max(1, 2048 / threads_for(columns, 8));
+  const std::int64_t per_sm = std::max(1, 2048 / threads_for(columns, kPack16));
   return std::min(std::max<std::int64_t>(rows, 0), static_cast<std::int64_t>(device_sms()) * per_sm);
 }
 
