@@ -20,7 +20,9 @@
 # no_unroll (DS_BIAS_GELU_UNROLL=1: the bias + GELU kernels with one load in flight per thread, the default before
 # 2026-12-05's eighth session), ln_unpipelined (DS_ADD_LAYER_NORM_PIPELINED=0: the LayerNorm backward without
 # dh_out prefetched, likewise), ln_wide / ln_wide2 (DS_ADD_LAYER_NORM_WIDE=1 / 2: the LayerNorm backward with
-# one 16-byte pack a thread, one or two rows' loads ahead),
+# one 16-byte pack a thread, one or two rows' loads ahead), gemm_memset (DS_GEMM_MEMSET_FREE=0: every GEMM
+# algorithm offered within LibTorch's cuBLASLt workspace and run with it, a memset before each launch on Hopper;
+# the default before the eleventh session of 2026-12-05),
 # linear_epilogue (--linear ops with DS_LINEAR_EPILOGUE=1: the bias gradients in cuBLASLt's GEMM epilogue),
 # experiments (all of them), gemm_tuned (--linear ops with DS_GEMM_TUNED=1: every GEMM of the linear layers with
 # the fastest algorithm cuBLASLt offers for its shape of those that give the heuristic's first's bits, timed in
@@ -40,7 +42,8 @@
 # category, the top kernels, the idle time and its largest gaps), per PROFILE_VARIANTS (default: default).
 # TRACE=1: those runs also write a Chrome trace, read by bench/trace_gaps.py (which host operator launched the
 # work after each idle gap and each memset; the host calls that wait for the device); the trace comes back gzipped.
-# SDPA=0 skips sdpa_bench. gemm_bench and ops_bench run where BUILD_TARGETS built them (GEMM=0, OPS=0 skip them).
+# SDPA=0 skips sdpa_bench. gemm_bench, gemm_launch_probe and ops_bench run where BUILD_TARGETS built them (GEMM=0,
+# PROBE=0, OPS=0 skip them).
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 describe_machine
@@ -66,6 +69,12 @@ fi
 if [ "${GEMM:-1}" = 1 ] && [ -x build-dev/bench/gemm_bench ]; then
   build-dev/bench/gemm_bench --models "${MODELS:-124M}" >"$out/gemm.md" 2>&1
   stamp "gemm_bench: exit $? $(grep -E '^[0-9.]+[MB]: GEMMs' "$out/gemm.md" | tr '\n' ' ')"
+fi
+# bench/gemm_launch_probe, where built (PROBE=0 skips it): the device activities and back-to-back time of each
+# GEMM call for MODELS, algorithm by algorithm, with and without a workspace.
+if [ "${PROBE:-1}" = 1 ] && [ -x build-dev/bench/gemm_launch_probe ]; then
+  build-dev/bench/gemm_launch_probe --models "${MODELS:-124M}" >"$out/gemm_probe.md" 2>&1
+  stamp "gemm_launch_probe: exit $?"
 fi
 # bench/ops_bench, where built (BUILD_TARGETS naming ops_bench; OPS=0 skips it): each memory-bound kernel of ops/
 # alone beside what it replaces, at MODELS' shapes (time and the op's bytes per second).
@@ -95,6 +104,7 @@ variant_settings() {
     ln_unpipelined) env_extra=(DS_ADD_LAYER_NORM_PIPELINED=0) ;;
     ln_wide) env_extra=(DS_ADD_LAYER_NORM_WIDE=1) ;;
     ln_wide2) env_extra=(DS_ADD_LAYER_NORM_WIDE=2) ;;
+    gemm_memset) env_extra=(DS_GEMM_MEMSET_FREE=0) ;;
     linear_epilogue) env_extra=(DS_LINEAR_EPILOGUE=1) args_extra=(--linear ops) ;;
     experiments) env_extra=(DS_CROSS_ENTROPY_STAGED=1 DS_LINEAR_EPILOGUE=1)
       args_extra=(--linear ops) ;;

@@ -15,6 +15,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "src/ops/cublas_lt.h"
+#include "src/util/env.h"
 
 namespace deepspeed::ops::detail {
 namespace {
@@ -68,19 +69,27 @@ struct Descriptors {
   }
 };
 
+// One algorithm the heuristic offered, the workspace it said it needs, and whether it runs with LibTorch's
+// workspace (offered within it) or with none (offered within none).
+struct Offer {
+  cublasLtMatmulAlgo_t algo{};
+  std::size_t workspace_bytes = 0;
+  bool with_workspace = true;
+};
+
 struct Choice {
   bool found = false;
-  cublasLtMatmulAlgo_t algo{};
+  Offer algo{};
 };
 // (device, ops, m, n, k, leading dimensions, type, epilogue, bias type, alignments of A, B, D, the bias and
-// aux, aux's leading dimension, workspace bytes, choice)
-using Key = std::array<std::int64_t, 20>;
+// aux, aux's leading dimension, workspace bytes, choice, memset-free)
+using Key = std::array<std::int64_t, 21>;
 std::mutex choices_mutex;
 std::map<Key, Choice> choices;
 
-// The algorithms the heuristic offers for the problem, best first (at most `most`).
-std::vector<cublasLtMatmulAlgo_t> offered(const CublasLt& lt, cublasLtHandle_t handle, const Descriptors& ds,
-                                          const LtProblem& p, int most, std::uint64_t workspace_bytes) {
+// The algorithms the heuristic offers for the problem within `workspace_bytes`, best first (at most `most`).
+std::vector<Offer> offered(const CublasLt& lt, cublasLtHandle_t handle, const Descriptors& ds, const LtProblem& p,
+                           int most, std::uint64_t workspace_bytes) {
   LtOwned<cublasLtMatmulPreference_t> preference(lt.preference_destroy);
   check(lt.preference_create(&preference.handle), "preference");
   check(lt.preference_set(preference.handle, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
@@ -109,11 +118,27 @@ std::vector<cublasLtMatmulAlgo_t> offered(const CublasLt& lt, cublasLtHandle_t h
                    most, results.data(), &count) != CUBLAS_STATUS_SUCCESS) {
     return {};  // the problem not supported at all: the caller's own path
   }
-  std::vector<cublasLtMatmulAlgo_t> algos;
+  std::vector<Offer> algos;
   for (int i = 0; i < count; ++i) {
-    if (results[static_cast<std::size_t>(i)].state == CUBLAS_STATUS_SUCCESS) {
-      algos.push_back(results[static_cast<std::size_t>(i)].algo);
-    }
+    const auto& r = results[static_cast<std::size_t>(i)];
+    if (r.state == CUBLAS_STATUS_SUCCESS) algos.push_back({r.algo, r.workspaceSize, workspace_bytes > 0});
+  }
+  return algos;
+}
+
+// The memset-free offer: the algorithms offered within no workspace (run without one), then those offered within
+// `workspace_bytes` that the first list lacks (split-K, say; run with it), at most `most` of each. On Hopper the
+// no-workspace list holds the kernels the heuristic would choose anyway, which given a workspace take 4 bytes of
+// it and clear them with a memset before every launch (gemm_launch_probe, 2026-12-05).
+std::vector<Offer> offered_memset_free(const CublasLt& lt, cublasLtHandle_t handle, const Descriptors& ds,
+                                       const LtProblem& p, int most, std::uint64_t workspace_bytes) {
+  std::vector<Offer> algos = offered(lt, handle, ds, p, most, 0);
+  if (workspace_bytes == 0) return algos;
+  for (const Offer& o : offered(lt, handle, ds, p, most, workspace_bytes)) {
+    const bool listed = std::any_of(algos.begin(), algos.end(), [&](const Offer& a) {
+      return std::memcmp(&a.algo, &o.algo, sizeof o.algo) == 0;
+    });
+    if (!listed) algos.push_back(o);
   }
   return algos;
 }
@@ -127,19 +152,19 @@ struct Launch {
   std::size_t workspace_bytes;
   cudaStream_t stream;
 
-  cublasStatus_t operator()(const cublasLtMatmulAlgo_t& algo) const {
+  cublasStatus_t operator()(const Offer& o) const {
     const float one = 1.0f, zero = 0.0f;
     return lt.matmul(handle, ds.desc.handle, &one, p.a, ds.a.handle, p.b, ds.b.handle, &zero, p.d, ds.d.handle, p.d,
-                     ds.d.handle, &algo, workspace, workspace_bytes, stream);
+                     ds.d.handle, &o.algo, o.with_workspace ? workspace : nullptr,
+                     o.with_workspace ? workspace_bytes : 0, stream);
   }
 };
 
 // The candidates among `algos` (the heuristic's, best first): those cuBLASLt launches, each launched once here;
 // with `exact`, only those whose output has the first's bits, and the first alone where it refuses to launch
 // (kHeuristic's path then reports it) or its output is constant (nothing to tell orders of addition apart).
-std::vector<cublasLtMatmulAlgo_t> candidates(const std::vector<cublasLtMatmulAlgo_t>& algos, const Launch& launch,
-                                             bool exact) {
-  std::vector<cublasLtMatmulAlgo_t> out;
+std::vector<Offer> candidates(const std::vector<Offer>& algos, const Launch& launch, bool exact) {
+  std::vector<Offer> out;
   LtBits first;
   for (std::size_t i = 0; i < algos.size(); ++i) {
     if (launch(algos[i]) != CUBLAS_STATUS_SUCCESS) {  // offered but refused: not a candidate
@@ -165,7 +190,7 @@ std::vector<cublasLtMatmulAlgo_t> candidates(const std::vector<cublasLtMatmulAlg
 // The fastest of `runnable` on this problem's buffers, all launched once already. All are timed one launch at a
 // time in interleaved rounds, so that a clock still ramping up (this runs in the first step) or another drift
 // weighs on every candidate alike rather than on the first ones; each is judged by its median round.
-Choice fastest(const std::vector<cublasLtMatmulAlgo_t>& runnable, const Launch& launch) {
+Choice fastest(const std::vector<Offer>& runnable, const Launch& launch) {
   constexpr int kRounds = 5;
   Choice best;
   if (runnable.size() < 2) {
@@ -204,7 +229,7 @@ Choice fastest(const std::vector<cublasLtMatmulAlgo_t>& runnable, const Launch& 
   return best;
 }
 
-static_assert(sizeof(cublasLtMatmulAlgo_t) == sizeof(LtAlgorithm), "LtAlgorithm holds one cublasLtMatmulAlgo_t");
+static_assert(sizeof(cublasLtMatmulAlgo_t) == sizeof(LtAlgorithm::data), "LtAlgorithm holds one cublasLtMatmulAlgo_t");
 
 Launch launcher(const CublasLt& lt, const Descriptors& ds, const LtProblem& p) {
   return Launch{lt, at::cuda::getCurrentCUDABlasLtHandle(), ds, p, at::cuda::getCUDABlasLtWorkspace(),
@@ -213,27 +238,31 @@ Launch launcher(const CublasLt& lt, const Descriptors& ds, const LtProblem& p) {
 
 }  // namespace
 
-std::vector<LtAlgorithm> lt_algorithms(const LtProblem& p, int most) {
+bool lt_memset_free_requested() { return !util::env_is("DS_GEMM_MEMSET_FREE", "0"); }
+
+std::vector<LtAlgorithm> lt_algorithms(const LtProblem& p, int most, bool without_workspace) {
   const CublasLt& lt = cublas_lt();
   if (!lt.loaded) return {};
   const Descriptors ds(lt, p);
+  const Launch launch = launcher(lt, ds, p);
   std::vector<LtAlgorithm> out;
-  for (const auto& algo : offered(lt, at::cuda::getCurrentCUDABlasLtHandle(), ds, p, most,
-                                  at::cuda::getCUDABlasLtWorkspaceSize())) {
+  for (const Offer& o : offered(lt, launch.handle, ds, p, most, without_workspace ? 0 : launch.workspace_bytes)) {
     LtAlgorithm a;
-    std::memcpy(a.data.data(), &algo, sizeof algo);
+    std::memcpy(a.data.data(), &o.algo, sizeof o.algo);
+    a.workspace_bytes = o.workspace_bytes;
     out.push_back(a);
   }
   return out;
 }
 
-bool lt_run(const LtProblem& p, const LtAlgorithm& algorithm) {
+bool lt_run(const LtProblem& p, const LtAlgorithm& algorithm, bool without_workspace) {
   const CublasLt& lt = cublas_lt();
   if (!lt.loaded) return false;
   const Descriptors ds(lt, p);
-  cublasLtMatmulAlgo_t algo;
-  std::memcpy(&algo, algorithm.data.data(), sizeof algo);
-  return launcher(lt, ds, p)(algo) == CUBLAS_STATUS_SUCCESS;
+  Offer o;
+  std::memcpy(&o.algo, algorithm.data.data(), sizeof o.algo);
+  o.with_workspace = !without_workspace;
+  return launcher(lt, ds, p)(o) == CUBLAS_STATUS_SUCCESS;
 }
 
 bool lt_matmul(const LtProblem& p, LtChoice choice) {
@@ -242,6 +271,7 @@ bool lt_matmul(const LtProblem& p, LtChoice choice) {
   const Descriptors ds(lt, p);
   const Launch launch = launcher(lt, ds, p);
   const std::size_t workspace_bytes = launch.workspace_bytes;
+  const bool memset_free = lt_memset_free_requested();
   const Key key{c10::cuda::current_device(),
                 p.transpose_a,
                 p.transpose_b,
@@ -261,7 +291,8 @@ bool lt_matmul(const LtProblem& p, LtChoice choice) {
                 alignment_of(p.aux),
                 p.ldaux,
                 static_cast<std::int64_t>(workspace_bytes),
-                static_cast<std::int64_t>(choice)};
+                static_cast<std::int64_t>(choice),
+                memset_free};
   Choice chosen;
   {
     const std::lock_guard<std::mutex> lock(choices_mutex);
@@ -269,7 +300,9 @@ bool lt_matmul(const LtProblem& p, LtChoice choice) {
     if (it != choices.end()) {
       chosen = it->second;
     } else {
-      const auto algos = offered(lt, launch.handle, ds, p, choice == LtChoice::kHeuristic ? 1 : 8, workspace_bytes);
+      const int most = choice == LtChoice::kHeuristic ? 1 : 8;
+      const auto algos = memset_free ? offered_memset_free(lt, launch.handle, ds, p, most, workspace_bytes)
+                                     : offered(lt, launch.handle, ds, p, most, workspace_bytes);
       if (choice != LtChoice::kHeuristic && algos.size() > 1) {
         chosen = fastest(candidates(algos, launch, choice == LtChoice::kTimedExact), launch);
       } else if (!algos.empty()) {

@@ -3,6 +3,7 @@
 // the algorithm chosen once per problem and cached. Only built where cuBLASLt's header was found
 // (DS_WITH_CUBLASLT); its entry points come from the copy LibTorch loaded (cublas_lt.h).
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -62,22 +63,34 @@ struct LtBits {
 LtBits lt_output_bits(const LtProblem& p);
 
 /// One of cuBLASLt's algorithms for a problem (its cublasLtMatmulAlgo_t, held opaquely so that this header
-/// needs no cuBLASLt header).
+/// needs no cuBLASLt header) and the workspace its heuristic said it needs.
 struct LtAlgorithm {
   std::array<std::uint64_t, 8> data{};
+  std::size_t workspace_bytes = 0;
 };
 
-/// The algorithms cuBLASLt's heuristic offers for `p` on the current device, best first, at most `most` (none
-/// where cuBLASLt is not loaded or does not support the problem). For measuring them one by one (gemm_bench).
-std::vector<LtAlgorithm> lt_algorithms(const LtProblem& p, int most);
+/// True unless DS_GEMM_MEMSET_FREE=0 (read at each call). Then lt_matmul's algorithms are, first, those cuBLASLt
+/// offers within no workspace, run without one, and after them those it offers only within LibTorch's workspace
+/// (split-K, say), run with it; "the heuristic's first" below is the first of the no-workspace list. On Hopper
+/// that list holds the kernels the heuristic chooses anyway, which given a workspace take 4 bytes of it and clear
+/// them with a memset before every launch: ~580 memsets and their launch gaps a GPT-2 1.5B step, +0.8 % (H100,
+/// 2026-12-05). With DS_GEMM_MEMSET_FREE=0 every algorithm is offered within, and run with, LibTorch's workspace.
+bool lt_memset_free_requested();
 
-/// Runs `p` with `algorithm` on the current stream; false where cuBLASLt refuses to launch it.
-bool lt_run(const LtProblem& p, const LtAlgorithm& algorithm);
+/// The algorithms cuBLASLt's heuristic offers for `p` on the current device, best first, at most `most` (none
+/// where cuBLASLt is not loaded or does not support the problem), within LibTorch's cuBLASLt workspace or, with
+/// `without_workspace`, within none. For measuring them one by one (gemm_bench, gemm_launch_probe).
+std::vector<LtAlgorithm> lt_algorithms(const LtProblem& p, int most, bool without_workspace = false);
+
+/// Runs `p` with `algorithm` on the current stream, with LibTorch's workspace or none; false where cuBLASLt refuses
+/// to launch it (an algorithm that needs a workspace, given none).
+bool lt_run(const LtProblem& p, const LtAlgorithm& algorithm, bool without_workspace = false);
 
 /// Runs `p` on the current device and stream. Returns false, having written nothing, where cuBLASLt is not
 /// loaded or offers no algorithm for it (the caller then takes its own path); a failed launch of an algorithm
 /// it offered is a JobError. Split-K partial sums are kept in fp32 (or the algorithm splits nothing). The
-/// choice is cached per device, problem, epilogue, the buffers' alignments, the workspace size and `choice`.
+/// choice is cached per device, problem, epilogue, the buffers' alignments, the workspace size (none under
+/// DS_GEMM_MEMSET_FREE=1) and `choice`.
 /// Thread-safe; a call that times candidates holds the cache's lock while it waits for them.
 bool lt_matmul(const LtProblem& p, LtChoice choice);
 

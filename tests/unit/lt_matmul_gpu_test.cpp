@@ -1,8 +1,8 @@
 // The tuned GEMM choice that keeps the heuristic's results (LtChoice::kTimedExact, DS_GEMM_TUNED=1): on GPT-2's
 // shapes, every product of a linear layer (forward with the bias epilogue, dx, dW with the bias gradient in the
 // BGRADB epilogue, dW alone) gives bit for bit what the heuristic's first algorithm gives, whichever candidate the
-// timings chose; and the output hash it tells candidates apart with sees one changed word, ignores the padding
-// between columns, and calls a constant matrix constant.
+// timings chose, with and without the memset-free offer; and the output hash it tells candidates apart with sees
+// one changed word, ignores the padding between columns, and calls a constant matrix constant.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -95,25 +95,33 @@ TEST(LtMatmul, TimedExactGivesTheHeuristicsBits) {
   // split-K candidates), and a small odd one.
   const std::vector<Shape> shapes = {{8192, 768, 2304}, {8192, 3072, 768}, {4096, 1600, 1600}, {4096, 1600, 6400},
                                      {333, 64, 200}};
-  for (const auto dtype : {at::kBFloat16, at::kHalf}) {
-    for (const auto& s : shapes) {
-      at::manual_seed(5);
-      const auto o = at::TensorOptions().device(at::kCUDA).dtype(dtype);
-      const at::Tensor x = at::randn({s.rows, s.in}, o), w = at::randn({s.out, s.in}, o) * 0.02,
-                       b = at::randn({s.out}, o), dy = at::randn({s.rows, s.out}, o) * 0.01;
-      for (const std::string which : {"fwd", "dx", "dW+db", "dW"}) {
-        const auto heuristic = run(which, x, w, b, dy, LtChoice::kHeuristic);
-        const auto exact = run(which, x, w, b, dy, LtChoice::kTimedExact);
-        const auto again = run(which, x, w, b, dy, LtChoice::kTimedExact);  // the cached choice
-        const std::string label = std::string(c10::toString(dtype)) + " " + which + " " + std::to_string(s.rows) +
-                                  "×" + std::to_string(s.in) + "→" + std::to_string(s.out);
-        ASSERT_EQ(heuristic.size(), exact.size()) << label;
-        for (std::size_t i = 0; i < heuristic.size(); ++i) {
-          EXPECT_TRUE(at::equal(heuristic[i], exact[i])) << label << ": output " << i;
-          EXPECT_TRUE(at::equal(exact[i], again[i])) << label << ": output " << i << ", cached";
+  // Both ways of offering: the default (the algorithms offered within no workspace first, run without one) and
+  // DS_GEMM_MEMSET_FREE=0 (every algorithm within LibTorch's workspace).
+  for (const bool memset_free : {true, false}) {
+    if (!memset_free) setenv("DS_GEMM_MEMSET_FREE", "0", 1);
+    ASSERT_EQ(ops::detail::lt_memset_free_requested(), memset_free);
+    for (const auto dtype : {at::kBFloat16, at::kHalf}) {
+      for (const auto& s : shapes) {
+        at::manual_seed(5);
+        const auto o = at::TensorOptions().device(at::kCUDA).dtype(dtype);
+        const at::Tensor x = at::randn({s.rows, s.in}, o), w = at::randn({s.out, s.in}, o) * 0.02,
+                         b = at::randn({s.out}, o), dy = at::randn({s.rows, s.out}, o) * 0.01;
+        for (const std::string which : {"fwd", "dx", "dW+db", "dW"}) {
+          const auto heuristic = run(which, x, w, b, dy, LtChoice::kHeuristic);
+          const auto exact = run(which, x, w, b, dy, LtChoice::kTimedExact);
+          const auto again = run(which, x, w, b, dy, LtChoice::kTimedExact);  // the cached choice
+          const std::string label = std::string(memset_free ? "" : "DS_GEMM_MEMSET_FREE=0 ") + c10::toString(dtype) + " " +
+                                    which + " " + std::to_string(s.rows) + "×" + std::to_string(s.in) + "→" +
+                                    std::to_string(s.out);
+          ASSERT_EQ(heuristic.size(), exact.size()) << label;
+          for (std::size_t i = 0; i < heuristic.size(); ++i) {
+            EXPECT_TRUE(at::equal(heuristic[i], exact[i])) << label << ": output " << i;
+            EXPECT_TRUE(at::equal(exact[i], again[i])) << label << ": output " << i << ", cached";
+          }
         }
       }
     }
+    unsetenv("DS_GEMM_MEMSET_FREE");
   }
 }
 
