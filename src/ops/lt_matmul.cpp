@@ -79,7 +79,7 @@ struct Offer {
 
 struct Choice {
   bool found = false;
-  Offer algo{};
+  Offer offer{};
 };
 // (device, ops, m, n, k, leading dimensions, type, epilogue, bias type, alignments of A, B, D, the bias and
 // aux, aux's leading dimension, workspace bytes, choice, memset-free)
@@ -195,7 +195,7 @@ Choice fastest(const std::vector<Offer>& runnable, const Launch& launch) {
   Choice best;
   if (runnable.size() < 2) {
     best.found = !runnable.empty();
-    if (best.found) best.algo = runnable.front();
+    if (best.found) best.offer = runnable.front();
     return best;
   }
   const auto stream = c10::cuda::getCurrentCUDAStream();
@@ -222,7 +222,7 @@ Choice fastest(const std::vector<Offer>& runnable, const Launch& launch) {
     const float median = ms[kRounds / 2];
     if (!best.found || median < best_ms) {
       best.found = true;
-      best.algo = runnable[i];
+      best.offer = runnable[i];
       best_ms = median;
     }
   }
@@ -307,13 +307,13 @@ bool lt_matmul(const LtProblem& p, LtChoice choice) {
         chosen = fastest(candidates(algos, launch, choice == LtChoice::kTimedExact), launch);
       } else if (!algos.empty()) {
         chosen.found = true;
-        chosen.algo = algos.front();
+        chosen.offer = algos.front();
       }
       choices.emplace(key, chosen);
     }
   }
   if (!chosen.found) return false;
-  check(launch(chosen.algo), "matmul");
+  check(launch(chosen.offer), "matmul");
   return true;
 }
 
