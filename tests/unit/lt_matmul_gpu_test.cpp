@@ -110,9 +110,9 @@ TEST(LtMatmul, TimedExactGivesTheHeuristicsBits) {
           const auto heuristic = run(which, x, w, b, dy, LtChoice::kHeuristic);
           const auto exact = run(which, x, w, b, dy, LtChoice::kTimedExact);
           const auto again = run(which, x, w, b, dy, LtChoice::kTimedExact);  // the cached choice
-          const std::string label = std::string(memset_free ? "" : "DS_GEMM_MEMSET_FREE=0 ") + c10::toString(dtype) + " " +
-                                    which + " " + std::to_string(s.rows) + "×" + std::to_string(s.in) + "→" +
-                                    std::to_string(s.out);
+          const std::string label = std::string(memset_free ? "" : "DS_GEMM_MEMSET_FREE=0 ") +
+                                    c10::toString(dtype) + " " + which + " " + std::to_string(s.rows) + "×" +
+                                    std::to_string(s.in) + "→" + std::to_string(s.out);
           ASSERT_EQ(heuristic.size(), exact.size()) << label;
           for (std::size_t i = 0; i < heuristic.size(); ++i) {
             EXPECT_TRUE(at::equal(heuristic[i], exact[i])) << label << ": output " << i;
