@@ -5,16 +5,19 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <c10/cuda/CUDAStream.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include "deepspeed/ops/bias_gelu.h"
 #include "deepspeed/ops/linear.h"
+#include "src/ops/bias_gelu_kernel.h"
 #include "tests/support/kernel_checks.h"
 #include "tests/support/scoped_env.h"
 
@@ -111,6 +114,34 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST_F(BiasGeluGpu, MisalignedInputTakesElementLoads) {
   for (const auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) check_case(dtype, false, 3072, 300, true);
+}
+
+// The fold of the partial rows (every bias gradient of ops/: bias_gelu's, linear's column sums, linear_chunks')
+// adds the parts of a column one at a time in part order: bit for bit a host loop in fp32, for part counts below,
+// at and either side of its load group (16), the ~40-60 of GPT-2's widths, and more; columns odd and not.
+TEST_F(BiasGeluGpu, FoldAddsThePartsInPartOrder) {
+  namespace detail = deepspeed::ops::detail;
+  for (const std::int64_t parts : {1, 2, 15, 16, 17, 42, 55, 100}) {
+    for (const std::int64_t columns : {1, 33, 1600}) {
+      at::manual_seed(static_cast<std::uint64_t>(parts * 131 + columns));
+      // Values of mixed scale, so that a change of order would change the rounded sums.
+      const at::Tensor parts_cpu = at::randn({parts, columns}) * at::exp(at::randn({parts, columns}) * 4);
+      const at::Tensor workspace = parts_cpu.to(at::kCUDA);
+      at::Tensor dbias = at::empty({columns}, workspace.options());
+      ASSERT_EQ(detail::launch_bias_fold(detail::ElementType::kFloat32, workspace.data_ptr<float>(), parts, columns,
+                                         dbias.data_ptr(), c10::cuda::getCurrentCUDAStream().stream()),
+                cudaSuccess);
+      const at::Tensor got = dbias.cpu();
+      const float* w = parts_cpu.data_ptr<float>();
+      for (std::int64_t c = 0; c < columns; ++c) {
+        float want = 0.0f;
+        for (std::int64_t p = 0; p < parts; ++p) want += w[p * columns + c];
+        ASSERT_EQ(std::memcmp(&want, got.data_ptr<float>() + c, sizeof want), 0)
+            << "parts=" << parts << " columns=" << columns << " column " << c << ": " << got[c].item<float>()
+            << " against " << want;
+      }
+    }
+  }
 }
 
 TEST_F(BiasGeluGpu, ZeroRowsGiveAZeroBiasGradient) {
