@@ -3,7 +3,9 @@
 // it times the call LibTorch makes (at::addmm / at::mm: cuBLAS's heuristic's first choice) against every
 // algorithm cuBLASLt's heuristic offers for the same problem, and the weight GEMM with the bias gradient in
 // its epilogue (BGRADB: ops::linear's DS_LINEAR_EPILOGUE=1) against mm + the row sum autograd runs. Every
-// cuBLASLt result is checked against LibTorch's (a wrong layout prints WRONG and is not counted). The problems are
+// cuBLASLt result is checked against LibTorch's (a wrong layout prints WRONG and is not counted). The algorithms
+// are the ones lt_matmul offers first: those within no workspace (run without one, so without cuBLASLt's memset)
+// by default, those within LibTorch's workspace with DS_GEMM_MEMSET_FREE=0. The problems are
 // the ones ops::linear hands cuBLASLt (src/ops/linear_gemms.h), so the checks hold its layouts too. The last
 // column keeps only the algorithms whose output has the first's bits (what DS_GEMM_TUNED=1 chooses among, so that
 // runs reproduce): how much of the per-shape gain survives that rule. For the biased
@@ -63,13 +65,15 @@ struct LtResult {
 // Times every algorithm the heuristic offers for `g` (up to `max_algos`), checking each one's output, and tells
 // those whose output has the first's bits (LtChoice::kTimedExact's candidates) from the others.
 LtResult time_lt(Gemm& g, int max_algos, int iters) {
-  const auto algos = lt_algorithms(g.problem, max_algos);
+  // The list lt_matmul offers first: within no workspace by default, within LibTorch's with DS_GEMM_MEMSET_FREE=0.
+  const bool none = lt_memset_free_requested();
+  const auto algos = lt_algorithms(g.problem, max_algos, none);
   LtResult r;
   r.offered = static_cast<int>(algos.size());
   LtBits first_bits;
   for (std::size_t i = 0; i < algos.size(); ++i) {
     bool launched = true;
-    const auto run = [&] { launched = lt_run(g.problem, algos[i]) && launched; };
+    const auto run = [&] { launched = lt_run(g.problem, algos[i], none) && launched; };
     g.out.zero_();
     run();
     // bf16 outputs of fp32 sums taken in another order: a few units in the last place of the largest value.
