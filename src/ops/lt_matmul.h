@@ -89,8 +89,8 @@ bool lt_run(const LtProblem& p, const LtAlgorithm& algorithm, bool without_works
 /// Runs `p` on the current device and stream. Returns false, having written nothing, where cuBLASLt is not
 /// loaded or offers no algorithm for it (the caller then takes its own path); a failed launch of an algorithm
 /// it offered is a JobError. Split-K partial sums are kept in fp32 (or the algorithm splits nothing). The
-/// choice is cached per device, problem, epilogue, the buffers' alignments, the workspace size (none under
-/// DS_GEMM_MEMSET_FREE=1) and `choice`.
+/// choice is cached per device, problem, epilogue, the buffers' alignments, LibTorch's workspace size, `choice` and
+/// lt_memset_free_requested().
 /// Thread-safe; a call that times candidates holds the cache's lock while it waits for them.
 bool lt_matmul(const LtProblem& p, LtChoice choice);
 
