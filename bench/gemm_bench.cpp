@@ -128,46 +128,35 @@ Gemm weight_gemm(const std::string& name, const at::Tensor& dy, const at::Tensor
 // The GEMMs of one GPT-2 step with their LibTorch calls and cuBLASLt views. Tensors live in `keep`.
 std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) {
   const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
-  const std::int64_t c = model.n_embd, rows = model.micro * 1024, vocab = 50304;
-  struct Layer {
-    std::string name;
-    std::int64_t in, out, count;
-    bool bias_in_addmm, bias_grad_by_sum;
-  };
-  // c_fc's bias is added by ops::bias_gelu (its gradient summed there), the LM head has none.
-  const std::vector<Layer> layers = {{"c_attn", c, 3 * c, model.n_layer, true, true},
-                                     {"attn.c_proj", c, c, model.n_layer, true, true},
-                                     {"c_fc", c, 4 * c, model.n_layer, false, false},
-                                     {"mlp.c_proj", 4 * c, c, model.n_layer, true, true},
-                                     {"lm_head", c, vocab, 1, false, false}};
+  const std::int64_t rows = model.micro * 1024;
   std::vector<Gemm> gemms;
-  for (const auto& l : layers) {
+  for (const auto& l : deepspeed::bench::gpt2_linears(model)) {
     const at::Tensor x = at::randn({rows, l.in}, opts), w = at::randn({l.out, l.in}, opts) * 0.02,
                      bias = at::randn({l.out}, opts), dy = at::randn({rows, l.out}, opts) * 0.01;
     keep.insert(keep.end(), {x, w, bias, dy});
     // Forward: y [rows, out] = x·Wᵀ (+ bias).
-    Gemm f{"fwd " + l.name, rows, l.out, l.in, l.count};
+    Gemm f{"fwd " + l.name, rows, l.out, l.in, l.per_step};
     f.out = at::empty({rows, l.out}, opts);
-    if (l.bias_in_addmm) {
+    if (l.biased) {
       f.libtorch = [x, w, bias, y = f.out]() mutable { at::addmm_out(y, bias, x, w.t()); };
       f.expected = at::addmm(bias, x, w.t());
     } else {
       f.libtorch = [x, w, y = f.out]() mutable { at::mm_out(y, x, w.t()); };
       f.expected = at::mm(x, w.t());
     }
-    f.problem = forward_problem(x, w, l.bias_in_addmm ? bias : at::Tensor(), f.out);
+    f.problem = forward_problem(x, w, l.biased ? bias : at::Tensor(), f.out);
     gemms.push_back(f);
     // Input gradient: dx [rows, in] = dy·W.
-    Gemm d{"dx  " + l.name, rows, l.in, l.out, l.count};
+    Gemm d{"dx  " + l.name, rows, l.in, l.out, l.per_step};
     d.out = at::empty({rows, l.in}, opts);
     d.libtorch = [dy, w, dx = d.out]() mutable { at::mm_out(dx, dy, w); };
     d.expected = at::mm(dy, w);
     d.problem = input_grad_problem(dy, w, d.out);
     gemms.push_back(d);
     // Weight gradient: dW [out, in] = dyᵀ·x (+ the bias gradient where autograd sums it after the GEMM).
-    gemms.push_back(weight_gemm((l.bias_grad_by_sum ? "dW+db " : "dW  ") + l.name, dy, x, l.count, l.bias_grad_by_sum));
-    if (l.bias_grad_by_sum) {
-      Gemm alone = weight_gemm("dW alone " + l.name, dy, x, l.count, false);
+    gemms.push_back(weight_gemm((l.biased ? "dW+db " : "dW  ") + l.name, dy, x, l.per_step, l.biased));
+    if (l.biased) {
+      Gemm alone = weight_gemm("dW alone " + l.name, dy, x, l.per_step, false);
       alone.alternative = true;
       gemms.push_back(alone);
     }
@@ -175,7 +164,7 @@ std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) 
     // GEMM it replaces, so the table tells whether cuBLASLt's epilogue kernels are the cost. LibTorch's column
     // is the unfused work they stand for (the GEMM and GELU's pass).
     if (l.name == "c_fc") {
-      Gemm e{"fwd c_fc +bias+GELU", rows, l.out, l.in, l.count};
+      Gemm e{"fwd c_fc +bias+GELU", rows, l.out, l.in, l.per_step};
       e.out = at::empty({rows, l.out}, opts);
       const at::Tensor gelu_in = at::empty({rows, l.out}, opts);
       keep.push_back(gelu_in);
@@ -186,12 +175,12 @@ std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) 
       e.alternative = true;
       gemms.push_back(e);
       // ops::gelu_mlp's weight gradient of c_fc, its bias gradient summed in the epilogue (BGRADB).
-      Gemm b = weight_gemm("dW+db c_fc", dy, x, l.count, true);
+      Gemm b = weight_gemm("dW+db c_fc", dy, x, l.per_step, true);
       b.alternative = true;
       gemms.push_back(b);
     }
     if (l.name == "mlp.c_proj") {
-      Gemm e{"dx  mlp.c_proj +dGELU+db", rows, l.in, l.out, l.count};
+      Gemm e{"dx  mlp.c_proj +dGELU+db", rows, l.in, l.out, l.per_step};
       e.out = at::empty({rows, l.in}, opts);
       e.bias_out = at::empty({l.in}, opts);
       const at::Tensor gelu_in = at::randn({rows, l.in}, opts);
@@ -206,7 +195,7 @@ std::vector<Gemm> step_gemms(const Model& model, std::vector<at::Tensor>& keep) 
       e.alternative = true;
       gemms.push_back(e);
       // What ops::gelu_mlp runs instead: DGELU alone, the bias gradient left to c_fc's weight GEMM (above).
-      Gemm g{"dx  mlp.c_proj +dGELU", rows, l.in, l.out, l.count};
+      Gemm g{"dx  mlp.c_proj +dGELU", rows, l.in, l.out, l.per_step};
       g.out = at::empty({rows, l.in}, opts);
       g.expected = e.expected;
       g.libtorch = [dy, w, gelu_in, dx = g.out]() mutable {

@@ -70,28 +70,18 @@ struct Problem {
 
 std::vector<Problem> problems(const deepspeed::bench::Gpt2Shape& model, std::vector<at::Tensor>& keep) {
   const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
-  const std::int64_t c = model.n_embd, rows = model.micro * 1024;
-  struct Layer {
-    std::string name;
-    std::int64_t in, out;
-    bool bias;
-  };
-  const std::vector<Layer> layers = {{"c_attn", c, 3 * c, true},
-                                     {"attn.c_proj", c, c, true},
-                                     {"c_fc", c, 4 * c, false},
-                                     {"mlp.c_proj", 4 * c, c, true},
-                                     {"lm_head", c, 50304, false}};
+  const std::int64_t rows = model.micro * 1024;
   std::vector<Problem> out;
-  for (const auto& l : layers) {
+  for (const auto& l : deepspeed::bench::gpt2_linears(model)) {
     at::Tensor x = at::randn({rows, l.in}, opts), w = at::randn({l.out, l.in}, opts) * 0.02,
-               bias = l.bias ? at::randn({l.out}, opts) : at::Tensor(), dy = at::randn({rows, l.out}, opts) * 0.01,
+               bias = l.biased ? at::randn({l.out}, opts) : at::Tensor(), dy = at::randn({rows, l.out}, opts) * 0.01,
                y = at::empty({rows, l.out}, opts), dx = at::empty({rows, l.in}, opts),
-               dw = at::empty({l.out, l.in}, opts), db = l.bias ? at::empty({l.out}, opts) : at::Tensor();
+               dw = at::empty({l.out, l.in}, opts), db = l.biased ? at::empty({l.out}, opts) : at::Tensor();
     keep.insert(keep.end(), {x, w, dy, y, dx, dw});
-    if (l.bias) keep.insert(keep.end(), {bias, db});
+    if (l.biased) keep.insert(keep.end(), {bias, db});
     out.push_back({"fwd " + l.name, forward_problem(x, w, bias, y), [x, w, y]() mutable { at::mm_out(y, x, w.t()); }});
     out.push_back({"dx  " + l.name, input_grad_problem(dy, w, dx), [dy, w, dx]() mutable { at::mm_out(dx, dy, w); }});
-    out.push_back({(l.bias ? "dW+db " : "dW  ") + l.name, weight_grad_problem(dy, x, dw, db),
+    out.push_back({(l.biased ? "dW+db " : "dW  ") + l.name, weight_grad_problem(dy, x, dw, db),
                    [dy, x, dw]() mutable { at::mm_out(dw, dy.t(), x); }});
   }
   return out;

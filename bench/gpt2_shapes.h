@@ -1,6 +1,7 @@
 #pragma once
-// Shared by the GPU benches of single kernels (gemm_bench, ops_bench): the GPT-2 suite's model sizes with their
-// micro-batches, the --models list parsed against them, and a CUDA-event timer.
+// Shared by the GPU benches of single kernels (gemm_bench, gemm_launch_probe, ops_bench): the GPT-2 suite's model
+// sizes with their micro-batches, their linear layers, the --models list parsed against them, and a CUDA-event
+// timer.
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -40,6 +41,25 @@ inline std::optional<std::vector<Gpt2Shape>> parse_gpt2_shapes(const std::string
     out.push_back(*found);
   }
   return out;
+}
+
+/// One linear layer of a GPT-2 step as ops::linear runs it: [rows, in] → [rows, out], `per_step` of them, with its
+/// bias in the GEMM (and its gradient beside dW) where `biased`: c_fc's bias goes to ops::bias_gelu, the LM head
+/// has none.
+struct Gpt2Linear {
+  std::string name;
+  std::int64_t in, out, per_step;
+  bool biased;
+};
+
+/// The model's linear layers: a block's four, then the LM head (vocabulary padded to 50304).
+inline std::vector<Gpt2Linear> gpt2_linears(const Gpt2Shape& m) {
+  const std::int64_t c = m.n_embd;
+  return {{"c_attn", c, 3 * c, m.n_layer, true},
+          {"attn.c_proj", c, c, m.n_layer, true},
+          {"c_fc", c, 4 * c, m.n_layer, false},
+          {"mlp.c_proj", 4 * c, c, m.n_layer, true},
+          {"lm_head", c, 50304, 1, false}};
 }
 
 /// Mean device time of fn in ms over `iters` calls on the current stream, after three untimed calls.
