@@ -24,6 +24,7 @@
 #include "src/ops/add_layer_norm_kernel.h"
 #include "src/ops/bias_gelu_kernel.h"
 #include "src/ops/cross_entropy_kernel.h"
+#include "src/ops/cudnn_sdpa.h"
 #include "src/ops/launch_support.h"
 #include "src/ops/linear_chunks_kernel.h"
 #include "src/optim/multi_tensor_norm.h"
@@ -86,6 +87,57 @@ std::vector<at::Tensor> gradient_list(const Model& m, const at::TensorOptions& o
   return list;
 }
 
+// The attention backward with c_attn's output gradient made from it (GPT-2's head dim, 64; causal): LibTorch's
+// cuDNN backward, which allocates dq, dk and dv apart, then linear_chunks' join with the bias sums (the default),
+// against cuDNN's graph writing them into one [tokens, 3C] gradient (ops::qkv_attention), then the column sums or
+// nothing more (the bias gradient then comes from the weight GEMM's epilogue, timed in gemm_bench).
+void bench_attention_backward(const Model& m, int iters) {
+  const auto o = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  const auto bf16 = element_type(at::kBFloat16);
+  const std::int64_t c = m.n_embd, heads = c / 64, b = m.micro, rows = b * kSeq;
+  auto split = [&](const at::Tensor& packed) {
+    std::vector<at::Tensor> views;
+    for (const at::Tensor& part : packed.split(c, -1)) views.push_back(part.view({b, kSeq, heads, 64}).transpose(1, 2));
+    return views;
+  };
+  const at::Tensor qkv = at::randn({b, kSeq, 3 * c}, o);
+  const std::vector<at::Tensor> in = split(qkv);
+  const auto fwd = at::_scaled_dot_product_cudnn_attention(in[0], in[1], in[2], std::nullopt, true, 0.0, true, false);
+  const at::Tensor &out = std::get<0>(fwd), &stats = std::get<1>(fwd);
+  const at::Tensor d_o = at::randn({b, kSeq, c}, o).view({b, kSeq, heads, 64}).transpose(1, 2);
+  at::Tensor d_qkv = at::empty_like(qkv), db = at::empty({3 * c}, o);
+  const std::vector<at::Tensor> d = split(d_qkv);
+  const std::int64_t parts = bias_gelu_backward_parts(rows, 3 * c);
+  at::Tensor ws = at::empty({parts, 3 * c}, o.dtype(at::kFloat));
+  const SdpaBackwardArgs args{in[0], in[1], in[2], out, d_o, stats, d[0], d[1], d[2], 0.125f, true, false};
+  std::string why;
+  if (!cudnn_sdpa_backward(args, why)) {
+    std::printf("| %s | attention backward | cuDNN's graph: not available (%s) | | | |\n", m.name.c_str(), why.c_str());
+    return;
+  }
+  const auto graph = [&] { cudnn_sdpa_backward(args, why); };
+  op_table(m.name, "attention backward → c_attn's gradient", 12.0 * rows * c,
+           {{"LibTorch's cuDNN backward + linear_chunks (the default)",
+             [&] {
+               auto [g_q, g_k, g_v] = at::_scaled_dot_product_cudnn_attention_backward(
+                   d_o, in[0], in[1], in[2], out, stats, std::get<6>(fwd), std::get<7>(fwd), at::Tensor(),
+                   at::Tensor(), at::Tensor(), kSeq, kSeq, 0.0, true);
+               std::vector<at::Tensor> g;
+               for (const at::Tensor* t : {&g_q, &g_k, &g_v}) g.push_back(t->transpose(1, 2).reshape({rows, c}).contiguous());
+               const std::vector<const void*> pointers = {g[0].data_ptr(), g[1].data_ptr(), g[2].data_ptr()};
+               check(launch_linear_chunks_backward(bf16, bf16, pointers.data(), 3, rows, c, d_qkv.data_ptr(),
+                                                  db.data_ptr(), ws.data_ptr<float>(), parts, stream()));
+             }},
+            {"cuDNN's graph into one gradient + column sums (qkv_attention, DS_LINEAR_BIAS_KERNEL=1)",
+             [&] {
+               graph();
+               check(launch_bias_grad(bf16, bf16, d_qkv.data_ptr(), db.data_ptr(), ws.data_ptr<float>(), parts, rows,
+                                      3 * c, stream()));
+             }},
+            {"cuDNN's graph into one gradient (qkv_attention; the bias in the weight GEMM)", graph}},
+           iters);
+}
+
 void bench_model(const Model& m, int iters) {
   const auto o = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
   const auto f32 = o.dtype(at::kFloat);
@@ -126,6 +178,7 @@ void bench_model(const Model& m, int iters) {
                }}},
              iters);
   }
+  bench_attention_backward(m, iters);
   // A projection's bias gradient (attn.c_proj, mlp.c_proj).
   {
     const at::Tensor dy = at::randn({rows, c}, o);

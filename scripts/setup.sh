@@ -29,6 +29,12 @@ if ! "$python" -c 'import tensorboard' 2>/dev/null; then
   "$python" -m pip install --quiet tensorboard
 fi
 
+# cuDNN's graph API, header-only (ops::qkv_attention's backward; its library is the one LibTorch brings).
+if ! "$python" -m pip show nvidia-cudnn-frontend 2>/dev/null | grep -q '^Version: 1.16.0$'; then
+  echo "setup: installing nvidia-cudnn-frontend==1.16.0 from PyPI (cuDNN's graph API headers)"
+  "$python" -m pip install --quiet --no-deps nvidia-cudnn-frontend==1.16.0
+fi
+
 # The CUDA toolkit is optional: with it, the NCCL path is compiled too (it runs only where GPUs exist).
 [ -d /usr/local/cuda/bin ] && export PATH=/usr/local/cuda/bin:$PATH
 build=${BUILD_DIR:-build}

@@ -87,7 +87,7 @@ set_source_files_properties(engine/initialize.cpp PROPERTIES COMPILE_DEFINITIONS
 # fall back to their LibTorch reference.
 ds_library(ds_ops ops/cross_entropy.cpp ops/add_layer_norm.cpp ops/bias_gelu.cpp ops/linear.cpp ops/linear_gemms.cpp
            ops/linear_node.cpp ops/linear_chunks.cpp ops/cublas_lt.cpp ops/lt_matmul.cpp ops/lt_bits.cpp ops/gelu_mlp.cpp
-           ops/attention.cpp)
+           ops/attention.cpp ops/qkv_attention.cpp ops/cudnn_sdpa.cpp)
 target_link_libraries(ds_ops PUBLIC ds_util torch)
 option(DS_WITH_CUDA_OPS "Build the CUDA kernels of ops/ when a CUDA compiler is found" ON)
 include(CheckLanguage)
@@ -132,6 +132,26 @@ if(DS_WITH_CUDA_OPS AND CMAKE_CUDA_COMPILER AND DS_TORCH_HAS_CUDA)
     # ops::gelu_mlp calls lt_matmul, lt_bits hashes its outputs (no cuBLASLt header needed).
     set_source_files_properties(ops/gelu_mlp.cpp ops/lt_bits.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUBLASLT)
     message(STATUS "deepspeed.cpp: cuBLASLt epilogues for ops::linear (header in ${DS_CUBLASLT_INCLUDE})")
+  endif()
+  # cuDNN's graph API for ops::qkv_attention's backward: the header-only frontend (PyPI's nvidia-cudnn-frontend,
+  # which scripts/setup.sh installs; .devdeps on the GPU machines) over the cudnn.h of LibTorch's cuDNN wheel.
+  # Not linked: the frontend finds LibTorch's libcudnn in the process. Either header missing: compiled out, and
+  # qkv_attention runs its reference.
+  option(DS_CUDNN_FRONTEND "Build ops::qkv_attention's cuDNN graph-API backward where the headers are found" ON)
+  find_path(DS_CUDNN_FRONTEND_INCLUDE cudnn_frontend.h HINTS ${DS_DEPS_DIR}/include ${ds_torch_site}/include
+            NO_DEFAULT_PATH)
+  find_path(DS_CUDNN_INCLUDE cudnn.h HINTS ${ds_torch_site}/nvidia/cudnn/include ${ds_torch_site}/nvidia/cu13/include
+            NO_DEFAULT_PATH)
+  if(DS_CUDNN_FRONTEND AND DS_CUDNN_FRONTEND_INCLUDE AND DS_CUDNN_INCLUDE)
+    target_link_libraries(ds_ops PRIVATE ${CMAKE_DL_LIBS})
+    # Those include directories hold other packages' headers too: only this file sees them.
+    # As system headers: the frontend's own warnings are not ours.
+    set_source_files_properties(ops/cudnn_sdpa.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDNN_FRONTEND
+      COMPILE_OPTIONS "-isystem;${DS_CUDNN_FRONTEND_INCLUDE};-isystem;${DS_CUDNN_INCLUDE}")
+    set_source_files_properties(ops/qkv_attention.cpp PROPERTIES COMPILE_DEFINITIONS DS_WITH_CUDNN_FRONTEND)
+    message(STATUS "deepspeed.cpp: cuDNN's graph API for ops::qkv_attention (${DS_CUDNN_FRONTEND_INCLUDE})")
+  else()
+    message(STATUS "deepspeed.cpp: no cuDNN graph API (DS_CUDNN_FRONTEND off or headers missing); ops::qkv_attention runs its reference")
   endif()
   # The gradient norm's device kernels (summing in the host's order, for ZeRO-Offload's landing gradients; over a
   # whole gradient list in one pass) and the one-pass Adam over fp32 masters.

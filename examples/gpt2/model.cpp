@@ -17,6 +17,7 @@
 #include "deepspeed/ops/gelu_mlp.h"
 #include "deepspeed/ops/linear.h"
 #include "deepspeed/ops/linear_chunks.h"
+#include "deepspeed/ops/qkv_attention.h"
 #include "deepspeed/util/error.h"
 
 namespace deepspeed::examples::gpt2 {
@@ -69,14 +70,22 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& c)
 // DS_REFERENCE_LINEAR_CHUNKS=1): its backward puts q's, k's and v's gradients back together with the bias
 // gradient in one pass, where autograd's split backward concatenates them and the bias gradient reads the result
 // again (docs/kernels.md).
+// DS_QKV_ATTENTION=1: c_attn as a plain linear layer and ops::qkv_attention, whose backward writes q's, k's and
+// v's gradients straight into c_attn's output gradient (no joining pass; the bias gradient then comes from the
+// weight GEMM). Off until measured in the model (docs/kernels.md).
 at::Tensor CausalSelfAttentionImpl::forward(const at::Tensor& x) {
+  const double attention_dropout = is_training() ? dropout_ : 0.0;
+  if (ops::qkv_attention_requested()) {
+    const at::Tensor y = ops::qkv_attention(dense(c_attn, x, ops_linear_), n_head_, /*causal=*/true, attention_dropout);
+    return resid_dropout_(dense(c_proj, y, ops_linear_));
+  }
   const std::int64_t b = x.size(0), t = x.size(1), hd = n_embd_ / n_head_;
   const auto qkv = ops::linear_chunks_is_fused(x, c_attn->weight, c_attn->bias, 3)
                        ? ops::linear_chunks(x, c_attn->weight, c_attn->bias, 3)
                        : dense(c_attn, x, ops_linear_).split(n_embd_, 2);
   auto heads = [&](const at::Tensor& z) { return z.view({b, t, n_head_, hd}).transpose(1, 2); };  // [B, H, T, hd]
   at::Tensor y = at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), /*attn_mask=*/{},
-                                                  is_training() ? dropout_ : 0.0, /*is_causal=*/true);
+                                                  attention_dropout, /*is_causal=*/true);
   y = y.transpose(1, 2).contiguous().view({b, t, n_embd_});
   return resid_dropout_(dense(c_proj, y, ops_linear_));
 }

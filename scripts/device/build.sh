@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run ON the GPU machine (through the device tool, carrying .devdeps): configures and builds into build-dev/
-# against the machine's own LibTorch (/opt/torch/.venv). Prints nothing but errors and a summary.
+# against the machine's own LibTorch (/opt/torch/.venv). Prints nothing but errors and a summary. CMAKE_EXTRA: more
+# -D options for the first configure (e.g. -DDS_CUDNN_FRONTEND=OFF).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/opt/torch/.venv/bin:/usr/local/cuda/bin:$PATH
@@ -13,7 +14,7 @@ if [ ! -f build-dev/build.ninja ]; then
     -DZLIB_INCLUDE_DIR="$deps/include" -DZLIB_LIBRARY="$deps/lib/libz.so" \
     -DProtobuf_PROTOC_EXECUTABLE="$deps/bin/protoc" -DProtobuf_INCLUDE_DIR="$deps/include" \
     -DProtobuf_LIBRARY="$deps/lib/libprotobuf.so" -DDS_ISAL_INCLUDE="$deps/include" \
-    -DDS_ISAL_LIBRARY="$deps/lib/libisal.so" >build-dev.cmake.log 2>&1 \
+    -DDS_ISAL_LIBRARY="$deps/lib/libisal.so" ${CMAKE_EXTRA:-} >build-dev.cmake.log 2>&1 \
     || { tail -40 build-dev.cmake.log; exit 1; }
 fi
 ninja -C build-dev "$@" >build-dev.ninja.log 2>&1 || { grep -E "error|Error" -A5 build-dev.ninja.log | head -80; exit 1; }

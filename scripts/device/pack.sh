@@ -21,4 +21,7 @@ for lib in libprotobuf.so.32 libprotoc.so.32 libisal.so.2; do cp -L "/usr/lib/x8
 ln -s libprotobuf.so.32 "$out/lib/libprotobuf.so"
 ln -s libisal.so.2 "$out/lib/libisal.so"
 cp /usr/share/datasets/fashion-mnist/*.gz "$out/fashion-mnist/"
+# cuDNN's graph API headers (scripts/setup.sh installs them from PyPI), for ops::qkv_attention.
+site=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cp -r "$site"/include/cudnn_frontend* "$site/include/cudnn_backend_base.h" "$out/include/"
 du -sh "$out"
