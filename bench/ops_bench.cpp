@@ -123,7 +123,9 @@ void bench_attention_backward(const Model& m, int iters) {
                    d_o, in[0], in[1], in[2], out, stats, std::get<6>(fwd), std::get<7>(fwd), at::Tensor(),
                    at::Tensor(), at::Tensor(), kSeq, kSeq, 0.0, true);
                std::vector<at::Tensor> g;
-               for (const at::Tensor* t : {&g_q, &g_k, &g_v}) g.push_back(t->transpose(1, 2).reshape({rows, c}).contiguous());
+               for (const at::Tensor* t : {&g_q, &g_k, &g_v}) {
+                 g.push_back(t->transpose(1, 2).reshape({rows, c}).contiguous());
+               }
                const std::vector<const void*> pointers = {g[0].data_ptr(), g[1].data_ptr(), g[2].data_ptr()};
                check(launch_linear_chunks_backward(bf16, bf16, pointers.data(), 3, rows, c, d_qkv.data_ptr(),
                                                   db.data_ptr(), ws.data_ptr<float>(), parts, stream()));

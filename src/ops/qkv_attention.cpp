@@ -63,7 +63,9 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 // LibTorch's softmax scale for SDPA without an explicit one, rounded to float as its cuDNN path passes it.
-float default_scale(std::int64_t head_dim) { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim))); }
+float default_scale(std::int64_t head_dim) {
+  return static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+}
 
 class QkvAttention : public torch::autograd::Function<QkvAttention> {
  public:

@@ -276,7 +276,12 @@ const std::unordered_map<std::string_view, Formula>& formulas() {
                    "aten::upsample_bicubic2d", "aten::upsample_trilinear3d"}) {
       t[n] = upsample;
     }
-    t["aten::scaled_dot_product_attention"] = attention;
+    // The per-backend kernels too, for code that calls one directly (ops::qkv_attention calls cuDNN's); inside
+    // scaled_dot_product_attention they are nested, so not counted again.
+    for (auto n : {"aten::scaled_dot_product_attention", "aten::_scaled_dot_product_cudnn_attention",
+                   "aten::_scaled_dot_product_flash_attention", "aten::_scaled_dot_product_efficient_attention"}) {
+      t[n] = attention;
+    }
     for (auto n : {"aten::add", "aten::mul"}) t[n] = elementwise;
     // Zero-cost in DeepSpeed (embedding, dropout); kept as recognised so the operators they are built from
     // (index_select, mul by a mask) are not counted. Cross-entropy likewise: DeepSpeed never sees inside it.

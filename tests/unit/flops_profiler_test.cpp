@@ -17,6 +17,7 @@
 
 #include "deepspeed/util/error.h"
 #include "examples/cifar10/net.h"
+#include "src/profiling/flop_formulas.h"
 
 namespace {
 
@@ -210,6 +211,27 @@ TEST(FlopsProfiler, ElementwiseAndNorms) {
   profiler.stop();
   EXPECT_EQ(profiler.total_macs(), 0);
   EXPECT_EQ(profiler.total_flops(), 60 + 60 + 5 * 60 + 4 * 60 + 60 + 60);
+}
+
+// Q·Kᵀ and attention·V: 2·B·H·T²·D MACs, counted once for SDPA (the math path's matmuls inside are nested) and
+// the same for a backend's kernel called directly, as ops::qkv_attention calls cuDNN's.
+TEST(FlopsProfiler, AttentionCountedOnceAndPerBackendKernel) {
+  Stack model(2, 2, 2);
+  FlopsProfiler profiler(config(), model.ptr());
+  const std::int64_t b = 2, h = 3, t = 5, d = 4;
+  const auto q = at::randn({b, h, t, d}), k = at::randn({b, h, t, d}), v = at::randn({b, h, t, d});
+  profiler.start();
+  at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+  profiler.stop();
+  EXPECT_EQ(profiler.total_macs(), 2 * b * h * t * t * d);
+  EXPECT_EQ(profiler.total_flops(), 4 * b * h * t * t * d);
+  const std::vector<c10::IValue> inputs{q, k, v};
+  for (const char* kernel : {"aten::_scaled_dot_product_cudnn_attention", "aten::_scaled_dot_product_flash_attention",
+                             "aten::_scaled_dot_product_efficient_attention"}) {
+    const auto count = prof::detail::count_op(kernel, c10::ArrayRef<const c10::IValue>(inputs.data(), inputs.size()));
+    ASSERT_TRUE(count.has_value()) << kernel;
+    EXPECT_EQ(count->macs, 2 * b * h * t * t * d) << kernel;
+  }
 }
 
 TEST(FlopsProfiler, AttributionToOwnerAndCommonAncestor) {

@@ -21,6 +21,7 @@
 #include "deepspeed/ops/attention.h"
 #include "deepspeed/ops/qkv_attention.h"
 #include "src/ops/cudnn_sdpa.h"
+#include "tests/support/attention_by_definition.h"
 #include "tests/support/scoped_env.h"
 
 namespace deepspeed {
@@ -30,27 +31,12 @@ struct Shape {
   std::int64_t b, t, heads, d;
 };
 
-at::Tensor attention_by_definition(const at::Tensor& qkv, std::int64_t heads, bool causal) {
-  const std::int64_t b = qkv.size(0), t = qkv.size(1), c = qkv.size(2) / 3, d = c / heads;
-  const at::Tensor x = qkv.to(at::kDouble);
-  std::vector<at::Tensor> outputs;
-  for (std::int64_t h = 0; h < heads; ++h) {
-    const at::Tensor q = x.narrow(2, h * d, d), k = x.narrow(2, c + h * d, d), v = x.narrow(2, 2 * c + h * d, d);
-    at::Tensor scores = at::matmul(q, k.transpose(1, 2)) / std::sqrt(static_cast<double>(d));
-    if (causal) {
-      const at::Tensor future = at::ones({t, t}, x.options().dtype(at::kBool)).triu(1);
-      scores = scores.masked_fill(future, -std::numeric_limits<double>::infinity());
-    }
-    outputs.push_back(at::matmul(at::softmax(scores, -1), v));
-  }
-  return at::cat(outputs, -1).view({b, t, c});
-}
-
 struct Result {
   at::Tensor y, grad;
 };
 
-Result run(bool fused, at::ScalarType dtype, const Shape& s, bool causal, const at::Tensor& qkv0, const at::Tensor& dy) {
+Result run(bool fused, at::ScalarType dtype, const Shape& s, bool causal, const at::Tensor& qkv0,
+           const at::Tensor& dy) {
   const testing::ScopedEnv forced("DS_REFERENCE_QKV_ATTENTION", fused ? nullptr : "1");
   EXPECT_EQ(ops::qkv_attention_is_fused(qkv0, s.heads), fused);
   at::Tensor qkv = qkv0.clone().requires_grad_(true);
@@ -87,7 +73,7 @@ TEST_F(QkvAttentionGpu, AsAccurateAsLibTorchsCudnnPath) {
         const Result fused = run(true, dtype, s, causal, qkv, dy), ref = run(false, dtype, s, causal, qkv, dy);
 
         at::Tensor qkv64 = qkv.to(at::kDouble).requires_grad_(true);
-        const at::Tensor y64 = attention_by_definition(qkv64, s.heads, causal);
+        const at::Tensor y64 = testing::attention_by_definition(qkv64, s.heads, causal);
         (y64 * dy.to(at::kDouble)).sum().backward();
         const at::Tensor g64 = qkv64.grad();
 
@@ -149,9 +135,8 @@ TEST_F(QkvAttentionGpu, TheBackwardGraphBuildsForGpt2Shapes) {
     auto [g_q, g_k, g_v] = at::_scaled_dot_product_cudnn_attention_backward(
         d_o, q, k, v, out, std::get<1>(fwd), std::get<6>(fwd), std::get<7>(fwd), at::Tensor(), at::Tensor(),
         at::Tensor(), s.t, s.t, 0.0, true);
-    const at::Tensor ref = at::cat({g_q.transpose(1, 2).reshape({s.b, s.t, c}), g_k.transpose(1, 2).reshape({s.b, s.t, c}),
-                                    g_v.transpose(1, 2).reshape({s.b, s.t, c})},
-                                   -1);
+    auto tokens = [&](const at::Tensor& g) { return g.transpose(1, 2).reshape({s.b, s.t, c}); };
+    const at::Tensor ref = at::cat({tokens(g_q), tokens(g_k), tokens(g_v)}, -1);
     const double scale_ref = ref.abs().max().item<float>();
     const double diff = (d_qkv.to(at::kFloat) - ref.to(at::kFloat)).abs().max().item<float>();
     std::printf("[qkv_attention] H%ld graph: max |ours - LibTorch| %.3g of max %.3g (bitwise equal: %s)\n",

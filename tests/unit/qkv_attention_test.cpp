@@ -11,27 +11,11 @@
 
 #include "deepspeed/ops/qkv_attention.h"
 #include "deepspeed/util/error.h"
+#include "tests/support/attention_by_definition.h"
 #include "tests/support/scoped_env.h"
 
 namespace deepspeed {
 namespace {
-
-// The definition, head by head, in float64: qkv [B, T, 3C] → [B, T, C].
-at::Tensor attention_by_definition(const at::Tensor& qkv, std::int64_t heads, bool causal) {
-  const std::int64_t b = qkv.size(0), t = qkv.size(1), c = qkv.size(2) / 3, d = c / heads;
-  const at::Tensor x = qkv.to(at::kDouble);
-  std::vector<at::Tensor> outputs;
-  for (std::int64_t h = 0; h < heads; ++h) {
-    const at::Tensor q = x.narrow(2, h * d, d), k = x.narrow(2, c + h * d, d), v = x.narrow(2, 2 * c + h * d, d);
-    at::Tensor scores = at::matmul(q, k.transpose(1, 2)) / std::sqrt(static_cast<double>(d));  // [B, T, T]
-    if (causal) {
-      const at::Tensor future = at::ones({t, t}, at::kBool).triu(1);
-      scores = scores.masked_fill(future, -std::numeric_limits<double>::infinity());
-    }
-    outputs.push_back(at::matmul(at::softmax(scores, -1), v));
-  }
-  return at::cat(outputs, -1).view({b, t, c});
-}
 
 TEST(QkvAttention, OnTheCpuIsAttentionByDefinitionWithItsGradient) {
   for (const bool causal : {true, false}) {
@@ -47,7 +31,7 @@ TEST(QkvAttention, OnTheCpuIsAttentionByDefinitionWithItsGradient) {
     (y * dy).sum().backward();
 
     at::Tensor qkv64 = qkv0.to(at::kDouble).requires_grad_(true);
-    const at::Tensor y64 = attention_by_definition(qkv64, 3, causal);
+    const at::Tensor y64 = testing::attention_by_definition(qkv64, 3, causal);
     (y64 * dy.to(at::kDouble)).sum().backward();
     // fp32 against float64: a few ulps of values of order one.
     EXPECT_LT((y.to(at::kDouble) - y64).abs().max().item<double>(), 1e-5) << "causal " << causal;

@@ -16,17 +16,19 @@
 ///
 /// Numerics: y is bit for bit at::scaled_dot_product_attention's with the cuDNN backend (the same LibTorch call).
 /// The gradient is cuDNN's backward, as LibTorch's cuDNN path computes it but for the engine cuDNN picks for the
-/// strided outputs, so within bf16/fp16 rounding of it (the GPU test states the measured bound against an fp32
-/// reference). Like LibTorch's cuDNN backward, dq is accumulated in fp32 by atomics and so may differ in its
-/// last bits from run to run, unless at::globalContext().deterministicAlgorithms() is on, which this path honours
-/// (cuDNN's deterministic algorithm; LibTorch's own cuDNN path only warns).
+/// strided outputs, so within bf16/fp16 rounding of it (the GPU test holds its error against float64 attention to
+/// the LibTorch path's). Like LibTorch's cuDNN backward (non-deterministic by default, LibTorch says: dq is summed
+/// across blocks in fp32), it may differ in its last bits from run to run, unless
+/// at::globalContext().deterministicAlgorithms() is on, which this path honours with cuDNN's deterministic
+/// algorithm (LibTorch's own cuDNN path only warns).
 ///
 /// The fused path (qkv_attention_is_fused) takes bf16/fp16 CUDA tensors that LibTorch's cuDNN attention takes
 /// (sdp::can_use_cudnn_attention: card, cuDNN version, head dim, and its at::globalContext() switch), no dropout,
-/// a build with cuDNN's frontend headers, and no DS_REFERENCE_QKV_ATTENTION=1 (read at each call). It runs cuDNN's kernels whatever ops::set_attention_backend chose. If cuDNN cannot build the backward
-/// graph for a shape, the backward falls back to LibTorch's cuDNN backward and a copy into the one gradient
-/// (warned once). Everywhere else the reference runs: `qkv.split` into heads, at::scaled_dot_product_attention
-/// (which follows set_attention_backend and applies `dropout`), and the heads joined back into [B, T, C].
+/// a build with cuDNN's frontend headers, and no DS_REFERENCE_QKV_ATTENTION=1 (read at each call). It runs
+/// cuDNN's kernels whatever ops::set_attention_backend chose. If cuDNN cannot build the backward graph for a
+/// shape, the backward falls back to LibTorch's cuDNN backward and a copy into the one gradient (warned once).
+/// Everywhere else the reference runs: `qkv.split` into heads, at::scaled_dot_product_attention (which follows
+/// set_attention_backend and applies `dropout`), and the heads joined back into [B, T, C].
 
 #include <cstdint>
 
