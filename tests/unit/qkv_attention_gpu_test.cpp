@@ -7,7 +7,6 @@
 // bit for bit; the graph builds for GPT-2's shapes.
 #include <cmath>
 #include <cstdio>
-#include <limits>
 #include <string>
 #include <vector>
 

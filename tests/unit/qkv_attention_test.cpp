@@ -1,8 +1,6 @@
 // ops::qkv_attention off the GPU (its reference path, which the GPU test holds the fused path to): attention over
 // a packed QKV tensor against attention written out in float64 — softmax(q·kᵀ/√d + mask)·v per head — with the
 // gradient of qkv, causal and not; the switches read at each call; UsageErrors for bad arguments.
-#include <cmath>
-#include <limits>
 #include <string>
 #include <vector>
 
