@@ -30,7 +30,9 @@ if ! "$python" -c 'import tensorboard' 2>/dev/null; then
 fi
 
 # cuDNN's graph API, header-only (ops::qkv_attention's backward; its library is the one LibTorch brings).
-if ! "$python" -m pip show nvidia-cudnn-frontend 2>/dev/null | grep -q '^Version: 1.16.0$'; then
+# (sed reads pip's whole output: grep -q would close the pipe early and pipefail count pip's broken pipe.)
+frontend=$("$python" -m pip show nvidia-cudnn-frontend 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ "$frontend" != 1.16.0 ]; then
   echo "setup: installing nvidia-cudnn-frontend==1.16.0 from PyPI (cuDNN's graph API headers)"
   "$python" -m pip install --quiet --no-deps nvidia-cudnn-frontend==1.16.0
 fi

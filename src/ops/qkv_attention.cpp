@@ -1,5 +1,6 @@
 #include "deepspeed/ops/qkv_attention.h"
 
+#include <atomic>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -102,9 +103,8 @@ class QkvAttention : public torch::autograd::Function<QkvAttention> {
                                   at::globalContext().deterministicAlgorithms()};
     std::string why;
     if (!detail::cudnn_sdpa_backward(args, why)) {
-      static bool warned = false;
-      if (!warned) {
-        warned = true;
+      static std::atomic<bool> warned{false};  // backward may run on several devices' threads
+      if (!warned.exchange(true)) {
         DS_LOG(kWarning, "deepspeed::ops::qkv_attention: cuDNN's graph for the backward was not built (", why,
                "); using LibTorch's cuDNN backward and a copy for these shapes");
       }
