@@ -19,8 +19,9 @@
 /// strided outputs, so within bf16/fp16 rounding of it (the GPU test holds its error against float64 attention to
 /// the LibTorch path's). Like LibTorch's cuDNN backward (non-deterministic by default, LibTorch says: dq is summed
 /// across blocks in fp32), it may differ in its last bits from run to run, unless
-/// at::globalContext().deterministicAlgorithms() is on, which this path honours with cuDNN's deterministic
-/// algorithm (LibTorch's own cuDNN path only warns).
+/// at::globalContext().deterministicAlgorithms() is on: in warn-only mode this path then builds cuDNN's
+/// deterministic backward (LibTorch's own cuDNN path only warns); where determinism is required outright,
+/// LibTorch reports its cuDNN attention unavailable, so the reference runs, on a backend LibTorch allows.
 ///
 /// The fused path (qkv_attention_is_fused) takes bf16/fp16 CUDA tensors that LibTorch's cuDNN attention takes
 /// (sdp::can_use_cudnn_attention: card, cuDNN version, head dim, and its at::globalContext() switch), no dropout,
