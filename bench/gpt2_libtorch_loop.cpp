@@ -13,14 +13,30 @@
 //       --data-format uint16 --max-steps 40 --log-interval 20 --warmup-steps 20
 //
 // It prints the example's step lines and its closing JSON line with "impl": "libtorch-loop", so
-// bench/run_gpt2_suite.sh reads both programs the same way. Only the config's batch sizes, optimizer
+// bench/run_gpt2_suite.sh reads both programs the same way.
+//
+// --cuda-graph (CUDA; "impl": "libtorch-loop-graph"): what launching a step's ~2,000 kernels one by one costs,
+// measured by its absence. After kEagerMicroBatches micro-batches run as above (every GEMM shape timed, cuDNN's
+// plans built, the allocator warm), one micro-batch's forward, backward and fp32 gradient accumulation are
+// captured as CUDA graphs — one for a window's first micro-batch (which copies into the fp32 gradient), one for
+// the others (which add) — and replayed on static batch buffers; the optimizer step (clip, fused AdamW at the
+// scheduler's lr, the copy back) stays eager. Same arithmetic, so the same losses. Only the config's batch sizes, optimizer
 // (Adam/AdamW), scheduler, gradient_clipping, bf16 and activation_checkpointing sections are read.
 #include <chrono>
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <optional>
 
 #include <ATen/ATen.h>
 #include <CLI/CLI.hpp>
+
+#if __has_include(<ATen/cuda/CUDAGraph.h>)
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#define DS_LOOP_CUDA_GRAPH
+#endif
 
 #include "deepspeed/config/config.h"
 #include "deepspeed/data/dataloader.h"
@@ -49,6 +65,7 @@ struct Options {
   std::int64_t warmup_steps = 0;
   int log_interval = 10;
   bool activation_checkpointing = false;
+  bool cuda_graph = false;
   std::optional<std::int64_t> n_layer, n_embd, n_head;
   std::uint64_t seed = 1337;
 };
@@ -86,6 +103,61 @@ FlatGroup flatten(std::vector<at::Tensor> params, double weight_decay, c10::Devi
   g.step = at::zeros({}, g.master.options());
   return g;
 }
+
+// One micro-batch's work: forward, backward, the bf16 gradient into the fp32 one (copied for a window's first
+// micro-batch, added for the others), the loss into the running sum.
+using MicroStep = std::function<void(const at::Tensor& x, const at::Tensor& y, bool first_in_window)>;
+
+#ifdef DS_LOOP_CUDA_GRAPH
+// Micro-batches eager before the capture: enough for every shape's first call (the timed GEMM choice waits for
+// the device, which no capture may do) and a warm allocator.
+constexpr int kEagerMicroBatches = 3;
+
+// The micro-step as CUDA graphs on static batch buffers. The caller runs everything on a side stream (captures
+// cannot use the default one); both graphs share one memory pool, which is safe because they never run at once
+// and nothing allocated inside one outlives it.
+class GraphedMicroStep {
+ public:
+  explicit GraphedMicroStep(MicroStep body) : body_(std::move(body)) {}
+
+  void operator()(const at::Tensor& x, const at::Tensor& y, bool first_in_window) {
+    if (eager_left_ > 0) {
+      --eager_left_;
+      body_(x, y, first_in_window);
+      return;
+    }
+    if (!x_.defined()) {
+      x_ = at::empty_like(x);
+      y_ = at::empty_like(y);
+    }
+    if (x.sizes() != x_.sizes() || y.sizes() != y_.sizes()) {
+      throw deepspeed::UsageError("--cuda-graph: every micro-batch must have the same shape");
+    }
+    x_.copy_(x);
+    y_.copy_(y);
+    auto& graph = first_in_window ? first_ : rest_;
+    if (!graph) graph = capture(first_in_window);
+    graph->replay();
+  }
+
+ private:
+  std::unique_ptr<at::cuda::CUDAGraph> capture(bool first_in_window) {
+    c10::cuda::device_synchronize();  // nothing of the eager steps still queued when the capture starts
+    auto graph = std::make_unique<at::cuda::CUDAGraph>();
+    graph->capture_begin(pool_);
+    body_(x_, y_, first_in_window);
+    graph->capture_end();
+    pool_ = graph->pool();
+    return graph;
+  }
+
+  MicroStep body_;
+  int eager_left_ = kEagerMicroBatches;
+  at::Tensor x_, y_;
+  std::unique_ptr<at::cuda::CUDAGraph> first_, rest_;
+  at::cuda::MempoolId_t pool_{0, 0};
+};
+#endif
 
 // The lr the schedule writes, per group (both groups share the optimizer's lr).
 class LrTarget : public deepspeed::optim::ScheduleTarget {
@@ -156,7 +228,36 @@ int run(const Options& opt) {
               gpt2::num_parameters(cfg) / 1e6, micro, static_cast<long long>(gas), static_cast<long long>(seq_len),
               device.str().c_str());
 
+  if (opt.cuda_graph && !device.is_cuda()) throw deepspeed::UsageError("--cuda-graph: needs --device cuda");
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device));
+  // The loss goes into loss_sum in place, so a captured micro-step adds into the same tensor at every replay.
+  const MicroStep eager_step = [&](const at::Tensor& x, const at::Tensor& y, bool first_in_window) {
+    // The engine divides the loss by the accumulation steps before backward; so does this loop.
+    auto loss = gpt2::lm_loss(model->forward(x), y);
+    (gas > 1 ? loss / static_cast<double>(gas) : loss).backward();
+    at::NoGradGuard no_grad;
+    for (auto& g : groups) {
+      if (first_in_window) {
+        g.grad32.copy_(g.grads16);
+      } else {
+        g.grad32.add_(g.grads16);
+      }
+      g.grads16.zero_();
+    }
+    loss_sum.add_(loss.detach());
+  };
+  MicroStep micro_step = eager_step;
+#ifdef DS_LOOP_CUDA_GRAPH
+  // Captures may not use the default stream: with --cuda-graph the whole run goes on a side stream.
+  std::optional<c10::cuda::CUDAStreamGuard> side_stream;
+  if (opt.cuda_graph) {
+    side_stream.emplace(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index()));
+    auto graphed = std::make_shared<GraphedMicroStep>(eager_step);
+    micro_step = [graphed](const at::Tensor& x, const at::Tensor& y, bool first) { (*graphed)(x, y, first); };
+  }
+#else
+  if (opt.cuda_graph) throw deepspeed::UsageError("--cuda-graph: this LibTorch has no CUDA graphs");
+#endif
   double tokens_seen = 0, micro_batches = 0, timed_tokens = 0, loss_first = 0, loss_last = 0;
   std::int64_t step = 0, micro_in_window = 0, last_logged = 0;
   deepspeed::engine::synchronize_device(device);
@@ -167,21 +268,7 @@ int run(const Options& opt) {
     for (auto& batch : loader) {
       auto x = batch.data.to(device, /*non_blocking=*/true);
       auto y = batch.target.to(device, /*non_blocking=*/true);
-      // The engine divides the loss by the accumulation steps before backward; so does this loop.
-      auto loss = gpt2::lm_loss(model->forward(x), y);
-      (gas > 1 ? loss / static_cast<double>(gas) : loss).backward();
-      {
-        at::NoGradGuard no_grad;
-        for (auto& g : groups) {
-          if (micro_in_window == 0) {
-            g.grad32.copy_(g.grads16);
-          } else {
-            g.grad32.add_(g.grads16);
-          }
-          g.grads16.zero_();
-        }
-      }
-      loss_sum += loss.detach();
+      micro_step(x, y, micro_in_window == 0);
       tokens_seen += static_cast<double>(x.numel());
       if (step >= opt.warmup_steps) timed_tokens += static_cast<double>(x.numel());
       micro_batches += 1;
@@ -232,7 +319,7 @@ int run(const Options& opt) {
   deepspeed::engine::synchronize_device(device);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - timed_start).count();
   gpt2::RunSummary summary;
-  summary.impl = "libtorch-loop";
+  summary.impl = opt.cuda_graph ? "libtorch-loop-graph" : "libtorch-loop";
   summary.model = opt.model;
   summary.config = cfg;
   summary.seq_len = seq_len;
@@ -273,6 +360,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-interval", opt.log_interval, "log every N optimizer steps (default 10)")
       ->check(CLI::PositiveNumber);
   app.add_flag("--activation-checkpointing", opt.activation_checkpointing, "recompute each block in backward");
+  app.add_flag("--cuda-graph", opt.cuda_graph,
+               "replay each micro-batch's forward, backward and gradient accumulation as a CUDA graph");
   app.add_option("--n_layer", opt.n_layer, "override the preset's layers");
   app.add_option("--n_embd", opt.n_embd, "override the preset's width");
   app.add_option("--n_head", opt.n_head, "override the preset's heads");
@@ -283,5 +372,8 @@ int main(int argc, char** argv) {
   } catch (const deepspeed::UsageError& e) {
     std::fprintf(stderr, "gpt2_libtorch_loop: %s\n", e.what());
     return 2;
+  } catch (const std::exception& e) {  // a capture refused (an operator that waits for the device), ...
+    std::fprintf(stderr, "gpt2_libtorch_loop: %s\n", e.what());
+    return 1;
   }
 }

@@ -113,7 +113,7 @@ def cmd_parse_cpp(a):
 # The table
 # ---------------------------------------------------------------------------------------------------------
 
-ORDER = ["deepspeed.cpp", "deepspeed.cpp (experiments)", "deepspeed.cpp (reference CE)", "libtorch-loop", "pytorch-eager", "pytorch-compile", "deepspeed", "pytorch-ddp",
+ORDER = ["deepspeed.cpp", "deepspeed.cpp (experiments)", "deepspeed.cpp (reference CE)", "libtorch-loop", "libtorch-loop-graph", "pytorch-eager", "pytorch-compile", "deepspeed", "pytorch-ddp",
          "pytorch-ddp-compile", "pytorch-fsdp2", "pytorch-fsdp2-compile"]
 MODEL_ORDER = ["tiny", "124M", "gpt2", "350M", "gpt2-medium", "774M", "gpt2-large", "1.5B", "gpt2-xl"]
 

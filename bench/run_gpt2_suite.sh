@@ -19,6 +19,8 @@
 #   IMPLS="ours loop eager compile deepspeed ddp fsdp2"   (+ ours_refce; + profile: ours' kernel-time table,
 #                          1 GPU, into $OUT/profile_<model>.md, with the kernel time by launching op;
 #                          PROFILE_MODELS="1.5B" limits it to those models, PROFILE_TOP=20 rows by op;
+#                          + loop_graph: the loop again with --cuda-graph, each micro-batch's forward and
+#                          backward replayed as a CUDA graph, for what the kernel launches cost, 1 GPU;
 #                          + ours_exp: ours on 1 GPU with the kernel experiments that are off by default,
 #                          EXP_ENV / EXP_ARGS below; PROFILE_EXP=1 profiles that run instead of the default)
 #   EXP_ENV="DS_CROSS_ENTROPY_STAGED=1 DS_LINEAR_EPILOGUE=1"
@@ -175,7 +177,7 @@ run() {
   timeout -k 20 "$RUN_TIMEOUT" "$@" >>"$log" 2>&1
   local rc=$?
   local line
-  if [[ "$impl" == deepspeed.cpp* ]] || [ "$impl" = libtorch-loop ]; then
+  if [[ "$impl" == deepspeed.cpp* ]] || [[ "$impl" == libtorch-loop* ]]; then
     line=$($tools parse-cpp "$log" --impl "$impl" --model "$model" --world "$n" --stage "${stage:-0}" --micro "$micro" \
       --gas "$GAS" --seq-len "$SEQ_LEN" --max-steps "$max_steps" --log-interval "$STEPS" $ac_flag)
   else
@@ -253,6 +255,11 @@ for model in $MODELS; do
         impl=libtorch-loop
         run "loop_${model}" "$LOOP_BIN" --deepspeed_config "$cfg" "${common[@]}" --data "$tokens" --data-format uint16 \
           "${loop_extra[@]}" "${devflag[@]}" $ac_flag
+      fi
+      if [ "$n" = 1 ] && has loop_graph && [ -x "$LOOP_BIN" ] && [ "$CPU" != 1 ]; then
+        impl=libtorch-loop-graph
+        run "loop_graph_${model}" "$LOOP_BIN" --deepspeed_config "$cfg" "${common[@]}" --data "$tokens" \
+          --data-format uint16 "${loop_extra[@]}" "${devflag[@]}" $ac_flag --cuda-graph
       fi
       if has deepspeed && { [ "$n" -gt 1 ] || [ "$DS_1GPU" = 1 ]; }; then
         impl=deepspeed

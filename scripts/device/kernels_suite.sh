@@ -10,12 +10,17 @@
 #     bash scripts/device/kernels_suite.sh
 # CALL_BUDGET_S=460: the suite's BUDGET_S counted from the start of the call instead of the suite's.
 # TESTS="gelu_mlp_gpu_test": only these test binaries (built and run) instead of the whole list; TESTS=none: no tests.
+# IMPLS with loop or loop_graph builds bench/gpt2_libtorch_loop too: loop_graph is the loop with each micro-batch
+# replayed as a CUDA graph, so "loop" against "loop_graph" is what the kernel launches cost.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 describe_machine >"$out/summary.txt"
 tests=${TESTS:-"add_layer_norm_gpu_test bias_gelu_gpu_test cross_entropy_gpu_test linear_gpu_test linear_chunks_gpu_test adam_device_gpu_test grad_convert_gpu_test squared_sum_gpu_test throughput_timer_gpu_test engine_gpu_test core_test"}
 [ "$tests" = none ] && tests=""
-bash scripts/device/build.sh gpt2 deepspeed_launcher $tests >"$out/build.txt" 2>&1 || { tail -40 "$out/build.txt"; exit 1; }
+loop_target=""  # the hand-written loop, where IMPLS asks for it (loop, loop_graph)
+[[ " ${IMPLS:-} " == *" loop"* ]] && loop_target=gpt2_libtorch_loop
+bash scripts/device/build.sh gpt2 deepspeed_launcher $loop_target $tests >"$out/build.txt" 2>&1 \
+  || { tail -40 "$out/build.txt"; exit 1; }
 stamp "built" | tee -a "$out/summary.txt"
 for t in $tests; do
   filter=""
