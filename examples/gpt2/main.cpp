@@ -21,6 +21,7 @@
 #include "deepspeed/engine/timers.h"
 #include "deepspeed/monitor/monitor.h"
 #include "deepspeed/ops/attention.h"
+#include "deepspeed/ops/qkv_attention.h"
 #include "deepspeed/ops/cross_entropy.h"
 #include "examples/gpt2/data.h"
 #include "examples/gpt2/model.h"
@@ -197,7 +198,9 @@ int main(int argc, char** argv) {
                 static_cast<long long>(cfg.n_head), static_cast<long long>(cfg.vocab_size),
                 static_cast<long long>(seq_len), gpt2::num_parameters(cfg) / 1e6, flops_per_token,
                 cfg.activation_checkpointing ? "on" : "off",
-                deepspeed::ops::attention_backend_name(deepspeed::ops::attention_backend()).c_str());
+                deepspeed::ops::qkv_attention_requested()
+                    ? "qkv_attention (DS_QKV_ATTENTION=1)"
+                    : deepspeed::ops::attention_backend_name(deepspeed::ops::attention_backend()).c_str());
     std::printf("gpt2: data %s (%s, %lld tokens, %zu windows)\n", opt.data.c_str(),
                 gpt2::token_format_name(tokens->format()), static_cast<long long>(tokens->size()), trainset->size());
     std::fflush(stdout);
