@@ -123,8 +123,11 @@ TEST_F(QkvAttentionGpu, TheBackwardGraphBuildsForGpt2Shapes) {
     const at::Tensor q = heads(parts[0]), k = heads(parts[1]), v = heads(parts[2]);
     auto fwd = at::_scaled_dot_product_cudnn_attention(q, k, v, std::nullopt, true, 0.0, true, false);
     const at::Tensor& out = std::get<0>(fwd);
-    const at::Tensor d_o = heads(at::randn({s.b, s.t, c}, o));
-    ASSERT_EQ(d_o.strides(), out.strides()) << "LibTorch's output is not token-major";
+    at::Tensor d_o = heads(at::randn({s.b, s.t, c}, o));
+    if (d_o.strides() != out.strides()) {  // qkv_attention copies it so too; the model then pays one copy a layer
+      std::printf("[qkv_attention] LibTorch's attention output is not token-major here\n");
+      d_o = at::empty_like(out).copy_(d_o);
+    }
 
     at::Tensor d_qkv = at::empty_like(qkv);
     const auto d_parts = d_qkv.split(c, -1);
