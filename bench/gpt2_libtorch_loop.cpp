@@ -13,15 +13,16 @@
 //       --data-format uint16 --max-steps 40 --log-interval 20 --warmup-steps 20
 //
 // It prints the example's step lines and its closing JSON line with "impl": "libtorch-loop", so
-// bench/run_gpt2_suite.sh reads both programs the same way.
+// bench/run_gpt2_suite.sh reads both programs the same way. Only the config's batch sizes, optimizer
+// (Adam/AdamW), scheduler, gradient_clipping, bf16 and activation_checkpointing sections are read.
 //
 // --cuda-graph (CUDA; "impl": "libtorch-loop-graph"): what launching a step's ~2,000 kernels one by one costs,
 // measured by its absence. After kEagerMicroBatches micro-batches run as above (every GEMM shape timed, cuDNN's
 // plans built, the allocator warm), one micro-batch's forward, backward and fp32 gradient accumulation are
 // captured as CUDA graphs — one for a window's first micro-batch (which copies into the fp32 gradient), one for
 // the others (which add) — and replayed on static batch buffers; the optimizer step (clip, fused AdamW at the
-// scheduler's lr, the copy back) stays eager. Same arithmetic, so the same losses. Only the config's batch sizes, optimizer
-// (Adam/AdamW), scheduler, gradient_clipping, bf16 and activation_checkpointing sections are read.
+// scheduler's lr, the copy back) stays eager. Same arithmetic, so the same losses. Not with activation
+// checkpointing (its recomputation saves the RNG state on the host).
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -233,6 +234,9 @@ int run(const Options& opt) {
               device.str().c_str());
 
   if (opt.cuda_graph && !device.is_cuda()) throw deepspeed::UsageError("--cuda-graph: needs --device cuda");
+  if (opt.cuda_graph && opt.activation_checkpointing) {
+    throw deepspeed::UsageError("--cuda-graph: not with --activation-checkpointing");
+  }
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device));
   // The loss goes into loss_sum in place, so a captured micro-step adds into the same tensor at every replay.
   const MicroStep eager_step = [&](const at::Tensor& x, const at::Tensor& y, bool first_in_window) {
