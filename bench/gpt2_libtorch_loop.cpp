@@ -22,7 +22,7 @@
 // captured as CUDA graphs — one for a window's first micro-batch (which copies into the fp32 gradient), one for
 // the others (which add) — and replayed on static batch buffers; the optimizer step (clip, fused AdamW at the
 // scheduler's lr, the copy back) stays eager. Same arithmetic, so the same losses. Not with activation
-// checkpointing (its recomputation saves the RNG state on the host).
+// checkpointing (its recomputation sets the RNG state from the host, which a replay would skip).
 #include <chrono>
 #include <cstdio>
 #include <functional>
