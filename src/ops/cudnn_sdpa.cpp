@@ -118,7 +118,7 @@ bool cudnn_sdpa_backward(const SdpaBackwardArgs& a, std::string& why) {
     why = "libcudnn.so.9 is not loaded in this process";
     return false;
   }
-  // Null entries remember shapes cuDNN turned down, so they fail fast.
+  // Shapes cuDNN turned down are remembered with its reason, so they fail fast.
   thread_local std::map<std::vector<std::int64_t>, std::shared_ptr<fe::graph::Graph>> graphs;
   thread_local std::map<std::vector<std::int64_t>, std::string> refusals;
   const std::vector<std::int64_t> key = cache_key(a);
@@ -143,7 +143,8 @@ bool cudnn_sdpa_backward(const SdpaBackwardArgs& a, std::string& why) {
         {kQ, a.q.data_ptr()},         {kK, a.k.data_ptr()},     {kV, a.v.data_ptr()},
         {kO, a.o.data_ptr()},         {kDo, a.d_o.data_ptr()},  {kStats, stats.data_ptr()},
         {kDq, a.d_q.data_ptr()},      {kDk, a.d_k.data_ptr()},  {kDv, a.d_v.data_ptr()}};
-    // Freed in stream order: the caching allocator keeps the block until the work queued on the stream is done.
+    // Freed at the end of this call: the caching allocator hands the block only to work queued after this on the
+    // same stream, so it outlives the backward's kernels.
     c10::DataPtr workspace = c10::cuda::CUDACachingAllocator::get()->allocate(graph.get_workspace_size());
     fe::error_t status = graph.execute(handle, pointers, workspace.get());
     if (!status.is_good()) {
