@@ -192,15 +192,15 @@ int main(int argc, char** argv) {
   const int world = engine.world_size();
   const double flops_per_token = gpt2::flops_per_token(cfg, seq_len);
   if (rank0) {
+    const std::string sdpa = deepspeed::ops::attention_backend_name(deepspeed::ops::attention_backend());
+    const std::string attention = deepspeed::ops::qkv_attention_requested() ? "qkv_attention (else SDPA " + sdpa + ")"
+                                                                             : "SDPA " + sdpa + " (DS_QKV_ATTENTION=0)";
     std::printf("gpt2: %s, %lld layers, d=%lld, %lld heads, vocab %lld, seq_len %lld, %.2fM parameters, "
                 "%.3g FLOPs/token, activation checkpointing %s, attention %s\n",
                 opt.model.c_str(), static_cast<long long>(cfg.n_layer), static_cast<long long>(cfg.n_embd),
                 static_cast<long long>(cfg.n_head), static_cast<long long>(cfg.vocab_size),
                 static_cast<long long>(seq_len), gpt2::num_parameters(cfg) / 1e6, flops_per_token,
-                cfg.activation_checkpointing ? "on" : "off",
-                deepspeed::ops::qkv_attention_requested()
-                    ? "qkv_attention (DS_QKV_ATTENTION=1)"
-                    : deepspeed::ops::attention_backend_name(deepspeed::ops::attention_backend()).c_str());
+                cfg.activation_checkpointing ? "on" : "off", attention.c_str());
     std::printf("gpt2: data %s (%s, %lld tokens, %zu windows)\n", opt.data.c_str(),
                 gpt2::token_format_name(tokens->format()), static_cast<long long>(tokens->size()), trainset->size());
     std::fflush(stdout);

@@ -37,10 +37,11 @@
 # (DS_REFERENCE_LINEAR_CHUNKS=1: c_attn's q, k, v split by autograd, a cat and a separate bias-gradient pass in
 # backward, as before ops::linear_chunks became the default; alone and with gemm_tuned), bias_kernel_tuned
 # (gemm_tuned with DS_LINEAR_BIAS_KERNEL=1: the biased layers' bias gradients from the column-sum kernel, their
-# weight GEMMs without the BGRADB epilogue), qkv_attention (DS_QKV_ATTENTION=1: c_attn as ops::linear and
-# ops::qkv_attention, cuDNN's backward writing dq, dk, dv into c_attn's output gradient: no joining pass, the bias
-# gradient from the weight GEMM's epilogue), qkv_bias_kernel (that with DS_LINEAR_BIAS_KERNEL=1: the bias gradients
-# from the column-sum kernel instead).
+# weight GEMMs without the BGRADB epilogue), qkv_attention (DS_QKV_ATTENTION=1, the default since 2026-12-05's
+# twelfth session: c_attn as ops::linear and ops::qkv_attention, cuDNN's backward writing dq, dk, dv into c_attn's
+# output gradient: no joining pass, the bias gradient from the weight GEMM's epilogue), ref_qkv (DS_QKV_ATTENTION=0:
+# linear_chunks and SDPA, as before), qkv_bias_kernel (qkv_attention with DS_LINEAR_BIAS_KERNEL=1: the bias
+# gradients from the column-sum kernel instead).
 # PROFILE_MODELS="1.5B": one more run of each, profiled over 5 steps after the warm-up (device time per kernel
 # category, the top kernels, the idle time and its largest gaps), per PROFILE_VARIANTS (default: default).
 # TRACE=1: those runs also write a Chrome trace, read by bench/trace_gaps.py (which host operator launched the
@@ -124,7 +125,8 @@ variant_settings() {
     gelu_tanhf_tuned) env_extra=(DS_BIAS_GELU_TANHF=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
     ref_norm) env_extra=(DS_REFERENCE_GRAD_NORM=1) ;;
     ref_norm_tuned) env_extra=(DS_REFERENCE_GRAD_NORM=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;
-    qkv_attention) env_extra=(DS_QKV_ATTENTION=1) ;;
+    qkv_attention) env_extra=(DS_QKV_ATTENTION=1) ;;  # the default since the twelfth session
+    ref_qkv) env_extra=(DS_QKV_ATTENTION=0) ;;
     qkv_bias_kernel) env_extra=(DS_QKV_ATTENTION=1 DS_LINEAR_BIAS_KERNEL=1) ;;
     ref_chunks) env_extra=(DS_REFERENCE_LINEAR_CHUNKS=1) ;;
     ref_chunks_tuned) env_extra=(DS_REFERENCE_LINEAR_CHUNKS=1 DS_GEMM_TUNED=1) args_extra=(--linear ops) ;;

@@ -124,7 +124,7 @@ class QkvAttention : public torch::autograd::Function<QkvAttention> {
 
 bool qkv_attention_reference_forced() { return util::env_is("DS_REFERENCE_QKV_ATTENTION"); }
 
-bool qkv_attention_requested() { return util::env_is("DS_QKV_ATTENTION"); }
+bool qkv_attention_requested() { return !util::env_is("DS_QKV_ATTENTION", "0"); }
 
 bool qkv_attention_is_fused(const at::Tensor& qkv, std::int64_t heads, double dropout) {
 #ifdef DS_QKV_ATTENTION_FUSED

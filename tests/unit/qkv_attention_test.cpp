@@ -46,17 +46,17 @@ TEST(QkvAttention, CausalMeansTheFirstTokenSeesOnlyItself) {
 }
 
 TEST(QkvAttention, SwitchesAreReadAtEachCall) {
-  {
+  {  // on by default; only the value 0 turns it off
     const testing::ScopedEnv unset("DS_QKV_ATTENTION", nullptr);
-    EXPECT_FALSE(ops::qkv_attention_requested());
-  }
-  {
-    const testing::ScopedEnv on("DS_QKV_ATTENTION", "1");
     EXPECT_TRUE(ops::qkv_attention_requested());
   }
   {
-    const testing::ScopedEnv other("DS_QKV_ATTENTION", "yes");
+    const testing::ScopedEnv off("DS_QKV_ATTENTION", "0");
     EXPECT_FALSE(ops::qkv_attention_requested());
+  }
+  {
+    const testing::ScopedEnv other("DS_QKV_ATTENTION", "no");
+    EXPECT_TRUE(ops::qkv_attention_requested());
   }
   {
     const testing::ScopedEnv forced("DS_REFERENCE_QKV_ATTENTION", "1");

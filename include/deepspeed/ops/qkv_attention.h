@@ -48,9 +48,9 @@ bool qkv_attention_reference_forced();
 /// True when qkv_attention() takes the fused path for these arguments (see the file comment).
 bool qkv_attention_is_fused(const at::Tensor& qkv, std::int64_t heads, double dropout = 0.0);
 
-/// True when DS_QKV_ATTENTION=1 asks a model to run its attention through qkv_attention (read at each call; the
-/// GPT-2 example's switch, off by default until measured in the model: its c_attn then runs as ops::linear,
-/// whose bias gradient comes from the weight GEMM, instead of ops::linear_chunks).
+/// False only when DS_QKV_ATTENTION=0 asks a model not to run its attention through qkv_attention (read at each
+/// call; the GPT-2 example's switch, on by default since 2026-12-05: its c_attn runs as ops::linear, whose bias
+/// gradient comes from the weight GEMM, and qkv_attention; with =0, ops::linear_chunks and SDPA as before).
 bool qkv_attention_requested();
 
 }  // namespace deepspeed::ops
