@@ -29,15 +29,20 @@ bool want_gpu(const EnvLookup& env) {
 
 }  // namespace
 
+DistEnv job_layout(int distributed_port) {
+  const DistEnv dist = resolve_dist_env(process_env(), distributed_port);
+  log::set_rank(dist.rank);
+  set_error_rank(dist.world_size > 1 ? dist.rank : -1);
+  return dist;
+}
+
 std::shared_ptr<Communicator> init_distributed(const InitOptions& options) {
   std::lock_guard<std::mutex> lock(g_mutex);
   if (g_current) return g_current;
   const EnvLookup env = process_env();
-  DistEnv dist = resolve_dist_env(env, options.distributed_port);
+  const DistEnv dist = job_layout(options.distributed_port);
   const auto timeout = options.timeout.value_or(collective_timeout(env));
   BackendKind kind = options.backend.value_or(want_gpu(env) ? BackendKind::kNccl : BackendKind::kGloo);
-  log::set_rank(dist.rank);
-  set_error_rank(dist.world_size > 1 ? dist.rank : -1);
 
   c10::Device device(c10::kCPU);
   if (kind == BackendKind::kNccl) {

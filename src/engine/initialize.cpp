@@ -7,7 +7,6 @@
 #include <c10/core/GradMode.h>
 
 #include "deepspeed/initialize.h"
-#include "deepspeed/comm/dist_env.h"
 #include "deepspeed/engine/timers.h"
 #include "deepspeed/optim/clip.h"
 #include "deepspeed/optim/adagrad_lion.h"
@@ -47,16 +46,6 @@ config::Config load_config(const Arguments& args, const InitializeOptions& optio
     throw UsageError("DeepSpeed requires --deepspeed_config to specify configuration file");
   }
   return config::parse_config(config::load_json_file(args.deepspeed_config), args.deepspeed_config, world_size);
-}
-
-// The job's world size before the rendezvous (the communicator's, where one exists already), with log and error
-// lines tagged by rank from here on, as init_distributed() tags them.
-int world_size_before_rendezvous() {
-  if (const auto current = comm::current_communicator()) return current->world_size();
-  const comm::DistEnv dist = comm::resolve_dist_env(comm::process_env());
-  log::set_rank(dist.rank);
-  set_error_rank(dist.world_size > 1 ? dist.rank : -1);
-  return dist.world_size;
 }
 
 // What the layout was estimated to hold against what it holds (rank 0's view; every rank holds the same).
@@ -174,7 +163,8 @@ Initialized initialize_module(const Arguments& args, torch::nn::AnyModule any_mo
   // The config before the rendezvous: a bad one stops every rank with its one line. Read after it, rank 0 could
   // leave while another rank still waited on the TCPStore that rank 0 hosts, and LibTorch reports that lost
   // connection with a stack trace (seen in failure_modes, 2026-12-05).
-  config::Config cfg = load_config(args, options, world_size_before_rendezvous());
+  const auto current = comm::current_communicator();
+  config::Config cfg = load_config(args, options, current ? current->world_size() : comm::job_layout().world_size);
   auto comm = comm::init_distributed();
   if (const int given = args.given_local_rank(); given >= 0 && given != comm->local_rank()) {
     throw UsageError(cat("Mismatch in local rank setting, --local_rank=", given, " but env['LOCAL_RANK']=",

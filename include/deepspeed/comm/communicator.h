@@ -122,6 +122,11 @@ class Communicator {
   std::shared_ptr<CommsLogger> logger_;
 };
 
+/// The job layout from the environment (dist_env.h), as init_distributed() reads it, with this process's log and
+/// error lines tagged by its rank from here on. No communication: for what must come before the rendezvous
+/// (initialize() reads the config with it). Throws UsageError for a bad environment.
+DistEnv job_layout(int distributed_port = 29500);
+
 /// Sets up the job's process group from the environment (dist_env.h). Collective: every rank calls it once,
 /// before anything else that communicates. Rank 0 hosts the TCPStore. Also sets the CUDA device to LOCAL_RANK
 /// under NCCL and tags log/error lines with the rank. A second call returns the same communicator.
