@@ -46,7 +46,7 @@
 # category, the top kernels, the idle time and its largest gaps), per PROFILE_VARIANTS (default: default).
 # TRACE=1: those runs also write a Chrome trace, read by bench/trace_gaps.py (which host operator launched the
 # work after each idle gap and each memset; the host calls that wait for the device); the trace comes back gzipped.
-# SDPA=0 skips sdpa_bench. gemm_bench, gemm_launch_probe and ops_bench run where BUILD_TARGETS built them (GEMM=0,
+# sdpa_bench, gemm_bench, gemm_launch_probe and ops_bench run where BUILD_TARGETS built them (SDPA=0, GEMM=0,
 # PROBE=0, OPS=0 skip them).
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
@@ -64,7 +64,7 @@ for spec in ${TESTS:-}; do
   timeout 120 build-dev/tests/$t $filter >"$out/$t.log" 2>&1
   echo "$t: exit $? $(grep -E '^\[  (PASSED|FAILED)  \]' "$out/$t.log" | tr '\n' ' ')"
 done
-if [ "${SDPA:-1}" = 1 ]; then
+if [ "${SDPA:-1}" = 1 ] && [ -x build-dev/bench/sdpa_bench ]; then
   build-dev/bench/sdpa_bench --iters 30 | tee "$out/sdpa.md"
   stamp "sdpa_bench"
 fi
