@@ -2,8 +2,9 @@
 /// \file
 /// GPT-2 in LibTorch, after nanoGPT and llm.c: token + position embeddings, pre-LayerNorm blocks (causal
 /// self-attention through deepspeed::ops::qkv_attention — cuDNN's kernels for bf16 on Hopper; with
-/// DS_QKV_ATTENTION=0 at::scaled_dot_product_attention — and a GELU(tanh) MLP), a final LayerNorm and an LM head tied to the token embedding. GPT-2's initialisation:
-/// N(0, 0.02) weights, zero biases, and the two residual projections of each block scaled by 1/√(2·n_layer).
+/// DS_QKV_ATTENTION=0 at::scaled_dot_product_attention — and a GELU(tanh) MLP), a final LayerNorm and an LM
+/// head tied to the token embedding. GPT-2's initialisation: N(0, 0.02) weights, zero biases, and the two
+/// residual projections of each block scaled by 1/√(2·n_layer).
 
 #include <vector>
 

@@ -62,12 +62,16 @@ TEST_F(CheckpointingGpu, DropoutReplayedAndCpuOffload) {
 
 // Attention dropout 0.1 runs SDPA (ops::qkv_attention falls back to its reference); dropout 0 runs the fused
 // cuDNN path, whose backward writes c_attn's gradient whole: both must survive recomputation.
+const gpt2::GPTConfig kSmallGpt2{.vocab_size = 512, .block_size = 128, .n_layer = 3, .n_head = 4, .n_embd = 256};
+constexpr std::int64_t kBatch = 4;
+
 void expect_checkpointing_keeps_gpt2_gradients(double dropout) {
   const c10::Device dev(c10::kCUDA, 0);
-  const gpt2::GPTConfig base{.vocab_size = 512, .block_size = 128, .n_layer = 3, .n_head = 4, .n_embd = 256,
-                             .dropout = dropout};
-  const at::Tensor idx = at::randint(512, {4, 128}, at::TensorOptions().dtype(at::kLong).device(dev));
-  const at::Tensor targets = at::randint(512, {4, 128}, at::TensorOptions().dtype(at::kLong).device(dev));
+  auto base = kSmallGpt2;
+  base.dropout = dropout;
+  const auto tokens = at::TensorOptions().dtype(at::kLong).device(dev);
+  const at::Tensor idx = at::randint(base.vocab_size, {kBatch, base.block_size}, tokens);
+  const at::Tensor targets = at::randint(base.vocab_size, {kBatch, base.block_size}, tokens);
   auto grads = [&](bool checkpointing) {
     auto c = base;
     c.activation_checkpointing = checkpointing;
@@ -95,8 +99,9 @@ TEST_F(CheckpointingGpu, Bf16Gpt2WithAttentionDropout) { expect_checkpointing_ke
 TEST_F(CheckpointingGpu, Bf16Gpt2FusedQkvAttention) {
   // c_attn's output at this model's shape: where the fused path does not take it, this case would only repeat
   // the SDPA one, so it says so instead of passing.
-  const at::Tensor qkv = at::empty({4, 128, 3 * 256}, at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA));
-  if (!deepspeed::ops::qkv_attention_is_fused(qkv, /*heads=*/4, /*dropout=*/0.0)) {
+  const at::Tensor qkv = at::empty({kBatch, kSmallGpt2.block_size, 3 * kSmallGpt2.n_embd},
+                                   at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA));
+  if (!deepspeed::ops::qkv_attention_is_fused(qkv, kSmallGpt2.n_head, /*dropout=*/0.0)) {
     GTEST_SKIP() << "ops::qkv_attention's fused path does not take this card or build";
   }
   expect_checkpointing_keeps_gpt2_gradients(0.0);

@@ -19,8 +19,9 @@
 /// Numerics: y is bit for bit at::scaled_dot_product_attention's with the cuDNN backend (the same LibTorch call).
 /// The gradient is cuDNN's backward, as LibTorch's cuDNN path computes it but for the engine cuDNN picks for the
 /// strided outputs, so within bf16/fp16 rounding of it (the GPU test holds its error against float64 attention to
-/// the LibTorch path's; on an H100 the two were equal to the printed digit, and at GPT-2 1.5B's shapes bitwise). Like LibTorch's cuDNN backward (non-deterministic by default, LibTorch says: dq is summed
-/// across blocks in fp32), it may differ in its last bits from run to run, unless
+/// the LibTorch path's; on an H100 the two were equal to the printed digit, and at GPT-2 1.5B's shapes bitwise).
+/// Like LibTorch's cuDNN backward (non-deterministic by default, LibTorch says: dq is summed across blocks in
+/// fp32), it may differ in its last bits from run to run, unless
 /// at::globalContext().deterministicAlgorithms() is on: in warn-only mode this path then builds cuDNN's
 /// deterministic backward (LibTorch's own cuDNN path only warns); where determinism is required outright,
 /// LibTorch reports its cuDNN attention unavailable, so the reference runs, on a backend LibTorch allows.
